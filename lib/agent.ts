@@ -1,0 +1,259 @@
+/**
+ * The poll loop: snapshot → tracker → delete, on a fixed schedule, never
+ * overlapping, until the signal aborts. All effects come in through
+ * {@linkcode AgentOptions} so tests can drive it with fakes.
+ *
+ * @module
+ */
+import type { Snapshot, Tuple } from "./entry.ts";
+import type { DeleteOutcome, Deleter } from "./deleters/deleter.ts";
+import type { Logger } from "./log.ts";
+import type { Clock, Source } from "./sources/source.ts";
+import type { RenewalTracker, StaleDecision, TrackResult } from "./tracker.ts";
+
+/** The outcome of one deletion decision, including dry-run ones. */
+export type DecisionResult = DeleteOutcome["result"] | "dry_run";
+
+/** Hooks the agent calls after each step (metrics implement these). */
+export interface AgentObserver {
+  snapshotOk?(snapshot: Snapshot, durationMs: number, track: TrackResult): void;
+  snapshotFailed?(error: unknown, durationMs: number): void;
+  deletions?(results: DecisionResult[], durationMs: number): void;
+  skippedTicks?(count: number): void;
+}
+
+/** Everything the loop needs. */
+export interface AgentOptions {
+  source: Source;
+  deleter: Deleter;
+  tracker: RenewalTracker;
+  log: Logger;
+  intervalMs: number;
+  dryRun?: boolean;
+  observer?: AgentObserver;
+  /** Monotonic milliseconds; default `performance.now`. */
+  clock?: Clock;
+  /** Waits `ms` or until `signal` aborts; default a timer. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+/** What {@linkcode Agent.pollOnce} did. */
+export interface PollReport {
+  ok: boolean;
+  track?: TrackResult;
+  results: { decision: StaleDecision; result: DecisionResult; error?: string }[];
+}
+
+/** Liveness and readiness as the HTTP probes see them. */
+export interface AgentStatus {
+  /** Monotonic ms when the last poll started; `undefined` before the first. */
+  lastPollStartedAt: number | undefined;
+  /** Whether the last snapshot succeeded; `undefined` before the first finished. */
+  lastSnapshotOk: boolean | undefined;
+  /** The last snapshot error, while the last snapshot failed. */
+  lastError: string | undefined;
+  /** A poll is in progress. */
+  polling: boolean;
+}
+
+/**
+ * The agent's loop.
+ *
+ * @example
+ * ```ts
+ * import { Agent } from "./agent.ts";
+ * import { RenewalTracker } from "./tracker.ts";
+ * import { ProcfsSource } from "./sources/procfs.ts";
+ * import { ConntrackCliDeleter } from "./deleters/conntrack_cli.ts";
+ * import { createLogger } from "./log.ts";
+ * const agent = new Agent({
+ *   source: new ProcfsSource(),
+ *   deleter: new ConntrackCliDeleter(),
+ *   tracker: new RenewalTracker({ threshold: 3 }),
+ *   log: createLogger(),
+ *   intervalMs: 1000,
+ * });
+ * const stop = new AbortController();
+ * Deno.addSignalListener("SIGTERM", () => stop.abort());
+ * await agent.run(stop.signal);
+ * ```
+ */
+export class Agent {
+  readonly status: AgentStatus = {
+    lastPollStartedAt: undefined,
+    lastSnapshotOk: undefined,
+    lastError: undefined,
+    polling: false,
+  };
+  #o: AgentOptions;
+  #clock: Clock;
+  #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  #warnedOverrun = false;
+  #lastMalformedWarn = -Infinity;
+
+  constructor(options: AgentOptions) {
+    this.#o = options;
+    this.#clock = options.clock ?? (() => performance.now());
+    this.#sleep = options.sleep ?? sleep;
+  }
+
+  /**
+   * Polls every `intervalMs` until `signal` aborts; resolves when the poll in
+   * progress (if any) has finished. A poll that outlasts the interval delays
+   * the next one: polls never overlap, and the ticks missed are counted.
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    const interval = this.#o.intervalMs;
+    let tick = this.#clock();
+    while (!signal.aborted) {
+      await this.pollOnce(signal);
+      if (signal.aborted) break;
+      const now = this.#clock();
+      const missed = Math.floor((now - tick) / interval) - 1;
+      if (missed > 0) {
+        this.#o.observer?.skippedTicks?.(missed);
+        const fields = { poll_ms: Math.round(now - tick), interval_ms: interval, missed };
+        if (!this.#warnedOverrun) {
+          this.#o.log.warn(
+            "a poll took longer than the interval; the next one starts late (said once, counted in conntrack_cleaner_skipped_ticks_total)",
+            fields,
+          );
+          this.#warnedOverrun = true;
+        } else this.#o.log.debug("poll overran the interval", fields);
+        tick = now; // start again from here rather than firing a burst
+        continue;
+      }
+      tick += interval;
+      await this.#sleep(Math.max(0, tick - now), signal);
+    }
+  }
+
+  /** One snapshot, one tracker step, the deletions it calls for. Never rejects. */
+  async pollOnce(signal?: AbortSignal): Promise<PollReport> {
+    const { source, tracker, log, observer } = this.#o;
+    const started = this.#clock();
+    this.status.lastPollStartedAt = started;
+    this.status.polling = true;
+    try {
+      let snapshot: Snapshot;
+      try {
+        snapshot = await source.snapshot(signal);
+      } catch (e) {
+        const ms = this.#clock() - started;
+        const first = this.status.lastSnapshotOk !== false;
+        this.status.lastSnapshotOk = false;
+        this.status.lastError = `${source.name} snapshot failed: ${errorText(e)}`;
+        observer?.snapshotFailed?.(e, ms);
+        // Said at error level when it starts failing, then quietly until it recovers.
+        (first ? log.error : log.debug)("reading the conntrack table failed; will retry", {
+          source: source.name,
+          error: errorText(e),
+        });
+        return { ok: false, results: [] };
+      }
+      const snapMs = this.#clock() - started;
+      if (this.status.lastSnapshotOk === false) {
+        log.info("reading the conntrack table works again", { source: source.name });
+      }
+      this.status.lastSnapshotOk = true;
+      this.status.lastError = undefined;
+      const track = tracker.observe(snapshot);
+      observer?.snapshotOk?.(snapshot, snapMs, track);
+      this.#noteMalformed(snapshot);
+      log.debug("poll", {
+        scanned: snapshot.scanned,
+        candidates: snapshot.candidates.length,
+        tracked: track.tracked,
+        renewals: track.renewals,
+        stale: track.stale.length,
+        snapshot_ms: round(snapMs),
+      });
+      const results = track.stale.length > 0 ? await this.#act(track.stale, signal) : [];
+      return { ok: true, track, results };
+    } finally {
+      this.status.polling = false;
+    }
+  }
+
+  async #act(stale: StaleDecision[], signal?: AbortSignal): Promise<PollReport["results"]> {
+    const { deleter, tracker, log, observer, dryRun } = this.#o;
+    if (dryRun) {
+      for (const d of stale) {
+        log.info("dry run: would delete stale entry", fields(d));
+        tracker.forget(d.tuple);
+      }
+      observer?.deletions?.(stale.map(() => "dry_run"), 0);
+      return stale.map((decision) => ({ decision, result: "dry_run" }));
+    }
+    const t0 = this.#clock();
+    const outcomes = await deleter.delete(stale.map((d) => d.tuple), signal);
+    const ms = this.#clock() - t0;
+    const results = stale.map((decision, i) => {
+      const o = outcomes[i] ?? { tuple: decision.tuple, result: "failed", error: "no outcome" };
+      const f = {
+        ...fields(decision),
+        deleter: deleter.name,
+        batch: stale.length,
+        delete_ms: round(ms),
+      };
+      if (o.result === "deleted") log.info("deleted stale entry", f);
+      else if (o.result === "already_gone") {
+        log.info("stale entry was already gone (it expired or got its reply)", f);
+      } else {log.error("deleting stale entry failed; will retry next poll", {
+          ...f,
+          error: o.error,
+        });}
+      if (o.result !== "failed") tracker.forget(decision.tuple);
+      return { decision, result: o.result as DecisionResult, error: o.error };
+    });
+    observer?.deletions?.(results.map((r) => r.result), ms);
+    return results;
+  }
+
+  #noteMalformed(s: Snapshot): void {
+    if (s.malformed === 0) return;
+    const now = this.#clock();
+    const fields = { malformed: s.malformed, first: s.firstMalformed };
+    if (now - this.#lastMalformedWarn >= 60_000) {
+      this.#lastMalformedWarn = now;
+      this.#o.log.warn("skipped malformed table lines (said at most once a minute)", fields);
+    } else this.#o.log.debug("skipped malformed table lines", fields);
+  }
+}
+
+function fields(d: StaleDecision): Record<string, unknown> {
+  const t: Tuple = d.tuple;
+  return {
+    family: t.family,
+    src: t.src,
+    sport: t.sport,
+    dst: t.dst,
+    dport: t.dport,
+    zone: t.zone,
+    renewals: d.renewals,
+    tracked_s: round(d.trackedMs / 1000),
+  };
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+/** An error's message, whatever was thrown. */
+export function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

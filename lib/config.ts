@@ -1,0 +1,306 @@
+/**
+ * Command-line flags and environment → validated settings. Pure: the
+ * arguments and an environment lookup come in, settings or one error message
+ * come out. Nothing here exits or prints.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { canonicalIPv4, canonicalIPv6 } from "./addr.ts";
+import { formatDuration, parseGoDuration } from "./duration.ts";
+import { DEFAULT_PROC_FILE } from "./sources/procfs.ts";
+
+/** Log verbosity, most verbose first. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = typeof LOG_LEVELS[number];
+export const LOG_FORMATS = ["json", "text"] as const;
+export type LogFormat = typeof LOG_FORMATS[number];
+export const SOURCES = ["auto", "netlink", "procfs", "conntrack"] as const;
+export type SourceChoice = typeof SOURCES[number];
+export const DELETERS = ["auto", "netlink", "conntrack"] as const;
+export type DeleterChoice = typeof DELETERS[number];
+
+/** Where the HTTP server listens. */
+export interface ListenAddress {
+  hostname: string;
+  port: number;
+}
+
+/** Everything the agent needs to know, validated. */
+export interface Settings {
+  intervalMs: number;
+  threshold: number;
+  dryRun: boolean;
+  procFile: string;
+  conntrackBin: string;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+  /** `undefined` when `--listen=off`. */
+  listen: ListenAddress | undefined;
+  source: SourceChoice;
+  deleteVia: DeleterChoice;
+  /** For each setting, where its value came from: shown in the start-up log. */
+  origin: Record<string, "flag" | "env" | "default">;
+}
+
+/** The result of {@linkcode loadConfig}: run, print help or version, or refuse. */
+export type ConfigResult =
+  | { kind: "run"; settings: Settings }
+  | { kind: "help" }
+  | { kind: "version" }
+  | { kind: "error"; message: string };
+
+/** Minimum and maximum poll interval. */
+export const MIN_INTERVAL_MS = 100;
+export const MAX_INTERVAL_MS = 3_600_000;
+export const MAX_THRESHOLD = 1_000_000;
+/** Default `--listen`: outside the Prometheus exporter range and the Kubernetes component ports. */
+export const DEFAULT_LISTEN = "0.0.0.0:10395";
+
+interface Option {
+  flag: string;
+  env?: string;
+  default: string;
+  /** Accepted form, for help and error messages. */
+  form: string;
+  help: string;
+}
+
+/** Every setting: flag, env var, default, form, meaning. The README's table says the same. */
+export const OPTIONS: readonly Option[] = [
+  {
+    flag: "interval",
+    env: "CONNTRACK_TABLE_DUMP_FREQUENCY",
+    default: "1s",
+    form: "a Go duration such as 1s, 500ms, 1m30s, from 100ms to 1h",
+    help: "how often the table is read",
+  },
+  {
+    flag: "threshold",
+    env: "CONNECTION_RENEWAL_THRESHOLD",
+    default: "3",
+    form: `a whole number from 0 to ${MAX_THRESHOLD}`,
+    help: "an entry is deleted after MORE than this many observed renewals",
+  },
+  {
+    flag: "listen",
+    env: "CONNTRACK_CLEANER_LISTEN",
+    default: DEFAULT_LISTEN,
+    form: "HOST:PORT (IPv6 as [ADDR]:PORT) or off",
+    help: "address of /metrics, /healthz and /readyz",
+  },
+  {
+    flag: "source",
+    env: "CONNTRACK_CLEANER_SOURCE",
+    default: "auto",
+    form: SOURCES.join("|"),
+    help: "how the table is read",
+  },
+  {
+    flag: "delete-via",
+    default: "auto",
+    form: DELETERS.join("|"),
+    help: "how stale entries are deleted",
+  },
+  {
+    flag: "proc-file",
+    default: DEFAULT_PROC_FILE,
+    form: "a file path",
+    help: "the procfs table (for --source=procfs)",
+  },
+  {
+    flag: "conntrack-bin",
+    default: "conntrack",
+    form: "a command name or path",
+    help: "conntrack-tools binary (for --delete-via=conntrack and --source=conntrack)",
+  },
+  {
+    flag: "log-format",
+    default: "json",
+    form: LOG_FORMATS.join("|"),
+    help: "JSON lines or text lines on stdout",
+  },
+  {
+    flag: "log-level",
+    default: "info",
+    form: LOG_LEVELS.join("|"),
+    help: "least severe level that is written",
+  },
+];
+
+/** The `--help` text. */
+export function helpText(): string {
+  const rows = OPTIONS.map((o) => {
+    const env = o.env ? ` (env ${o.env})` : "";
+    return `  --${o.flag}=VALUE${env}\n` +
+      `      ${o.help}; default ${o.default}; ${o.form}`;
+  });
+  return [
+    "conntrack-cleaner: deletes conntrack entries that stay SYN_SENT [UNREPLIED] while",
+    "their timeout keeps being renewed, so the client's next SYN gets a fresh, NATed entry.",
+    "",
+    "Usage: conntrack-cleaner [flags]",
+    "",
+    ...rows,
+    "  --dry-run",
+    "      decide and log what would be deleted; delete nothing",
+    "  --help, --version",
+    "",
+    "A flag wins over its environment variable. Invalid values exit with code 2.",
+  ].join("\n");
+}
+
+/**
+ * Reads flags and environment into {@linkcode Settings}.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "./config.ts";
+ * const r = loadConfig(["--threshold", "5"], (name) => ({ CONNTRACK_TABLE_DUMP_FREQUENCY: "2s" })[name]);
+ * if (r.kind === "run") r.settings.intervalMs; // => 2000
+ * ```
+ */
+export function loadConfig(
+  args: readonly string[],
+  env: (name: string) => string | undefined,
+): ConfigResult {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: "string" as const }])),
+        "dry-run": { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean" },
+      },
+    });
+  } catch (e) {
+    return { kind: "error", message: argsError(e) };
+  }
+  const v = parsed.values as Record<string, string | boolean | undefined>;
+  if (v.help) return { kind: "help" };
+  if (v.version) return { kind: "version" };
+
+  const origin: Settings["origin"] = {};
+  const raw = (o: Option): { value: string; name: string } => {
+    const flag = v[o.flag];
+    if (typeof flag === "string") {
+      origin[o.flag] = "flag";
+      return { value: flag, name: `--${o.flag}` };
+    }
+    const e = o.env ? env(o.env) : undefined;
+    // An empty variable counts as unset, as it did for the old agent.
+    if (o.env && e !== undefined && e !== "") {
+      origin[o.flag] = "env";
+      return { value: e, name: o.env };
+    }
+    origin[o.flag] = "default";
+    return { value: o.default, name: `--${o.flag}` };
+  };
+  const errors: string[] = [];
+  const get = <T>(flag: string, check: (s: string) => T | undefined): T => {
+    const o = OPTIONS.find((x) => x.flag === flag)!;
+    const { value, name } = raw(o);
+    const out = check(value);
+    if (out === undefined) {
+      errors.push(`invalid ${name} ${JSON.stringify(value)}: expected ${o.form}`);
+    }
+    return out as T;
+  };
+
+  const settings: Settings = {
+    intervalMs: get("interval", (s) => {
+      const ms = parseGoDuration(s);
+      return ms !== undefined && ms >= MIN_INTERVAL_MS && ms <= MAX_INTERVAL_MS ? ms : undefined;
+    }),
+    threshold: get("threshold", (s) => {
+      if (!/^(0|[1-9][0-9]{0,6})$/.test(s)) return undefined;
+      const n = Number(s);
+      return n <= MAX_THRESHOLD ? n : undefined;
+    }),
+    listen: get("listen", (s) => (s === "off" ? null : parseListen(s))) ?? undefined,
+    source: get("source", (s) => oneOf(SOURCES, s)),
+    deleteVia: get("delete-via", (s) => oneOf(DELETERS, s)),
+    procFile: get("proc-file", nonEmpty),
+    conntrackBin: get("conntrack-bin", nonEmpty),
+    logFormat: get("log-format", (s) => oneOf(LOG_FORMATS, s)),
+    logLevel: get("log-level", (s) => oneOf(LOG_LEVELS, s)),
+    dryRun: v["dry-run"] === true,
+    origin,
+  };
+  if (errors.length > 0) return { kind: "error", message: errors.join("\n") };
+  return { kind: "run", settings };
+}
+
+/** Settings as log fields: every value, plus where it came from. */
+export function describeSettings(s: Settings): Record<string, unknown> {
+  return {
+    interval: formatDuration(s.intervalMs),
+    threshold: s.threshold,
+    dry_run: s.dryRun,
+    listen: s.listen ? formatListen(s.listen) : "off",
+    source: s.source,
+    delete_via: s.deleteVia,
+    proc_file: s.procFile,
+    conntrack_bin: s.conntrackBin,
+    log_format: s.logFormat,
+    log_level: s.logLevel,
+    from_env: Object.keys(s.origin).filter((k) => s.origin[k] === "env"),
+    from_flags: Object.keys(s.origin).filter((k) => s.origin[k] === "flag"),
+  };
+}
+
+/** `HOST:PORT`, with IPv6 hosts in brackets. */
+export function formatListen(l: ListenAddress): string {
+  return l.hostname.includes(":") ? `[${l.hostname}]:${l.port}` : `${l.hostname}:${l.port}`;
+}
+
+/** `0.0.0.0:10395`, `[::1]:9999`, `localhost:8080` → address; port 0 picks a free one. */
+export function parseListen(s: string): ListenAddress | undefined {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(0|[1-9][0-9]{0,4})$/.exec(s);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  if (m[1] !== undefined) {
+    const v6 = canonicalIPv6(m[1]);
+    return v6 === undefined ? undefined : { hostname: v6, port };
+  }
+  const host = m[2];
+  if (/^[0-9.]+$/.test(host)) {
+    return canonicalIPv4(host) === undefined ? undefined : { hostname: host, port };
+  }
+  if (
+    !/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
+      .test(host)
+  ) return undefined;
+  return { hostname: host, port };
+}
+
+function oneOf<T extends string>(values: readonly T[], s: string): T | undefined {
+  return (values as readonly string[]).includes(s) ? s as T : undefined;
+}
+
+function nonEmpty(s: string): string | undefined {
+  return s !== "" && !s.includes("\0") ? s : undefined;
+}
+
+/** node:util's parse errors, said our way. */
+function argsError(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const code = (e as { code?: string }).code;
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    const opt = /'([^']+)'/.exec(msg)?.[1] ?? msg;
+    return `unknown flag ${opt}: see --help for the flags there are`;
+  }
+  if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
+    const arg = /'([^']+)'/.exec(msg)?.[1] ?? msg;
+    return `unexpected argument ${JSON.stringify(arg)}: every setting is a --flag=VALUE`;
+  }
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+    return `${msg.replace(/\.$/, "")}: see --help`;
+  }
+  return msg;
+}

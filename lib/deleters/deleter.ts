@@ -1,0 +1,31 @@
+/**
+ * The one thing every deleter (conntrack CLI, netlink) does.
+ *
+ * @module
+ */
+import type { Tuple } from "../entry.ts";
+
+/**
+ * What became of one tuple:
+ * - `deleted`: it was still SYN_SENT + UNREPLIED and is gone now;
+ * - `already_gone`: nothing matched any more (it expired, or got its reply);
+ * - `failed`: the deleter could not do its job (see `error`); try again later.
+ */
+export type DeleteResult = "deleted" | "already_gone" | "failed";
+
+/** The outcome for one tuple passed to {@linkcode Deleter.delete}. */
+export interface DeleteOutcome {
+  tuple: Tuple;
+  result: DeleteResult;
+  /** Why it failed, with the tool's own words where there are any. */
+  error?: string;
+}
+
+/** Deletes exact tuples, and only while they are still SYN_SENT + UNREPLIED. */
+export interface Deleter {
+  /** `conntrack` or `netlink`: used in logs and metrics. */
+  readonly name: string;
+  /** One outcome per tuple, in the same order. Never rejects. */
+  delete(tuples: readonly Tuple[], signal?: AbortSignal): Promise<DeleteOutcome[]>;
+  close?(): void;
+}

@@ -1,0 +1,89 @@
+/**
+ * The data every part of the agent shares: a conntrack tuple, a candidate seen
+ * in a snapshot, and the snapshot itself. No logic beyond the tuple key.
+ *
+ * @module
+ */
+
+/** Address family of a tuple, spelled the way `conntrack -f` wants it. */
+export type Family = "ipv4" | "ipv6";
+
+/**
+ * The identity of a conntrack entry as the agent tracks and deletes it: the
+ * original-direction TCP tuple plus the zone the kernel looks it up in.
+ *
+ * Addresses are canonical: IPv4 dotted quad without leading zeros, IPv6 in
+ * the RFC 5952 compressed lower-case form, so one tuple has exactly one key.
+ */
+export interface Tuple {
+  family: Family;
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  /** The zone of the original direction (0 when the table shows none). */
+  zone: number;
+}
+
+/** One TCP entry in `SYN_SENT` with `[UNREPLIED]`, as one snapshot saw it. */
+export interface Candidate extends Tuple {
+  /** Seconds left before the entry expires, as the kernel printed it (rounded down). */
+  timeout: number;
+  /**
+   * Monotonic milliseconds (same clock as {@linkcode Snapshot.startedAt}): the
+   * kernel formatted this entry no earlier than `seenFrom` and no later than
+   * `seenTo`. A source that cannot tell better uses the snapshot's start and end.
+   */
+  seenFrom: number;
+  seenTo: number;
+  /** The kernel's conntrack id, where the source knows it (netlink). */
+  id?: number;
+}
+
+/** What one read of the table produced. */
+export interface Snapshot {
+  /** Only TCP `SYN_SENT` + `[UNREPLIED]` entries; everything else is counted, not kept. */
+  candidates: Candidate[];
+  /** Entries (lines or messages) looked at, candidates or not. */
+  scanned: number;
+  /** Lines or messages that did not match the format and were skipped. */
+  malformed: number;
+  /** The first malformed line and why, for the log. */
+  firstMalformed?: { reason: string; line: string };
+  /** Monotonic milliseconds when the read started and finished. */
+  startedAt: number;
+  finishedAt: number;
+}
+
+/**
+ * A string that identifies a tuple: family, addresses, ports and zone.
+ *
+ * @example
+ * ```ts
+ * import { tupleKey } from "./entry.ts";
+ * tupleKey({ family: "ipv4", src: "10.0.0.1", dst: "10.0.0.2", sport: 40000, dport: 80, zone: 0 });
+ * // => "ipv4 10.0.0.1 10.0.0.2 40000 80 0"
+ * ```
+ */
+export function tupleKey(t: Tuple): string {
+  return `${t.family} ${t.src} ${t.dst} ${t.sport} ${t.dport} ${t.zone}`;
+}
+
+/** Copies only the tuple fields of a candidate (or anything wider). */
+export function toTuple(t: Tuple): Tuple {
+  return {
+    family: t.family,
+    src: t.src,
+    dst: t.dst,
+    sport: t.sport,
+    dport: t.dport,
+    zone: t.zone,
+  };
+}
+
+/** `[src]:sport -> [dst]:dport zone N`, for humans. */
+export function formatTuple(t: Tuple): string {
+  const s = t.family === "ipv6" ? `[${t.src}]` : t.src;
+  const d = t.family === "ipv6" ? `[${t.dst}]` : t.dst;
+  return `${s}:${t.sport} -> ${d}:${t.dport} zone ${t.zone}`;
+}

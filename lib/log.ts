@@ -1,0 +1,86 @@
+/**
+ * Structured logs: one JSON object per line (default) or `key=value` text,
+ * written synchronously to stdout so nothing is lost at exit.
+ *
+ * @module
+ */
+import { LOG_LEVELS, type LogFormat, type LogLevel } from "./config.ts";
+
+/** Fields attached to a log line. */
+export type Fields = Record<string, unknown>;
+
+/** What the agent logs through. */
+export interface Logger {
+  debug(msg: string, fields?: Fields): void;
+  info(msg: string, fields?: Fields): void;
+  warn(msg: string, fields?: Fields): void;
+  error(msg: string, fields?: Fields): void;
+  /** Whether lines of this level are written (to skip building costly fields). */
+  enabled(level: LogLevel): boolean;
+}
+
+/** Options for {@linkcode createLogger}. */
+export interface LoggerOptions {
+  format?: LogFormat;
+  level?: LogLevel;
+  /** Where lines go; default: stdout, synchronously. */
+  write?: (line: string) => void;
+  /** Wall clock for the `time` field; default `new Date()`. */
+  now?: () => Date;
+}
+
+const encoder = new TextEncoder();
+function writeStdout(line: string): void {
+  const bytes = encoder.encode(line + "\n");
+  let off = 0;
+  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+}
+
+/**
+ * Makes a {@linkcode Logger}.
+ *
+ * @example
+ * ```ts
+ * import { createLogger } from "./log.ts";
+ * const log = createLogger({ format: "json", level: "info" });
+ * log.info("deleted stale entry", { src: "10.0.0.1", renewals: 4 });
+ * // {"time":"…","level":"info","msg":"deleted stale entry","src":"10.0.0.1","renewals":4}
+ * ```
+ */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const format = options.format ?? "json";
+  const min = LOG_LEVELS.indexOf(options.level ?? "info");
+  const write = options.write ?? writeStdout;
+  const now = options.now ?? (() => new Date());
+  const enabled = (level: LogLevel) => LOG_LEVELS.indexOf(level) >= min;
+  const emit = (level: LogLevel) => (msg: string, fields: Fields = {}) => {
+    if (!enabled(level)) return;
+    const time = now().toISOString();
+    if (format === "json") {
+      write(JSON.stringify({ time, level, msg, ...fields }, jsonValue));
+    } else {
+      const kv = Object.entries(fields).map(([k, v]) => `${k}=${textValue(v)}`);
+      write([time, level.toUpperCase().padEnd(5), msg, ...kv].join(" "));
+    }
+  };
+  return {
+    debug: emit("debug"),
+    info: emit("info"),
+    warn: emit("warn"),
+    error: emit("error"),
+    enabled,
+  };
+}
+
+function jsonValue(_key: string, v: unknown): unknown {
+  if (v instanceof Error) return v.message;
+  if (typeof v === "bigint") return v.toString();
+  return v;
+}
+
+function textValue(v: unknown): string {
+  if (v instanceof Error) v = v.message;
+  if (typeof v === "string") return /^[\w.:/@\[\]-]+$/.test(v) ? v : JSON.stringify(v);
+  if (Array.isArray(v)) return JSON.stringify(v.join(","));
+  return typeof v === "object" && v !== null ? JSON.stringify(v) : String(v);
+}

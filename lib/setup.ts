@@ -1,0 +1,119 @@
+/**
+ * Turns settings into the running parts: which source reads the table, which
+ * deleter deletes, and the start-up checks that fail early and clearly.
+ *
+ * @module
+ */
+import type { Settings } from "./config.ts";
+import { ConntrackCliDeleter } from "./deleters/conntrack_cli.ts";
+import type { Deleter } from "./deleters/deleter.ts";
+import { denoRunner, type ProcessRunner } from "./process.ts";
+import { ProcfsSource } from "./sources/procfs.ts";
+import type { Source } from "./sources/source.ts";
+
+/** A setup step that cannot go on: exit code 1 with this message. */
+export class SetupError extends Error {
+  override name = "SetupError";
+}
+
+/** The chosen parts and why they were chosen (for the start-up log). */
+export interface Parts {
+  source: Source;
+  sourceReason: string;
+  deleter: Deleter;
+  deleterReason: string;
+}
+
+/** Options for {@linkcode setUp}. */
+export interface SetupOptions {
+  runner?: ProcessRunner;
+}
+
+/**
+ * Chooses and checks the source and the deleter. Throws {@linkcode SetupError}
+ * with one clear message when the table cannot be read or conntrack is missing.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "./config.ts";
+ * import { setUp } from "./setup.ts";
+ * const cfg = loadConfig([], () => undefined);
+ * if (cfg.kind === "run") {
+ *   const parts = await setUp(cfg.settings);
+ *   console.log(parts.source.name, parts.deleter.name);
+ * }
+ * ```
+ */
+export async function setUp(settings: Settings, options: SetupOptions = {}): Promise<Parts> {
+  const runner = options.runner ?? denoRunner;
+  const { source, sourceReason } = await chooseSource(settings);
+  const { deleter, deleterReason } = await chooseDeleter(settings, runner);
+  return { source, sourceReason, deleter, deleterReason };
+}
+
+async function chooseSource(s: Settings): Promise<{ source: Source; sourceReason: string }> {
+  switch (s.source) {
+    case "auto":
+    case "procfs": {
+      await checkReadable(s.procFile);
+      return {
+        source: new ProcfsSource({ path: s.procFile }),
+        sourceReason: s.source === "auto" ? `auto: ${s.procFile} is readable` : "--source=procfs",
+      };
+    }
+    default:
+      throw new SetupError(`--source=${s.source} is not available in this build`);
+  }
+}
+
+async function chooseDeleter(
+  s: Settings,
+  runner: ProcessRunner,
+): Promise<{ deleter: Deleter; deleterReason: string }> {
+  switch (s.deleteVia) {
+    case "auto":
+    case "conntrack": {
+      const deleter = new ConntrackCliDeleter({ bin: s.conntrackBin, runner });
+      if (!s.dryRun) await checkConntrack(s.conntrackBin, runner);
+      return {
+        deleter,
+        deleterReason: s.deleteVia === "auto" ? "auto: conntrack CLI" : "--delete-via=conntrack",
+      };
+    }
+    default:
+      throw new SetupError(`--delete-via=${s.deleteVia} is not available in this build`);
+  }
+}
+
+/** Opens and reads a byte of the table file, or explains why it cannot. */
+export async function checkReadable(path: string): Promise<void> {
+  try {
+    using f = await Deno.open(path, { read: true });
+    await f.read(new Uint8Array(1));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new SetupError(
+        `the conntrack table ${path} does not exist: the kernel needs CONFIG_NF_CONNTRACK_PROCFS ` +
+          `and the nf_conntrack module loaded (or choose another --source)`,
+      );
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new SetupError(`cannot read ${path}: permission denied (it is root-only; run as root)`);
+    }
+    throw new SetupError(`cannot read ${path}: ${e instanceof Error ? e.message : e}`);
+  }
+}
+
+/** Runs `conntrack --version`, or explains why it cannot. */
+export async function checkConntrack(bin: string, runner: ProcessRunner): Promise<string> {
+  const r = await runner.run(bin, ["--version"], { timeoutMs: 5000 });
+  if (r.spawnError !== undefined || r.code !== 0) {
+    const why = r.spawnError ?? `exit code ${r.code}: ${r.stderr.trim()}`;
+    throw new SetupError(
+      `the conntrack binary ${JSON.stringify(bin)} cannot run (${why}); install conntrack-tools ` +
+        `(Debian/Ubuntu: apt-get install conntrack; RHEL/Fedora: dnf install conntrack-tools) ` +
+        `or point --conntrack-bin at it`,
+    );
+  }
+  return (r.stdout + r.stderr).trim();
+}
