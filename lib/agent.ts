@@ -109,7 +109,8 @@ export class Agent {
       await this.pollOnce(signal);
       if (signal.aborted) break;
       const now = this.#clock();
-      const missed = Math.floor((now - tick) / interval) - 1;
+      // Ticks that came due while this poll ran: the next poll starts at once, late.
+      const missed = Math.floor((now - tick) / interval);
       if (missed > 0) {
         this.#o.observer?.skippedTicks?.(missed);
         const fields = { poll_ms: Math.round(now - tick), interval_ms: interval, missed };

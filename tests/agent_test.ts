@@ -1,0 +1,166 @@
+import assert from "node:assert/strict";
+import { Agent, type DecisionResult } from "../lib/agent.ts";
+import type { Snapshot, Tuple } from "../lib/entry.ts";
+import type { DeleteOutcome, Deleter, DeleteResult } from "../lib/deleters/deleter.ts";
+import { createLogger } from "../lib/log.ts";
+import type { Source } from "../lib/sources/source.ts";
+import { RenewalTracker } from "../lib/tracker.ts";
+
+const T: Tuple = {
+  family: "ipv4",
+  src: "10.0.0.1",
+  dst: "10.0.0.2",
+  sport: 40000,
+  dport: 80,
+  zone: 0,
+};
+
+/** A clock the test moves; the source reads it. */
+class FakeClock {
+  t = 0;
+  now = () => this.t;
+}
+
+/** A table where T is renewed to 120 s at every read, unless `gone`. */
+class RenewingSource implements Source {
+  name = "fake";
+  gone = false;
+  fail: Error | undefined;
+  reads = 0;
+  readMs = 5;
+  constructor(readonly clock: FakeClock) {}
+  snapshot(): Promise<Snapshot> {
+    this.reads++;
+    if (this.fail) return Promise.reject(this.fail);
+    const start = this.clock.t;
+    this.clock.t += this.readMs;
+    const candidates = this.gone
+      ? []
+      : [{ ...T, timeout: 119, seenFrom: start, seenTo: this.clock.t }];
+    return Promise.resolve({
+      candidates,
+      scanned: 3,
+      malformed: 0,
+      startedAt: start,
+      finishedAt: this.clock.t,
+    });
+  }
+}
+
+class FakeDeleter implements Deleter {
+  name = "fake";
+  calls: Tuple[][] = [];
+  constructor(public result: DeleteResult) {}
+  delete(tuples: readonly Tuple[]): Promise<DeleteOutcome[]> {
+    this.calls.push([...tuples]);
+    return Promise.resolve(
+      tuples.map((tuple) => ({
+        tuple,
+        result: this.result,
+        error: this.result === "failed" ? "boom" : undefined,
+      })),
+    );
+  }
+}
+
+function setup(opts: { result?: DeleteResult; dryRun?: boolean; threshold?: number } = {}) {
+  const clock = new FakeClock();
+  const source = new RenewingSource(clock);
+  const deleter = new FakeDeleter(opts.result ?? "deleted");
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger({ level: "info", write: (l) => lines.push(JSON.parse(l)) });
+  const results: DecisionResult[][] = [];
+  const skipped: number[] = [];
+  const agent = new Agent({
+    source,
+    deleter,
+    tracker: new RenewalTracker({ threshold: opts.threshold ?? 1 }),
+    log,
+    intervalMs: 1000,
+    dryRun: opts.dryRun,
+    clock: clock.now,
+    sleep: (ms) => {
+      clock.t += ms;
+      return Promise.resolve();
+    },
+    observer: { deletions: (r) => results.push(r), skippedTicks: (n) => skipped.push(n) },
+  });
+  return { clock, source, deleter, lines, agent, results, skipped };
+}
+
+async function pollEverySecond(s: ReturnType<typeof setup>, n: number) {
+  const reports = [];
+  for (let i = 0; i < n; i++) {
+    reports.push(await s.agent.pollOnce());
+    s.clock.t += 1000;
+  }
+  return reports;
+}
+
+Deno.test("Agent.pollOnce deletes a renewed entry after more than threshold renewals and logs it once", async () => {
+  const s = setup({ threshold: 1 });
+  const reports = await pollEverySecond(s, 6);
+  assert.equal(s.deleter.calls.length, 1);
+  assert.deepEqual(s.deleter.calls[0], [T]);
+  const deleted = s.lines.filter((l) => l.msg === "deleted stale entry");
+  assert.equal(deleted.length, 1);
+  assert.equal(deleted[0].src, "10.0.0.1");
+  assert.equal(deleted[0].sport, 40000);
+  assert.equal(deleted[0].zone, 0);
+  assert.equal(deleted[0].renewals, 2);
+  assert.equal(typeof deleted[0].tracked_s, "number");
+  assert.deepEqual(s.results, [["deleted"]]);
+  assert.ok(reports.every((r) => r.ok));
+  // the tuple was forgotten: a new entry with the same tuple starts from zero
+  assert.ok(reports.at(-1)!.track!.tracked === 1 && reports.at(-1)!.results.length === 0);
+});
+
+Deno.test("Agent.pollOnce in a dry run deletes nothing and says what it would delete", async () => {
+  const s = setup({ dryRun: true });
+  await pollEverySecond(s, 6);
+  assert.equal(s.deleter.calls.length, 0);
+  const would = s.lines.filter((l) => l.msg === "dry run: would delete stale entry");
+  assert.equal(would.length, 1);
+  assert.equal(would[0].dst, "10.0.0.2");
+  assert.deepEqual(s.results, [["dry_run"]]);
+});
+
+Deno.test("Agent.pollOnce retries a failed delete at the next poll and logs the cause", async () => {
+  const s = setup({ result: "failed" });
+  await pollEverySecond(s, 7);
+  assert.ok(s.deleter.calls.length >= 3, `retried: ${s.deleter.calls.length}`);
+  const errors = s.lines.filter((l) => l.level === "error");
+  assert.ok(errors.length >= 3);
+  assert.equal(errors[0].error, "boom");
+  assert.ok(!s.lines.some((l) => l.msg === "deleted stale entry"), "never logs success on failure");
+});
+
+Deno.test("Agent.pollOnce survives a failing source, says so once, and recovers", async () => {
+  const s = setup();
+  s.source.fail = new Error("EIO");
+  await pollEverySecond(s, 3);
+  assert.equal(s.agent.status.lastSnapshotOk, false);
+  assert.match(s.agent.status.lastError!, /EIO/);
+  assert.equal(s.lines.filter((l) => l.level === "error").length, 1);
+  s.source.fail = undefined;
+  const [r] = await pollEverySecond(s, 1);
+  assert.ok(r.ok);
+  assert.equal(s.agent.status.lastSnapshotOk, true);
+  assert.ok(s.lines.some((l) => l.msg === "reading the conntrack table works again"));
+});
+
+Deno.test("Agent.run polls once per interval, never overlaps, counts the ticks a slow poll missed and warns once", async () => {
+  const s = setup({ threshold: 100 });
+  const stop = new AbortController();
+  s.source.readMs = 10;
+  const orig = s.source.snapshot.bind(s.source);
+  s.source.snapshot = () => {
+    if (s.source.reads === 3 || s.source.reads === 6) s.clock.t += 3500; // two slow polls
+    if (s.source.reads === 10) stop.abort();
+    return orig();
+  };
+  await s.agent.run(stop.signal);
+  assert.equal(s.source.reads, 11);
+  assert.deepEqual(s.skipped, [3, 3]);
+  assert.equal(s.lines.filter((l) => l.level === "warn").length, 1);
+});

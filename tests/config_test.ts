@@ -1,0 +1,123 @@
+import assert from "node:assert/strict";
+import {
+  type ConfigResult,
+  DEFAULT_LISTEN,
+  loadConfig,
+  parseListen,
+  type Settings,
+} from "../lib/config.ts";
+
+const noEnv = () => undefined;
+const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
+
+function run(r: ConfigResult): Settings {
+  assert.equal(r.kind, "run", r.kind === "error" ? r.message : r.kind);
+  return (r as { settings: Settings }).settings;
+}
+function error(r: ConfigResult): string {
+  assert.equal(r.kind, "error");
+  return (r as { message: string }).message;
+}
+
+Deno.test("loadConfig uses the old agent's defaults: 1s and 3", () => {
+  const s = run(loadConfig([], noEnv));
+  assert.equal(s.intervalMs, 1000);
+  assert.equal(s.threshold, 3);
+  assert.equal(s.dryRun, false);
+  assert.equal(s.procFile, "/proc/net/nf_conntrack");
+  assert.equal(s.conntrackBin, "conntrack");
+  assert.equal(s.logFormat, "json");
+  assert.equal(s.logLevel, "info");
+  assert.deepEqual(s.listen, parseListen(DEFAULT_LISTEN));
+  assert.equal(s.origin.interval, "default");
+});
+
+Deno.test("loadConfig reads the old agent's environment variables", () => {
+  const s = run(
+    loadConfig(
+      [],
+      envOf({ CONNTRACK_TABLE_DUMP_FREQUENCY: "1m30s", CONNECTION_RENEWAL_THRESHOLD: "7" }),
+    ),
+  );
+  assert.equal(s.intervalMs, 90_000);
+  assert.equal(s.threshold, 7);
+  assert.equal(s.origin.interval, "env");
+  assert.equal(s.origin.threshold, "env");
+});
+
+Deno.test("loadConfig lets a flag win over its environment variable", () => {
+  const env = envOf({ CONNTRACK_TABLE_DUMP_FREQUENCY: "5s", CONNECTION_RENEWAL_THRESHOLD: "7" });
+  const s = run(loadConfig(["--interval=250ms", "--threshold", "0"], env));
+  assert.equal(s.intervalMs, 250);
+  assert.equal(s.threshold, 0);
+  assert.equal(s.origin.interval, "flag");
+});
+
+Deno.test("loadConfig treats an empty environment variable as unset, like the old agent", () => {
+  const s = run(loadConfig([], envOf({ CONNECTION_RENEWAL_THRESHOLD: "" })));
+  assert.equal(s.threshold, 3);
+});
+
+Deno.test("loadConfig refuses bad values and names the setting, the value and the accepted form", () => {
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [["--interval=50ms"], {}, /--interval "50ms": expected a Go duration .* from 100ms/],
+    [["--interval=1"], {}, /--interval "1"/],
+    [["--interval=2h"], {}, /--interval "2h"/],
+    [
+      [],
+      { CONNTRACK_TABLE_DUMP_FREQUENCY: "1 second" },
+      /CONNTRACK_TABLE_DUMP_FREQUENCY "1 second": expected a Go duration/,
+    ],
+    [
+      [],
+      { CONNECTION_RENEWAL_THRESHOLD: "-1" },
+      /CONNECTION_RENEWAL_THRESHOLD "-1": expected a whole number/,
+    ],
+    [[], { CONNECTION_RENEWAL_THRESHOLD: "3.5" }, /CONNECTION_RENEWAL_THRESHOLD "3.5"/],
+    [["--threshold=03"], {}, /--threshold "03"/],
+    [["--threshold=abc"], {}, /--threshold "abc"/],
+    [["--log-format=xml"], {}, /--log-format "xml": expected json\|text/],
+    [["--log-level=trace"], {}, /--log-level "trace": expected debug\|info\|warn\|error/],
+    [["--listen=:80"], {}, /--listen ":80": expected HOST:PORT/],
+    [["--listen=1.2.3.4:99999"], {}, /--listen "1.2.3.4:99999"/],
+    [[], { CONNTRACK_CLEANER_LISTEN: "nope" }, /CONNTRACK_CLEANER_LISTEN "nope"/],
+    [["--source=ebpf"], {}, /--source "ebpf": expected auto\|netlink\|procfs\|conntrack/],
+    [["--delete-via=magic"], {}, /--delete-via "magic"/],
+    [["--proc-file="], {}, /--proc-file ""/],
+  ];
+  for (const [args, env, want] of cases) {
+    assert.match(error(loadConfig(args, envOf(env))), want, `${args} ${JSON.stringify(env)}`);
+  }
+});
+
+Deno.test("loadConfig reports every bad setting at once", () => {
+  const msg = error(loadConfig(["--interval=x", "--threshold=y"], noEnv));
+  assert.match(msg, /--interval "x"/);
+  assert.match(msg, /--threshold "y"/);
+});
+
+Deno.test("loadConfig refuses unknown flags, stray arguments and values on --dry-run", () => {
+  assert.match(error(loadConfig(["--intervall=1s"], noEnv)), /unknown flag --intervall/);
+  assert.match(error(loadConfig(["-F"], noEnv)), /unknown flag -F/);
+  assert.match(error(loadConfig(["1s"], noEnv)), /unexpected argument "1s"/);
+  assert.match(error(loadConfig(["--dry-run=false"], noEnv)), /dry-run/);
+  assert.match(error(loadConfig(["--interval"], noEnv)), /interval/);
+});
+
+Deno.test("loadConfig answers --help and --version", () => {
+  assert.equal(loadConfig(["--help"], noEnv).kind, "help");
+  assert.equal(loadConfig(["-h"], noEnv).kind, "help");
+  assert.equal(loadConfig(["--version"], noEnv).kind, "version");
+});
+
+Deno.test("parseListen reads IPv4, bracketed IPv6, host names and off-limits ports", () => {
+  assert.deepEqual(parseListen("0.0.0.0:10395"), { hostname: "0.0.0.0", port: 10395 });
+  assert.deepEqual(parseListen("[::]:9000"), { hostname: "::", port: 9000 });
+  assert.deepEqual(parseListen("[0:0:0:0:0:0:0:1]:1"), { hostname: "::1", port: 1 });
+  assert.deepEqual(parseListen("localhost:0"), { hostname: "localhost", port: 0 });
+  for (
+    const bad of ["::1:80", "[::1]", "host", "host:", "1.2.3.256:80", "[zz]:1", "a_b:1", "host:-1"]
+  ) {
+    assert.equal(parseListen(bad), undefined, bad);
+  }
+});

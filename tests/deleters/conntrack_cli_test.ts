@@ -1,0 +1,179 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import type { Tuple } from "../../lib/entry.ts";
+import { ConntrackCliDeleter, deleteArgs } from "../../lib/deleters/conntrack_cli.ts";
+import type { ProcessRunner, RunOptions, RunResult } from "../../lib/process.ts";
+
+const T1: Tuple = {
+  family: "ipv4",
+  src: "10.0.0.1",
+  dst: "10.0.0.2",
+  sport: 40000,
+  dport: 80,
+  zone: 0,
+};
+const T2: Tuple = {
+  family: "ipv6",
+  src: "2001:db8::1",
+  dst: "2001:db8::2",
+  sport: 1234,
+  dport: 443,
+  zone: 5,
+};
+const T3: Tuple = { ...T1, sport: 40001 };
+
+/** What conntrack -o extended prints for a deleted entry. */
+const printed = (t: Tuple) =>
+  `${
+    t.family === "ipv4" ? "ipv4     2" : "ipv6     10"
+  } tcp      6 119 SYN_SENT src=${t.src} dst=${t.dst} sport=${t.sport} dport=${t.dport} [UNREPLIED] src=${t.dst} dst=${t.src} sport=${t.dport} dport=${t.sport} mark=0 ${
+    t.zone ? `zone=${t.zone} ` : ""
+  }use=1`;
+
+class FakeRunner implements ProcessRunner {
+  calls: { cmd: string; args: readonly string[]; options: RunOptions }[] = [];
+  constructor(readonly answer: (args: readonly string[], stdin?: string) => Partial<RunResult>) {}
+  run(cmd: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+    this.calls.push({ cmd, args, options });
+    return Promise.resolve({
+      code: 0,
+      stdout: "",
+      stderr: "",
+      timedOut: false,
+      ...this.answer(args, options.stdin),
+    });
+  }
+}
+
+Deno.test("deleteArgs names the exact tuple, zone, state and status", () => {
+  assert.deepEqual(deleteArgs(T2), [
+    "-D",
+    "-p",
+    "tcp",
+    "-f",
+    "ipv6",
+    "-s",
+    "2001:db8::1",
+    "-d",
+    "2001:db8::2",
+    "--sport",
+    "1234",
+    "--dport",
+    "443",
+    "-w",
+    "5",
+    "--state",
+    "SYN_SENT",
+    "-u",
+    "UNREPLIED",
+    "-o",
+    "extended",
+  ]);
+});
+
+Deno.test("deleteArgs refuses any tuple field that is not a valid value", () => {
+  const bad: Tuple[] = [
+    { ...T1, src: "-F" },
+    { ...T1, dst: "10.0.0.2 -F" },
+    { ...T1, src: "2001:db8::1" },
+    { ...T2, src: "2001:0db8::1" }, // valid but not canonical
+    { ...T1, sport: 65536 },
+    { ...T1, dport: -1 },
+    { ...T1, zone: 1.5 },
+    { ...T1, family: "inet" as Tuple["family"] },
+  ];
+  for (const t of bad) assert.throws(() => deleteArgs(t), RangeError, JSON.stringify(t));
+  fc.assert(fc.property(fc.string(), (s) => {
+    // whatever string sits in an address field, it either is that address or is refused
+    try {
+      const args = deleteArgs({ ...T1, src: s });
+      assert.equal(args[6], s);
+      assert.match(s, /^\d{1,3}(\.\d{1,3}){3}$/);
+    } catch (e) {
+      assert.ok(e instanceof RangeError);
+    }
+  }));
+});
+
+Deno.test("ConntrackCliDeleter batch mode sends all tuples through one conntrack -R - and reads what it printed", async () => {
+  const runner = new FakeRunner(() => ({ stdout: printed(T1) + "\n" + printed(T2) + "\n" }));
+  const d = new ConntrackCliDeleter({ bin: "/sbin/conntrack", runner });
+  const out = await d.delete([T1, T2, T3]);
+  assert.equal(runner.calls.length, 1);
+  assert.equal(runner.calls[0].cmd, "/sbin/conntrack");
+  assert.deepEqual(runner.calls[0].args, ["-R", "-"]);
+  assert.equal(
+    runner.calls[0].options.stdin,
+    [T1, T2, T3].map((t) => deleteArgs(t).join(" ") + "\n").join(""),
+  );
+  assert.deepEqual(out.map((o) => o.result), ["deleted", "deleted", "already_gone"]);
+});
+
+Deno.test("ConntrackCliDeleter batch mode marks unprinted tuples failed when conntrack fails part-way", async () => {
+  const runner = new FakeRunner(() => ({
+    code: 1,
+    stdout: printed(T1) + "\n",
+    stderr: "conntrack v1.4.7 (conntrack-tools): Interrupted system call\n",
+  }));
+  const out = await new ConntrackCliDeleter({ runner }).delete([T1, T3]);
+  assert.equal(out[0].result, "deleted");
+  assert.equal(out[1].result, "failed");
+  assert.match(out[1].error!, /exited with code 1: .*Interrupted system call/);
+});
+
+Deno.test("ConntrackCliDeleter each mode reads exit 1 with '0 flow entries' as already gone", async () => {
+  const runner = new FakeRunner((args) =>
+    args[12] === "80" && args[10] === "40000"
+      ? {
+        stdout: printed(T1) + "\n",
+        stderr: "conntrack v1.4.7 (conntrack-tools): 1 flow entries have been deleted.\n",
+      }
+      : {
+        code: 1,
+        stderr: "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n",
+      }
+  );
+  const out = await new ConntrackCliDeleter({ runner, mode: "each" }).delete([T1, T3]);
+  assert.equal(runner.calls.length, 2);
+  assert.deepEqual(runner.calls[1].args, deleteArgs(T3));
+  assert.deepEqual(out.map((o) => o.result), ["deleted", "already_gone"]);
+});
+
+Deno.test("ConntrackCliDeleter reports a missing binary, a refusal and a hang as failures with the cause", async () => {
+  const cases: [Partial<RunResult>, RegExp][] = [
+    [{
+      code: -1,
+      spawnError: "conntrack: not found (install conntrack-tools, or set --conntrack-bin)",
+    }, /not found/],
+    [
+      { code: 1, stderr: "conntrack v1.4.7 (conntrack-tools): Operation not permitted\n" },
+      /Operation not permitted/,
+    ],
+    [{ code: 137, timedOut: true }, /did not finish in time and was killed/],
+  ];
+  for (const mode of ["batch", "each"] as const) {
+    for (const [answer, want] of cases) {
+      const out = await new ConntrackCliDeleter({ runner: new FakeRunner(() => answer), mode })
+        .delete([T1]);
+      assert.equal(out[0].result, "failed");
+      assert.match(out[0].error!, want);
+    }
+  }
+});
+
+Deno.test("ConntrackCliDeleter never runs conntrack for a refused tuple, and keeps the order of outcomes", async () => {
+  const runner = new FakeRunner(() => ({ stdout: printed(T3) + "\n" }));
+  const out = await new ConntrackCliDeleter({ runner }).delete([{ ...T1, src: "-F" }, T3]);
+  assert.equal(runner.calls.length, 1);
+  assert.ok(!runner.calls[0].options.stdin!.includes("-F"));
+  assert.deepEqual(out.map((o) => o.result), ["failed", "deleted"]);
+  assert.match(out[0].error!, /refusing tuple/);
+});
+
+Deno.test("ConntrackCliDeleter splits large batches and scales the deadline with the batch", async () => {
+  const runner = new FakeRunner(() => ({}));
+  const tuples = Array.from({ length: 5 }, (_, i) => ({ ...T1, sport: 1000 + i }));
+  await new ConntrackCliDeleter({ runner, batchSize: 2, baseTimeoutMs: 100, perTupleTimeoutMs: 10 })
+    .delete(tuples);
+  assert.deepEqual(runner.calls.map((c) => c.options.timeoutMs), [120, 120, 110]);
+});

@@ -1,0 +1,239 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { formatIPv6 } from "../lib/addr.ts";
+import { parseLine, TCP_STATES } from "../lib/parse.ts";
+
+/** Everything a generated line is made of, to compare the parse with. */
+interface Gen {
+  family: "ipv4" | "ipv6";
+  timeout: number | undefined;
+  state: string;
+  orig: { src: number[]; dst: number[]; sport: number; dport: number };
+  reply: { src: number[]; dst: number[]; sport: number; dport: number };
+  zone: { dir: "none" | "orig" | "reply" | "both"; id: number };
+  acct: [number, number, number, number] | undefined;
+  unreplied: boolean;
+  flag: string | undefined;
+  mark: number | undefined;
+  secctx: string | undefined;
+  delta: number | undefined;
+  use: number;
+}
+
+const v4 = fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 4, maxLength: 4 });
+const v6 = fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 8, maxLength: 8 });
+const port = fc.integer({ min: 0, max: 65535 });
+const u32 = fc.integer({ min: 0, max: 4294967295 });
+const big = fc.maxSafeNat();
+
+const genLine: fc.Arbitrary<Gen> = fc.constantFrom<"ipv4" | "ipv6">("ipv4", "ipv6").chain(
+  (family) => {
+    const addr = family === "ipv4" ? v4 : v6;
+    const dir = fc.record({ src: addr, dst: addr, sport: port, dport: port });
+    return fc.record({
+      family: fc.constant(family),
+      timeout: fc.option(u32, { nil: undefined }),
+      state: fc.constantFrom(...TCP_STATES),
+      orig: dir,
+      reply: dir,
+      zone: fc.record({ dir: fc.constantFrom("none", "orig", "reply", "both"), id: port }),
+      acct: fc.option(fc.tuple(big, big, big, big), { nil: undefined }),
+      unreplied: fc.boolean(),
+      flag: fc.constantFrom(undefined, "ASSURED", "OFFLOAD", "HW_OFFLOAD"),
+      mark: fc.option(u32, { nil: undefined }),
+      secctx: fc.constantFrom(undefined, "system_u:object_r:unlabeled_t:s0"),
+      delta: fc.option(big, { nil: undefined }),
+      use: u32,
+    });
+  },
+);
+
+const kernelAddr = (family: string, a: number[]) =>
+  family === "ipv4" ? a.join(".") : a.map((g) => g.toString(16).padStart(4, "0")).join(":");
+const canon = (family: string, a: number[]) => (family === "ipv4" ? a.join(".") : formatIPv6(a));
+
+/** Prints a line the way ct_seq_show() does. */
+function render(g: Gen): string {
+  const d = (x: Gen["orig"]) =>
+    `src=${kernelAddr(g.family, x.src)} dst=${
+      kernelAddr(g.family, x.dst)
+    } sport=${x.sport} dport=${x.dport} `;
+  let s = g.family === "ipv4" ? "ipv4     2 " : "ipv6     10 ";
+  s += "tcp      6 ";
+  if (g.timeout !== undefined) s += `${g.timeout} `;
+  s += `${g.state} ` + d(g.orig);
+  if (g.zone.dir === "orig") s += `zone-orig=${g.zone.id} `;
+  if (g.acct) s += `packets=${g.acct[0]} bytes=${g.acct[1]} `;
+  if (g.unreplied) s += "[UNREPLIED] ";
+  s += d(g.reply);
+  if (g.zone.dir === "reply") s += `zone-reply=${g.zone.id} `;
+  if (g.acct) s += `packets=${g.acct[2]} bytes=${g.acct[3]} `;
+  if (g.flag) s += `[${g.flag}] `;
+  if (g.mark !== undefined) s += `mark=${g.mark} `;
+  if (g.secctx) s += `secctx=${g.secctx} `;
+  if (g.zone.dir === "both") s += `zone=${g.zone.id} `;
+  if (g.delta !== undefined) s += `delta-time=${g.delta} `;
+  return s + `use=${g.use}`;
+}
+
+const CAPTURED =
+  "ipv6     10 tcp      6 119 SYN_SENT src=2001:0db8:0000:0000:0000:0000:0000:0001 dst=2001:0db8:0000:0000:0000:0000:0000:0002 sport=1234 dport=80 [UNREPLIED] src=2001:0db8:0000:0000:0000:0000:0000:0002 dst=2001:0db8:0000:0000:0000:0000:0000:0001 sport=80 dport=1234 mark=0 zone=5 use=2";
+
+Deno.test("parseLine reads a SYN_SENT [UNREPLIED] IPv6 line in zone 5 as the kernel printed it", () => {
+  const r = parseLine(CAPTURED);
+  assert.equal(r.kind, "tcp");
+  if (r.kind !== "tcp") return;
+  assert.deepEqual(r.entry, {
+    family: "ipv6",
+    timeout: 119,
+    state: "SYN_SENT",
+    original: { src: "2001:db8::1", dst: "2001:db8::2", sport: 1234, dport: 80 },
+    reply: { src: "2001:db8::2", dst: "2001:db8::1", sport: 80, dport: 1234 },
+    zone: 5,
+    unreplied: true,
+    flag: undefined,
+    mark: 0,
+    use: 2,
+  });
+});
+
+Deno.test("parseLine parses every generated valid line back to what generated it", () => {
+  fc.assert(
+    fc.property(genLine, (g) => {
+      const r = parseLine(render(g));
+      assert.equal(r.kind, "tcp", r.kind === "malformed" ? `${r.reason}: ${render(g)}` : "");
+      if (r.kind !== "tcp") return;
+      const e = r.entry;
+      assert.equal(e.family, g.family);
+      assert.equal(e.timeout, g.timeout);
+      assert.equal(e.state, g.state);
+      assert.equal(e.unreplied, g.unreplied);
+      assert.equal(e.flag, g.flag);
+      assert.equal(e.mark, g.mark);
+      assert.equal(e.use, g.use);
+      assert.equal(e.zone, g.zone.dir === "orig" || g.zone.dir === "both" ? g.zone.id : 0);
+      for (const [got, want] of [[e.original, g.orig], [e.reply, g.reply]] as const) {
+        assert.deepEqual(got, {
+          src: canon(g.family, want.src),
+          dst: canon(g.family, want.dst),
+          sport: want.sport,
+          dport: want.dport,
+        });
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+Deno.test("parseLine never throws, whatever the input", () => {
+  fc.assert(
+    fc.property(
+      fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: "binary", maxLength: 300 })),
+      (s) => {
+        const r = parseLine(s);
+        assert.ok(["tcp", "other", "malformed"].includes(r.kind));
+      },
+    ),
+    { numRuns: 5000 },
+  );
+  // and on mangled real lines: cut, with bytes replaced
+  fc.assert(
+    fc.property(genLine, fc.nat(), fc.nat(), fc.string({ maxLength: 4 }), (g, at, len, ins) => {
+      const s = render(g);
+      const i = at % (s.length + 1);
+      parseLine(s.slice(0, i) + ins + s.slice(i + (len % 8)));
+      parseLine(s.slice(0, i));
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+/** Field values that must never be taken for an address, port or zone. */
+const hostile = fc.oneof(
+  fc.constantFrom(
+    "-F",
+    "--flush",
+    "-D",
+    "1.2.3.4 -F",
+    "10.0.0.1\n-F",
+    "10.0.0.1\0",
+    "10.0.0.1;rm",
+    "$(reboot)",
+    "10.0.0.1 src=10.0.0.9",
+    "-1",
+    "65536",
+    "99999999999999999999",
+    "0x10",
+    "1e3",
+    "+80",
+    "080",
+    " ",
+    "",
+    "::1 -F",
+    "1.2.3.256",
+    "fe80::1%eth0",
+    "１２３",
+  ),
+  fc.string({ maxLength: 20 }).filter((s) =>
+    !/^(0|[1-9][0-9]*)$/.test(s) && !/^[0-9a-fA-F.:]*$/.test(s)
+  ),
+);
+const FIELDS = ["src", "dst", "sport", "dport", "zone"] as const;
+
+Deno.test("parseLine rejects a hostile value in any address, port or zone field", () => {
+  fc.assert(
+    fc.property(
+      genLine,
+      fc.constantFrom(...FIELDS),
+      fc.boolean(),
+      hostile,
+      (g, field, inReply, value) => {
+        const line = render({ ...g, zone: { dir: "both", id: g.zone.id } });
+        // replace the field's value in the original (or reply) tuple
+        const tokens = line.split(" ");
+        const firstSrc = tokens.findIndex((t) => t.startsWith("src="));
+        const secondSrc = tokens.findIndex((t, i) => i > firstSrc && t.startsWith("src="));
+        const base = inReply ? secondSrc : firstSrc;
+        const idx = field === "zone"
+          ? tokens.findIndex((t) => t.startsWith("zone="))
+          : base + ["src", "dst", "sport", "dport"].indexOf(field);
+        tokens[idx] = `${tokens[idx].split("=")[0]}=${value}`;
+        const r = parseLine(tokens.join(" "));
+        assert.equal(
+          r.kind,
+          "malformed",
+          `accepted ${JSON.stringify(value)} in ${field}: ${tokens.join(" ")}`,
+        );
+      },
+    ),
+    { numRuns: 3000 },
+  );
+});
+
+Deno.test("parseLine rejects a second tuple, a missing reply tuple and trailing fields", () => {
+  const ok =
+    "ipv4     2 tcp      6 117 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000 mark=0 zone=0 use=2";
+  assert.equal(parseLine(ok).kind, "tcp");
+  const bad = [
+    ok.replace("[UNREPLIED] ", "[UNREPLIED] src=10.0.0.9 dst=10.0.0.9 sport=1 dport=1 "),
+    "ipv4     2 tcp      6 117 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 [UNREPLIED] mark=0 use=2",
+    ok + " -F",
+    ok.replace("use=2", "use=2 zone=3"),
+    ok.replace("zone=0", "zone=0 zone=1"),
+    ok.replace("tcp      6", "tcp      17"),
+    ok.replace("ipv4     2", "ipv4     10"),
+    ok.replace("SYN_SENT", "SYN_SENT\u0007"),
+    ok.replace("117", "-117"),
+    ok.replace("[UNREPLIED]", "[unreplied]"),
+    ok.slice(0, 60),
+    ok.replace("src=10.0.0.1", "src=2001:db8::1"),
+  ];
+  for (const line of bad) assert.equal(parseLine(line).kind, "malformed", line);
+});
+
+Deno.test("parseLine classifies other protocols without parsing their tuples", () => {
+  const udp =
+    "ipv4     2 udp      17 29 src=10.0.0.3 dst=10.0.0.4 sport=53 dport=53 [UNREPLIED] src=10.0.0.4 dst=10.0.0.3 sport=53 dport=53 mark=0 zone=0 use=2";
+  assert.deepEqual(parseLine(udp), { kind: "other", protocol: "udp" });
+  assert.equal(parseLine("ipv4     2 udp      x 29").kind, "malformed");
+});

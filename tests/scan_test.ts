@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { tupleKey } from "../lib/entry.ts";
+import { parseLine } from "../lib/parse.ts";
+import { MAX_LINE_BYTES, TableScanner } from "../lib/scan.ts";
+
+const syn = (sport: number, zone = 0) =>
+  `ipv4     2 tcp      6 117 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=${sport} dport=80 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=80 dport=${sport} mark=0 zone=${zone} use=2`;
+const LINES = [
+  syn(40000),
+  syn(40001, 5),
+  "ipv6     10 tcp      6 100 SYN_SENT src=2001:0db8:0000:0000:0000:0000:0000:0001 dst=2001:0db8:0000:0000:0000:0000:0000:0002 sport=1 dport=443 [UNREPLIED] src=2001:0db8:0000:0000:0000:0000:0000:0002 dst=2001:0db8:0000:0000:0000:0000:0000:0001 sport=443 dport=1 mark=0 zone=0 use=2",
+  "ipv4     2 tcp      6 431999 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=40002 dport=80 src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40002 [ASSURED] mark=0 zone=0 use=2",
+  "ipv4     2 tcp      6 117 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=40003 dport=80 src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40003 mark=0 zone=0 use=2",
+  "ipv4     2 tcp      6 117 SYN_SENT2 src=10.0.0.1 dst=10.0.0.2 sport=40004 dport=80 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40004 mark=0 zone=0 use=2",
+  "ipv4     2 udp      17 29 src=10.0.0.3 dst=10.0.0.4 sport=53 dport=53 [UNREPLIED] src=10.0.0.4 dst=10.0.0.3 sport=53 dport=53 mark=0 zone=0 use=2",
+  "ipv4     2 tcp      6 117 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=99999 dport=80 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=80 dport=1 mark=0 zone=0 use=2",
+  "garbage line",
+];
+
+/** What a line-by-line parse says the candidates are. */
+function expected(lines: string[]) {
+  return lines.flatMap((l) => {
+    const r = parseLine(l);
+    if (r.kind !== "tcp" || r.entry.state !== "SYN_SENT" || !r.entry.unreplied) return [];
+    return [tupleKey({ family: r.entry.family, ...r.entry.original, zone: r.entry.zone })];
+  });
+}
+
+function scanChunks(text: string, cuts: number[]): TableScanner {
+  const bytes = new TextEncoder().encode(text);
+  const s = new TableScanner();
+  let prev = 0;
+  for (const c of [...new Set(cuts.map((x) => x % (bytes.length + 1)))].sort((a, b) => a - b)) {
+    s.push(bytes.subarray(prev, c), 0, 1);
+    prev = c;
+  }
+  s.push(bytes.subarray(prev), 0, 1);
+  s.end();
+  return s;
+}
+
+Deno.test("TableScanner keeps only TCP SYN_SENT [UNREPLIED] lines and counts malformed ones", () => {
+  const s = scanChunks(LINES.join("\n") + "\n", []);
+  assert.deepEqual(s.candidates.map(tupleKey), [
+    "ipv4 10.0.0.1 10.0.0.2 40000 80 0",
+    "ipv4 10.0.0.1 10.0.0.2 40001 80 5",
+    "ipv6 2001:db8::1 2001:db8::2 1 443 0",
+  ]);
+  assert.equal(s.scanned, LINES.length);
+  assert.equal(s.malformed, 2); // the out-of-range port and the garbage line
+  assert.match(s.firstMalformed!.reason, /port/);
+});
+
+Deno.test("TableScanner finds the same candidates however the bytes are chunked", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.constantFrom(...LINES), { maxLength: 30 }),
+      fc.array(fc.nat(), { maxLength: 20 }),
+      (lines, cuts) => {
+        const text = lines.map((l) => l + "\n").join("");
+        const s = scanChunks(text, cuts);
+        assert.deepEqual(s.candidates.map(tupleKey), expected(lines));
+        assert.equal(s.scanned, lines.length);
+        assert.equal(s.malformed, lines.filter((l) => parseLine(l).kind === "malformed").length);
+      },
+    ),
+  );
+});
+
+Deno.test("TableScanner counts a last line without newline as truncated and never a candidate", () => {
+  const s = scanChunks(syn(1) + "\n" + syn(2).slice(0, -3), [50]);
+  assert.deepEqual(s.candidates.map((c) => c.sport), [1]);
+  assert.equal(s.malformed, 1);
+  assert.match(s.firstMalformed!.reason, /truncated/);
+});
+
+Deno.test("TableScanner drops an overlong line without keeping it, and goes on after it", () => {
+  const long = "ipv4     2 tcp      6 1 SYN_SENT " + "x".repeat(MAX_LINE_BYTES * 3);
+  const s = scanChunks(`${long}\n${syn(7)}\n`, [100, 5000, 9000]);
+  assert.deepEqual(s.candidates.map((c) => c.sport), [7]);
+  assert.equal(s.malformed, 1);
+  assert.match(s.firstMalformed!.reason, /longer than/);
+});
+
+Deno.test("TableScanner gives each candidate the time window of the chunk its line started in", () => {
+  const enc = new TextEncoder();
+  const s = new TableScanner();
+  const a = enc.encode(syn(1) + "\n" + syn(2));
+  s.push(a, 10, 20);
+  s.push(enc.encode("\n"), 15, 30);
+  s.end();
+  assert.deepEqual(s.candidates.map((c) => [c.sport, c.seenFrom, c.seenTo]), [[1, 10, 20], [
+    2,
+    10,
+    30,
+  ]]);
+});
