@@ -1,16 +1,23 @@
 /**
  * conntrack-cleaner: the entry point. Reads the settings, sets up the parts,
- * and runs the poll loop until SIGTERM or SIGINT. The loop itself is in
- * lib/agent.ts; the decisions in lib/tracker.ts.
+ * serves /metrics, /healthz and /readyz, and runs the poll loop until SIGTERM
+ * or SIGINT. The loop is in lib/agent.ts, the decisions in lib/tracker.ts.
  *
  * @module
  */
 import { Agent, errorText } from "./lib/agent.ts";
-import { describeSettings, helpText, loadConfig } from "./lib/config.ts";
+import { describeSettings, formatListen, helpText, loadConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
+import { Metrics } from "./lib/metrics.ts";
+import { type RunningServer, startServer } from "./lib/server.ts";
 import { setUp, SetupError } from "./lib/setup.ts";
 import { RenewalTracker } from "./lib/tracker.ts";
 import { VERSION } from "./lib/version.ts";
+
+/** After SIGTERM, an in-flight deletion gets this long before it is killed. */
+const GRACE_MS = 1000;
+/** After SIGTERM, the process is gone by then whatever happens. */
+const HARD_EXIT_MS = 1800;
 
 /** Runs the agent; resolves to the process exit code. */
 export async function main(
@@ -36,7 +43,7 @@ export async function main(
 
   let parts;
   try {
-    parts = await setUp(settings);
+    parts = await setUp(settings, { log });
   } catch (e) {
     if (!(e instanceof SetupError)) throw e;
     log.error(e.message);
@@ -52,17 +59,12 @@ export async function main(
     deleter_reason: parts.deleterReason,
   });
 
-  const stop = new AbortController();
-  const onSignal = (sig: Deno.Signal) => () => {
-    if (!stop.signal.aborted) log.info("shutting down", { signal: sig });
-    stop.abort();
-  };
-  const signals: [Deno.Signal, () => void][] = [
-    ["SIGTERM", onSignal("SIGTERM")],
-    ["SIGINT", onSignal("SIGINT")],
-  ];
-  for (const [sig, fn] of signals) Deno.addSignalListener(sig, fn);
-
+  const metrics = new Metrics({
+    version: VERSION,
+    deno: Deno.version.deno,
+    source: source.name,
+    deleter: deleter.name,
+  });
   const agent = new Agent({
     source,
     deleter,
@@ -70,19 +72,63 @@ export async function main(
     log,
     intervalMs: settings.intervalMs,
     dryRun: settings.dryRun,
+    observer: metrics,
+    maxDeletesPerPoll: parts.maxDeletesPerPoll,
   });
+
+  let server: RunningServer | undefined;
+  if (settings.listen) {
+    try {
+      server = startServer({
+        listen: settings.listen,
+        status: agent.status,
+        metrics: async () => ({
+          body: await metrics.registry.metrics(),
+          contentType: metrics.registry.contentType,
+        }),
+        // A poll is bounded by its deletion timeouts; allow for a slow one.
+        livenessWindowMs: 3 * settings.intervalMs + 60_000,
+        onError: (e) => log.error("HTTP handler failed", { error: errorText(e) }),
+      });
+      log.info("serving /metrics, /healthz, /readyz", { listen: formatListen(server.addr) });
+    } catch (e) {
+      log.error(`cannot listen on ${formatListen(settings.listen)}: ${errorText(e)}`);
+      return 1;
+    }
+  }
+
+  const stop = new AbortController();
+  const kill = new AbortController();
+  const onSignal = (sig: Deno.Signal) => () => {
+    if (stop.signal.aborted) return;
+    log.info("shutting down", { signal: sig });
+    stop.abort();
+    setTimeout(() => kill.abort(), GRACE_MS);
+    setTimeout(() => {
+      log.warn("shutdown took too long; exiting now");
+      Deno.exit(0);
+    }, HARD_EXIT_MS);
+  };
+  const signals: [Deno.Signal, () => void][] = [
+    ["SIGTERM", onSignal("SIGTERM")],
+    ["SIGINT", onSignal("SIGINT")],
+  ];
+  for (const [sig, fn] of signals) Deno.addSignalListener(sig, fn);
+
+  let code = 0;
   try {
-    await agent.run(stop.signal);
+    await agent.run(stop.signal, kill.signal);
   } catch (e) {
     log.error("poll loop failed", { error: errorText(e) });
-    return 1;
+    code = 1;
   } finally {
     for (const [sig, fn] of signals) Deno.removeSignalListener(sig, fn);
+    await server?.shutdown();
     source.close?.();
     deleter.close?.();
   }
-  log.info("stopped");
-  return 0;
+  log.info("stopped", { exit_code: code });
+  return code;
 }
 
 if (import.meta.main) {

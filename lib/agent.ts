@@ -31,6 +31,11 @@ export interface AgentOptions {
   intervalMs: number;
   dryRun?: boolean;
   observer?: AgentObserver;
+  /**
+   * At most this many stale entries are deleted per poll; the rest wait for
+   * the next one (they stay stale). Default: no limit.
+   */
+  maxDeletesPerPoll?: number;
   /** Monotonic milliseconds; default `performance.now`. */
   clock?: Clock;
   /** Waits `ms` or until `signal` aborts; default a timer. */
@@ -101,12 +106,17 @@ export class Agent {
    * Polls every `intervalMs` until `signal` aborts; resolves when the poll in
    * progress (if any) has finished. A poll that outlasts the interval delays
    * the next one: polls never overlap, and the ticks missed are counted.
+   *
+   * `kill` (default: `signal`) is handed to the source and the deleter: when
+   * it aborts they stop what they are doing (a running `conntrack` is killed).
+   * Abort `signal` first and `kill` a moment later to let an in-flight
+   * deletion finish.
    */
-  async run(signal: AbortSignal): Promise<void> {
+  async run(signal: AbortSignal, kill: AbortSignal = signal): Promise<void> {
     const interval = this.#o.intervalMs;
     let tick = this.#clock();
     while (!signal.aborted) {
-      await this.pollOnce(signal);
+      await this.pollOnce(kill);
       if (signal.aborted) break;
       const now = this.#clock();
       // Ticks that came due while this poll ran: the next poll starts at once, late.
@@ -176,8 +186,16 @@ export class Agent {
     }
   }
 
-  async #act(stale: StaleDecision[], signal?: AbortSignal): Promise<PollReport["results"]> {
+  async #act(all: StaleDecision[], signal?: AbortSignal): Promise<PollReport["results"]> {
     const { deleter, tracker, log, observer, dryRun } = this.#o;
+    const max = this.#o.maxDeletesPerPoll ?? Infinity;
+    const stale = all.length > max ? all.slice(0, max) : all;
+    if (stale.length < all.length) {
+      log.debug("more stale entries than one poll deletes; the rest wait", {
+        stale: all.length,
+        now: stale.length,
+      });
+    }
     if (dryRun) {
       for (const d of stale) {
         log.info("dry run: would delete stale entry", fields(d));

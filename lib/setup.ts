@@ -7,6 +7,7 @@
 import type { Settings } from "./config.ts";
 import { ConntrackCliDeleter } from "./deleters/conntrack_cli.ts";
 import type { Deleter } from "./deleters/deleter.ts";
+import type { Logger } from "./log.ts";
 import { denoRunner, type ProcessRunner } from "./process.ts";
 import { ProcfsSource } from "./sources/procfs.ts";
 import type { Source } from "./sources/source.ts";
@@ -22,12 +23,21 @@ export interface Parts {
   sourceReason: string;
   deleter: Deleter;
   deleterReason: string;
+  /** How many deletions one poll may do with this deleter. */
+  maxDeletesPerPoll: number;
 }
 
 /** Options for {@linkcode setUp}. */
 export interface SetupOptions {
   runner?: ProcessRunner;
+  log?: Logger;
 }
+
+/**
+ * conntrack-tools dumps the whole table for each delete (0.33 s at 100k
+ * entries): cap one poll's CLI deletes so a poll stays bounded.
+ */
+export const CLI_DELETES_PER_POLL = 100;
 
 /**
  * Chooses and checks the source and the deleter. Throws {@linkcode SetupError}
@@ -48,7 +58,13 @@ export async function setUp(settings: Settings, options: SetupOptions = {}): Pro
   const runner = options.runner ?? denoRunner;
   const { source, sourceReason } = await chooseSource(settings);
   const { deleter, deleterReason } = await chooseDeleter(settings, runner);
-  return { source, sourceReason, deleter, deleterReason };
+  return {
+    source,
+    sourceReason,
+    deleter,
+    deleterReason,
+    maxDeletesPerPoll: deleter.name === "conntrack" ? CLI_DELETES_PER_POLL : 10_000,
+  };
 }
 
 async function chooseSource(s: Settings): Promise<{ source: Source; sourceReason: string }> {

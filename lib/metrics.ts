@@ -1,0 +1,152 @@
+/**
+ * The agent's Prometheus metrics, on a prom-client registry of its own.
+ * No label ever carries a tuple or an address: cardinality stays fixed.
+ *
+ * @module
+ */
+import client from "prom-client";
+import type { AgentObserver, DecisionResult } from "./agent.ts";
+import type { Snapshot } from "./entry.ts";
+import type { TrackResult } from "./tracker.ts";
+
+/** Options for {@linkcode Metrics}. */
+export interface MetricsOptions {
+  version: string;
+  deno: string;
+  source: string;
+  deleter: string;
+  /** Also export prom-client's process metrics (RSS, CPU, fds, …); default true. */
+  processMetrics?: boolean;
+  /** Wall-clock seconds for the last-success gauge; default `Date.now() / 1000`. */
+  nowSeconds?: () => number;
+}
+
+const PREFIX = "conntrack_cleaner_";
+const DECISION_RESULTS: DecisionResult[] = ["deleted", "already_gone", "failed", "dry_run"];
+
+/**
+ * The registry and every metric, fed by the agent through
+ * {@linkcode AgentObserver}.
+ *
+ * @example
+ * ```ts
+ * import { Metrics } from "./metrics.ts";
+ * const m = new Metrics({ version: "0.1.0", deno: Deno.version.deno, source: "procfs", deleter: "conntrack" });
+ * m.deletions(["deleted"], 12);
+ * console.log(await m.registry.metrics());
+ * ```
+ */
+export class Metrics implements AgentObserver {
+  readonly registry: client.Registry = new client.Registry();
+  #snapshots;
+  #snapshotDuration;
+  #scanned;
+  #malformed;
+  #candidates;
+  #renewals;
+  #deletions;
+  #deleteDuration;
+  #skipped;
+  #lastSuccess;
+  #now: () => number;
+
+  constructor(o: MetricsOptions) {
+    const registers = [this.registry];
+    this.#now = o.nowSeconds ?? (() => Date.now() / 1000);
+    this.#snapshots = new client.Counter({
+      name: `${PREFIX}snapshots_total`,
+      help: "Reads of the conntrack table, by result (ok, error).",
+      labelNames: ["result"] as const,
+      registers,
+    });
+    this.#snapshotDuration = new client.Histogram({
+      name: `${PREFIX}snapshot_duration_seconds`,
+      help: "How long one read of the conntrack table took.",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.#scanned = new client.Gauge({
+      name: `${PREFIX}entries_scanned`,
+      help: "Entries (lines or messages) in the last successful snapshot.",
+      registers,
+    });
+    this.#malformed = new client.Counter({
+      name: `${PREFIX}malformed_lines_total`,
+      help: "Table lines or messages that did not match the format and were skipped.",
+      registers,
+    });
+    this.#candidates = new client.Gauge({
+      name: `${PREFIX}candidates`,
+      help: "SYN_SENT [UNREPLIED] TCP entries tracked now.",
+      registers,
+    });
+    this.#renewals = new client.Counter({
+      name: `${PREFIX}renewals_total`,
+      help: "Timeout renewals observed on tracked entries.",
+      registers,
+    });
+    this.#deletions = new client.Counter({
+      name: `${PREFIX}deletions_total`,
+      help: "Stale entries acted on, by result (deleted, already_gone, failed, dry_run).",
+      labelNames: ["result"] as const,
+      registers,
+    });
+    this.#deleteDuration = new client.Histogram({
+      name: `${PREFIX}delete_duration_seconds`,
+      help: "How long deleting one poll's stale entries took.",
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60],
+      registers,
+    });
+    this.#skipped = new client.Counter({
+      name: `${PREFIX}skipped_ticks_total`,
+      help: "Poll ticks that came due while the previous poll was still running.",
+      registers,
+    });
+    this.#lastSuccess = new client.Gauge({
+      name: `${PREFIX}last_success_timestamp_seconds`,
+      help: "Unix time of the last successful snapshot.",
+      registers,
+    });
+    new client.Gauge({
+      name: `${PREFIX}build_info`,
+      help: "Always 1; the labels say which build runs.",
+      labelNames: ["version", "deno"] as const,
+      registers,
+    }).set({ version: o.version, deno: o.deno }, 1);
+    new client.Gauge({
+      name: `${PREFIX}source_info`,
+      help: "Always 1; the labels say how the table is read and how entries are deleted.",
+      labelNames: ["source", "deleter"] as const,
+      registers,
+    }).set({ source: o.source, deleter: o.deleter }, 1);
+    for (const result of ["ok", "error"]) this.#snapshots.inc({ result }, 0);
+    for (const result of DECISION_RESULTS) this.#deletions.inc({ result }, 0);
+    if (o.processMetrics ?? true) {
+      client.collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+    }
+  }
+
+  snapshotOk(s: Snapshot, durationMs: number, track: TrackResult): void {
+    this.#snapshots.inc({ result: "ok" });
+    this.#snapshotDuration.observe(durationMs / 1000);
+    this.#scanned.set(s.scanned);
+    this.#malformed.inc(s.malformed);
+    this.#candidates.set(track.tracked);
+    this.#renewals.inc(track.renewals);
+    this.#lastSuccess.set(this.#now());
+  }
+
+  snapshotFailed(_error: unknown, durationMs: number): void {
+    this.#snapshots.inc({ result: "error" });
+    this.#snapshotDuration.observe(durationMs / 1000);
+  }
+
+  deletions(results: DecisionResult[], durationMs: number): void {
+    for (const result of results) this.#deletions.inc({ result });
+    if (!results.every((r) => r === "dry_run")) this.#deleteDuration.observe(durationMs / 1000);
+  }
+
+  skippedTicks(count: number): void {
+    this.#skipped.inc(count);
+  }
+}
