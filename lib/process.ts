@@ -57,7 +57,7 @@ export const denoRunner: ProcessRunner = {
       }).spawn();
     } catch (e) {
       const why = e instanceof Deno.errors.NotFound
-        ? `${cmd}: not found (install conntrack-tools, or set --conntrack-bin)`
+        ? `${cmd}: not found`
         : `${cmd}: ${e instanceof Error ? e.message : String(e)}`;
       return { code: -1, stdout: "", stderr: "", timedOut: false, spawnError: why };
     }

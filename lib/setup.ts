@@ -9,6 +9,7 @@ import { ConntrackCliDeleter } from "./deleters/conntrack_cli.ts";
 import type { Deleter } from "./deleters/deleter.ts";
 import type { Logger } from "./log.ts";
 import { denoRunner, type ProcessRunner } from "./process.ts";
+import { ConntrackCliSource } from "./sources/conntrack_cli.ts";
 import { ProcfsSource } from "./sources/procfs.ts";
 import type { Source } from "./sources/source.ts";
 
@@ -56,7 +57,7 @@ export const CLI_DELETES_PER_POLL = 100;
  */
 export async function setUp(settings: Settings, options: SetupOptions = {}): Promise<Parts> {
   const runner = options.runner ?? denoRunner;
-  const { source, sourceReason } = await chooseSource(settings);
+  const { source, sourceReason } = await chooseSource(settings, runner);
   const { deleter, deleterReason } = await chooseDeleter(settings, runner);
   return {
     source,
@@ -67,15 +68,34 @@ export async function setUp(settings: Settings, options: SetupOptions = {}): Pro
   };
 }
 
-async function chooseSource(s: Settings): Promise<{ source: Source; sourceReason: string }> {
+async function chooseSource(
+  s: Settings,
+  runner: ProcessRunner,
+): Promise<{ source: Source; sourceReason: string }> {
+  const procfs = () => new ProcfsSource({ path: s.procFile });
+  const cli = () => new ConntrackCliSource({ bin: s.conntrackBin });
   switch (s.source) {
-    case "auto":
-    case "procfs": {
+    case "procfs":
       await checkReadable(s.procFile);
-      return {
-        source: new ProcfsSource({ path: s.procFile }),
-        sourceReason: s.source === "auto" ? `auto: ${s.procFile} is readable` : "--source=procfs",
-      };
+      return { source: procfs(), sourceReason: "--source=procfs" };
+    case "conntrack":
+      await checkConntrack(s.conntrackBin, runner);
+      return { source: cli(), sourceReason: "--source=conntrack" };
+    case "auto": {
+      const why: string[] = [];
+      try {
+        await checkReadable(s.procFile);
+        return { source: procfs(), sourceReason: `auto: ${s.procFile} is readable` };
+      } catch (e) {
+        why.push((e as Error).message);
+      }
+      try {
+        await checkConntrack(s.conntrackBin, runner);
+        return { source: cli(), sourceReason: `auto: ${why.join("; ")}; using conntrack -L` };
+      } catch (e) {
+        why.push((e as Error).message);
+      }
+      throw new SetupError(`no way to read the conntrack table: ${why.join("; ")}`);
     }
     default:
       throw new SetupError(`--source=${s.source} is not available in this build`);

@@ -1,0 +1,104 @@
+/**
+ * Reads the table through conntrack-tools: `conntrack -L -p tcp -u UNREPLIED
+ * -o extended`, once per address family, parsed by the same scanner as the
+ * procfs file. For kernels without `/proc/net/nf_conntrack` where FFI is not
+ * wanted.
+ *
+ * @module
+ */
+import type { Family, Snapshot } from "../entry.ts";
+import { TableScanner } from "../scan.ts";
+import type { Clock, Source } from "./source.ts";
+
+/** Options for {@linkcode ConntrackCliSource}. */
+export interface ConntrackCliSourceOptions {
+  /** The conntrack binary; default `conntrack`. */
+  bin?: string;
+  /** Kill a listing after this long; default 30 s. */
+  timeoutMs?: number;
+  clock?: Clock;
+}
+
+/** The `conntrack -L` arguments for one family: the kernel filters by status. */
+export function listArgs(family: Family): string[] {
+  return ["-L", "-p", "tcp", "-u", "UNREPLIED", "-o", "extended", "-f", family];
+}
+
+/**
+ * A {@linkcode Source} over `conntrack -L`. Output is streamed into a
+ * {@linkcode TableScanner}; a listing that fails or times out rejects the
+ * whole snapshot (never half a table taken for whole).
+ *
+ * @example
+ * ```ts
+ * import { ConntrackCliSource } from "./conntrack_cli.ts";
+ * const snap = await new ConntrackCliSource({ bin: "conntrack" }).snapshot();
+ * console.log(snap.candidates.length);
+ * ```
+ */
+export class ConntrackCliSource implements Source {
+  readonly name = "conntrack";
+  readonly bin: string;
+  #timeoutMs: number;
+  #clock: Clock;
+
+  constructor(options: ConntrackCliSourceOptions = {}) {
+    this.bin = options.bin ?? "conntrack";
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#clock = options.clock ?? (() => performance.now());
+  }
+
+  async snapshot(signal?: AbortSignal): Promise<Snapshot> {
+    const startedAt = this.#clock();
+    const scanner = new TableScanner();
+    for (const family of ["ipv4", "ipv6"] as const) {
+      await this.#list(family, scanner, signal);
+    }
+    scanner.end();
+    return {
+      candidates: scanner.candidates,
+      scanned: scanner.scanned,
+      malformed: scanner.malformed,
+      firstMalformed: scanner.firstMalformed,
+      startedAt,
+      finishedAt: this.#clock(),
+    };
+  }
+
+  async #list(family: Family, scanner: TableScanner, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    const from = this.#clock();
+    const child = new Deno.Command(this.bin, {
+      args: listArgs(family),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let timedOut = false;
+    const kill = () => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, this.#timeoutMs);
+    signal?.addEventListener("abort", kill, { once: true });
+    try {
+      const stderr = new Response(child.stderr).text();
+      // The kernel produced these lines after the process started and before each chunk arrived.
+      for await (const chunk of child.stdout) scanner.push(chunk, from, this.#clock());
+      const status = await child.status;
+      const err = (await stderr).trim();
+      signal?.throwIfAborted();
+      if (timedOut) throw new Error(`${this.bin} -L did not finish in ${this.#timeoutMs} ms`);
+      if (!status.success) {
+        throw new Error(`${this.bin} ${listArgs(family).join(" ")} exited ${status.code}: ${err}`);
+      }
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", kill);
+    }
+  }
+}
