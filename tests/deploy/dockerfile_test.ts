@@ -1,0 +1,177 @@
+/**
+ * Dockerfile and .dockerignore, read as text (no Docker engine here): the
+ * stages, what each one runs, and that the final image is scratch plus the
+ * tree scripts/assemble_rootfs.sh builds.
+ */
+import assert from "node:assert/strict";
+
+const ROOT = new URL("../../", import.meta.url);
+const AGENT_TARGET_RE = /(\S+):(\/\S*conntrack-cleaner)\b/;
+
+interface Instruction {
+  keyword: string;
+  args: string;
+}
+interface Stage {
+  image: string;
+  name?: string;
+  instructions: Instruction[];
+}
+
+/** Instructions with continuation lines joined and comment lines dropped. */
+function instructions(text: string): Instruction[] {
+  const out: Instruction[] = [];
+  let current = "";
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    // A comment line, also in the middle of a continued instruction.
+    if (line.startsWith("#")) continue;
+    if (line === "" && current === "") continue;
+    current += (current ? " " : "") + line.replace(/\\$/, "").trim();
+    if (line.endsWith("\\")) continue;
+    const m = /^(\S+)\s*(.*)$/.exec(current);
+    if (m) out.push({ keyword: m[1].toUpperCase(), args: m[2] });
+    current = "";
+  }
+  return out;
+}
+
+function stages(): Stage[] {
+  const text = Deno.readTextFileSync(new URL("Dockerfile", ROOT));
+  const out: Stage[] = [];
+  for (const ins of instructions(text)) {
+    if (ins.keyword === "FROM") {
+      const m = /^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i.exec(ins.args);
+      assert.ok(m, `FROM ${ins.args}`);
+      out.push({ image: m[1], name: m[2], instructions: [] });
+    } else if (out.length > 0) {
+      out.at(-1)!.instructions.push(ins);
+    } else {
+      assert.ok(["ARG"].includes(ins.keyword), `${ins.keyword} before the first FROM`);
+    }
+  }
+  return out;
+}
+
+function runs(stage: Stage): string[] {
+  return stage.instructions.filter((i) => i.keyword === "RUN").map((i) => i.args);
+}
+
+/** The stage that runs scripts/assemble_rootfs.sh, and that command. */
+function assembly(): { stage: Stage; command: string } {
+  for (const stage of stages()) {
+    const command = runs(stage).find((r) => /scripts\/assemble_rootfs\.sh\s/.test(r));
+    if (command) return { stage, command };
+  }
+  assert.fail("no stage runs scripts/assemble_rootfs.sh");
+}
+
+Deno.test("Dockerfile: the build stage is denoland/deno pinned to 2.9.6, the project's Deno", () => {
+  const [build] = stages();
+  assert.equal(build.image, "denoland/deno:2.9.6");
+  assert.equal(
+    Deno.version.deno,
+    "2.9.6",
+    "the Deno running these tests is the one the image pins",
+  );
+});
+
+Deno.test("Dockerfile: the build stage installs from deno.lock, then compiles main.ts to /out/conntrack-cleaner", () => {
+  const [build] = stages();
+  const commands = runs(build);
+  const install = commands.findIndex((r) => /\bdeno install\b/.test(r));
+  const compile = commands.findIndex((r) =>
+    /\bdeno compile -A --output \/out\/conntrack-cleaner main\.ts\b/.test(r)
+  );
+  assert.ok(install >= 0, "deno install runs");
+  assert.ok(compile > install, "deno compile runs after deno install");
+  assert.match(commands[install], /--frozen/, "the lock file is honoured when present");
+  const copies = build.instructions.filter((i) => i.keyword === "COPY").map((i) => i.args);
+  assert.match(
+    copies[0],
+    /\bdeno\.json\b.*\bdeno\.lock/,
+    "deno.json and deno.lock are copied first",
+  );
+});
+
+Deno.test("Dockerfile: every base image is pinned to a tag (no latest, no bare name)", () => {
+  for (const s of stages()) {
+    if (s.image === "scratch") continue;
+    if (stages().some((o) => o.name === s.image)) continue;
+    assert.match(s.image, /:[\w.-]+$|@sha256:/, `${s.image} has a tag`);
+    assert.doesNotMatch(s.image, /:latest$/, `${s.image} is not :latest`);
+  }
+});
+
+Deno.test("Dockerfile: a debian:bookworm-slim stage installs conntrack and runs scripts/assemble_rootfs.sh", () => {
+  const { stage, command } = assembly();
+  assert.equal(stage.image, "debian:bookworm-slim");
+  const apt = runs(stage).find((r) => /apt-get install/.test(r));
+  assert.ok(apt, "apt-get install runs");
+  assert.match(apt, /--no-install-recommends/);
+  assert.match(apt, /\bconntrack\b/);
+  assert.match(apt, /\bbinutils\b/, "readelf for the script");
+  const copy = stage.instructions.find((i) =>
+    i.keyword === "COPY" && /^(--chmod=\S+\s+)?scripts\/assemble_rootfs\.sh\s/.test(i.args)
+  );
+  assert.ok(copy, "the script is copied from the build context");
+  assert.match(command, /\s\/usr\/sbin\/conntrack(\s|$)/, "conntrack goes in");
+  const agent = AGENT_TARGET_RE.exec(command);
+  assert.ok(agent, "the compiled agent goes in at an absolute path");
+  const fromBuild = stage.instructions.find((i) =>
+    i.keyword === "COPY" && /^--from=\S+\s/.test(i.args) && i.args.includes(agent[1])
+  );
+  assert.ok(fromBuild, `${agent[1]} is copied from the build stage`);
+});
+
+Deno.test("Dockerfile: the final stage is FROM scratch with the assembled /rootfs and nothing run", () => {
+  const all = stages();
+  const final = all.at(-1)!;
+  assert.equal(final.image, "scratch");
+  const { stage } = assembly();
+  const copies = final.instructions.filter((i) => i.keyword === "COPY").map((i) => i.args);
+  assert.deepEqual(copies, [`--from=${stage.name} /rootfs/ /`]);
+  const kinds = final.instructions.map((i) => i.keyword);
+  assert.ok(!kinds.includes("RUN"), "no RUN: scratch has no shell");
+  assert.ok(!kinds.includes("SHELL"), "no SHELL");
+  assert.ok(!kinds.includes("ADD"), "no ADD");
+});
+
+Deno.test("Dockerfile: ENTRYPOINT is the exec form of the agent's path in the rootfs", () => {
+  const final = stages().at(-1)!;
+  const entry = final.instructions.filter((i) => i.keyword === "ENTRYPOINT");
+  assert.equal(entry.length, 1);
+  const argv = JSON.parse(entry[0].args) as string[];
+  const agent = AGENT_TARGET_RE.exec(assembly().command);
+  assert.deepEqual(argv, [agent![2]]);
+  assert.ok(!final.instructions.some((i) => i.keyword === "CMD"), "no CMD: flags come from args");
+});
+
+Deno.test("Dockerfile: exposes the default listen port 10395", () => {
+  const final = stages().at(-1)!;
+  const expose = final.instructions.filter((i) => i.keyword === "EXPOSE").map((i) => i.args);
+  assert.deepEqual(expose, ["10395/tcp"]);
+});
+
+Deno.test(".dockerignore: keeps the build inputs and leaves out .git, dist, node_modules", () => {
+  const patterns = Deno.readTextFileSync(new URL(".dockerignore", ROOT)).split("\n")
+    .map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  for (const p of [".git", "dist", "node_modules"]) assert.ok(patterns.includes(p), p);
+  // Crude but sufficient for these plain patterns: nothing the build reads is excluded.
+  const needed = [
+    "main.ts",
+    "lib",
+    "deno.json",
+    "deno.lock",
+    "scripts",
+    "scripts/assemble_rootfs.sh",
+  ];
+  for (const p of patterns) {
+    if (p.startsWith("!")) continue;
+    const re = new RegExp(
+      "^" + p.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, ".") +
+        "(/.*)?$",
+    );
+    for (const n of needed) assert.ok(!re.test(n), `'${p}' would exclude ${n}`);
+  }
+});

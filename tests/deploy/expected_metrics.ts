@@ -1,0 +1,54 @@
+/**
+ * The metrics the agent really exports, read from its own registry
+ * (lib/metrics.ts), so the dashboard is checked against the code and not
+ * against a list that can drift.
+ *
+ * @module
+ */
+import { Metrics } from "../../lib/metrics.ts";
+
+/** One metric family as Prometheus scrapes it. */
+export interface ExpectedMetric {
+  /** Family name; a histogram's series add `_bucket`, `_sum`, `_count`. */
+  name: string;
+  type: "counter" | "gauge" | "histogram" | "summary";
+  /** Labels of its series (a histogram's `le` not included). */
+  labels: readonly string[];
+  /** The values a label takes, where they are a closed set (`result`). */
+  labelValues?: Readonly<Record<string, readonly string[]>>;
+}
+
+const CLOSED_LABELS = new Set(["result"]);
+
+async function fromRegistry(): Promise<ExpectedMetric[]> {
+  const m = new Metrics({
+    version: "test",
+    deno: Deno.version.deno,
+    source: "procfs",
+    deleter: "conntrack",
+  });
+  // Let prom-client's default collectors run once so every family has its series.
+  await new Promise((r) => setTimeout(r, 50));
+  const families = await m.registry.getMetricsAsJSON();
+  return families.map((f) => {
+    const labels = new Set<string>();
+    const values: Record<string, Set<string>> = {};
+    for (const v of f.values as { labels: Record<string, string | number> }[]) {
+      for (const [k, val] of Object.entries(v.labels)) {
+        if (k === "le") continue;
+        labels.add(k);
+        if (CLOSED_LABELS.has(k)) (values[k] ??= new Set()).add(String(val));
+      }
+    }
+    const labelValues = Object.fromEntries(Object.entries(values).map(([k, s]) => [k, [...s]]));
+    return {
+      name: f.name,
+      type: String(f.type) as ExpectedMetric["type"],
+      labels: [...labels],
+      ...(Object.keys(labelValues).length ? { labelValues } : {}),
+    };
+  });
+}
+
+/** Every metric family `/metrics` serves, with prom-client's process metrics. */
+export const EXPECTED_METRICS: readonly ExpectedMetric[] = await fromRegistry();

@@ -1,0 +1,172 @@
+/**
+ * deploy/conntrack-cleaner.service: the keys the agent needs, hardening that
+ * keeps the node's conntrack table reachable, and systemd's own verdict where
+ * systemd-analyze is installed.
+ */
+import assert from "node:assert/strict";
+
+const UNIT_URL = new URL("../../deploy/conntrack-cleaner.service", import.meta.url);
+const UNIT_TEXT = Deno.readTextFileSync(UNIT_URL);
+
+/** section -> key -> values in order (a key may repeat, e.g. Environment=). */
+type Unit = Map<string, Map<string, string[]>>;
+
+function parseUnit(text: string): Unit {
+  const unit: Unit = new Map();
+  let section: Map<string, string[]> | undefined;
+  let pending = "";
+  for (const raw of text.split("\n")) {
+    let line = pending + raw.trim();
+    pending = "";
+    if (line.endsWith("\\")) {
+      pending = line.slice(0, -1) + " ";
+      continue;
+    }
+    line = line.trim();
+    if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
+    const header = /^\[([A-Za-z]+)\]$/.exec(line);
+    if (header) {
+      section = unit.get(header[1]) ?? new Map();
+      unit.set(header[1], section);
+      continue;
+    }
+    const eq = line.indexOf("=");
+    assert.ok(section, `key outside a section: ${line}`);
+    assert.ok(eq > 0, `not KEY=VALUE: ${line}`);
+    const key = line.slice(0, eq).trim();
+    const value = line.slice(eq + 1).trim();
+    section.set(key, [...(section.get(key) ?? []), value]);
+  }
+  return unit;
+}
+
+const UNIT = parseUnit(UNIT_TEXT);
+
+/** The last value of a key (the one systemd uses for single-valued keys). */
+function get(section: string, key: string): string | undefined {
+  return UNIT.get(section)?.get(key)?.at(-1);
+}
+
+function isTrue(v: string | undefined): boolean {
+  return v !== undefined && ["yes", "true", "1", "on"].includes(v.toLowerCase());
+}
+
+/** Environment= values as NAME -> value (quotes removed). */
+function environment(): Map<string, string> {
+  const env = new Map<string, string>();
+  for (const line of UNIT.get("Service")?.get("Environment") ?? []) {
+    for (const m of line.matchAll(/"([^"=]+)=([^"]*)"|([^\s"=]+)=(\S*)/g)) {
+      env.set(m[1] ?? m[3], m[2] ?? m[4]);
+    }
+  }
+  return env;
+}
+
+Deno.test("systemd unit: runs /usr/local/bin/conntrack-cleaner", () => {
+  const exec = get("Service", "ExecStart");
+  assert.ok(exec, "ExecStart is set");
+  assert.equal(exec.split(/\s+/)[0], "/usr/local/bin/conntrack-cleaner");
+});
+
+Deno.test("systemd unit: sets CONNTRACK_TABLE_DUMP_FREQUENCY=1s and CONNECTION_RENEWAL_THRESHOLD=3", () => {
+  const env = environment();
+  assert.equal(env.get("CONNTRACK_TABLE_DUMP_FREQUENCY"), "1s");
+  assert.equal(env.get("CONNECTION_RENEWAL_THRESHOLD"), "3");
+});
+
+Deno.test("systemd unit: listens on port 10395 like the DaemonSet", () => {
+  const listen = environment().get("CONNTRACK_CLEANER_LISTEN") ??
+    /--listen[= ](\S+)/.exec(get("Service", "ExecStart") ?? "")?.[1];
+  assert.equal(listen, "0.0.0.0:10395");
+});
+
+Deno.test("systemd unit: restarts on failure", () => {
+  assert.equal(get("Service", "Restart"), "on-failure");
+});
+
+Deno.test("systemd unit: capabilities limited to CAP_NET_ADMIN, no new privileges", () => {
+  assert.equal(get("Service", "AmbientCapabilities"), "CAP_NET_ADMIN");
+  assert.equal(get("Service", "CapabilityBoundingSet"), "CAP_NET_ADMIN");
+  assert.ok(isTrue(get("Service", "NoNewPrivileges")), "NoNewPrivileges=yes");
+});
+
+Deno.test("systemd unit: file system hardening (ProtectSystem=strict, ProtectHome, PrivateTmp)", () => {
+  assert.equal(get("Service", "ProtectSystem"), "strict");
+  assert.ok(isTrue(get("Service", "ProtectHome")), "ProtectHome=yes");
+  assert.ok(
+    isTrue(get("Service", "PrivateTmp")),
+    "PrivateTmp=yes (a writable /tmp for the code cache)",
+  );
+});
+
+Deno.test("systemd unit: stays in the host network namespace (no PrivateNetwork)", () => {
+  const pn = get("Service", "PrivateNetwork");
+  assert.ok(pn === undefined || !isTrue(pn), "PrivateNetwork would give it an empty table");
+  assert.equal(get("Service", "NetworkNamespacePath"), undefined);
+  assert.equal(get("Service", "JoinsNamespaceOf"), undefined);
+  assert.ok(
+    !isTrue(get("Service", "PrivateUsers")),
+    "PrivateUsers would void NET_ADMIN on the host",
+  );
+});
+
+Deno.test("systemd unit: keeps /proc/net readable and V8's JIT working", () => {
+  assert.notEqual(get("Service", "ProcSubset"), "pid", "ProcSubset=pid hides /proc/net");
+  assert.ok(
+    !isTrue(get("Service", "MemoryDenyWriteExecute")),
+    "MemoryDenyWriteExecute breaks V8's JIT",
+  );
+  const families = get("Service", "RestrictAddressFamilies");
+  if (families !== undefined) {
+    const list = families.split(/\s+/);
+    assert.ok(!families.startsWith("~"), "an allow-list, not a deny-list");
+    for (const f of ["AF_NETLINK", "AF_INET", "AF_INET6", "AF_UNIX"]) {
+      assert.ok(list.includes(f), `${f} allowed`);
+    }
+  }
+});
+
+Deno.test("systemd unit: runs as root (for /proc/net/nf_conntrack) and is enabled in multi-user.target", () => {
+  const user = get("Service", "User");
+  assert.ok(user === undefined || user === "root" || user === "0", `User=${user}`);
+  assert.ok(!isTrue(get("Service", "DynamicUser")), "no DynamicUser");
+  assert.equal(get("Install", "WantedBy"), "multi-user.target");
+});
+
+const analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].find((p) => {
+  try {
+    return Deno.statSync(p).isFile;
+  } catch {
+    return false;
+  }
+});
+
+Deno.test({
+  name: "systemd unit: systemd-analyze verify reports nothing" +
+    (analyze ? "" : " [skipped: systemd-analyze is not installed]"),
+  ignore: !analyze,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "unit-verify-" });
+    try {
+      // The agent binary is not installed here: point ExecStart at /bin/true,
+      // keep every other line as it is.
+      const text = UNIT_TEXT.replace(
+        /^ExecStart=\/usr\/local\/bin\/conntrack-cleaner/m,
+        "ExecStart=/bin/true",
+      );
+      assert.notEqual(text, UNIT_TEXT, "ExecStart was rewritten");
+      const path = `${dir}/conntrack-cleaner.service`;
+      await Deno.writeTextFile(path, text);
+      const out = await new Deno.Command(analyze!, {
+        args: ["verify", path],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const said = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      assert.equal(said.trim(), "", "no complaints");
+      assert.equal(out.code, 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
