@@ -1,0 +1,206 @@
+/**
+ * The end-to-end story, in a namespace of its own: clients stuck retrying
+ * from fixed source ports (renewed every second), entries left to decay, a
+ * healthy connection between the same two hosts, and background traffic.
+ * Runs the real agent (`deno run -A main.ts`) inside the namespace and
+ * reports what it did.
+ *
+ * @module
+ */
+import { type EntrySpec, type Netns, startRenewer, withNetns } from "../support/netns.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** What a scenario is made of. */
+export interface ScenarioOptions {
+  family: "ipv4" | "ipv6";
+  zone: number;
+  /** Extra agent flags (`--source=…`, `--delete-via=…`). */
+  args?: string[];
+  /** Give up after this long; default 12 s. */
+  deadlineMs?: number;
+}
+
+/** What happened. */
+export interface ScenarioResult {
+  /** Milliseconds from the agent's start until the last renewed entry was gone; undefined if never. */
+  allGoneMs: number | undefined;
+  /** Renewed entries still present at the end. */
+  renewedLeft: EntrySpec[];
+  /** Entries that must stay and were missing at the end. */
+  keptMissing: EntrySpec[];
+  /** The agent's log lines, parsed. */
+  logs: Record<string, unknown>[];
+  exitCode: number;
+  /** How long the agent took to exit after SIGTERM, ms. */
+  exitMs: number;
+  renewed: EntrySpec[];
+}
+
+function hosts(family: "ipv4" | "ipv6") {
+  return family === "ipv4"
+    ? {
+      client: "203.0.113.10",
+      service: "198.51.100.80",
+      other: (i: number) => `10.1.${i >> 8}.${i & 255}`,
+      peer: "10.2.0.1",
+    }
+    : {
+      client: "2001:db8:c::10",
+      service: "2001:db8:5::80",
+      other: (i: number) => `2001:db8:1::${i.toString(16)}`,
+      peer: "2001:db8:2::1",
+    };
+}
+
+/** The table of the story: who is renewed, who must stay. */
+export function storyTable(family: "ipv4" | "ipv6", zone: number) {
+  const h = hosts(family);
+  const syn = (sport: number, z = zone): EntrySpec => ({
+    src: h.client,
+    dst: h.service,
+    sport,
+    dport: 443,
+    zone: z,
+    state: "SYN_SENT",
+    timeout: 120,
+  });
+  const renewed = [syn(40001), syn(40002), syn(40003)];
+  const decaying = [
+    { ...syn(41001), timeout: 90 },
+    { ...syn(41002), timeout: 60 },
+    { ...syn(41003), timeout: 119 },
+  ];
+  const healthy: EntrySpec = {
+    src: h.client,
+    dst: h.service,
+    sport: 40100,
+    dport: 443,
+    zone,
+    state: "ESTABLISHED",
+    timeout: 432000,
+  };
+  const background: EntrySpec[] = [];
+  for (let i = 1; i <= 60; i++) {
+    background.push({
+      src: h.other(i),
+      dst: h.peer,
+      sport: 50000 + i,
+      dport: 80,
+      zone,
+      state: "ESTABLISHED",
+      timeout: 300,
+    });
+    background.push({
+      src: h.other(i),
+      dst: h.peer,
+      sport: 51000 + i,
+      dport: 80,
+      zone,
+      state: "TIME_WAIT",
+      timeout: 100,
+    });
+    background.push({
+      proto: "udp",
+      src: h.other(i),
+      dst: h.peer,
+      sport: 52000 + i,
+      dport: 53,
+      zone,
+      timeout: 30,
+    });
+  }
+  // The same tuple as a renewed entry, in another zone: a different entry, never renewed.
+  const otherZone = syn(40001, zone === 0 ? 9 : 0);
+  return { renewed, kept: [...decaying, healthy, ...background, otherZone] };
+}
+
+/** Whether `spec`'s entry is in a /proc/net/nf_conntrack text. */
+export function present(table: string, spec: EntrySpec): boolean {
+  const wantZone = `zone=${spec.zone ?? 0} `;
+  const proto = spec.proto ?? "tcp";
+  return table.split("\n").some((l) => {
+    if (!l.includes(` ${proto} `) || !l.includes(wantZone)) return false;
+    const first = l.indexOf("src=");
+    const t = l.slice(first).split(" ");
+    const addr = (s: string) => expand(s.split("=")[1]);
+    return addr(t[0]) === expand(spec.src) && addr(t[1]) === expand(spec.dst) &&
+      t[2] === `sport=${spec.sport}` && t[3] === `dport=${spec.dport}`;
+  });
+}
+
+/** An address in the kernel's procfs spelling (IPv6 uncompressed). */
+function expand(a: string): string {
+  if (!a.includes(":")) return a;
+  const [head, tail = ""] = a.split("::");
+  const h = head ? head.split(":") : [];
+  const t = a.includes("::") ? (tail ? tail.split(":") : []) : [];
+  const groups = a.includes("::") ? [...h, ...Array(8 - h.length - t.length).fill("0"), ...t] : h;
+  return groups.map((g) => g.padStart(4, "0").toLowerCase()).join(":");
+}
+
+/** Runs the whole story once and reports. */
+export function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
+  return withNetns(`e2e-${o.family}-z${o.zone}`, async (ns) => {
+    const { renewed, kept } = storyTable(o.family, o.zone);
+    await ns.insertMany([...renewed, ...kept]);
+    const renewer = await startRenewer(ns, renewed, 1000, { timeoutSec: 120 });
+    try {
+      return await runAgent(ns, renewed, kept, o);
+    } finally {
+      await renewer.stop();
+    }
+  });
+}
+
+async function runAgent(
+  ns: Netns,
+  renewed: EntrySpec[],
+  kept: EntrySpec[],
+  o: ScenarioOptions,
+): Promise<ScenarioResult> {
+  const child = ns.spawn([Deno.execPath(), "run", "-A", MAIN, "--listen=off", ...(o.args ?? [])], {
+    env: { CONNTRACK_TABLE_DUMP_FREQUENCY: "1s", CONNECTION_RENEWAL_THRESHOLD: "3", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const out = new Response(child.stdout).text();
+  const err = new Response(child.stderr).text();
+  const t0 = performance.now();
+  const deadline = t0 + (o.deadlineMs ?? 12_000);
+  let allGoneMs: number | undefined;
+  let table = "";
+  while (performance.now() < deadline) {
+    table = await ns.list();
+    if (renewed.every((s) => !present(table, s))) {
+      allGoneMs = performance.now() - t0;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  // Let it run two more polls: nothing else may go.
+  await new Promise((r) => setTimeout(r, 2000));
+  table = await ns.list();
+  const t1 = performance.now();
+  child.kill("SIGTERM");
+  const status = await child.status;
+  const exitMs = performance.now() - t1;
+  const logs = (await out).split("\n").filter((l) => l.trim()).map((l) => {
+    try {
+      return JSON.parse(l);
+    } catch {
+      return { unparsed: l };
+    }
+  });
+  const stderr = (await err).trim();
+  if (stderr) logs.push({ stderr });
+  return {
+    allGoneMs,
+    renewedLeft: renewed.filter((s) => present(table, s)),
+    keptMissing: kept.filter((s) => !present(table, s)),
+    logs,
+    exitCode: status.code,
+    exitMs,
+    renewed,
+  };
+}
