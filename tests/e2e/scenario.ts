@@ -144,7 +144,8 @@ export function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   return withNetns(`e2e-${o.family}-z${o.zone}`, async (ns) => {
     const { renewed, kept } = storyTable(o.family, o.zone);
     await ns.insertMany([...renewed, ...kept]);
-    const renewer = await startRenewer(ns, renewed, 1000, { timeoutSec: 120 });
+    // `conntrack -U -t 120` in zone 0; in other zones over ctnetlink (-U rejects --zone).
+    const renewer = await startRenewer(ns, renewed, 1000, { timeoutSec: 120, via: "conntrack" });
     try {
       return await runAgent(ns, renewed, kept, o);
     } finally {

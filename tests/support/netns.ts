@@ -583,6 +583,12 @@ export interface Renewer {
 export interface RenewerOptions {
   /** Timeout each renewal sets; default each spec's own `timeout`. */
   timeoutSec?: number;
+  /**
+   * `netlink` (default): {@linkcode Netns.renew}. `conntrack`: `conntrack -U -t`
+   * ({@linkcode Netns.renewWithConntrack}) for zone-0 entries, netlink for the
+   * others (the CLI cannot renew in another zone).
+   */
+  via?: "netlink" | "conntrack";
 }
 
 /**
@@ -620,7 +626,9 @@ export async function startRenewer(
       const absent: EntrySpec[] = [];
       for (let i = 0; i < specs.length; i++) {
         if (stopped) return;
-        if (await ns.renew(specs[i], options.timeoutSec ?? specs[i].timeout)) state.renewed++;
+        const spec = specs[i], t = options.timeoutSec ?? spec.timeout;
+        const viaCli = options.via === "conntrack" && (spec.zone ?? 0) === 0;
+        if (await (viaCli ? ns.renewWithConntrack(spec, t) : ns.renew(spec, t))) state.renewed++;
         else absent.push(specs[i]);
         if (i % 500 === 499) await new Promise((r) => setTimeout(r, 0));
       }

@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+async function runMain(args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    clearEnv: true,
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("main exits 2 at once for a bad setting, naming it, its value and the accepted form", async () => {
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [["--interval=10ms"], {}, /invalid --interval "10ms": expected a Go duration/],
+    [
+      [],
+      { CONNTRACK_TABLE_DUMP_FREQUENCY: "often" },
+      /invalid CONNTRACK_TABLE_DUMP_FREQUENCY "often"/,
+    ],
+    [
+      [],
+      { CONNECTION_RENEWAL_THRESHOLD: "three" },
+      /invalid CONNECTION_RENEWAL_THRESHOLD "three": expected a whole number/,
+    ],
+    [["--listen=everywhere"], {}, /invalid --listen "everywhere"/],
+    [["--no-such-flag"], {}, /unknown flag --no-such-flag/],
+  ];
+  for (const [args, env, want] of cases) {
+    const r = await runMain(args, env);
+    assert.equal(r.code, 2, `${args} ${JSON.stringify(env)}: ${r.stderr}`);
+    assert.match(r.stderr, want);
+    assert.match(r.stderr, /Try 'conntrack-cleaner --help'/);
+    assert.equal(r.stdout, "", "nothing started");
+  }
+});
+
+Deno.test("main --help lists every flag with its environment variable, and --version names the build", async () => {
+  const help = await runMain(["--help"]);
+  assert.equal(help.code, 0);
+  for (
+    const s of [
+      "--interval",
+      "CONNTRACK_TABLE_DUMP_FREQUENCY",
+      "--threshold",
+      "CONNECTION_RENEWAL_THRESHOLD",
+      "--dry-run",
+      "--listen",
+      "--source",
+      "--delete-via",
+      "--proc-file",
+      "--conntrack-bin",
+      "--log-format",
+      "--log-level",
+    ]
+  ) {
+    assert.ok(help.stdout.includes(s), s);
+  }
+  const version = await runMain(["--version"]);
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^conntrack-cleaner \d+\.\d+\.\d+ \(deno \d+\.\d+\.\d+\)\n$/);
+});
+
+Deno.test("main exits 1 with one clear line when the table file is missing", async () => {
+  const r = await runMain([
+    "--source=procfs",
+    "--proc-file=/nonexistent/nf_conntrack",
+    "--listen=off",
+  ]);
+  assert.equal(r.code, 1);
+  const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(lines.length, 1);
+  assert.equal(lines[0].level, "error");
+  assert.match(
+    lines[0].msg,
+    /\/nonexistent\/nf_conntrack does not exist: the kernel needs CONFIG_NF_CONNTRACK_PROCFS/,
+  );
+});
+
+Deno.test("main exits 1 saying how to install conntrack when the binary is missing", async () => {
+  const table = await Deno.makeTempFile();
+  try {
+    const r = await runMain([
+      "--source=procfs",
+      `--proc-file=${table}`,
+      "--delete-via=conntrack",
+      "--conntrack-bin=/nonexistent/conntrack",
+      "--listen=off",
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stdout,
+      /conntrack binary \\"\/nonexistent\/conntrack\\" cannot run .*apt-get install conntrack/,
+    );
+  } finally {
+    await Deno.remove(table);
+  }
+});
