@@ -7,6 +7,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { type EntrySpec, type Netns, startRenewer, withNetns } from "../support/netns.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -19,6 +20,8 @@ export interface ScenarioOptions {
   args?: string[];
   /** Give up after this long; default 12 s. */
   deadlineMs?: number;
+  /** Called once the renewed entries are gone, while the agent still runs. */
+  probe?: (ns: Netns) => Promise<void>;
 }
 
 /** What happened. */
@@ -160,7 +163,9 @@ async function runAgent(
   kept: EntrySpec[],
   o: ScenarioOptions,
 ): Promise<ScenarioResult> {
-  const child = ns.spawn([Deno.execPath(), "run", "-A", MAIN, "--listen=off", ...(o.args ?? [])], {
+  const args = o.args ?? [];
+  const listen = args.some((a) => a.startsWith("--listen")) ? [] : ["--listen=off"];
+  const child = ns.spawn([Deno.execPath(), "run", "-A", MAIN, ...listen, ...args], {
     env: { CONNTRACK_TABLE_DUMP_FREQUENCY: "1s", CONNECTION_RENEWAL_THRESHOLD: "3", NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
@@ -181,6 +186,7 @@ async function runAgent(
   }
   // Let it run two more polls: nothing else may go.
   await new Promise((r) => setTimeout(r, 2000));
+  if (allGoneMs !== undefined) await o.probe?.(ns);
   table = await ns.list();
   const t1 = performance.now();
   child.kill("SIGTERM");
@@ -204,4 +210,30 @@ async function runAgent(
     exitMs,
     renewed,
   };
+}
+
+/** `GET url` from inside the namespace (its loopback is not the test's): status and body. */
+export async function httpGet(ns: Netns, url: string): Promise<{ status: number; body: string }> {
+  const code = `const r = await fetch(${JSON.stringify(url)}); ` +
+    `console.log(JSON.stringify({ status: r.status, body: await r.text() }));`;
+  const r = await ns.exec([Deno.execPath(), "eval", code], { env: { NO_COLOR: "1" } });
+  if (r.code !== 0) throw new Error(`fetch ${url} in ${ns.name}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** The outcome every configuration must show. */
+export function assertStory(r: ScenarioResult, label: string): void {
+  const ctx = `${label}\n${r.logs.map((l) => JSON.stringify(l)).join("\n")}`;
+  assert.deepEqual(r.renewedLeft, [], `renewed entries left after 12 s: ${ctx}`);
+  assert.ok(r.allGoneMs !== undefined && r.allGoneMs <= 12_000, ctx);
+  assert.deepEqual(r.keptMissing, [], `entries that had to stay are gone: ${ctx}`);
+  const deleted = r.logs.filter((l) => l.msg === "deleted stale entry");
+  assert.equal(deleted.length, r.renewed.length, `one log line per deletion: ${ctx}`);
+  for (const d of deleted) {
+    assert.ok((d.renewals as number) > 3, ctx);
+    assert.ok(r.renewed.some((s) => s.sport === d.sport && (s.zone ?? 0) === d.zone), ctx);
+  }
+  assert.deepEqual(r.logs.filter((l) => l.level === "error" || l.stderr), [], ctx);
+  assert.equal(r.exitCode, 0, ctx);
+  assert.ok(r.exitMs < 2000, `exit took ${r.exitMs} ms`);
 }

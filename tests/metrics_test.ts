@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { Metrics } from "../lib/metrics.ts";
+
+function value(text: string, series: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(series + " "));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+Deno.test("Metrics counts snapshots, renewals, candidates and deletions by result, with no per-tuple labels", async () => {
+  const m = new Metrics({
+    version: "1.2.3",
+    deno: "2.9.6",
+    source: "procfs",
+    deleter: "conntrack",
+    processMetrics: false,
+    nowSeconds: () => 1700000000,
+  });
+  const before = await m.registry.metrics();
+  assert.equal(
+    value(before, 'conntrack_cleaner_deletions_total{result="failed"}'),
+    0,
+    "results exist at 0 from the start",
+  );
+  assert.equal(value(before, 'conntrack_cleaner_snapshots_total{result="error"}'), 0);
+  const snap = { candidates: [], scanned: 1000, malformed: 2, startedAt: 0, finishedAt: 12 };
+  m.snapshotOk(snap, 12, { stale: [], renewals: 3, tracked: 7, forgotten: 0 });
+  m.snapshotOk(snap, 8, { stale: [], renewals: 1, tracked: 5, forgotten: 2 });
+  m.snapshotFailed(new Error("EIO"), 1);
+  m.deletions(["deleted", "deleted", "already_gone", "failed"], 40);
+  m.deletions(["dry_run"], 0);
+  m.skippedTicks(2);
+  const t = await m.registry.metrics();
+  assert.equal(value(t, 'conntrack_cleaner_snapshots_total{result="ok"}'), 2);
+  assert.equal(value(t, 'conntrack_cleaner_snapshots_total{result="error"}'), 1);
+  assert.equal(value(t, "conntrack_cleaner_snapshot_duration_seconds_count"), 3);
+  assert.equal(value(t, "conntrack_cleaner_entries_scanned"), 1000);
+  assert.equal(value(t, "conntrack_cleaner_malformed_lines_total"), 4);
+  assert.equal(value(t, "conntrack_cleaner_candidates"), 5);
+  assert.equal(value(t, "conntrack_cleaner_renewals_total"), 4);
+  assert.equal(value(t, 'conntrack_cleaner_deletions_total{result="deleted"}'), 2);
+  assert.equal(value(t, 'conntrack_cleaner_deletions_total{result="already_gone"}'), 1);
+  assert.equal(value(t, 'conntrack_cleaner_deletions_total{result="failed"}'), 1);
+  assert.equal(value(t, 'conntrack_cleaner_deletions_total{result="dry_run"}'), 1);
+  assert.equal(
+    value(t, "conntrack_cleaner_delete_duration_seconds_count"),
+    1,
+    "dry runs take no time to delete",
+  );
+  assert.equal(value(t, "conntrack_cleaner_skipped_ticks_total"), 2);
+  assert.equal(value(t, "conntrack_cleaner_last_success_timestamp_seconds"), 1700000000);
+  assert.equal(value(t, 'conntrack_cleaner_build_info{version="1.2.3",deno="2.9.6"}'), 1);
+  assert.equal(value(t, 'conntrack_cleaner_source_info{source="procfs",deleter="conntrack"}'), 1);
+  const labels = new Set([...t.matchAll(/[{,]([a-z_]+)="/g)].map((x) => x[1]));
+  assert.deepEqual([...labels].sort(), ["deleter", "deno", "le", "result", "source", "version"]);
+});
