@@ -1,0 +1,94 @@
+/**
+ * Tells whether a ctnetlink dump works in this process's network namespace
+ * (for `--source auto`).
+ *
+ * @module
+ */
+import { AF_INET, appendDumpRequest, IPS_TEMPLATE, MessageBuilder } from "./codec.ts";
+import { DumpRetryError, runDump } from "./dump.ts";
+import { Errno, ErrnoError } from "./errno.ts";
+import { NetlinkSocket, type NetlinkTransport } from "./socket.ts";
+
+/** The answer of {@linkcode probeNetlink}. */
+export type ProbeResult = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Options for {@linkcode probeNetlink}.
+ *
+ * @example
+ * ```ts
+ * import { probeNetlink, type ProbeNetlinkOptions } from "./probe.ts";
+ * const options: ProbeNetlinkOptions = { timeoutMs: 2000 };
+ * const result = await probeNetlink(options);
+ * ```
+ */
+export interface ProbeNetlinkOptions {
+  /** Time allowed; default 5000 ms. */
+  timeoutMs?: number;
+  /** Opens the socket; tests pass a fake kernel. */
+  openTransport?: () => NetlinkTransport;
+}
+
+/**
+ * Opens a `NETLINK_NETFILTER` socket and runs one ctnetlink dump to its end.
+ * The dump asks for entries with `IPS_TEMPLATE` set, which the table never
+ * holds, so on a kernel with status filtering it returns nothing however big
+ * the table is; a kernel that rejects the filter gets a plain dump instead.
+ * Resolves `{ ok: false, reason }` (never rejects) when FFI, the socket, the
+ * permission (`EPERM` without `CAP_NET_ADMIN`) or the dump fails.
+ *
+ * @example
+ * ```ts
+ * import { probeNetlink } from "./probe.ts";
+ * const r = await probeNetlink();
+ * if (!r.ok) console.log(`netlink unavailable: ${r.reason}`);
+ * ```
+ */
+export async function probeNetlink(options: ProbeNetlinkOptions = {}): Promise<ProbeResult> {
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const clock = () => performance.now();
+  const deadline = clock() + timeoutMs;
+  let t: NetlinkTransport | undefined;
+  try {
+    t = (options.openTransport ?? (() => NetlinkSocket.open({ recvBufferBytes: 1 << 20 })))();
+    const buffer = new Uint8Array(64 * 1024);
+    let filtered = true;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const seq = attempt + 1;
+      const b = new MessageBuilder(64);
+      appendDumpRequest(
+        b,
+        seq,
+        AF_INET,
+        filtered ? { status: { value: IPS_TEMPLATE, mask: IPS_TEMPLATE } } : {},
+      );
+      try {
+        await runDump(t, seq, b.bytes(), {
+          clock,
+          deadline,
+          pollIntervalMs: 100,
+          buffer,
+          onMessage: () => {},
+          onFramingError: () => {},
+        });
+        return { ok: true };
+      } catch (e) {
+        if (
+          filtered && e instanceof ErrnoError &&
+          (e.errno === Errno.EINVAL || e.errno === Errno.EOPNOTSUPP)
+        ) {
+          filtered = false;
+        } else if (!(e instanceof DumpRetryError)) {
+          throw e;
+        }
+        t.close();
+        t = (options.openTransport ?? (() => NetlinkSocket.open({ recvBufferBytes: 1 << 20 })))();
+      }
+    }
+    return { ok: false, reason: "ctnetlink dump kept being interrupted" };
+  } catch (e) {
+    return { ok: false, reason: e instanceof Error ? e.message : String(e) };
+  } finally {
+    t?.close();
+  }
+}

@@ -1,0 +1,380 @@
+/**
+ * Reads the conntrack table through a ctnetlink dump and returns its
+ * candidates, asking the kernel to filter where it can.
+ *
+ * @module
+ */
+import type { Candidate, Snapshot } from "../entry.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  AF_UNSPEC,
+  appendDumpRequest,
+  ctMsgType,
+  decodeConntrack,
+  type DumpFilter,
+  entryTuple,
+  IPCTNL_MSG_CT_NEW,
+  IPPROTO_TCP,
+  IPS_SEEN_REPLY,
+  isSynSentUnreplied,
+  MessageBuilder,
+  NetlinkDecodeError,
+  type NetlinkMessage,
+} from "../netlink/codec.ts";
+import { DumpRetryError, runDump } from "../netlink/dump.ts";
+import { Errno, ErrnoError } from "../netlink/errno.ts";
+import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
+import type { Clock, Source } from "./source.ts";
+
+export { probeNetlink, type ProbeResult } from "../netlink/probe.ts";
+
+/**
+ * What the dump asks the kernel to filter on. Whatever the mode, the source
+ * filters every message again in userspace.
+ * - `proto+status`: TCP only (`CTA_FILTER` on the original tuple's protocol,
+ *   one dump per address family since the kernel needs one for a tuple
+ *   filter) and `IPS_SEEN_REPLY` clear (`CTA_STATUS` 0 under `CTA_STATUS_MASK`);
+ * - `status`: `IPS_SEEN_REPLY` clear only, one dump of both families;
+ * - `proto`: TCP only, one dump per family;
+ * - `none`: the whole table, one dump of both families.
+ */
+export type NetlinkFilterMode = "proto+status" | "status" | "proto" | "none";
+
+/**
+ * What the last {@linkcode NetlinkSource.snapshot} did, for logs and metrics.
+ *
+ * @example
+ * ```ts
+ * import { NetlinkSource } from "./netlink.ts";
+ * const source = new NetlinkSource();
+ * await source.snapshot();
+ * const { mode, attempts, retries } = source.lastDump!;
+ * console.log(`dump mode ${mode}, ${attempts} attempt(s)`, retries);
+ * ```
+ */
+export interface NetlinkDumpReport {
+  /** The filter mode of the dump that produced the snapshot. */
+  mode: NetlinkFilterMode;
+  /** Dumps started, counting the ones thrown away and retried. */
+  attempts: number;
+  /** Why earlier attempts were thrown away (interrupted dump, ENOBUFS, rejected filter). */
+  retries: string[];
+}
+
+/**
+ * Options for {@linkcode NetlinkSource}.
+ *
+ * @example
+ * ```ts
+ * import { NetlinkSource, type NetlinkSourceOptions } from "./netlink.ts";
+ * const options: NetlinkSourceOptions = {
+ *   filter: "proto+status",
+ *   maxRetries: 3,
+ *   timeoutMs: 10_000,
+ *   onFilterModeChange: (mode, reason) => console.warn(`netlink filter mode ${mode}: ${reason}`),
+ * };
+ * const source = new NetlinkSource(options);
+ * ```
+ */
+export interface NetlinkSourceOptions {
+  /** Monotonic milliseconds; default `performance.now`. */
+  clock?: Clock;
+  /** The filter mode to try first; default `proto+status`. */
+  filter?: NetlinkFilterMode;
+  /** Times an interrupted or overrun dump is started again before the snapshot fails; default 3. */
+  maxRetries?: number;
+  /** Time allowed for one snapshot, retries included; default 30 000 ms. */
+  timeoutMs?: number;
+  /** Longest single wait for data before abort and deadline are checked; default 100 ms. */
+  pollIntervalMs?: number;
+  /** Size of the userspace receive buffer; default 64 KiB (a dump datagram is at most 32 KiB). */
+  bufferBytes?: number;
+  /** Socket receive buffer to ask the kernel for; default 8 MiB. */
+  recvBufferBytes?: number;
+  /** Called when the filter mode changes, with the reason (log it). */
+  onFilterModeChange?: (mode: NetlinkFilterMode, reason: string) => void;
+  /** Opens the socket; tests pass a fake kernel. Default {@linkcode NetlinkSocket.open}. */
+  openTransport?: () => NetlinkTransport;
+}
+
+const PROTO_MODES = new Set<NetlinkFilterMode>(["proto+status", "proto"]);
+const STATUS_MODES = new Set<NetlinkFilterMode>(["proto+status", "status"]);
+/** Where to go when the kernel rejects a mode's filter with EINVAL/EOPNOTSUPP. */
+const ON_REJECT: Record<NetlinkFilterMode, NetlinkFilterMode | undefined> = {
+  "proto+status": "status",
+  status: "none",
+  proto: "none",
+  none: undefined,
+};
+
+function filterFor(mode: NetlinkFilterMode): DumpFilter {
+  const f: DumpFilter = {};
+  if (PROTO_MODES.has(mode)) f.protoNum = IPPROTO_TCP;
+  if (STATUS_MODES.has(mode)) f.status = { value: 0, mask: IPS_SEEN_REPLY };
+  return f;
+}
+
+const CT_NEW = ctMsgType(IPCTNL_MSG_CT_NEW);
+const HEX_PREVIEW_BYTES = 96;
+
+function hex(bytes: Uint8Array): string {
+  const n = Math.min(bytes.length, HEX_PREVIEW_BYTES);
+  let s = "";
+  for (let i = 0; i < n; i++) s += bytes[i].toString(16).padStart(2, "0");
+  return n < bytes.length ? `${s}… (${bytes.length} bytes)` : s;
+}
+
+/** Counts of one attempt; thrown away with the attempt when it is retried. */
+class Tally {
+  candidates: Candidate[] = [];
+  scanned = 0;
+  malformed = 0;
+  firstMalformed: { reason: string; line: string } | undefined;
+  /** Messages the kernel filter should have dropped. */
+  nonTcp = 0;
+  replied = 0;
+
+  bad(reason: string, bytes: Uint8Array): void {
+    this.malformed++;
+    this.firstMalformed ??= { reason, line: hex(bytes) };
+  }
+}
+
+/**
+ * A {@linkcode Source} over ctnetlink (`IPCTNL_MSG_CT_GET` with
+ * `NLM_F_DUMP`). It asks the kernel to send only TCP entries without
+ * `IPS_SEEN_REPLY` (see {@linkcode NetlinkFilterMode}), and keeps, of what
+ * comes back, only TCP `SYN_SENT` entries without `IPS_SEEN_REPLY`.
+ *
+ * - A kernel that rejects the filter (`EINVAL`/`EOPNOTSUPP`) makes the source
+ *   step down (`proto+status` → `status` → `none`) and dump again at once; a
+ *   kernel that silently ignores part of it (a non-TCP entry in a TCP-only
+ *   dump; replied entries in two snapshots running) makes it stop asking for
+ *   that part from the next snapshot on. {@linkcode filterMode},
+ *   {@linkcode lastDump} and `onFilterModeChange` tell which mode was used.
+ * - A dump flagged `NLM_F_DUMP_INTR`, `NLMSG_OVERRUN` or `ENOBUFS` is thrown
+ *   away whole and started again, up to `maxRetries` times; then the
+ *   snapshot rejects. Any other kernel error (`EPERM`, …) rejects it.
+ * - A message that does not decode is counted in `malformed` and skipped.
+ * - `seenFrom`/`seenTo` of a candidate: from the start of the receive call
+ *   before the one that returned it (the send, for the first) to the end of
+ *   the call that returned it.
+ * - `scanned` counts the entry messages the kernel sent, so with kernel
+ *   filtering it is the number of unreplied TCP entries, not the table size.
+ *
+ * The socket is opened on first use in the network namespace of the
+ * process, and reopened after any failed or aborted dump.
+ *
+ * @example
+ * ```ts
+ * import { NetlinkSource } from "./netlink.ts";
+ * const source = new NetlinkSource();
+ * try {
+ *   const snap = await source.snapshot();
+ *   console.log(source.filterMode, snap.scanned, snap.candidates.length);
+ * } finally {
+ *   source.close();
+ * }
+ * ```
+ */
+export class NetlinkSource implements Source {
+  readonly name = "netlink";
+  #clock: Clock;
+  #mode: NetlinkFilterMode;
+  #modeNote: string | undefined;
+  #maxRetries: number;
+  #timeoutMs: number;
+  #pollMs: number;
+  #recvBufferBytes: number;
+  #buf: Uint8Array;
+  #open: () => NetlinkTransport;
+  #onMode: ((mode: NetlinkFilterMode, reason: string) => void) | undefined;
+  #t: NetlinkTransport | undefined;
+  #seq = (Math.random() * 0x7fffffff) >>> 0;
+  #closed = false;
+  #queue: Promise<unknown> = Promise.resolve();
+  #repliedLastSnapshot = false;
+  #last: NetlinkDumpReport | undefined;
+
+  constructor(options: NetlinkSourceOptions = {}) {
+    this.#clock = options.clock ?? (() => performance.now());
+    this.#mode = options.filter ?? "proto+status";
+    this.#maxRetries = options.maxRetries ?? 3;
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#pollMs = options.pollIntervalMs ?? 100;
+    this.#recvBufferBytes = options.recvBufferBytes ?? 8 << 20;
+    this.#buf = new Uint8Array(options.bufferBytes ?? 64 * 1024);
+    this.#onMode = options.onFilterModeChange;
+    this.#open = options.openTransport ??
+      (() => NetlinkSocket.open({ recvBufferBytes: this.#recvBufferBytes }));
+  }
+
+  /** The filter mode the next dump will ask for. */
+  get filterMode(): NetlinkFilterMode {
+    return this.#mode;
+  }
+
+  /** Why the mode last changed, if it did. */
+  get filterModeReason(): string | undefined {
+    return this.#modeNote;
+  }
+
+  /** What the last successful snapshot did. */
+  get lastDump(): NetlinkDumpReport | undefined {
+    return this.#last;
+  }
+
+  snapshot(signal?: AbortSignal): Promise<Snapshot> {
+    // One dump at a time per socket: a second call waits for the first.
+    const run = this.#queue.then(() => this.#snapshot(signal));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#reset();
+  }
+
+  #setMode(mode: NetlinkFilterMode, reason: string): void {
+    if (mode === this.#mode) return;
+    this.#mode = mode;
+    this.#modeNote = reason;
+    this.#onMode?.(mode, reason);
+  }
+
+  #reset(): void {
+    this.#t?.close();
+    this.#t = undefined;
+  }
+
+  async #snapshot(signal?: AbortSignal): Promise<Snapshot> {
+    if (this.#closed) throw new Error("netlink source is closed");
+    const startedAt = this.#clock();
+    const deadline = startedAt + this.#timeoutMs;
+    const retries: string[] = [];
+    let attempts = 0;
+    let failures = 0;
+    for (;;) {
+      signal?.throwIfAborted();
+      attempts++;
+      const mode = this.#mode;
+      const tally = new Tally();
+      try {
+        const families = PROTO_MODES.has(mode) ? [AF_INET, AF_INET6] : [AF_UNSPEC];
+        for (const family of families) {
+          await this.#dump(family, mode, tally, deadline, signal);
+        }
+      } catch (e) {
+        this.#reset();
+        if (signal?.aborted) throw signal.reason;
+        const next = ON_REJECT[mode];
+        if (
+          e instanceof ErrnoError && next !== undefined &&
+          (e.errno === Errno.EINVAL || e.errno === Errno.EOPNOTSUPP)
+        ) {
+          const why = `kernel rejected the ${mode} dump filter (${e.code}); asking for ${next}`;
+          retries.push(why);
+          this.#setMode(next, why);
+          continue;
+        }
+        if (e instanceof DumpRetryError) {
+          if (e.needBytes !== undefined) this.#buf = new Uint8Array(e.needBytes);
+          retries.push(e.message);
+          if (++failures <= this.#maxRetries) continue;
+          throw new Error(
+            `netlink dump failed ${failures} times in a row, no snapshot taken: ${e.message}`,
+            { cause: e },
+          );
+        }
+        throw e instanceof Error ? e : new Error(String(e));
+      }
+      this.#learn(mode, tally);
+      this.#last = { mode, attempts, retries };
+      return {
+        candidates: tally.candidates,
+        scanned: tally.scanned,
+        malformed: tally.malformed,
+        firstMalformed: tally.firstMalformed,
+        startedAt,
+        finishedAt: this.#clock(),
+      };
+    }
+  }
+
+  /** Stops asking for filter parts the kernel evidently ignores. */
+  #learn(mode: NetlinkFilterMode, tally: Tally): void {
+    if (PROTO_MODES.has(mode) && tally.nonTcp > 0) {
+      this.#setMode(
+        mode === "proto+status" ? "status" : "none",
+        `kernel ignored the TCP-only dump filter (${tally.nonTcp} non-TCP entries); not asking for it`,
+      );
+      mode = this.#mode;
+    }
+    if (STATUS_MODES.has(mode)) {
+      // One replied entry can slip through when its reply arrives between
+      // the kernel's filter check and its formatting; two snapshots in a row
+      // with replied entries mean the kernel does not apply the filter.
+      if (tally.replied > 0 && this.#repliedLastSnapshot) {
+        this.#setMode(
+          mode === "proto+status" ? "proto" : "none",
+          `kernel ignored the unreplied-only dump filter (${tally.replied} replied entries); not asking for it`,
+        );
+      }
+      this.#repliedLastSnapshot = tally.replied > 0;
+    }
+  }
+
+  #transport(): NetlinkTransport {
+    return this.#t ??= this.#open();
+  }
+
+  async #dump(
+    family: number,
+    mode: NetlinkFilterMode,
+    tally: Tally,
+    deadline: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const t = this.#transport();
+    const seq = this.#seq = (this.#seq + 1) >>> 0;
+    const b = new MessageBuilder(96);
+    appendDumpRequest(b, seq, family, filterFor(mode));
+    await runDump(t, seq, b.bytes(), {
+      clock: this.#clock,
+      deadline,
+      pollIntervalMs: this.#pollMs,
+      buffer: this.#buf,
+      signal,
+      onMessage: (m, from, to) => this.#onMessage(m, from, to, tally),
+      onFramingError: (reason, bytes) => {
+        // The unframed rest of a datagram counts as one message seen and malformed.
+        tally.scanned++;
+        tally.bad(`netlink framing: ${reason}`, bytes);
+      },
+    });
+  }
+
+  #onMessage(m: NetlinkMessage, from: number, to: number, tally: Tally): void {
+    tally.scanned++;
+    if (m.type !== CT_NEW) {
+      tally.bad(`unexpected message type 0x${m.type.toString(16)}`, m.payload);
+      return;
+    }
+    let e;
+    try {
+      e = decodeConntrack(m.payload);
+    } catch (err) {
+      if (!(err instanceof NetlinkDecodeError)) throw err;
+      tally.bad(err.message, m.payload);
+      return;
+    }
+    if (e.proto !== IPPROTO_TCP) tally.nonTcp++;
+    if (e.status & IPS_SEEN_REPLY) tally.replied++;
+    if (!isSynSentUnreplied(e)) return;
+    const c: Candidate = { ...entryTuple(e), timeout: e.timeout!, seenFrom: from, seenTo: to };
+    if (e.id !== undefined) c.id = e.id;
+    tally.candidates.push(c);
+  }
+}

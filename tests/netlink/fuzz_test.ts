@@ -1,0 +1,222 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  AttrCursor,
+  ctMsgType,
+  decodeConntrack,
+  decodeDone,
+  decodeError,
+  entryTuple,
+  HOST_LE,
+  IPCTNL_MSG_CT_NEW,
+  MessageBuilder,
+  NetlinkDecodeError,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  parseMessages,
+} from "../../lib/netlink/codec.ts";
+import { NetlinkSource } from "../../lib/sources/netlink.ts";
+import { appendNewRequest } from "./fill.ts";
+import { concat, doneFor, entryFor, entryPayloads, FakeKernel, fixture } from "./fake.ts";
+
+const CAPTURED = [
+  ...entryPayloads("dump_all"),
+  ...entryPayloads("get_reply_ipv4"),
+];
+
+/** Runs `f`; any exception other than NetlinkDecodeError fails the property. */
+function decodesOrRejects(f: () => unknown): "ok" | "rejected" {
+  try {
+    f();
+    return "ok";
+  } catch (e) {
+    if (e instanceof NetlinkDecodeError) return "rejected";
+    throw e;
+  }
+}
+
+/** Decodes every message of a buffer the way the source does. */
+function decodeAll(buf: Uint8Array): void {
+  const { messages } = parseMessages(buf);
+  for (const m of messages) {
+    assert(m.payload.byteOffset + m.payload.length <= buf.byteOffset + buf.length);
+    if (m.type === NLMSG_ERROR) decodesOrRejects(() => decodeError(m));
+    else if (m.type === NLMSG_DONE) decodeDone(m);
+    else decodesOrRejects(() => decodeConntrack(m.payload));
+  }
+}
+
+Deno.test("parseMessages and decodeConntrack never crash on arbitrary bytes (property)", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 512 }), (bytes) => {
+      decodeAll(bytes);
+      decodesOrRejects(() => decodeConntrack(bytes));
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+Deno.test("decodeConntrack rejects or decodes, never crashes on, corrupted captured messages (property)", () => {
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...CAPTURED),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), {
+        minLength: 1,
+        maxLength: 4,
+      }),
+      fc.nat(),
+      (payload, edits, cut) => {
+        const p = payload.slice(0, payload.length - (cut % 8 === 0 ? cut % payload.length : 0));
+        for (const [at, v] of edits) if (p.length) p[at % p.length] = v;
+        if (decodesOrRejects(() => decodeConntrack(p)) === "ok") {
+          const e = decodeConntrack(p);
+          // Whatever decodes is internally consistent.
+          assert.equal(e.srcAddr.length, e.family === "ipv4" ? 4 : 16);
+          assert.equal(e.dstAddr.length, e.srcAddr.length);
+          entryTuple(e);
+        }
+      },
+    ),
+    { numRuns: 3000 },
+  );
+});
+
+Deno.test("decodeConntrack rejects every captured message cut inside an attribute's data", () => {
+  for (const payload of CAPTURED) {
+    const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+    const c = new AttrCursor(view, 4, payload.length, "test");
+    while (c.next()) {
+      for (let cut = c.start + 1; cut < c.start + c.size; cut++) {
+        assert.throws(() => decodeConntrack(payload.subarray(0, cut)), NetlinkDecodeError);
+      }
+    }
+  }
+});
+
+Deno.test("parseMessages stops at an nlmsg_len below the header or beyond the buffer and keeps what came before (property)", () => {
+  const dump = fixture("dump_all");
+  const whole = parseMessages(dump).messages;
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: whole.length - 1 }), fc.nat(), (which, len) => {
+      const buf = dump.slice();
+      // Offset of message `which`.
+      let off = 0;
+      for (let i = 0; i < which; i++) {
+        off += (new DataView(buf.buffer).getUint32(off, HOST_LE) + 3) & ~3;
+      }
+      new DataView(buf.buffer).setUint32(off, len, HOST_LE);
+      const r = parseMessages(buf);
+      if (len < 16 || len > buf.length - off) {
+        assert.ok(r.error);
+        assert.equal(r.messages.length, which);
+      }
+      for (const m of r.messages) assert.ok(m.payload.byteOffset + m.payload.length <= buf.length);
+      decodeAll(buf);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+Deno.test("ctnetlink entries encoded by the test encoder decode back to the same canonical tuple (property)", () => {
+  const tuple = fc.oneof(
+    fc.record({ family: fc.constant("ipv4" as const), src: fc.ipV4(), dst: fc.ipV4() }),
+    fc.record({ family: fc.constant("ipv6" as const), src: fc.ipV6(), dst: fc.ipV6() }),
+  );
+  fc.assert(
+    fc.property(
+      tuple,
+      fc.integer({ min: 0, max: 65535 }),
+      fc.integer({ min: 0, max: 65535 }),
+      fc.integer({ min: 0, max: 65535 }),
+      fc.integer({ min: 0, max: 0xffff }),
+      fc.integer({ min: 0, max: 9 }),
+      fc.nat(),
+      (t, sport, dport, zone, status, tcpState, timeout) => {
+        const b = new MessageBuilder();
+        appendNewRequest(b, 1, { ...t, sport, dport, zone, status, tcpState, timeout });
+        const m = parseMessages(b.bytes()).messages[0];
+        assert.equal(m.type, ctMsgType(IPCTNL_MSG_CT_NEW));
+        const e = decodeConntrack(m.payload);
+        const got = entryTuple(e);
+        assert.equal(got.family, t.family);
+        assert.equal(got.sport, sport);
+        assert.equal(got.dport, dport);
+        assert.equal(got.zone, zone);
+        assert.equal(e.tcpState, tcpState);
+        assert.equal(e.timeout, timeout);
+        // Same address, canonical text.
+        const again = entryTuple(e);
+        assert.deepEqual(again, got);
+        if (t.family === "ipv4") {
+          assert.equal(got.src, t.src.split(".").map(Number).join("."));
+        } else {
+          assert.equal(got.src, got.src.toLowerCase());
+        }
+      },
+    ),
+    { numRuns: 1000 },
+  );
+});
+
+Deno.test("NetlinkSource.snapshot counts random junk messages in a dump as malformed and never rejects (property)", async () => {
+  const good = entryPayloads("dump_all");
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(
+        fc.oneof(
+          fc.constantFrom(...good),
+          fc.uint8Array({ minLength: 0, maxLength: 200 }),
+        ),
+        { maxLength: 20 },
+      ),
+      fc.uint8Array({ maxLength: 40 }),
+      async (payloads, tail) => {
+        const kernel = new FakeKernel((req, k) => [
+          concat(...payloads.map((p) => entryFor(req.seq, k.portId, p)), tail),
+          doneFor(req.seq, k.portId),
+        ]);
+        const source = new NetlinkSource({ filter: "none", openTransport: () => kernel });
+        const snap = await source.snapshot();
+        assert.ok(snap.scanned >= payloads.length);
+        assert.ok(snap.malformed <= snap.scanned);
+        const expected = payloads.filter((p) => good.includes(p)).length;
+        assert.ok(snap.scanned - snap.malformed >= expected);
+        for (const c of snap.candidates) assert.ok([40001, 40002, 40003].includes(c.sport));
+        source.close();
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("MessageBuilder output does not depend on its initial capacity (property)", () => {
+  const op = fc.oneof(
+    fc.record({ k: fc.constant("u8"), v: fc.integer({ min: 0, max: 255 }) }),
+    fc.record({ k: fc.constant("be16"), v: fc.integer({ min: 0, max: 0xffff }) }),
+    fc.record({ k: fc.constant("be32"), v: fc.nat() }),
+    fc.record({ k: fc.constant("raw"), v: fc.uint8Array({ maxLength: 40 }) }),
+    fc.record({ k: fc.constant("nest"), v: fc.constant(0) }),
+  );
+  const build = (ops: { k: string; v: number | Uint8Array }[], capacity: number) => {
+    const b = new MessageBuilder(capacity);
+    b.beginMessage(ctMsgType(IPCTNL_MSG_CT_NEW), 0, 1, 2);
+    let open = 0;
+    for (const o of ops) {
+      if (o.k === "u8") b.u8(1, o.v as number);
+      else if (o.k === "be16") b.be16(2, o.v as number);
+      else if (o.k === "be32") b.be32(3, o.v as number);
+      else if (o.k === "raw") b.raw(4, o.v as Uint8Array);
+      else if (open < 3) (b.beginNest(5), open++);
+      else (b.endNest(), open--);
+    }
+    while (open--) b.endNest();
+    b.endMessage();
+    return b.bytes();
+  };
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+      assert.deepEqual(build(ops, 1), build(ops, 1 << 16));
+    }),
+    { numRuns: 500 },
+  );
+});

@@ -1,0 +1,333 @@
+import assert from "node:assert/strict";
+import {
+  AF_INET,
+  AF_INET6,
+  AF_UNSPEC,
+  CTA_FILTER,
+  CTA_STATUS,
+  CTA_STATUS_MASK,
+  decodeConntrack,
+  NLM_F_DUMP_INTR,
+  NLM_F_MULTI,
+  NLMSG_OVERRUN,
+} from "../../lib/netlink/codec.ts";
+import { Errno, ErrnoError } from "../../lib/netlink/errno.ts";
+import { type NetlinkFilterMode, NetlinkSource } from "../../lib/sources/netlink.ts";
+import {
+  concat,
+  decodeRequest,
+  type Delivery,
+  doneFor,
+  entryFor,
+  entryPayloads,
+  errorFor,
+  FakeKernel,
+  frame,
+} from "./fake.ts";
+
+const ALL = entryPayloads("dump_all");
+const familyOf = (p: Uint8Array) => p[0];
+
+/** Entries a kernel with working filters would send for a request. */
+function filtered(family: number, attrs: Set<number>): Uint8Array[] {
+  return ALL.filter((p) => {
+    const e = decodeConntrack(p);
+    if (family && familyOf(p) !== family) return false;
+    if (attrs.has(CTA_FILTER) && e.proto !== 6) return false;
+    if (attrs.has(CTA_STATUS) && (e.status & 2)) return false;
+    return true;
+  });
+}
+
+/** A kernel that applies filters and answers each dump in one datagram plus DONE. */
+function goodKernel(): FakeKernel {
+  return new FakeKernel((req, k) => {
+    const r = decodeRequest(req);
+    const entries = filtered(r.family, r.attrs);
+    return [
+      concat(...entries.map((p) => entryFor(req.seq, k.portId, p))),
+      doneFor(req.seq, k.portId),
+    ];
+  });
+}
+
+const sports = (cs: { sport: number }[]) => cs.map((c) => c.sport).sort((a, b) => a - b);
+
+Deno.test("NetlinkSource.snapshot asks the kernel for unreplied TCP entries, one dump per family, and returns the SYN_SENT ones", async () => {
+  const kernel = goodKernel();
+  const source = new NetlinkSource({ openTransport: () => kernel.open() });
+  const snap = await source.snapshot();
+  assert.deepEqual(sports(snap.candidates), [40001, 40002, 40003]);
+  assert.equal(snap.scanned, 3);
+  assert.equal(snap.malformed, 0);
+  const reqs = kernel.requests.map(decodeRequest);
+  assert.deepEqual(reqs.map((r) => r.family), [AF_INET, AF_INET6]);
+  for (const r of reqs) {
+    for (const a of [CTA_FILTER, CTA_STATUS, CTA_STATUS_MASK]) assert.ok(r.attrs.has(a));
+  }
+  assert.equal(source.filterMode, "proto+status");
+  assert.deepEqual(source.lastDump, { mode: "proto+status", attempts: 1, retries: [] });
+  const zone5 = snap.candidates.find((c) => c.sport === 40003)!;
+  assert.equal(zone5.zone, 5);
+  assert.ok(zone5.timeout > 90 && zone5.timeout <= 100);
+  assert.equal(typeof zone5.id, "number");
+  source.close();
+  assert.ok(kernel.closed);
+});
+
+Deno.test("NetlinkSource.snapshot filters in userspace whatever the kernel sends", async () => {
+  for (const filter of ["status", "proto", "none"] as NetlinkFilterMode[]) {
+    // A kernel that ignores every filter and sends the whole table.
+    const kernel = new FakeKernel((req, k) => {
+      const fam = decodeRequest(req).family;
+      const entries = ALL.filter((p) => !fam || familyOf(p) === fam);
+      return [
+        concat(...entries.map((p) => entryFor(req.seq, k.portId, p))),
+        doneFor(req.seq, k.portId),
+      ];
+    });
+    const source = new NetlinkSource({ filter, openTransport: () => kernel.open() });
+    const snap = await source.snapshot();
+    assert.deepEqual(sports(snap.candidates), [40001, 40002, 40003], filter);
+    assert.equal(snap.scanned, 7);
+  }
+});
+
+Deno.test("NetlinkSource.snapshot throws away a dump flagged NLM_F_DUMP_INTR and starts again, never returning half a table", async () => {
+  let dumps = 0;
+  const kernel = new FakeKernel((req, k) => {
+    dumps++;
+    const entries = filtered(AF_UNSPEC, new Set()).map((p) => entryFor(req.seq, k.portId, p));
+    if (dumps === 1) {
+      // The first half arrives, then the kernel flags the rest as inconsistent.
+      const intr = entryFor(req.seq, k.portId, ALL[3], NLM_F_MULTI | NLM_F_DUMP_INTR);
+      return [concat(...entries.slice(0, 3)), intr, doneFor(req.seq, k.portId)];
+    }
+    return [concat(...entries), doneFor(req.seq, k.portId)];
+  });
+  const source = new NetlinkSource({ filter: "none", openTransport: () => kernel.open() });
+  const snap = await source.snapshot();
+  assert.deepEqual(sports(snap.candidates), [40001, 40002, 40003]);
+  assert.equal(snap.scanned, 7);
+  assert.equal(source.lastDump!.attempts, 2);
+  assert.match(source.lastDump!.retries[0], /NLM_F_DUMP_INTR/);
+});
+
+Deno.test("NetlinkSource.snapshot rejects when every retry is interrupted", async () => {
+  const kernel = new FakeKernel((req, k) => [
+    entryFor(req.seq, k.portId, ALL[0], NLM_F_MULTI | NLM_F_DUMP_INTR),
+  ]);
+  const source = new NetlinkSource({
+    filter: "none",
+    maxRetries: 2,
+    openTransport: () => kernel.open(),
+  });
+  await assert.rejects(source.snapshot(), /failed 3 times in a row.*NLM_F_DUMP_INTR/);
+  assert.equal(kernel.requests.length, 3);
+});
+
+Deno.test("NetlinkSource.snapshot starts the dump again after ENOBUFS or NLMSG_OVERRUN", async () => {
+  for (const trouble of ["enobufs", "overrun"]) {
+    let dumps = 0;
+    const kernel = new FakeKernel((req, k): Delivery[] => {
+      dumps++;
+      const entries = ALL.map((p) => entryFor(req.seq, k.portId, p));
+      if (dumps === 1) {
+        return [
+          entries[0],
+          trouble === "enobufs"
+            ? new ErrnoError(Errno.ENOBUFS, "recv(netlink)")
+            : frame(NLMSG_OVERRUN, 0, req.seq, k.portId, new Uint8Array(0)),
+        ];
+      }
+      return [concat(...entries), doneFor(req.seq, k.portId)];
+    });
+    const source = new NetlinkSource({ filter: "none", openTransport: () => kernel.open() });
+    const snap = await source.snapshot();
+    assert.equal(snap.candidates.length, 3, trouble);
+    assert.equal(source.lastDump!.attempts, 2, trouble);
+    assert.equal(kernel.opens, 2, "the socket is reopened after a failed dump");
+  }
+});
+
+Deno.test("NetlinkSource.snapshot steps down to a status-only then an unfiltered dump when the kernel rejects the filter with EINVAL, and reports it", async () => {
+  const changes: string[] = [];
+  const kernel = new FakeKernel((req, k) => {
+    const r = decodeRequest(req);
+    if (r.attrs.has(CTA_FILTER) || r.attrs.has(CTA_STATUS)) {
+      return [errorFor(req, k.portId, Errno.EINVAL)];
+    }
+    return [concat(...ALL.map((p) => entryFor(req.seq, k.portId, p))), doneFor(req.seq, k.portId)];
+  });
+  const source = new NetlinkSource({
+    openTransport: () => kernel.open(),
+    onFilterModeChange: (mode, why) => changes.push(`${mode}: ${why}`),
+  });
+  const snap = await source.snapshot();
+  assert.deepEqual(sports(snap.candidates), [40001, 40002, 40003]);
+  assert.equal(source.filterMode, "none");
+  assert.equal(source.lastDump!.mode, "none");
+  assert.equal(source.lastDump!.attempts, 3);
+  assert.equal(changes.length, 2);
+  assert.match(changes[0], /^status: kernel rejected the proto\+status dump filter \(EINVAL\)/);
+  assert.match(changes[1], /^none: kernel rejected the status dump filter \(EINVAL\)/);
+  // The next snapshot goes straight to the mode that works.
+  const before = kernel.requests.length;
+  await source.snapshot();
+  assert.equal(kernel.requests.length, before + 1);
+});
+
+Deno.test("NetlinkSource stops asking for filter parts the kernel silently ignores, and stays correct meanwhile", async () => {
+  // An old kernel: ignores CTA_FILTER and CTA_STATUS, honours the family.
+  const kernel = new FakeKernel((req, k) => {
+    const fam = decodeRequest(req).family;
+    const entries = ALL.filter((p) => !fam || familyOf(p) === fam);
+    return [
+      concat(...entries.map((p) => entryFor(req.seq, k.portId, p))),
+      doneFor(req.seq, k.portId),
+    ];
+  });
+  const modes: NetlinkFilterMode[] = [];
+  const source = new NetlinkSource({
+    openTransport: () => kernel.open(),
+    onFilterModeChange: (m) => modes.push(m),
+  });
+  for (let i = 0; i < 3; i++) {
+    const snap = await source.snapshot();
+    assert.deepEqual(sports(snap.candidates), [40001, 40002, 40003]);
+  }
+  // UDP in a TCP-only dump: proto dropped at once; replied entries in two
+  // snapshots running: status dropped too.
+  assert.deepEqual(modes, ["status", "none"]);
+});
+
+Deno.test("NetlinkSource.snapshot rejects with the errno when the kernel refuses the dump (EPERM)", async () => {
+  const kernel = new FakeKernel((req, k) => [errorFor(req, k.portId, Errno.EPERM)]);
+  const source = new NetlinkSource({ openTransport: () => kernel.open() });
+  await assert.rejects(source.snapshot(), (e: Error) => {
+    assert.ok(e instanceof ErrnoError);
+    assert.equal(e.code, "EPERM");
+    assert.match(e.message, /netlink dump: EPERM \(Operation not permitted\)/);
+    return true;
+  });
+  assert.equal(source.filterMode, "proto+status", "EPERM is not a filter problem");
+});
+
+Deno.test("NetlinkSource.snapshot rejects when NLMSG_DONE carries an error", async () => {
+  const kernel = new FakeKernel((req, k) => [
+    entryFor(req.seq, k.portId, ALL[0]),
+    doneFor(req.seq, k.portId, Errno.ENOMEM),
+  ]);
+  const source = new NetlinkSource({ filter: "none", openTransport: () => kernel.open() });
+  await assert.rejects(source.snapshot(), /ENOMEM/);
+});
+
+Deno.test("NetlinkSource.snapshot ignores messages with another sequence number or port id", async () => {
+  const kernel = new FakeKernel((req, k) => [
+    concat(
+      entryFor(req.seq - 1, k.portId, ALL[0]), // left over from an older request
+      entryFor(req.seq, k.portId + 1, ALL[1]), // for another socket
+      doneFor(req.seq - 1, k.portId),
+      entryFor(req.seq, k.portId, ALL[2]),
+    ),
+    doneFor(req.seq, k.portId),
+  ]);
+  const source = new NetlinkSource({ filter: "none", openTransport: () => kernel.open() });
+  const snap = await source.snapshot();
+  assert.equal(snap.scanned, 1);
+  assert.deepEqual(
+    sports(snap.candidates),
+    [decodeConntrack(ALL[2]).sport!].filter((s) => [40001, 40002, 40003].includes(s)),
+  );
+});
+
+Deno.test("NetlinkSource.snapshot counts an undecodable entry as malformed, keeps the rest, and samples the first", async () => {
+  const broken = ALL[0].slice(0, 30);
+  const kernel = new FakeKernel((req, k) => [
+    concat(entryFor(req.seq, k.portId, broken), ...ALL.map((p) => entryFor(req.seq, k.portId, p))),
+    doneFor(req.seq, k.portId),
+  ]);
+  const source = new NetlinkSource({ filter: "none", openTransport: () => kernel.open() });
+  const snap = await source.snapshot();
+  assert.equal(snap.scanned, 8);
+  assert.equal(snap.malformed, 1);
+  assert.equal(snap.candidates.length, 3);
+  assert.match(snap.firstMalformed!.reason, /attribute length|no original|stray/);
+  assert.match(snap.firstMalformed!.line, /^[0-9a-f]+$/);
+});
+
+Deno.test("NetlinkSource.snapshot gives each candidate the window from the previous receive call's start to its own call's end", async () => {
+  let now = 0;
+  const entries = ALL.filter((p) => {
+    const e = decodeConntrack(p);
+    return e.proto === 6 && e.tcpState === 1;
+  });
+  const kernel = new FakeKernel((req, k) => [
+    entryFor(req.seq, k.portId, entries[0]),
+    entryFor(req.seq, k.portId, entries[1]),
+    doneFor(req.seq, k.portId),
+  ]);
+  const send = kernel.send.bind(kernel);
+  kernel.send = (d) => ((now += 1), send(d));
+  const recv = kernel.recv.bind(kernel);
+  kernel.recv = (b, t) => ((now += 5), recv(b, t));
+  const source = new NetlinkSource({
+    filter: "none",
+    clock: () => now,
+    openTransport: () => kernel.open(),
+  });
+  const snap = await source.snapshot();
+  // send: 0 -> 1; recv #1: 1 -> 6; recv #2: 6 -> 11; recv #3 (DONE): 11 -> 16.
+  assert.deepEqual(snap.candidates.map((c) => [c.seenFrom, c.seenTo]), [[0, 6], [1, 11]]);
+  assert.equal(snap.startedAt, 0);
+  assert.equal(snap.finishedAt, 16);
+});
+
+Deno.test("NetlinkSource.snapshot rejects with the signal's reason when aborted, and drops the socket", async () => {
+  const kernel = new FakeKernel(() => []); // never answers
+  const source = new NetlinkSource({ openTransport: () => kernel.open(), pollIntervalMs: 5 });
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(new Error("stop now")), 20);
+  await assert.rejects(source.snapshot(ac.signal), /stop now/);
+  assert.ok(kernel.closed);
+});
+
+Deno.test("NetlinkSource.snapshot rejects when the dump does not finish within timeoutMs", async () => {
+  const kernel = new FakeKernel(() => []);
+  const source = new NetlinkSource({
+    openTransport: () => kernel.open(),
+    timeoutMs: 30,
+    pollIntervalMs: 5,
+  });
+  await assert.rejects(source.snapshot(), /did not finish in time/);
+});
+
+Deno.test("NetlinkSource.snapshot starts again with a bigger buffer when a datagram does not fit", async () => {
+  const kernel = new FakeKernel((req, k) => [
+    concat(...ALL.map((p) => entryFor(req.seq, k.portId, p))),
+    doneFor(req.seq, k.portId),
+  ]);
+  const source = new NetlinkSource({
+    filter: "none",
+    bufferBytes: 256,
+    openTransport: () => kernel.open(),
+  });
+  const snap = await source.snapshot();
+  assert.equal(snap.candidates.length, 3);
+  assert.equal(source.lastDump!.attempts, 2);
+});
+
+Deno.test("NetlinkSource.snapshot runs one dump at a time when called concurrently", async () => {
+  const kernel = goodKernel();
+  const source = new NetlinkSource({ openTransport: () => kernel.open() });
+  const [a, b] = await Promise.all([source.snapshot(), source.snapshot()]);
+  assert.equal(a.candidates.length, 3);
+  assert.equal(b.candidates.length, 3);
+  assert.equal(kernel.requests.length, 4);
+});
+
+Deno.test("NetlinkSource.snapshot rejects after close()", async () => {
+  const source = new NetlinkSource({ openTransport: () => goodKernel() });
+  source.close();
+  await assert.rejects(source.snapshot(), /closed/);
+});
