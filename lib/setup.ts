@@ -9,7 +9,9 @@ import { ConntrackCliDeleter } from "./deleters/conntrack_cli.ts";
 import type { Deleter } from "./deleters/deleter.ts";
 import type { Logger } from "./log.ts";
 import { denoRunner, type ProcessRunner } from "./process.ts";
+import { NetlinkDeleter } from "./deleters/netlink.ts";
 import { ConntrackCliSource } from "./sources/conntrack_cli.ts";
+import { NetlinkSource, probeNetlink, type ProbeResult } from "./sources/netlink.ts";
 import { ProcfsSource } from "./sources/procfs.ts";
 import type { Source } from "./sources/source.ts";
 
@@ -32,6 +34,8 @@ export interface Parts {
 export interface SetupOptions {
   runner?: ProcessRunner;
   log?: Logger;
+  /** Whether a ctnetlink dump works here; default {@linkcode probeNetlink}. */
+  probe?: () => Promise<ProbeResult>;
 }
 
 /**
@@ -39,10 +43,14 @@ export interface SetupOptions {
  * entries): cap one poll's CLI deletes so a poll stays bounded.
  */
 export const CLI_DELETES_PER_POLL = 100;
+/** A netlink delete is a hash lookup: 1,000 take about 40 ms. */
+export const NETLINK_DELETES_PER_POLL = 10_000;
 
 /**
- * Chooses and checks the source and the deleter. Throws {@linkcode SetupError}
- * with one clear message when the table cannot be read or conntrack is missing.
+ * Chooses and checks the source and the deleter. `auto` prefers netlink
+ * (when a dump works), then procfs (when the file is readable), then the
+ * conntrack CLI. Throws {@linkcode SetupError} with one clear message when
+ * the table cannot be read or the chosen tool is missing.
  *
  * @example
  * ```ts
@@ -51,30 +59,46 @@ export const CLI_DELETES_PER_POLL = 100;
  * const cfg = loadConfig([], () => undefined);
  * if (cfg.kind === "run") {
  *   const parts = await setUp(cfg.settings);
- *   console.log(parts.source.name, parts.deleter.name);
+ *   console.log(parts.source.name, parts.sourceReason, parts.deleter.name);
  * }
  * ```
  */
 export async function setUp(settings: Settings, options: SetupOptions = {}): Promise<Parts> {
   const runner = options.runner ?? denoRunner;
-  const { source, sourceReason } = await chooseSource(settings, runner);
-  const { deleter, deleterReason } = await chooseDeleter(settings, runner);
+  let probed: Promise<ProbeResult> | undefined;
+  const netlink = () => probed ??= (options.probe ?? probeNetlink)();
+  const { source, sourceReason } = await chooseSource(settings, runner, netlink, options.log);
+  const { deleter, deleterReason } = await chooseDeleter(settings, runner, netlink);
   return {
     source,
     sourceReason,
     deleter,
     deleterReason,
-    maxDeletesPerPoll: deleter.name === "conntrack" ? CLI_DELETES_PER_POLL : 10_000,
+    maxDeletesPerPoll: deleter.name === "netlink" ? NETLINK_DELETES_PER_POLL : CLI_DELETES_PER_POLL,
   };
 }
 
 async function chooseSource(
   s: Settings,
   runner: ProcessRunner,
+  netlink: () => Promise<ProbeResult>,
+  log?: Logger,
 ): Promise<{ source: Source; sourceReason: string }> {
+  const nl = () =>
+    new NetlinkSource({
+      onFilterModeChange: (mode, reason) =>
+        log?.warn("netlink dump filter changed", { filter: mode, reason }),
+    });
   const procfs = () => new ProcfsSource({ path: s.procFile });
   const cli = () => new ConntrackCliSource({ bin: s.conntrackBin });
   switch (s.source) {
+    case "netlink": {
+      const p = await netlink();
+      if (!p.ok) {
+        throw new SetupError(`--source=netlink: a ctnetlink dump does not work: ${p.reason}`);
+      }
+      return { source: nl(), sourceReason: "--source=netlink" };
+    }
     case "procfs":
       await checkReadable(s.procFile);
       return { source: procfs(), sourceReason: "--source=procfs" };
@@ -83,41 +107,52 @@ async function chooseSource(
       return { source: cli(), sourceReason: "--source=conntrack" };
     case "auto": {
       const why: string[] = [];
+      const p = await netlink();
+      if (p.ok) return { source: nl(), sourceReason: "auto: a ctnetlink dump works" };
+      why.push(`netlink: ${p.reason}`);
       try {
         await checkReadable(s.procFile);
-        return { source: procfs(), sourceReason: `auto: ${s.procFile} is readable` };
+        return { source: procfs(), sourceReason: `auto: ${why[0]}; ${s.procFile} is readable` };
       } catch (e) {
-        why.push((e as Error).message);
+        why.push(`procfs: ${(e as Error).message}`);
       }
       try {
         await checkConntrack(s.conntrackBin, runner);
         return { source: cli(), sourceReason: `auto: ${why.join("; ")}; using conntrack -L` };
       } catch (e) {
-        why.push((e as Error).message);
+        why.push(`conntrack: ${(e as Error).message}`);
       }
       throw new SetupError(`no way to read the conntrack table: ${why.join("; ")}`);
     }
-    default:
-      throw new SetupError(`--source=${s.source} is not available in this build`);
   }
 }
 
 async function chooseDeleter(
   s: Settings,
   runner: ProcessRunner,
+  netlink: () => Promise<ProbeResult>,
 ): Promise<{ deleter: Deleter; deleterReason: string }> {
+  const cli = async (reason: string) => {
+    // A dry run deletes nothing, so it does not need the binary.
+    if (!s.dryRun) await checkConntrack(s.conntrackBin, runner);
+    return {
+      deleter: new ConntrackCliDeleter({ bin: s.conntrackBin, runner }),
+      deleterReason: reason,
+    };
+  };
   switch (s.deleteVia) {
-    case "auto":
-    case "conntrack": {
-      const deleter = new ConntrackCliDeleter({ bin: s.conntrackBin, runner });
-      if (!s.dryRun) await checkConntrack(s.conntrackBin, runner);
-      return {
-        deleter,
-        deleterReason: s.deleteVia === "auto" ? "auto: conntrack CLI" : "--delete-via=conntrack",
-      };
+    case "netlink": {
+      const p = await netlink();
+      if (!p.ok) throw new SetupError(`--delete-via=netlink: ctnetlink does not work: ${p.reason}`);
+      return { deleter: new NetlinkDeleter(), deleterReason: "--delete-via=netlink" };
     }
-    default:
-      throw new SetupError(`--delete-via=${s.deleteVia} is not available in this build`);
+    case "conntrack":
+      return await cli("--delete-via=conntrack");
+    case "auto": {
+      const p = await netlink();
+      if (p.ok) return { deleter: new NetlinkDeleter(), deleterReason: "auto: ctnetlink works" };
+      return await cli(`auto: netlink: ${p.reason}; using the conntrack CLI`);
+    }
   }
 }
 

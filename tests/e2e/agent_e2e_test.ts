@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { kernelTest } from "../support/kernel_test.ts";
 import { assertStory, runScenario, type ScenarioOptions } from "./scenario.ts";
 
@@ -12,8 +13,34 @@ for (const [label, o] of cases) {
     `main.ts at 1s/3 deletes every entry renewed each second within 12 s and nothing else (${label})`,
     async () => {
       const r = await runScenario(o);
+      const start = r.logs.find((l) => l.msg === "conntrack-cleaner starting")!;
+      assert.equal(start.source, "netlink", "auto picks netlink here");
+      assert.equal(start.source_reason, "auto: a ctnetlink dump works");
+      assert.equal(start.deleter, "netlink");
       console.log(`${label}: renewed entries gone after ${(r.allGoneMs! / 1000).toFixed(1)} s`);
       assertStory(r, label);
     },
   );
+}
+
+const sources = ["netlink", "procfs", "conntrack"];
+const deleters = ["netlink", "conntrack"];
+for (const source of sources) {
+  for (const deleter of deleters) {
+    kernelTest(
+      `main.ts --source=${source} --delete-via=${deleter} deletes the renewed entries and nothing else (IPv4, IPv6 in zone 5)`,
+      async () => {
+        const r = await runScenario({
+          family: "ipv4",
+          zone: 0,
+          also: [{ family: "ipv6", zone: 5 }],
+          args: [`--source=${source}`, `--delete-via=${deleter}`],
+        });
+        const start = r.logs.find((l) => l.msg === "conntrack-cleaner starting")!;
+        assert.equal(start.source, source);
+        assert.equal(start.deleter, deleter);
+        assertStory(r, `${source}/${deleter}`);
+      },
+    );
+  }
 }

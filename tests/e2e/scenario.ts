@@ -16,6 +16,8 @@ const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 export interface ScenarioOptions {
   family: "ipv4" | "ipv6";
   zone: number;
+  /** More (family, zone) stories in the same table. */
+  also?: { family: "ipv4" | "ipv6"; zone: number }[];
   /** Extra agent flags (`--source=…`, `--delete-via=…`). */
   args?: string[];
   /** Give up after this long; default 12 s. */
@@ -145,7 +147,9 @@ function expand(a: string): string {
 /** Runs the whole story once and reports. */
 export function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   return withNetns(`e2e-${o.family}-z${o.zone}`, async (ns) => {
-    const { renewed, kept } = storyTable(o.family, o.zone);
+    const stories = [o, ...(o.also ?? [])].map((v) => storyTable(v.family, v.zone));
+    const renewed = stories.flatMap((t) => t.renewed);
+    const kept = stories.flatMap((t) => t.kept);
     await ns.insertMany([...renewed, ...kept]);
     // `conntrack -U -t 120` in zone 0; in other zones over ctnetlink (-U rejects --zone).
     const renewer = await startRenewer(ns, renewed, 1000, { timeoutSec: 120, via: "conntrack" });
