@@ -1,0 +1,402 @@
+/**
+ * `deno task bench`: the figures behind the defaults, printed in one run.
+ *
+ * 1. Parser: generated 1M-line tables (1% and 100% candidates) streamed
+ *    through the procfs source: lines/s and the process's peak RSS.
+ * 2. Snapshot, in a namespace filled with 100k entries (1% candidates): each
+ *    source next to `cat /proc/net/nf_conntrack` and next to the old agent's
+ *    `conntrack -L -p tcp | grep UNREPLIED`, as ratios.
+ * 3. Deletes on that 100k-entry table: 1,000 stale tuples by netlink, and by
+ *    the conntrack CLI per tuple and batched with `-R` (measured on a sample
+ *    and extrapolated, unless `--full`: 1,000 CLI deletes take minutes).
+ *
+ * Needs root, iproute2 and conntrack for parts 2 and 3 (else they are
+ * skipped with the reason). Targets are checked by the printed ratios.
+ *
+ *     deno task bench [--full] [--entries=100000] [--lines=1000000]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import type { Tuple } from "../lib/entry.ts";
+import { ConntrackCliDeleter } from "../lib/deleters/conntrack_cli.ts";
+import type { Deleter } from "../lib/deleters/deleter.ts";
+import { NetlinkDeleter } from "../lib/deleters/netlink.ts";
+import { ConntrackCliSource } from "../lib/sources/conntrack_cli.ts";
+import { NetlinkSource } from "../lib/sources/netlink.ts";
+import { ProcfsSource } from "../lib/sources/procfs.ts";
+import type { Source } from "../lib/sources/source.ts";
+import { canRunKernelTests, type EntrySpec, withNetns } from "../tests/support/netns.ts";
+
+const SELF = new URL(import.meta.url).pathname;
+const RUNS = 7;
+
+// ---------------------------------------------------------------- table text
+
+/** One kernel-format line: candidate (SYN_SENT [UNREPLIED]) or one of the usual others. */
+function line(i: number, candidate: boolean): string {
+  const v6 = i % 10 === 9;
+  const a = (n: number) =>
+    v6
+      ? `2001:0db8:0000:0000:0000:0000:${((n >> 16) & 0xffff).toString(16).padStart(4, "0")}:${
+        (n & 0xffff).toString(16).padStart(4, "0")
+      }`
+      : `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+  const head = v6 ? "ipv6     10 " : "ipv4     2 ";
+  const src = a(i), dst = a(0x7f0001), sp = 1024 + (i % 60000), dp = 443;
+  const tuple = (s: string, d: string, p: number, q: number) =>
+    `src=${s} dst=${d} sport=${p} dport=${q} `;
+  if (candidate) {
+    return `${head}tcp      6 117 SYN_SENT ${tuple(src, dst, sp, dp)}[UNREPLIED] ${
+      tuple(dst, src, dp, sp)
+    }mark=0 zone=0 use=2`;
+  }
+  const k = i % 100;
+  if (k < 56) {
+    return `${head}tcp      6 431999 ESTABLISHED ${tuple(src, dst, sp, dp)}${
+      tuple(dst, src, dp, sp)
+    }[ASSURED] mark=0 zone=0 use=2`;
+  }
+  if (k < 76) {
+    return `${head}tcp      6 98 TIME_WAIT ${tuple(src, dst, sp, dp)}${
+      tuple(dst, src, dp, sp)
+    }[ASSURED] mark=0 zone=0 use=2`;
+  }
+  return `${head}udp      17 27 ${tuple(src, dst, sp, 53)}${
+    tuple(dst, src, 53, sp)
+  }[ASSURED] mark=0 zone=0 use=2`;
+}
+
+async function writeTable(path: string, lines: number, candidateEvery: number): Promise<number> {
+  using f = await Deno.open(path, { write: true, create: true, truncate: true });
+  const enc = new TextEncoder();
+  let buf: string[] = [], bytes = 0;
+  for (let i = 0; i < lines; i++) {
+    buf.push(line(i, i % candidateEvery === 0));
+    if (buf.length === 10_000 || i === lines - 1) {
+      const chunk = enc.encode(buf.join("\n") + "\n");
+      bytes += chunk.length;
+      for (let off = 0; off < chunk.length;) off += await f.write(chunk.subarray(off));
+      buf = [];
+    }
+  }
+  return bytes;
+}
+
+// ------------------------------------------------------------------ children
+
+/** Child: stream a file through the procfs source; print lines/s and peak RSS. */
+async function childParse(path: string): Promise<void> {
+  const source = new ProcfsSource({ path });
+  let best = Infinity, scanned = 0, candidates = 0;
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    const s = await source.snapshot();
+    best = Math.min(best, performance.now() - t);
+    scanned = s.scanned;
+    candidates = s.candidates.length;
+  }
+  console.log(JSON.stringify({ ms: best, scanned, candidates, peakRssMB: await peakRssMB() }));
+}
+
+async function peakRssMB(): Promise<number> {
+  const status = await Deno.readTextFile("/proc/self/status");
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024;
+}
+
+/** Child, inside the namespace: time every source and the reference commands. */
+async function childSnapshot(): Promise<void> {
+  const out: Record<string, { ms: number; candidates?: number }> = {};
+  const sources: [string, Source][] = [
+    ["procfs", new ProcfsSource()],
+    ["netlink", new NetlinkSource()],
+    ["conntrack", new ConntrackCliSource()],
+  ];
+  for (const [name, s] of sources) {
+    const times: number[] = [];
+    let candidates = 0;
+    for (let i = 0; i < RUNS; i++) {
+      const t = performance.now();
+      candidates = (await s.snapshot()).candidates.length;
+      times.push(performance.now() - t);
+    }
+    s.close?.();
+    out[name] = { ms: median(times), candidates };
+  }
+  for (
+    const [name, cmd] of [
+      ["cat", "cat /proc/net/nf_conntrack > /dev/null"],
+      ["old agent pipeline", "conntrack -L -p tcp 2>/dev/null | grep UNREPLIED > /dev/null"],
+    ]
+  ) {
+    const times: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const t = performance.now();
+      await new Deno.Command("sh", { args: ["-c", cmd] }).output();
+      times.push(performance.now() - t);
+    }
+    out[name] = { ms: median(times) };
+  }
+  console.log(JSON.stringify(out));
+}
+
+/** Child, inside the namespace: delete the given tuples with one deleter; print the time. */
+async function childDelete(via: string, file: string): Promise<void> {
+  const tuples: Tuple[] = JSON.parse(await Deno.readTextFile(file));
+  const deleter: Deleter = via === "netlink"
+    ? new NetlinkDeleter()
+    : new ConntrackCliDeleter({ mode: via === "cli-each" ? "each" : "batch", batchSize: 1000 });
+  const t = performance.now();
+  const out = await deleter.delete(tuples);
+  const ms = performance.now() - t;
+  deleter.close?.();
+  const deleted = out.filter((o) => o.result === "deleted").length;
+  console.log(
+    JSON.stringify({
+      ms,
+      deleted,
+      failed: out.filter((o) => o.result === "failed").map((o) => o.error),
+    }),
+  );
+}
+
+// ------------------------------------------------------------------- parent
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function child(args: string[], ns?: string): Promise<Record<string, unknown>> {
+  const argv = [Deno.execPath(), "run", "-A", SELF, ...args];
+  const cmd = ns
+    ? new Deno.Command("ip", { args: ["netns", "exec", ns, ...argv] })
+    : new Deno.Command(argv[0], { args: argv.slice(1) });
+  const r = await cmd.output();
+  const text = new TextDecoder().decode(r.stdout).trim();
+  if (r.code !== 0) throw new Error(`${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
+  return JSON.parse(text.split("\n").at(-1)!);
+}
+
+const fmt = (x: number, d = 1) => x.toFixed(d);
+const row = (cells: (string | number)[], widths: number[]) =>
+  console.log(
+    cells.map((c, i) => String(c)[i === 0 ? "padEnd" : "padStart"](widths[i])).join("  "),
+  );
+const verdict = (ok: boolean) => (ok ? "meets target" : "MISSES target");
+
+async function benchParser(lines: number): Promise<void> {
+  console.log(
+    `\n## Parser: ${
+      lines.toLocaleString("en")
+    } generated lines, streamed through the procfs source (best of 3)\n`,
+  );
+  const dir = await Deno.makeTempDir({ prefix: "cc-bench-" });
+  try {
+    row(["table", "MB", "ms", "lines/s", "candidates", "peak RSS MB"], [16, 6, 7, 12, 10, 11]);
+    for (const [label, every] of [["1% candidates", 100], ["100% candidates", 1]] as const) {
+      const path = `${dir}/table.txt`;
+      const bytes = await writeTable(path, lines, every);
+      const r = await child(["--child-parse", path]) as {
+        ms: number;
+        scanned: number;
+        candidates: number;
+        peakRssMB: number;
+      };
+      const rate = r.scanned / (r.ms / 1000);
+      row([
+        label,
+        fmt(bytes / 1e6, 0),
+        fmt(r.ms, 0),
+        fmt(rate / 1e6, 2) + "M",
+        r.candidates,
+        fmt(r.peakRssMB),
+      ], [16, 6, 7, 12, 10, 11]);
+      if (every === 100) {
+        console.log(
+          `  target ≥ 2M lines/s at 1%: ${verdict(rate >= 2e6)}; peak RSS ≤ 80 MB: ${
+            verdict(r.peakRssMB <= 80)
+          }`,
+        );
+      }
+      await Deno.remove(path);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function tableSpecs(n: number): { specs: EntrySpec[]; stale: EntrySpec[] } {
+  const specs: EntrySpec[] = [], stale: EntrySpec[] = [];
+  for (let i = 0; i < n; i++) {
+    const src = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    const base = { src, dst: "10.255.0.1", sport: 1024 + (i % 60000), timeout: 300 };
+    const k = i % 100;
+    if (k === 0) {
+      const s: EntrySpec = { ...base, dport: 443, state: "SYN_SENT", timeout: 120 };
+      specs.push(s);
+      stale.push(s);
+    } else if (k < 56) specs.push({ ...base, dport: 443, state: "ESTABLISHED" });
+    else if (k < 76) specs.push({ ...base, dport: 443, state: "TIME_WAIT", timeout: 100 });
+    else specs.push({ ...base, proto: "udp", dport: 53, timeout: 30 });
+  }
+  return { specs, stale };
+}
+
+const toTuple = (s: EntrySpec): Tuple => ({
+  family: "ipv4",
+  src: s.src,
+  dst: s.dst,
+  sport: s.sport,
+  dport: s.dport,
+  zone: 0,
+});
+
+async function benchKernel(entries: number, full: boolean): Promise<void> {
+  const skip = await canRunKernelTests();
+  if (skip !== undefined) {
+    console.log(`\n## Snapshot and deletes: skipped (${skip})`);
+    return;
+  }
+  await withNetns("bench", async (ns) => {
+    const { specs, stale } = tableSpecs(entries);
+    let t = performance.now();
+    await ns.insertMany(specs);
+    console.log(
+      `\n(namespace filled with ${
+        (await ns.count()).toLocaleString("en")
+      } entries, ${stale.length} SYN_SENT/UNREPLIED, in ${fmt(performance.now() - t, 0)} ms)`,
+    );
+
+    console.log(
+      `\n## Snapshot of a ${
+        entries.toLocaleString("en")
+      }-entry table, 1% candidates (median of ${RUNS})\n`,
+    );
+    const r = await child(["--child-snapshot"], ns.name) as Record<
+      string,
+      { ms: number; candidates?: number }
+    >;
+    const cat = r.cat.ms, old = r["old agent pipeline"].ms;
+    row(["reader", "ms", "× cat", "× old pipeline", "candidates"], [34, 7, 6, 14, 10]);
+    for (const name of ["cat", "old agent pipeline", "procfs", "netlink", "conntrack"]) {
+      const label = {
+        cat: "cat /proc/net/nf_conntrack",
+        "old agent pipeline": "conntrack -L -p tcp | grep UNREPLIED",
+        procfs: "source procfs",
+        netlink: "source netlink",
+        conntrack: "source conntrack (-L -u UNREPLIED)",
+      }[name]!;
+      row([
+        label,
+        fmt(r[name].ms),
+        fmt(r[name].ms / cat, 2),
+        fmt(r[name].ms / old, 2),
+        r[name].candidates ?? "",
+      ], [34, 7, 6, 14, 10]);
+    }
+    console.log(
+      `  target procfs ≤ 1.15 × cat: ${fmt(r.procfs.ms / cat, 2)} ${
+        verdict(r.procfs.ms <= 1.15 * cat)
+      }`,
+    );
+    console.log(
+      `  target netlink ≤ 0.25 × procfs: ${fmt(r.netlink.ms / r.procfs.ms, 2)} ${
+        verdict(r.netlink.ms <= 0.25 * r.procfs.ms)
+      }`,
+    );
+    console.log(
+      `  target netlink ≤ 0.2 × old pipeline: ${fmt(r.netlink.ms / old, 2)} ${
+        verdict(r.netlink.ms <= 0.2 * old)
+      }`,
+    );
+
+    console.log(
+      `\n## Deleting ${stale.length} stale tuples from the ${
+        entries.toLocaleString("en")
+      }-entry table\n`,
+    );
+    const sample = full ? stale.length : 20;
+    const file = await Deno.makeTempFile({ suffix: ".json" });
+    try {
+      row(["deleter", "tuples", "ms", "ms/tuple", `ms for ${stale.length}`], [30, 6, 9, 9, 12]);
+      const results: Record<string, number> = {};
+      for (
+        const [via, label] of [["netlink", "netlink"], ["cli-batch", "conntrack -R - (batch)"], [
+          "cli-each",
+          "conntrack -D (per tuple)",
+        ]]
+      ) {
+        const n = via === "netlink" ? stale.length : Math.min(sample, stale.length);
+        const tuples = stale.slice(0, n);
+        await Deno.writeTextFile(file, JSON.stringify(tuples.map(toTuple)));
+        const d = await child(["--child-delete", via, file], ns.name) as {
+          ms: number;
+          deleted: number;
+          failed: string[];
+        };
+        if (d.deleted !== n) {
+          throw new Error(
+            `${label}: deleted ${d.deleted} of ${n}: ${d.failed.slice(0, 3).join("; ")}`,
+          );
+        }
+        const total = (d.ms / n) * stale.length;
+        results[via] = total;
+        row([
+          label,
+          n,
+          fmt(d.ms),
+          fmt(d.ms / n, 2),
+          fmt(total, 0) + (n < stale.length ? " (extrap.)" : ""),
+        ], [30, 6, 9, 9, 12]);
+        await ns.insertMany(tuples); // put them back for the next deleter
+      }
+      console.log(
+        `  target 1,000 deletes via netlink < 0.2 s: ${fmt(results.netlink / 1000, 3)} s ${
+          verdict(results.netlink < 200)
+        }`,
+      );
+      console.log(
+        `  conntrack CLI: -R batch ${
+          results["cli-batch"] < results["cli-each"] ? "faster" : "slower"
+        } than one -D per tuple (${fmt(results["cli-each"] / results["cli-batch"], 2)}×)`,
+      );
+    } finally {
+      await Deno.remove(file);
+    }
+    t = performance.now();
+  });
+}
+
+async function machine(): Promise<string> {
+  const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
+  const mem = Number((await Deno.readTextFile("/proc/meminfo")).match(/MemTotal:\s+(\d+)/)![1]) /
+    1024 / 1024;
+  return `${navigator.hardwareConcurrency} × ${cpu}, ${
+    fmt(mem, 0)
+  } GiB, Linux ${Deno.osRelease()}, deno ${Deno.version.deno}`;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      full: { type: "boolean" },
+      entries: { type: "string", default: "100000" },
+      lines: { type: "string", default: "1000000" },
+      "child-parse": { type: "string" },
+      "child-snapshot": { type: "boolean" },
+      "child-delete": { type: "string" },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values["child-parse"]) await childParse(values["child-parse"]);
+  else if (values["child-snapshot"]) await childSnapshot();
+  else if (values["child-delete"]) await childDelete(values["child-delete"], Deno.args.at(-1)!);
+  else {
+    console.log(`# conntrack-cleaner benchmark\n\n${await machine()}`);
+    await benchParser(Number(values.lines));
+    await benchKernel(Number(values.entries), values.full === true);
+  }
+}
