@@ -1,11 +1,11 @@
 /**
  * Test driver for the netlink tests: runs inside a network namespace (as
- * `ip netns exec NS deno run -A tests/netlink/driver.ts '<json ops>'`), does
- * each operation with the real socket, and prints one JSON array of results.
+ * `ip netns exec NS deno run -A tests/netlink/driver.ts '<json ops>'`, which
+ * {@linkcode runDriver} does), does each operation with the real socket, and
+ * prints one JSON array of results.
  *
  * Ops: `{op:"snapshot", filter?}`, `{op:"delete", tuples}`, `{op:"probe"}`,
  * `{op:"run", cmd:[...]}` (a command in the same namespace, e.g. conntrack),
- * `{op:"fill", syn, other}` (bulk-create SYN_SENT and ESTABLISHED entries),
  * `{op:"deleteCandidates"}` (delete what the last snapshot found).
  *
  * @module
@@ -13,14 +13,8 @@
 import type { Tuple } from "../../lib/entry.ts";
 import { NetlinkDeleter } from "../../lib/deleters/netlink.ts";
 import { type NetlinkFilterMode, NetlinkSource, probeNetlink } from "../../lib/sources/netlink.ts";
-import {
-  IPS_ASSURED,
-  IPS_SEEN_REPLY,
-  TCP_CONNTRACK_ESTABLISHED,
-  TCP_CONNTRACK_SYN_SENT,
-} from "../../lib/netlink/codec.ts";
 import { toTuple } from "../../lib/entry.ts";
-import { type EntrySpec, fillTable } from "./fill.ts";
+import type { Netns } from "../support/netns.ts";
 
 /** One driver operation. */
 export type DriverOp =
@@ -28,30 +22,7 @@ export type DriverOp =
   | { op: "delete"; tuples: Tuple[] }
   | { op: "probe" }
   | { op: "run"; cmd: string[] }
-  | { op: "fill"; syn: number; other: number }
   | { op: "deleteCandidates" };
-
-function* bulk(syn: number, other: number): Generator<EntrySpec> {
-  for (let i = 0; i < syn + other; i++) {
-    const src = `10.${64 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`;
-    const base = {
-      family: "ipv4" as const,
-      src,
-      dst: "10.127.0.1",
-      sport: 20000 + (i % 40000),
-      zone: 0,
-    };
-    yield i < syn
-      ? { ...base, dport: 80, tcpState: TCP_CONNTRACK_SYN_SENT, status: 0, timeout: 120 }
-      : {
-        ...base,
-        dport: 443,
-        tcpState: TCP_CONNTRACK_ESTABLISHED,
-        status: IPS_SEEN_REPLY | IPS_ASSURED,
-        timeout: 3600,
-      };
-  }
-}
 
 async function main(ops: DriverOp[]): Promise<unknown[]> {
   const results: unknown[] = [];
@@ -70,8 +41,6 @@ async function main(ops: DriverOp[]): Promise<unknown[]> {
       } finally {
         source.close();
       }
-    } else if (op.op === "fill") {
-      results.push({ created: await fillTable(bulk(op.syn, op.other)) });
     } else if (op.op === "delete" || op.op === "deleteCandidates") {
       const deleter = new NetlinkDeleter();
       const t0 = performance.now();
@@ -91,6 +60,27 @@ async function main(ops: DriverOp[]): Promise<unknown[]> {
     }
   }
   return results;
+}
+
+/**
+ * Runs the driver with `ops` inside `ns` (optionally under a prefix such as
+ * `setpriv …`) and resolves with its results; rejects when it exits non-zero.
+ */
+export async function runDriver(
+  ns: Netns,
+  ops: DriverOp[],
+  prefix: string[] = [],
+): Promise<unknown[]> {
+  const r = await ns.exec([
+    ...prefix,
+    Deno.execPath(),
+    "run",
+    "-A",
+    import.meta.filename!,
+    JSON.stringify(ops),
+  ]);
+  if (r.code !== 0) throw new Error(`driver in ${ns.name} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
 }
 
 if (import.meta.main) {

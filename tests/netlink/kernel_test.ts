@@ -1,7 +1,8 @@
 /**
  * The netlink path against the real kernel, each test in its own network
  * namespace (the driver runs inside it; this process never opens a netlink
- * socket in the host namespace). Skipped, with a message, when not root.
+ * socket in the host namespace). Registered with `kernelTest`: skipped, with
+ * the reason, where kernel tests cannot run (a failure where CI requires them).
  */
 import assert from "node:assert/strict";
 import type { Candidate, Snapshot, Tuple } from "../../lib/entry.ts";
@@ -9,10 +10,9 @@ import { tupleKey } from "../../lib/entry.ts";
 import type { DeleteOutcome } from "../../lib/deleters/deleter.ts";
 import type { NetlinkDumpReport } from "../../lib/sources/netlink.ts";
 import { FIXTURE_ENTRIES } from "../../scripts/capture_netlink_fixtures.ts";
-import { KERNEL_SKIP_REASON, withNetns } from "./netns.ts";
-
-const ignore = KERNEL_SKIP_REASON !== undefined;
-if (ignore) console.warn(`netlink kernel tests skipped: ${KERNEL_SKIP_REASON}`);
+import { kernelTest } from "../support/kernel_test.ts";
+import { type EntrySpec, type Netns, withNetns } from "../support/netns.ts";
+import { runDriver } from "./driver.ts";
 
 type SnapResult = Snapshot & { report: NetlinkDumpReport; filterMode: string; ms: number };
 type DeleteResult = { outcomes: DeleteOutcome[]; ms: number };
@@ -28,18 +28,51 @@ const v4 = (sport: number, dport = 80, zone = 0): Tuple => ({
 
 const keys = (cs: Tuple[]) => cs.map(tupleKey).sort();
 
-Deno.test({
-  name:
-    "NetlinkSource.snapshot on a real table lists exactly the SYN_SENT/UNREPLIED TCP entries (IPv4, IPv6, zone 5) in every filter mode",
-  ignore,
-  fn: () =>
-    withNetns(async (ns) => {
-      for (const e of FIXTURE_ENTRIES) await ns.insert(e.args);
+/** `conntrack -I` arguments of the SYN_SENT entry whose tuple is `v4(sport)`. */
+const synArgs = (sport: number) =>
+  `-p tcp -s 10.20.0.1 -d 10.20.0.2 --sport ${sport} --dport 80 --state SYN_SENT --timeout 120`;
+
+/** `conntrack -I ARGS` inside the namespace (ARGS space-separated); throws if it fails. */
+async function insert(ns: Netns, args: string): Promise<void> {
+  await ns.conntrack(["-I", ...args.split(" ")]);
+}
+
+/** The entries of the namespace's table, one line each (`conntrack -L`). */
+async function listed(ns: Netns): Promise<string[]> {
+  return (await ns.conntrack(["-L"])).stdout.split("\n").filter((l) => l.trim());
+}
+
+/**
+ * `syn` SYN_SENT/[UNREPLIED] entries followed by `other` ESTABLISHED ones,
+ * each from its own source address (10.64.0.0/10) to 10.127.0.1.
+ */
+function bulk(syn: number, other: number): EntrySpec[] {
+  const specs: EntrySpec[] = [];
+  for (let i = 0; i < syn + other; i++) {
+    const src = `10.${64 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`;
+    const base = { src, dst: "10.127.0.1", sport: 20000 + (i % 40000) };
+    specs.push(
+      i < syn
+        ? { ...base, dport: 80, state: "SYN_SENT", timeout: 120 }
+        : { ...base, dport: 443, state: "ESTABLISHED", timeout: 3600 },
+    );
+  }
+  return specs;
+}
+
+const sanitized = { sanitize: true };
+
+kernelTest(
+  "NetlinkSource.snapshot on a real table lists exactly the SYN_SENT/UNREPLIED TCP entries (IPv4, IPv6, zone 5) in every filter mode",
+  () =>
+    withNetns("nl-snapshot", async (ns) => {
+      for (const e of FIXTURE_ENTRIES) await insert(ns, e.args);
       // SYN_SENT but replied: not a candidate.
-      await ns.insert(
+      await insert(
+        ns,
         "-p tcp -s 10.10.0.1 -d 10.10.0.2 --sport 40007 --dport 80 --state SYN_SENT --status SEEN_REPLY --timeout 120",
       );
-      const [probe, kernel, status, proto, none, listing] = await ns.driver([
+      const [probe, kernel, status, proto, none, listing] = await runDriver(ns, [
         { op: "probe" },
         { op: "snapshot" },
         { op: "snapshot", filter: "status" },
@@ -89,21 +122,21 @@ Deno.test({
       assert.equal(proto.scanned, 7); // TCP only
       assert.equal(none.scanned, 8);
     }),
-});
+  sanitized,
+);
 
-Deno.test({
-  name:
-    "NetlinkDeleter.delete on a real table removes exactly the requested tuples and leaves an ESTABLISHED entry between the same addresses and the same tuple in zone 5",
-  ignore,
-  fn: () =>
-    withNetns(async (ns) => {
+kernelTest(
+  "NetlinkDeleter.delete on a real table removes exactly the requested tuples and leaves an ESTABLISHED entry between the same addresses and the same tuple in zone 5",
+  () =>
+    withNetns("nl-delete", async (ns) => {
       const syn = "--state SYN_SENT --timeout 120";
-      await ns.insert(`-p tcp -s 10.20.0.1 -d 10.20.0.2 --sport 41000 --dport 80 ${syn}`);
-      await ns.insert(`-p tcp -s 10.20.0.1 -d 10.20.0.2 --sport 41000 --dport 80 ${syn} --zone 5`);
-      await ns.insert(
+      await insert(ns, `-p tcp -s 10.20.0.1 -d 10.20.0.2 --sport 41000 --dport 80 ${syn}`);
+      await insert(ns, `-p tcp -s 10.20.0.1 -d 10.20.0.2 --sport 41000 --dport 80 ${syn} --zone 5`);
+      await insert(
+        ns,
         "-p tcp -s 10.20.0.1 -d 10.20.0.2 --sport 41001 --dport 80 --state ESTABLISHED --status SEEN_REPLY,ASSURED --timeout 3600",
       );
-      await ns.insert(`-p tcp -s 2001:db8::10 -d 2001:db8::20 --sport 41000 --dport 443 ${syn}`);
+      await insert(ns, `-p tcp -s 2001:db8::10 -d 2001:db8::20 --sport 41000 --dport 443 ${syn}`);
       const v6: Tuple = {
         family: "ipv6",
         src: "2001:db8::10",
@@ -112,25 +145,24 @@ Deno.test({
         dport: 443,
         zone: 0,
       };
-      const [del] = await ns.driver([{ op: "delete", tuples: [v4(41000), v6] }]) as [DeleteResult];
+      const [del] = await runDriver(ns, [{ op: "delete", tuples: [v4(41000), v6] }]) as [
+        DeleteResult,
+      ];
       assert.deepEqual(del.outcomes.map((o) => o.result), ["deleted", "deleted"]);
-      const left = await ns.list();
+      const left = await listed(ns);
       assert.equal(left.length, 2, left.join("\n"));
       assert.ok(left.some((l) => /ESTABLISHED .*sport=41001 /.test(l)));
       assert.ok(left.some((l) => /SYN_SENT .*sport=41000 .*zone=5 /.test(l)));
     }),
-});
+  sanitized,
+);
 
-Deno.test({
-  name:
-    "NetlinkDeleter.delete on a real table returns already_gone for a missing tuple and for an entry that became ESTABLISHED, and keeps the latter",
-  ignore,
-  fn: () =>
-    withNetns(async (ns) => {
-      await ns.insert(
-        "-p tcp -s 10.20.0.1 -d 10.20.0.2 --sport 42000 --dport 80 --state SYN_SENT --timeout 120",
-      );
-      const [update, del] = await ns.driver([
+kernelTest(
+  "NetlinkDeleter.delete on a real table returns already_gone for a missing tuple and for an entry that became ESTABLISHED, and keeps the latter",
+  () =>
+    withNetns("nl-gone", async (ns) => {
+      await insert(ns, synArgs(42000));
+      const [update, del] = await runDriver(ns, [
         {
           op: "run",
           cmd:
@@ -141,25 +173,24 @@ Deno.test({
       ]) as [{ code: number }, DeleteResult];
       assert.equal(update.code, 0);
       assert.deepEqual(del.outcomes.map((o) => o.result), ["already_gone", "already_gone"]);
-      const left = await ns.list();
+      const left = await listed(ns);
       assert.equal(left.length, 1);
       assert.match(left[0], /ESTABLISHED .*sport=42000 .*\[ASSURED\]/);
     }),
-});
+  sanitized,
+);
 
-Deno.test({
-  name:
-    "NetlinkDeleter.delete removes 1,000 SYN_SENT tuples from a 21,000-entry table in well under 0.2 s",
-  ignore,
-  fn: () =>
-    withNetns(async (ns) => {
-      const [fill, before, del, after] = await ns.driver([
-        { op: "fill", syn: 1000, other: 20000 },
+kernelTest(
+  "NetlinkDeleter.delete removes 1,000 SYN_SENT tuples from a 21,000-entry table in well under 0.2 s",
+  () =>
+    withNetns("nl-delete-1000", async (ns) => {
+      await ns.insertMany(bulk(1000, 20000));
+      assert.equal(await ns.count(), 21000);
+      const [before, del, after] = await runDriver(ns, [
         { op: "snapshot" },
         { op: "deleteCandidates" },
         { op: "snapshot" },
-      ]) as [{ created: number }, SnapResult, DeleteResult, SnapResult];
-      assert.equal(fill.created, 21000);
+      ]) as [SnapResult, DeleteResult, SnapResult];
       assert.equal(before.candidates.length, 1000);
       assert.deepEqual(
         Object.entries(Object.groupBy(del.outcomes, (o) => o.result)).map((
@@ -175,32 +206,36 @@ Deno.test({
       );
       assert.ok(del.ms < 200, `1,000 deletes took ${del.ms} ms`);
     }),
+  sanitized,
+);
+
+const hasSetpriv = ["/usr/bin/setpriv", "/bin/setpriv"].some((p) => {
+  try {
+    return Deno.statSync(p).isFile;
+  } catch {
+    return false;
+  }
 });
 
-Deno.test({
-  name:
-    "probeNetlink, NetlinkSource.snapshot and NetlinkDeleter.delete report EPERM without CAP_NET_ADMIN",
-  ignore: ignore || !["/usr/bin/setpriv", "/bin/setpriv"].some((p) => {
-    try {
-      return Deno.statSync(p).isFile;
-    } catch {
-      return false;
-    }
-  }),
-  fn: () =>
-    withNetns(async (ns) => {
-      await ns.insert(
-        "-p tcp -s 10.20.0.1 -d 10.20.0.2 --sport 43000 --dport 80 --state SYN_SENT --timeout 120",
-      );
-      const [probe, snap, del] = await ns.driver(
-        [{ op: "probe" }, { op: "snapshot" }, { op: "delete", tuples: [v4(43000)] }],
-        ["setpriv", "--bounding-set=-net_admin"],
-      ) as [{ ok: boolean; reason: string }, { error: string }, DeleteResult];
+kernelTest(
+  "probeNetlink, NetlinkSource.snapshot and NetlinkDeleter.delete report EPERM without CAP_NET_ADMIN",
+  () =>
+    withNetns("nl-eperm", async (ns) => {
+      await insert(ns, synArgs(43000));
+      const [probe, snap, del] = await runDriver(ns, [{ op: "probe" }, { op: "snapshot" }, {
+        op: "delete",
+        tuples: [v4(43000)],
+      }], ["setpriv", "--bounding-set=-net_admin"]) as [
+        { ok: boolean; reason: string },
+        { error: string },
+        DeleteResult,
+      ];
       assert.equal(probe.ok, false);
       assert.match(probe.reason, /EPERM/);
       assert.match(snap.error, /EPERM \(Operation not permitted\)/);
       assert.equal(del.outcomes[0].result, "failed");
       assert.match(del.outcomes[0].error!, /EPERM/);
-      assert.equal((await ns.list()).length, 1, "nothing was deleted");
+      assert.equal((await listed(ns)).length, 1, "nothing was deleted");
     }),
-});
+  { ...sanitized, skip: hasSetpriv ? undefined : "no setpriv" },
+);

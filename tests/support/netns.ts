@@ -315,16 +315,13 @@ export class Netns {
    * (29,000–35,000/s measured in a 100,000-entry table), because
    * `conntrack -U` in 1.4.7 rejects `--zone` and, without it, sends every
    * update to the zone-0 entry. {@linkcode Netns.renewWithConntrack} is
-   * the CLI way for zone 0. The call itself is synchronous (it blocks the
-   * event loop for those microseconds); the promise only keeps the
-   * interface uniform.
+   * the CLI way for zone 0. Concurrent calls are answered one after another.
    */
-  // deno-lint-ignore require-await
   async renew(spec: EntrySpec, timeoutSec: number = spec.timeout): Promise<boolean> {
     this.#checkOpen();
     checkSpec(spec);
     this.#netlink ??= CtNetlinkSocket.open(this.name);
-    return this.#netlink.renew(spec, timeoutSec);
+    return await this.#netlink.renew(spec, timeoutSec);
   }
 
   /**

@@ -1,13 +1,13 @@
 /**
- * Tests of the namespace helper against the kernel (skipped, with the reason,
- * where {@linkcode canRunKernelTests} says they cannot run), plus a few pure
- * tests of its argument building.
+ * Tests of the namespace helper against the kernel (registered with
+ * `kernelTest`: skipped, with the reason, where they cannot run), plus a few
+ * pure tests of its argument building.
  */
 import assert from "node:assert/strict";
 import { parseLine, type TcpEntry } from "../../lib/parse.ts";
 import { buildUpdate } from "./ctnetlink.ts";
+import { kernelTest } from "./kernel_test.ts";
 import {
-  canRunKernelTests,
   type EntrySpec,
   familyOf,
   insertArgs,
@@ -17,16 +17,7 @@ import {
   withNetns,
 } from "./netns.ts";
 
-const skip = await canRunKernelTests();
-// Like kernel_test.ts: where CI demands kernel tests, a missing prerequisite fails instead.
-const required = Deno.env.get("CONNTRACK_CLEANER_REQUIRE_KERNEL_TESTS") === "1";
-if (skip !== undefined && !required) console.warn(`netns kernel tests skipped: ${skip}`);
-if (skip !== undefined && required) {
-  Deno.test("kernel tests of tests/support/netns.ts can run", () => {
-    throw new Error(`kernel tests required but cannot run: ${skip}`);
-  });
-}
-const kernel = { ignore: skip !== undefined };
+const sanitized = { sanitize: true };
 
 async function netnsNames(): Promise<string[]> {
   const out = await new Deno.Command("ip", { args: ["netns", "list"], stdout: "piped" }).output();
@@ -192,10 +183,9 @@ Deno.test("buildUpdate encodes a ctnetlink update (no NLM_F_CREATE) with tuple, 
 
 // ---- kernel tests -----------------------------------------------------------
 
-Deno.test({
-  name: "withNetns creates a namespace with lo up and removes it when the callback returns",
-  ...kernel,
-  fn: async () => {
+kernelTest(
+  "withNetns creates a namespace with lo up and removes it when the callback returns",
+  async () => {
     let name = "";
     const value = await withNetns("t-ok", async (ns) => {
       name = ns.name;
@@ -209,12 +199,12 @@ Deno.test({
     assert.match(name, /^cct-t-ok-\d+-\d+$/);
     assert.ok(!(await netnsNames()).includes(name));
   },
-});
+  sanitized,
+);
 
-Deno.test({
-  name: "withNetns removes the namespace and rethrows when the callback throws",
-  ...kernel,
-  fn: async () => {
+kernelTest(
+  "withNetns removes the namespace and rethrows when the callback throws",
+  async () => {
     let name = "";
     const boom = new Error("boom");
     await assert.rejects(
@@ -228,12 +218,12 @@ Deno.test({
     assert.notEqual(name, "");
     assert.ok(!(await netnsNames()).includes(name));
   },
-});
+  sanitized,
+);
 
-Deno.test({
-  name: "withNetns kills a spawned child still running before it removes the namespace",
-  ...kernel,
-  fn: async () => {
+kernelTest(
+  "withNetns kills a spawned child still running before it removes the namespace",
+  async () => {
     let child: Deno.ChildProcess | undefined;
     let name = "";
     await withNetns("t-spawn", async (ns) => {
@@ -253,12 +243,12 @@ Deno.test({
     assert.equal(status.signal, "SIGKILL");
     assert.ok(!(await netnsNames()).includes(name));
   },
-});
+  sanitized,
+);
 
-Deno.test({
-  name: "Netns.insert and Netns.list round-trip IPv4/IPv6 TCP entries in zones 0 and 5",
-  ...kernel,
-  fn: async () => {
+kernelTest(
+  "Netns.insert and Netns.list round-trip IPv4/IPv6 TCP entries in zones 0 and 5",
+  async () => {
     await withNetns("t-insert", async (ns) => {
       const specs: EntrySpec[] = [
         syn(1000, { timeout: 120 }),
@@ -292,13 +282,12 @@ Deno.test({
       await assert.rejects(ns.insert(specs[0]), /Such conntrack exists/);
     });
   },
-});
+  sanitized,
+);
 
-Deno.test({
-  name:
-    "Netns.renew pushes the timeout back up to ~120 s in zone 0 and zone 5, entry stays SYN_SENT/[UNREPLIED] with the same id",
-  ...kernel,
-  fn: async () => {
+kernelTest(
+  "Netns.renew pushes the timeout back up to ~120 s in zone 0 and zone 5, entry stays SYN_SENT/[UNREPLIED] with the same id",
+  async () => {
     await withNetns("t-renew", async (ns) => {
       const z0 = syn(2000);
       const z5 = syn(2000, { zone: 5 }); // the same tuple in zone 5
@@ -341,12 +330,12 @@ Deno.test({
       assert.ok((await mustFind(ns, z0)).timeout! <= 30);
     });
   },
-});
+  sanitized,
+);
 
-Deno.test({
-  name: "Netns.renew resolves false when the entry is absent (never inserted, or deleted)",
-  ...kernel,
-  fn: async () => {
+kernelTest(
+  "Netns.renew resolves false when the entry is absent (never inserted, or deleted)",
+  async () => {
     await withNetns("t-absent", async (ns) => {
       const s = syn(3000, { zone: 5 });
       assert.equal(await ns.renew(s), false);
@@ -359,12 +348,12 @@ Deno.test({
       assert.equal(await ns.count(), 0, "renew never creates an entry");
     });
   },
-});
+  sanitized,
+);
 
-Deno.test({
-  name: "Netns.delete removes the tuple only in its own zone",
-  ...kernel,
-  fn: async () => {
+kernelTest(
+  "Netns.delete removes the tuple only in its own zone",
+  async () => {
     await withNetns("t-delete", async (ns) => {
       const z0 = syn(4000), z5 = syn(4000, { zone: 5 }), z7 = syn(4000, { zone: 7 });
       for (const s of [z0, z5, z7]) await ns.insert(s);
@@ -374,12 +363,12 @@ Deno.test({
       assert.ok(entryOf(table, z5) && entryOf(table, z7));
     });
   },
-});
+  sanitized,
+);
 
-Deno.test({
-  name: "Netns.renewWithConntrack renews a zone-0 entry via conntrack -U and refuses other zones",
-  ...kernel,
-  fn: async () => {
+kernelTest(
+  "Netns.renewWithConntrack renews a zone-0 entry via conntrack -U and refuses other zones",
+  async () => {
     await withNetns("t-renew-cli", async (ns) => {
       const s = syn(5000);
       await ns.insert(s);
@@ -393,13 +382,12 @@ Deno.test({
       await assert.rejects(ns.renewWithConntrack(syn(5000, { zone: 5 })), /use renew\(\)/);
     });
   },
-});
+  sanitized,
+);
 
-Deno.test({
-  name:
-    "Netns.insertMany inserts 20,000 mixed entries with one conntrack -R batch and fails on a duplicate",
-  ...kernel,
-  fn: async () => {
+kernelTest(
+  "Netns.insertMany inserts 20,000 mixed entries with one conntrack -R batch and fails on a duplicate",
+  async () => {
     await withNetns("t-bulk", async (ns) => {
       const specs: EntrySpec[] = [];
       for (let i = 0; i < 20000; i++) {
@@ -430,12 +418,12 @@ Deno.test({
       assert.equal(await ns.count(), 20001, "the batch stops at the failing line");
     });
   },
-});
+  sanitized,
+);
 
-Deno.test({
-  name: "startRenewer renews every spec each round until stopped and reports the absent ones",
-  ...kernel,
-  fn: async () => {
+kernelTest(
+  "startRenewer renews every spec each round until stopped and reports the absent ones",
+  async () => {
     await withNetns("t-renewer", async (ns) => {
       const specs = [
         syn(6000),
@@ -464,13 +452,12 @@ Deno.test({
       assert.equal(e.unreplied, true);
     });
   },
-});
+  sanitized,
+);
 
-Deno.test({
-  name:
-    "Netns.sysctl sets nf_conntrack_acct and _timestamp per namespace, and entries then carry counters",
-  ...kernel,
-  fn: async () => {
+kernelTest(
+  "Netns.sysctl sets nf_conntrack_acct and _timestamp per namespace, and entries then carry counters",
+  async () => {
     await withNetns("t-sysctl-a", async (a) => {
       await withNetns("t-sysctl-b", async (b) => {
         assert.equal(await a.sysctl("net.netfilter.nf_conntrack_acct", 1), "1");
@@ -484,4 +471,5 @@ Deno.test({
       });
     });
   },
-});
+  sanitized,
+);
