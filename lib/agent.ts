@@ -95,6 +95,7 @@ export class Agent {
   #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   #warnedOverrun = false;
   #lastMalformedWarn = -Infinity;
+  #lastOverflowWarn = -Infinity;
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -171,6 +172,7 @@ export class Agent {
       const track = tracker.observe(snapshot);
       observer?.snapshotOk?.(snapshot, snapMs, track);
       this.#noteMalformed(snapshot);
+      this.#noteOverflow(snapshot);
       log.debug("poll", {
         scanned: snapshot.scanned,
         candidates: snapshot.candidates.length,
@@ -237,6 +239,17 @@ export class Agent {
       this.#lastMalformedWarn = now;
       this.#o.log.warn("skipped malformed table lines (said at most once a minute)", fields);
     } else this.#o.log.debug("skipped malformed table lines", fields);
+  }
+
+  #noteOverflow(s: Snapshot): void {
+    if (!s.overflow) return;
+    const now = this.#clock();
+    const fields = { tracked_at_most: s.candidates.length, not_tracked: s.overflow };
+    const msg = "more SYN_SENT [UNREPLIED] entries than --max-candidates; the rest are not tracked";
+    if (now - this.#lastOverflowWarn >= 60_000) {
+      this.#lastOverflowWarn = now;
+      this.#o.log.warn(`${msg} (said at most once a minute)`, fields);
+    } else this.#o.log.debug(msg, fields);
   }
 }
 

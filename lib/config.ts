@@ -30,6 +30,7 @@ export interface ListenAddress {
 export interface Settings {
   intervalMs: number;
   threshold: number;
+  maxCandidates: number;
   dryRun: boolean;
   procFile: string;
   conntrackBin: string;
@@ -54,6 +55,7 @@ export type ConfigResult =
 export const MIN_INTERVAL_MS = 100;
 export const MAX_INTERVAL_MS = 3_600_000;
 export const MAX_THRESHOLD = 1_000_000;
+export const MAX_CANDIDATES = 10_000_000;
 /** Default `--listen`: outside the Prometheus exporter range and the Kubernetes component ports. */
 export const DEFAULT_LISTEN = "0.0.0.0:10395";
 
@@ -81,6 +83,13 @@ export const OPTIONS: readonly Option[] = [
     default: "3",
     form: `a whole number from 0 to ${MAX_THRESHOLD}`,
     help: "an entry is deleted after MORE than this many observed renewals",
+  },
+  {
+    flag: "max-candidates",
+    env: "CONNTRACK_CLEANER_MAX_CANDIDATES",
+    default: "20000",
+    form: `a whole number from 1 to ${MAX_CANDIDATES}`,
+    help: "SYN_SENT [UNREPLIED] entries tracked at most (bounds memory when the table is flooded)",
   },
   {
     flag: "listen",
@@ -221,6 +230,11 @@ export function loadConfig(
       const n = Number(s);
       return n <= MAX_THRESHOLD ? n : undefined;
     }),
+    maxCandidates: get("max-candidates", (s) => {
+      if (!/^[1-9][0-9]{0,7}$/.test(s)) return undefined;
+      const n = Number(s);
+      return n <= MAX_CANDIDATES ? n : undefined;
+    }),
     listen: get("listen", (s) => (s === "off" ? null : parseListen(s))) ?? undefined,
     source: get("source", (s) => oneOf(SOURCES, s)),
     deleteVia: get("delete-via", (s) => oneOf(DELETERS, s)),
@@ -240,6 +254,7 @@ export function describeSettings(s: Settings): Record<string, unknown> {
   return {
     interval: formatDuration(s.intervalMs),
     threshold: s.threshold,
+    max_candidates: s.maxCandidates,
     dry_run: s.dryRun,
     listen: s.listen ? formatListen(s.listen) : "off",
     source: s.source,

@@ -48,6 +48,12 @@ export interface Snapshot {
   scanned: number;
   /** Lines or messages that did not match the format and were skipped. */
   malformed: number;
+  /**
+   * Entries past the source's `maxCandidates`: counted, not parsed, not kept
+   * (a bound on memory and CPU when the table is flooded). procfs and the
+   * CLI count SYN_SENT lines; netlink counts the (kernel-filtered) messages.
+   */
+  overflow?: number;
   /** The first malformed line and why, for the log. */
   firstMalformed?: { reason: string; line: string };
   /** Monotonic milliseconds when the read started and finished. */

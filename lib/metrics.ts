@@ -43,6 +43,7 @@ export class Metrics implements AgentObserver {
   #scanned;
   #malformed;
   #candidates;
+  #overflow;
   #renewals;
   #deletions;
   #deleteDuration;
@@ -78,6 +79,12 @@ export class Metrics implements AgentObserver {
     this.#candidates = new client.Gauge({
       name: `${PREFIX}candidates`,
       help: "SYN_SENT [UNREPLIED] TCP entries tracked now.",
+      registers,
+    });
+    this.#overflow = new client.Gauge({
+      name: `${PREFIX}candidates_over_limit`,
+      help:
+        "SYN_SENT [UNREPLIED] entries in the last snapshot beyond --max-candidates, not tracked.",
       registers,
     });
     this.#renewals = new client.Counter({
@@ -132,6 +139,7 @@ export class Metrics implements AgentObserver {
     this.#scanned.set(s.scanned);
     this.#malformed.inc(s.malformed);
     this.#candidates.set(track.tracked);
+    this.#overflow.set(s.overflow ?? 0);
     this.#renewals.inc(track.renewals);
     this.#lastSuccess.set(this.#now());
   }

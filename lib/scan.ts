@@ -10,7 +10,8 @@
  *
  * @module
  */
-import type { Candidate } from "./entry.ts";
+import type { Candidate, Snapshot } from "./entry.ts";
+import { fastCandidate } from "./fast_line.ts";
 import { parseLine } from "./parse.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -50,6 +51,9 @@ export interface MalformedSample {
 export class TableScanner {
   /** TCP SYN_SENT + [UNREPLIED] entries found so far. */
   readonly candidates: Candidate[] = [];
+  /** Candidate lines past `maxCandidates`: counted, not parsed, not kept. */
+  overflow = 0;
+  readonly maxCandidates: number;
   /** Complete lines seen. */
   scanned = 0;
   /** Lines that did not match the format. */
@@ -63,6 +67,11 @@ export class TableScanner {
   #overlong = false;
   #carryFrom = 0;
   #decoder = new TextDecoder();
+
+  /** `maxCandidates` (default unlimited) bounds what one scan keeps. */
+  constructor(options: { maxCandidates?: number } = {}) {
+    this.maxCandidates = options.maxCandidates ?? Infinity;
+  }
 
   /**
    * Scans one chunk. `seenFrom`..`seenTo` is when the bytes of lines that
@@ -90,6 +99,19 @@ export class TableScanner {
       this.#line(chunk, pos, nl, seenFrom, seenTo);
       pos = nl + 1;
     }
+  }
+
+  /** What was found, as a {@linkcode Snapshot} read between `startedAt` and `finishedAt`. */
+  snapshot(startedAt: number, finishedAt: number): Snapshot {
+    return {
+      candidates: this.candidates,
+      scanned: this.scanned,
+      malformed: this.malformed,
+      overflow: this.overflow,
+      firstMalformed: this.firstMalformed,
+      startedAt,
+      finishedAt,
+    };
   }
 
   /** Ends the stream: a last line without its newline is truncated, so malformed. */
@@ -138,6 +160,16 @@ export class TableScanner {
     while (p < end && buf[p] >= 48 && buf[p] <= 57) p++; // timeout (absent when offloaded)
     if (p < end && buf[p] === 32) p++;
     if (!startsWith(buf, p, end, SYN_SENT)) return; // another TCP state
+    if (this.candidates.length >= this.maxCandidates) {
+      this.overflow++;
+      return;
+    }
+    const fast = fastCandidate(buf, start, end, seenFrom, seenTo);
+    if (fast !== undefined) {
+      this.candidates.push(fast);
+      return;
+    }
+    // Not the plain shape (counters, zone-orig=, compressed IPv6, …): the full parser decides.
     const text = this.#decoder.decode(buf.subarray(start, end));
     const r = parseLine(text);
     if (r.kind === "malformed") return this.#note(r.reason, text);

@@ -86,11 +86,13 @@ async function chooseSource(
 ): Promise<{ source: Source; sourceReason: string }> {
   const nl = () =>
     new NetlinkSource({
+      maxCandidates: s.maxCandidates,
       onFilterModeChange: (mode, reason) =>
         log?.warn("netlink dump filter changed", { filter: mode, reason }),
     });
-  const procfs = () => new ProcfsSource({ path: s.procFile });
-  const cli = () => new ConntrackCliSource({ bin: s.conntrackBin });
+  const max = s.maxCandidates;
+  const procfs = () => new ProcfsSource({ path: s.procFile, maxCandidates: max });
+  const cli = () => new ConntrackCliSource({ bin: s.conntrackBin, maxCandidates: max });
   switch (s.source) {
     case "netlink": {
       const p = await netlink();

@@ -26,7 +26,12 @@ import { ConntrackCliSource } from "../lib/sources/conntrack_cli.ts";
 import { NetlinkSource } from "../lib/sources/netlink.ts";
 import { ProcfsSource } from "../lib/sources/procfs.ts";
 import type { Source } from "../lib/sources/source.ts";
-import { canRunKernelTests, type EntrySpec, withNetns } from "../tests/support/netns.ts";
+import {
+  canRunKernelTests,
+  type EntrySpec,
+  type Netns,
+  withNetns,
+} from "../tests/support/netns.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 const RUNS = 7;
@@ -86,8 +91,8 @@ async function writeTable(path: string, lines: number, candidateEvery: number): 
 // ------------------------------------------------------------------ children
 
 /** Child: stream a file through the procfs source; print lines/s and peak RSS. */
-async function childParse(path: string): Promise<void> {
-  const source = new ProcfsSource({ path });
+async function childParse(path: string, max: number): Promise<void> {
+  const source = new ProcfsSource({ path, maxCandidates: max });
   let best = Infinity, scanned = 0, candidates = 0;
   for (let i = 0; i < 3; i++) {
     const t = performance.now();
@@ -193,11 +198,18 @@ async function benchParser(lines: number): Promise<void> {
   );
   const dir = await Deno.makeTempDir({ prefix: "cc-bench-" });
   try {
-    row(["table", "MB", "ms", "lines/s", "candidates", "peak RSS MB"], [16, 6, 7, 12, 10, 11]);
-    for (const [label, every] of [["1% candidates", 100], ["100% candidates", 1]] as const) {
-      const path = `${dir}/table.txt`;
-      const bytes = await writeTable(path, lines, every);
-      const r = await child(["--child-parse", path]) as {
+    const W = [44, 6, 7, 9, 10, 11];
+    row(["table (--max-candidates)", "MB", "ms", "lines/s", "kept", "peak RSS MB"], W);
+    const cases: [string, number, number][] = [
+      ["1% candidates (default 20000)", 100, 20_000],
+      ["100% candidates (default 20000)", 1, 20_000],
+      ["100% candidates (no limit: 10000000)", 1, 10_000_000],
+    ];
+    const path = `${dir}/table.txt`;
+    let written = 0, bytes = 0;
+    for (const [label, every, max] of cases) {
+      if (written !== every) bytes = await writeTable(path, lines, written = every);
+      const r = await child(["--child-parse", path, String(max)]) as {
         ms: number;
         scanned: number;
         candidates: number;
@@ -211,7 +223,7 @@ async function benchParser(lines: number): Promise<void> {
         fmt(rate / 1e6, 2) + "M",
         r.candidates,
         fmt(r.peakRssMB),
-      ], [16, 6, 7, 12, 10, 11]);
+      ], W);
       if (every === 100) {
         console.log(
           `  target ≥ 2M lines/s at 1%: ${verdict(rate >= 2e6)}; peak RSS ≤ 80 MB: ${
@@ -219,7 +231,6 @@ async function benchParser(lines: number): Promise<void> {
           }`,
         );
       }
-      await Deno.remove(path);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -252,7 +263,7 @@ const toTuple = (s: EntrySpec): Tuple => ({
   zone: 0,
 });
 
-async function benchKernel(entries: number, full: boolean): Promise<void> {
+async function benchKernel(entries: number, full: boolean, only?: string): Promise<void> {
   const skip = await canRunKernelTests();
   if (skip !== undefined) {
     console.log(`\n## Snapshot and deletes: skipped (${skip})`);
@@ -260,7 +271,7 @@ async function benchKernel(entries: number, full: boolean): Promise<void> {
   }
   await withNetns("bench", async (ns) => {
     const { specs, stale } = tableSpecs(entries);
-    let t = performance.now();
+    const t = performance.now();
     await ns.insertMany(specs);
     console.log(
       `\n(namespace filled with ${
@@ -268,104 +279,170 @@ async function benchKernel(entries: number, full: boolean): Promise<void> {
       } entries, ${stale.length} SYN_SENT/UNREPLIED, in ${fmt(performance.now() - t, 0)} ms)`,
     );
 
-    console.log(
-      `\n## Snapshot of a ${
-        entries.toLocaleString("en")
-      }-entry table, 1% candidates (median of ${RUNS})\n`,
-    );
-    const r = await child(["--child-snapshot"], ns.name) as Record<
-      string,
-      { ms: number; candidates?: number }
-    >;
-    const cat = r.cat.ms, old = r["old agent pipeline"].ms;
-    row(["reader", "ms", "× cat", "× old pipeline", "candidates"], [34, 7, 6, 14, 10]);
-    for (const name of ["cat", "old agent pipeline", "procfs", "netlink", "conntrack"]) {
-      const label = {
-        cat: "cat /proc/net/nf_conntrack",
-        "old agent pipeline": "conntrack -L -p tcp | grep UNREPLIED",
-        procfs: "source procfs",
-        netlink: "source netlink",
-        conntrack: "source conntrack (-L -u UNREPLIED)",
-      }[name]!;
+    if (only === undefined || only === "snapshot") await benchSnapshot(ns, entries);
+    if (only === undefined || only === "deletes") await benchDeletes(ns, entries, stale, full);
+  });
+}
+
+async function benchSnapshot(ns: Netns, entries: number): Promise<void> {
+  console.log(
+    `\n## Snapshot of a ${
+      entries.toLocaleString("en")
+    }-entry table, 1% candidates (median of ${RUNS})\n`,
+  );
+  const r = await child(["--child-snapshot"], ns.name) as Record<
+    string,
+    { ms: number; candidates?: number }
+  >;
+  const cat = r.cat.ms, old = r["old agent pipeline"].ms;
+  row(["reader", "ms", "× cat", "× old pipeline", "candidates"], [34, 7, 6, 14, 10]);
+  for (const name of ["cat", "old agent pipeline", "procfs", "netlink", "conntrack"]) {
+    const label = {
+      cat: "cat /proc/net/nf_conntrack",
+      "old agent pipeline": "conntrack -L -p tcp | grep UNREPLIED",
+      procfs: "source procfs",
+      netlink: "source netlink",
+      conntrack: "source conntrack (-L -u UNREPLIED)",
+    }[name]!;
+    row([
+      label,
+      fmt(r[name].ms),
+      fmt(r[name].ms / cat, 2),
+      fmt(r[name].ms / old, 2),
+      r[name].candidates ?? "",
+    ], [34, 7, 6, 14, 10]);
+  }
+  console.log(
+    `  target procfs ≤ 1.15 × cat: ${fmt(r.procfs.ms / cat, 2)} ${
+      verdict(r.procfs.ms <= 1.15 * cat)
+    }`,
+  );
+  console.log(
+    `  target netlink ≤ 0.25 × procfs: ${fmt(r.netlink.ms / r.procfs.ms, 2)} ${
+      verdict(r.netlink.ms <= 0.25 * r.procfs.ms)
+    }`,
+  );
+  console.log(
+    `  target netlink ≤ 0.2 × old pipeline: ${fmt(r.netlink.ms / old, 2)} ${
+      verdict(r.netlink.ms <= 0.2 * old)
+    }`,
+  );
+}
+
+async function benchDeletes(
+  ns: Netns,
+  entries: number,
+  stale: EntrySpec[],
+  full: boolean,
+): Promise<void> {
+  console.log(
+    `\n## Deleting ${stale.length} stale tuples from the ${
+      entries.toLocaleString("en")
+    }-entry table\n`,
+  );
+  const sample = full ? stale.length : 20;
+  const file = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    row(["deleter", "tuples", "ms", "ms/tuple", `ms for ${stale.length}`], [30, 6, 9, 9, 12]);
+    const results: Record<string, number> = {};
+    for (
+      const [via, label] of [["netlink", "netlink"], ["cli-batch", "conntrack -R - (batch)"], [
+        "cli-each",
+        "conntrack -D (per tuple)",
+      ]]
+    ) {
+      const n = via === "netlink" ? stale.length : Math.min(sample, stale.length);
+      const tuples = stale.slice(0, n);
+      await Deno.writeTextFile(file, JSON.stringify(tuples.map(toTuple)));
+      const d = await child(["--child-delete", via, file], ns.name) as {
+        ms: number;
+        deleted: number;
+        failed: string[];
+      };
+      if (d.deleted !== n) {
+        throw new Error(
+          `${label}: deleted ${d.deleted} of ${n}: ${d.failed.slice(0, 3).join("; ")}`,
+        );
+      }
+      const total = (d.ms / n) * stale.length;
+      results[via] = total;
       row([
         label,
-        fmt(r[name].ms),
-        fmt(r[name].ms / cat, 2),
-        fmt(r[name].ms / old, 2),
-        r[name].candidates ?? "",
-      ], [34, 7, 6, 14, 10]);
+        n,
+        fmt(d.ms),
+        fmt(d.ms / n, 2),
+        fmt(total, 0) + (n < stale.length ? " (extrap.)" : ""),
+      ], [30, 6, 9, 9, 12]);
+      await ns.insertMany(tuples); // put them back for the next deleter
     }
     console.log(
-      `  target procfs ≤ 1.15 × cat: ${fmt(r.procfs.ms / cat, 2)} ${
-        verdict(r.procfs.ms <= 1.15 * cat)
+      `  target 1,000 deletes via netlink < 0.2 s: ${fmt(results.netlink / 1000, 3)} s ${
+        verdict(results.netlink < 200)
       }`,
     );
     console.log(
-      `  target netlink ≤ 0.25 × procfs: ${fmt(r.netlink.ms / r.procfs.ms, 2)} ${
-        verdict(r.netlink.ms <= 0.25 * r.procfs.ms)
-      }`,
+      `  conntrack CLI: -R batch ${
+        results["cli-batch"] < results["cli-each"] ? "faster" : "slower"
+      } than one -D per tuple (${fmt(results["cli-each"] / results["cli-batch"], 2)}×)`,
     );
-    console.log(
-      `  target netlink ≤ 0.2 × old pipeline: ${fmt(r.netlink.ms / old, 2)} ${
-        verdict(r.netlink.ms <= 0.2 * old)
-      }`,
-    );
+  } finally {
+    await Deno.remove(file);
+  }
+}
 
-    console.log(
-      `\n## Deleting ${stale.length} stale tuples from the ${
-        entries.toLocaleString("en")
-      }-entry table\n`,
-    );
-    const sample = full ? stale.length : 20;
-    const file = await Deno.makeTempFile({ suffix: ".json" });
-    try {
-      row(["deleter", "tuples", "ms", "ms/tuple", `ms for ${stale.length}`], [30, 6, 9, 9, 12]);
-      const results: Record<string, number> = {};
-      for (
-        const [via, label] of [["netlink", "netlink"], ["cli-batch", "conntrack -R - (batch)"], [
-          "cli-each",
-          "conntrack -D (per tuple)",
-        ]]
-      ) {
-        const n = via === "netlink" ? stale.length : Math.min(sample, stale.length);
-        const tuples = stale.slice(0, n);
-        await Deno.writeTextFile(file, JSON.stringify(tuples.map(toTuple)));
-        const d = await child(["--child-delete", via, file], ns.name) as {
-          ms: number;
-          deleted: number;
-          failed: string[];
-        };
-        if (d.deleted !== n) {
-          throw new Error(
-            `${label}: deleted ${d.deleted} of ${n}: ${d.failed.slice(0, 3).join("; ")}`,
-          );
-        }
-        const total = (d.ms / n) * stale.length;
-        results[via] = total;
-        row([
-          label,
-          n,
-          fmt(d.ms),
-          fmt(d.ms / n, 2),
-          fmt(total, 0) + (n < stale.length ? " (extrap.)" : ""),
-        ], [30, 6, 9, 9, 12]);
-        await ns.insertMany(tuples); // put them back for the next deleter
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** Runs the agent (dry run) in `ns` for `ms`; returns its peak RSS and CPU seconds. */
+async function agentFootprint(ns: Netns, ms: number, args: string[] = []) {
+  const child = ns.spawn(
+    [Deno.execPath(), "run", "-A", MAIN, "--dry-run", "--listen=off", ...args],
+    {
+      stdout: "null",
+      stderr: "null",
+    },
+  );
+  await new Promise((r) => setTimeout(r, ms));
+  const status = await Deno.readTextFile(`/proc/${child.pid}/status`);
+  const stat = (await Deno.readTextFile(`/proc/${child.pid}/stat`)).split(") ")[1].split(" ");
+  const ticks = Number(stat[11]) + Number(stat[12]); // utime + stime, in clock ticks (USER_HZ 100)
+  child.kill("SIGTERM");
+  await child.status;
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)![1]) / 1024;
+  return { peakMB: kb("VmHWM"), rssMB: kb("VmRSS"), cpuS: ticks / 100 };
+}
+
+async function benchMemory(entries: number): Promise<void> {
+  const skip = await canRunKernelTests();
+  if (skip !== undefined) {
+    console.log(`\n## Agent footprint: skipped (${skip})`);
+    return;
+  }
+  const seconds = 20;
+  console.log(`\n## Agent footprint: main.ts --dry-run at 1s for ${seconds} s (source auto)\n`);
+  const W = [44, 12, 8, 12];
+  row(["table", "peak RSS MB", "RSS MB", "CPU s / poll"], W);
+  const cases: [string, number, number][] = [
+    ["1,000 entries, 1% candidates", 1000, 100],
+    [`${entries.toLocaleString("en")} entries, 1% candidates`, entries, 100],
+    [`${entries.toLocaleString("en")} entries, all candidates (flood)`, entries, 1],
+  ];
+  for (const [label, n, every] of cases) {
+    await withNetns("bench-mem", async (ns) => {
+      const specs: EntrySpec[] = [];
+      for (let i = 0; i < n; i++) {
+        const src = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+        const base = { src, dst: "10.255.0.1", sport: 1024 + (i % 60000), dport: 443 };
+        specs.push(
+          i % every === 0
+            ? { ...base, state: "SYN_SENT", timeout: 120 }
+            : { ...base, state: "ESTABLISHED", timeout: 300 },
+        );
       }
-      console.log(
-        `  target 1,000 deletes via netlink < 0.2 s: ${fmt(results.netlink / 1000, 3)} s ${
-          verdict(results.netlink < 200)
-        }`,
-      );
-      console.log(
-        `  conntrack CLI: -R batch ${
-          results["cli-batch"] < results["cli-each"] ? "faster" : "slower"
-        } than one -D per tuple (${fmt(results["cli-each"] / results["cli-batch"], 2)}×)`,
-      );
-    } finally {
-      await Deno.remove(file);
-    }
-    t = performance.now();
-  });
+      await ns.insertMany(specs);
+      const f = await agentFootprint(ns, seconds * 1000);
+      row([label, fmt(f.peakMB), fmt(f.rssMB), fmt(f.cpuS / seconds, 3)], W);
+    });
+  }
 }
 
 async function machine(): Promise<string> {
@@ -384,6 +461,7 @@ if (import.meta.main) {
       full: { type: "boolean" },
       entries: { type: "string", default: "100000" },
       lines: { type: "string", default: "1000000" },
+      only: { type: "string" }, // parser | snapshot | deletes | memory
       "child-parse": { type: "string" },
       "child-snapshot": { type: "boolean" },
       "child-delete": { type: "string" },
@@ -391,12 +469,16 @@ if (import.meta.main) {
     allowPositionals: true,
     strict: true,
   });
-  if (values["child-parse"]) await childParse(values["child-parse"]);
+  if (values["child-parse"]) await childParse(values["child-parse"], Number(Deno.args.at(-1)));
   else if (values["child-snapshot"]) await childSnapshot();
   else if (values["child-delete"]) await childDelete(values["child-delete"], Deno.args.at(-1)!);
   else {
     console.log(`# conntrack-cleaner benchmark\n\n${await machine()}`);
-    await benchParser(Number(values.lines));
-    await benchKernel(Number(values.entries), values.full === true);
+    const only = values.only;
+    if (!only || only === "parser") await benchParser(Number(values.lines));
+    if (!only || ["snapshot", "deletes"].includes(only)) {
+      await benchKernel(Number(values.entries), values.full === true, only);
+    }
+    if (!only || only === "memory") await benchMemory(Number(values.entries));
   }
 }

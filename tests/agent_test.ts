@@ -26,6 +26,7 @@ class RenewingSource implements Source {
   name = "fake";
   gone = false;
   fail: Error | undefined;
+  overflow = 0;
   reads = 0;
   readMs = 5;
   constructor(readonly clock: FakeClock) {}
@@ -41,6 +42,7 @@ class RenewingSource implements Source {
       candidates,
       scanned: 3,
       malformed: 0,
+      overflow: this.overflow,
       startedAt: start,
       finishedAt: this.clock.t,
     });
@@ -163,4 +165,15 @@ Deno.test("Agent.run polls once per interval, never overlaps, counts the ticks a
   assert.equal(s.source.reads, 11);
   assert.deepEqual(s.skipped, [3, 3]);
   assert.equal(s.lines.filter((l) => l.level === "warn").length, 1);
+});
+
+Deno.test("Agent.pollOnce warns about candidates past --max-candidates at most once a minute", async () => {
+  const s = setup();
+  s.source.overflow = 5000;
+  await pollEverySecond(s, 70);
+  const warns = s.lines.filter((l) =>
+    String(l.msg).startsWith("more SYN_SENT [UNREPLIED] entries than --max-candidates")
+  );
+  assert.equal(warns.length, 2, "at 0 s and after a minute");
+  assert.equal(warns[0].not_tracked, 5000);
 });

@@ -121,3 +121,17 @@ Deno.test("parseListen reads IPv4, bracketed IPv6, host names and off-limits por
     assert.equal(parseListen(bad), undefined, bad);
   }
 });
+
+Deno.test("loadConfig bounds --max-candidates (env CONNTRACK_CLEANER_MAX_CANDIDATES), default 20000", () => {
+  assert.equal(run(loadConfig([], noEnv)).maxCandidates, 20_000);
+  assert.equal(
+    run(loadConfig([], envOf({ CONNTRACK_CLEANER_MAX_CANDIDATES: "5000" }))).maxCandidates,
+    5000,
+  );
+  for (const bad of ["0", "-5", "1e6", "10000001", "lots"]) {
+    assert.match(
+      error(loadConfig([`--max-candidates=${bad}`], noEnv)),
+      /--max-candidates .*expected a whole number from 1 to 10000000/,
+    );
+  }
+});

@@ -22,7 +22,14 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
     "results exist at 0 from the start",
   );
   assert.equal(value(before, 'conntrack_cleaner_snapshots_total{result="error"}'), 0);
-  const snap = { candidates: [], scanned: 1000, malformed: 2, startedAt: 0, finishedAt: 12 };
+  const snap = {
+    candidates: [],
+    scanned: 1000,
+    malformed: 2,
+    overflow: 40,
+    startedAt: 0,
+    finishedAt: 12,
+  };
   m.snapshotOk(snap, 12, { stale: [], renewals: 3, tracked: 7, forgotten: 0 });
   m.snapshotOk(snap, 8, { stale: [], renewals: 1, tracked: 5, forgotten: 2 });
   m.snapshotFailed(new Error("EIO"), 1);
@@ -36,6 +43,7 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
   assert.equal(value(t, "conntrack_cleaner_entries_scanned"), 1000);
   assert.equal(value(t, "conntrack_cleaner_malformed_lines_total"), 4);
   assert.equal(value(t, "conntrack_cleaner_candidates"), 5);
+  assert.equal(value(t, "conntrack_cleaner_candidates_over_limit"), 40);
   assert.equal(value(t, "conntrack_cleaner_renewals_total"), 4);
   assert.equal(value(t, 'conntrack_cleaner_deletions_total{result="deleted"}'), 2);
   assert.equal(value(t, 'conntrack_cleaner_deletions_total{result="already_gone"}'), 1);

@@ -96,3 +96,15 @@ Deno.test("TableScanner gives each candidate the time window of the chunk its li
     30,
   ]]);
 });
+
+Deno.test("TableScanner keeps at most maxCandidates and counts the rest as overflow without parsing them", () => {
+  const lines = [syn(1), syn(2), "garbage", syn(3), syn(99999), syn(4)];
+  const bytes = new TextEncoder().encode(lines.join("\n") + "\n");
+  const s = new TableScanner({ maxCandidates: 2 });
+  s.push(bytes, 0, 1);
+  s.end();
+  assert.deepEqual(s.candidates.map((c) => c.sport), [1, 2]);
+  assert.equal(s.overflow, 3, "syn(3), the bad-port line and syn(4) are past the limit");
+  assert.equal(s.malformed, 1, "only the garbage line: lines past the limit are not parsed");
+  assert.equal(s.snapshot(0, 1).overflow, 3);
+});

@@ -16,6 +16,8 @@ export interface ConntrackCliSourceOptions {
   bin?: string;
   /** Kill a listing after this long; default 30 s. */
   timeoutMs?: number;
+  /** Keep at most this many candidates per snapshot (see `Snapshot.overflow`). */
+  maxCandidates?: number;
   clock?: Clock;
 }
 
@@ -41,28 +43,23 @@ export class ConntrackCliSource implements Source {
   readonly bin: string;
   #timeoutMs: number;
   #clock: Clock;
+  #maxCandidates: number | undefined;
 
   constructor(options: ConntrackCliSourceOptions = {}) {
     this.bin = options.bin ?? "conntrack";
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#clock = options.clock ?? (() => performance.now());
+    this.#maxCandidates = options.maxCandidates;
   }
 
   async snapshot(signal?: AbortSignal): Promise<Snapshot> {
     const startedAt = this.#clock();
-    const scanner = new TableScanner();
+    const scanner = new TableScanner({ maxCandidates: this.#maxCandidates });
     for (const family of ["ipv4", "ipv6"] as const) {
       await this.#list(family, scanner, signal);
     }
     scanner.end();
-    return {
-      candidates: scanner.candidates,
-      scanned: scanner.scanned,
-      malformed: scanner.malformed,
-      firstMalformed: scanner.firstMalformed,
-      startedAt,
-      finishedAt: this.#clock(),
-    };
+    return scanner.snapshot(startedAt, this.#clock());
   }
 
   async #list(family: Family, scanner: TableScanner, signal?: AbortSignal): Promise<void> {

@@ -92,6 +92,8 @@ export interface NetlinkSourceOptions {
   bufferBytes?: number;
   /** Socket receive buffer to ask the kernel for; default 8 MiB. */
   recvBufferBytes?: number;
+  /** Keep at most this many candidates per snapshot (see `Snapshot.overflow`); default unlimited. */
+  maxCandidates?: number;
   /** Called when the filter mode changes, with the reason (log it). */
   onFilterModeChange?: (mode: NetlinkFilterMode, reason: string) => void;
   /** Opens the socket; tests pass a fake kernel. Default {@linkcode NetlinkSocket.open}. */
@@ -128,6 +130,9 @@ function hex(bytes: Uint8Array): string {
 /** Counts of one attempt; thrown away with the attempt when it is retried. */
 class Tally {
   candidates: Candidate[] = [];
+  /** Messages past `maxCandidates` candidates: counted, not decoded, not kept. */
+  overflow = 0;
+  constructor(readonly maxCandidates: number) {}
   scanned = 0;
   malformed = 0;
   firstMalformed: { reason: string; line: string } | undefined;
@@ -190,6 +195,7 @@ export class NetlinkSource implements Source {
   #buf: Uint8Array;
   #open: () => NetlinkTransport;
   #onMode: ((mode: NetlinkFilterMode, reason: string) => void) | undefined;
+  #maxCandidates: number;
   #t: NetlinkTransport | undefined;
   #seq = (Math.random() * 0x7fffffff) >>> 0;
   #closed = false;
@@ -206,6 +212,7 @@ export class NetlinkSource implements Source {
     this.#recvBufferBytes = options.recvBufferBytes ?? 8 << 20;
     this.#buf = new Uint8Array(options.bufferBytes ?? 64 * 1024);
     this.#onMode = options.onFilterModeChange;
+    this.#maxCandidates = options.maxCandidates ?? Infinity;
     this.#open = options.openTransport ??
       (() => NetlinkSocket.open({ recvBufferBytes: this.#recvBufferBytes }));
   }
@@ -260,7 +267,7 @@ export class NetlinkSource implements Source {
       signal?.throwIfAborted();
       attempts++;
       const mode = this.#mode;
-      const tally = new Tally();
+      const tally = new Tally(this.#maxCandidates);
       try {
         const families = PROTO_MODES.has(mode) ? [AF_INET, AF_INET6] : [AF_UNSPEC];
         for (const family of families) {
@@ -296,6 +303,7 @@ export class NetlinkSource implements Source {
         candidates: tally.candidates,
         scanned: tally.scanned,
         malformed: tally.malformed,
+        overflow: tally.overflow,
         firstMalformed: tally.firstMalformed,
         startedAt,
         finishedAt: this.#clock(),
@@ -360,6 +368,11 @@ export class NetlinkSource implements Source {
     tally.scanned++;
     if (m.type !== CT_NEW) {
       tally.bad(`unexpected message type 0x${m.type.toString(16)}`, m.payload);
+      return;
+    }
+    if (tally.candidates.length >= tally.maxCandidates) {
+      // Full: the rest is counted, not decoded (a flooded table costs no more).
+      tally.overflow++;
       return;
     }
     let e;

@@ -11,8 +11,10 @@ import type { Clock, Source } from "./source.ts";
 export interface ProcfsSourceOptions {
   /** The table file; default `/proc/net/nf_conntrack`. */
   path?: string;
-  /** Bytes asked of each read(2); default 256 KiB. */
+  /** Bytes asked of each read(2); default 256 KiB (two such buffers are kept). */
   chunkSize?: number;
+  /** Keep at most this many candidates per snapshot (see `Snapshot.overflow`). */
+  maxCandidates?: number;
   /** Monotonic milliseconds; default `performance.now`. */
   clock?: Clock;
 }
@@ -39,38 +41,46 @@ export class ProcfsSource implements Source {
   readonly path: string;
   #chunkSize: number;
   #clock: Clock;
-  #buf: Uint8Array | undefined;
+  #maxCandidates: number | undefined;
+  #bufs: Uint8Array[] | undefined;
 
   constructor(options: ProcfsSourceOptions = {}) {
     this.path = options.path ?? DEFAULT_PROC_FILE;
     this.#chunkSize = options.chunkSize ?? 256 * 1024;
     this.#clock = options.clock ?? (() => performance.now());
+    this.#maxCandidates = options.maxCandidates;
   }
 
   async snapshot(signal?: AbortSignal): Promise<Snapshot> {
     const startedAt = this.#clock();
-    const scanner = new TableScanner();
-    // One buffer reused across polls: the scanner copies what it keeps.
-    const buf = this.#buf ??= new Uint8Array(this.#chunkSize);
+    const scanner = new TableScanner({ maxCandidates: this.#maxCandidates });
+    // Two buffers, reused across polls: the kernel formats the next chunk (in
+    // read(2), on Deno's I/O thread) while this thread scans the current one.
+    const bufs = this.#bufs ??= [new Uint8Array(this.#chunkSize), new Uint8Array(this.#chunkSize)];
     using file = await Deno.open(this.path, { read: true });
+    const read = (buf: Uint8Array) => {
+      const start = this.#clock();
+      return file.read(buf).then((n) => ({ n, start, end: this.#clock() }));
+    };
+    let cur = 0;
+    let pending = read(bufs[cur]);
     let prevStart = startedAt;
-    for (;;) {
-      signal?.throwIfAborted();
-      const callStart = this.#clock();
-      const n = await file.read(buf);
-      const callEnd = this.#clock();
-      if (n === null) break;
-      scanner.push(buf.subarray(0, n), prevStart, callEnd);
-      prevStart = callStart;
+    try {
+      for (;;) {
+        const { n, start, end } = await pending;
+        if (n === null) break;
+        signal?.throwIfAborted();
+        pending = read(bufs[1 - cur]);
+        // A line in this chunk was formatted during this read call or the one before.
+        scanner.push(bufs[cur].subarray(0, n), prevStart, end);
+        prevStart = start;
+        cur = 1 - cur;
+      }
+    } finally {
+      // Never close the file under a read still in flight.
+      await pending.catch(() => {});
     }
     scanner.end();
-    return {
-      candidates: scanner.candidates,
-      scanned: scanner.scanned,
-      malformed: scanner.malformed,
-      firstMalformed: scanner.firstMalformed,
-      startedAt,
-      finishedAt: this.#clock(),
-    };
+    return scanner.snapshot(startedAt, this.#clock());
   }
 }

@@ -75,6 +75,20 @@ Deno.test("NetlinkSource.snapshot asks the kernel for unreplied TCP entries, one
   assert.ok(kernel.closed);
 });
 
+Deno.test("NetlinkSource.snapshot keeps at most maxCandidates and counts the rest without decoding them", async () => {
+  const kernel = goodKernel();
+  const source = new NetlinkSource({ openTransport: () => kernel.open(), maxCandidates: 2 });
+  const snap = await source.snapshot();
+  assert.deepEqual(
+    sports(snap.candidates),
+    [40001, 40003],
+    "the first two in dump order (IPv4 first)",
+  );
+  assert.equal(snap.overflow, 1);
+  assert.equal(snap.scanned, 3);
+  source.close();
+});
+
 Deno.test("NetlinkSource.snapshot filters in userspace whatever the kernel sends", async () => {
   for (const filter of ["status", "proto", "none"] as NetlinkFilterMode[]) {
     // A kernel that ignores every filter and sends the whole table.

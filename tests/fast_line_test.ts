@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { fastCandidate } from "../lib/fast_line.ts";
+import { parseLine } from "../lib/parse.ts";
+import { genLine, render } from "./support/gen_line.ts";
+
+const enc = new TextEncoder();
+const fast = (line: string) => {
+  const b = enc.encode(line);
+  return fastCandidate(b, 0, b.length, 1, 2);
+};
+
+/** What the full parser says the candidate is, or undefined. */
+function slow(line: string) {
+  const r = parseLine(line);
+  if (r.kind !== "tcp") return undefined;
+  const e = r.entry;
+  if (e.state !== "SYN_SENT" || !e.unreplied || e.timeout === undefined) return undefined;
+  return {
+    family: e.family,
+    ...e.original,
+    zone: e.zone,
+    timeout: e.timeout,
+    seenFrom: 1,
+    seenTo: 2,
+  };
+}
+
+/** A plain candidate: the shape the fast path is for. */
+const plain = genLine.map((g) =>
+  render({
+    ...g,
+    state: "SYN_SENT",
+    unreplied: true,
+    timeout: g.timeout ?? 117,
+    acct: undefined,
+    flag: undefined,
+    secctx: undefined,
+    delta: undefined,
+    zone: {
+      dir: g.zone.dir === "reply" || g.zone.dir === "orig" ? "both" : g.zone.dir,
+      id: g.zone.id,
+    },
+  })
+);
+
+Deno.test("fastCandidate reads every plain candidate line exactly as parseLine does", () => {
+  fc.assert(
+    fc.property(plain, (line) => {
+      const f = fast(line);
+      assert.ok(f !== undefined, `fast path declined a plain line: ${line}`);
+      assert.deepEqual(f, slow(line));
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+Deno.test("fastCandidate never accepts a line parseLine rejects, and agrees whenever it accepts", () => {
+  const mutated = fc.tuple(
+    fc.oneof(plain, genLine.map(render)),
+    fc.nat(),
+    fc.nat(),
+    fc.string({ maxLength: 4 }),
+  )
+    .map(([s, at, len, ins]) => {
+      const i = at % (s.length + 1);
+      return s.slice(0, i) + ins + s.slice(i + (len % 6));
+    });
+  // Token-level edits that keep a line almost valid: the cases a lax fast path would get wrong.
+  const edits: ((t: string) => string)[] = [
+    (t) => t.replace("=", "=0"),
+    (t) => t + "0",
+    (t) => t + "9",
+    (t) => t.toUpperCase(),
+    (t) => t.slice(0, -1),
+    (t) => t.replace(/[0-9a-f]$/, "g"),
+    (t) => t.replace(/\.[0-9]+/, ".256"),
+    (t) => t.replace(/:[0-9a-f]{4}/, ":12345"),
+    (t) => t.replace(/:[0-9a-f]{4}/, ":0"),
+    (t) => t + " " + t,
+    () => "",
+  ];
+  const edited = fc.tuple(plain, fc.nat(), fc.nat({ max: edits.length - 1 })).map(([s, at, e]) => {
+    const t = s.split(" ");
+    const i = at % t.length;
+    t[i] = edits[e](t[i]);
+    return t.join(" ");
+  });
+  fc.assert(
+    fc.property(fc.oneof(plain, genLine.map(render), mutated, edited), (line) => {
+      const f = fast(line);
+      if (f !== undefined) assert.deepEqual(f, slow(line), line);
+    }),
+    { numRuns: 20000 },
+  );
+});
+
+Deno.test("fastCandidate declines shapes it does not know, leaving them to parseLine", () => {
+  const base =
+    "ipv4     2 tcp      6 117 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000 mark=0 zone=0 use=2";
+  assert.ok(fast(base));
+  for (
+    const line of [
+      base.replace("[UNREPLIED]", "packets=1 bytes=60 [UNREPLIED]"),
+      base.replace("zone=0 use=2", "zone=0 delta-time=5 use=2"),
+      base.replace("mark=0", "mark=0 secctx=system_u:object_r:unlabeled_t:s0"),
+      base.replace("[UNREPLIED] ", ""),
+      base.replace("SYN_SENT", "ESTABLISHED"),
+      "ipv6     10 tcp      6 117 SYN_SENT src=2001:db8::1 dst=2001:db8::2 sport=1 dport=2 [UNREPLIED] src=2001:db8::2 dst=2001:db8::1 sport=2 dport=1 mark=0 use=1",
+    ]
+  ) {
+    assert.equal(fast(line), undefined, line);
+  }
+});
