@@ -34,7 +34,7 @@ import {
 } from "../tests/support/netns.ts";
 
 const SELF = new URL(import.meta.url).pathname;
-const RUNS = 7;
+const RUNS = 15;
 
 // ---------------------------------------------------------------- table text
 
@@ -111,37 +111,40 @@ async function peakRssMB(): Promise<number> {
 
 /** Child, inside the namespace: time every source and the reference commands. */
 async function childSnapshot(): Promise<void> {
-  const out: Record<string, { ms: number; candidates?: number }> = {};
   const sources: [string, Source][] = [
     ["procfs", new ProcfsSource()],
     ["netlink", new NetlinkSource()],
     ["conntrack", new ConntrackCliSource()],
   ];
-  for (const [name, s] of sources) {
-    const times: number[] = [];
-    let candidates = 0;
-    for (let i = 0; i < RUNS; i++) {
+  const commands: [string, string][] = [
+    ["cat", "cat /proc/net/nf_conntrack > /dev/null"],
+    ["old agent pipeline", "conntrack -L -p tcp 2>/dev/null | grep UNREPLIED > /dev/null"],
+  ];
+  const readers: [string, () => Promise<number | undefined>][] = [
+    ...sources.map(([name, s]) =>
+      [name, async () => (await s.snapshot()).candidates.length] as const
+    ),
+    ...commands.map(([name, cmd]) =>
+      [name, async () => {
+        await new Deno.Command("sh", { args: ["-c", cmd] }).output();
+        return undefined;
+      }] as const
+    ),
+  ];
+  // Rounds interleave the readers, so a slow moment of the machine hits all of them alike.
+  const times = new Map<string, number[]>(readers.map(([n]) => [n, []]));
+  const candidates = new Map<string, number | undefined>();
+  for (let round = 0; round <= RUNS; round++) {
+    for (const [name, read] of readers) {
       const t = performance.now();
-      candidates = (await s.snapshot()).candidates.length;
-      times.push(performance.now() - t);
+      candidates.set(name, await read());
+      if (round > 0) times.get(name)!.push(performance.now() - t); // round 0 warms up
     }
-    s.close?.();
-    out[name] = { ms: median(times), candidates };
   }
-  for (
-    const [name, cmd] of [
-      ["cat", "cat /proc/net/nf_conntrack > /dev/null"],
-      ["old agent pipeline", "conntrack -L -p tcp 2>/dev/null | grep UNREPLIED > /dev/null"],
-    ]
-  ) {
-    const times: number[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      const t = performance.now();
-      await new Deno.Command("sh", { args: ["-c", cmd] }).output();
-      times.push(performance.now() - t);
-    }
-    out[name] = { ms: median(times) };
-  }
+  for (const [, s] of sources) s.close?.();
+  const out = Object.fromEntries(
+    readers.map(([n]) => [n, { ms: median(times.get(n)!), candidates: candidates.get(n) }]),
+  );
   console.log(JSON.stringify(out));
 }
 
