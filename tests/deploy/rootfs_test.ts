@@ -165,6 +165,17 @@ Deno.test({
       const agent = await run(CHROOT!, [dest, AGENT_TARGET, "--version"], {});
       assert.equal(agent.code, 0, agent.stderr);
       assert.match(agent.stdout, new RegExp(`^deno ${Deno.version.deno.replaceAll(".", "\\.")} `));
+
+      // The netlink source loads libc.so.6 through Deno.dlopen: it must resolve
+      // inside the tree, with no ld.so.cache. (`deno eval` wants a cache
+      // directory; a compiled binary does not.)
+      await Deno.mkdir(`${dest}/tmp`);
+      const code =
+        'const l = Deno.dlopen("libc.so.6", { getpid: { parameters: [], result: "i32" } });' +
+        "console.log(`getpid ${l.symbols.getpid()}`);";
+      const ffi = await run(CHROOT!, [dest, AGENT_TARGET, "eval", code], { DENO_DIR: "/tmp/deno" });
+      assert.equal(ffi.code, 0, ffi.stderr);
+      assert.match(ffi.stdout, /^getpid \d+$/m);
     });
   },
 });
