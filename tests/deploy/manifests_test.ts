@@ -4,14 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
+import { OPTIONS } from "../../lib/config.ts";
 
 const DEPLOY = new URL("../../deploy/", import.meta.url);
-const AGENT_ENV = [
-  "CONNTRACK_TABLE_DUMP_FREQUENCY",
-  "CONNECTION_RENEWAL_THRESHOLD",
-  "CONNTRACK_CLEANER_LISTEN",
-  "CONNTRACK_CLEANER_SOURCE",
-];
+/** The environment variables the agent really reads (lib/config.ts). */
+const AGENT_ENV = OPTIONS.flatMap((o) => (o.env ? [o.env] : []));
 
 interface Meta {
   name?: string;

@@ -4,6 +4,7 @@
  * systemd-analyze is installed.
  */
 import assert from "node:assert/strict";
+import { OPTIONS } from "../../lib/config.ts";
 
 const UNIT_URL = new URL("../../deploy/conntrack-cleaner.service", import.meta.url);
 const UNIT_TEXT = Deno.readTextFileSync(UNIT_URL);
@@ -72,6 +73,14 @@ Deno.test("systemd unit: sets CONNTRACK_TABLE_DUMP_FREQUENCY=1s and CONNECTION_R
   const env = environment();
   assert.equal(env.get("CONNTRACK_TABLE_DUMP_FREQUENCY"), "1s");
   assert.equal(env.get("CONNECTION_RENEWAL_THRESHOLD"), "3");
+});
+
+Deno.test("systemd unit: sets only environment variables the agent reads, each to a value it accepts", () => {
+  const read = new Map(OPTIONS.flatMap((o) => (o.env ? [[o.env, o]] : [])));
+  for (const [name, value] of environment()) {
+    assert.ok(read.has(name), `${name} is read by the agent`);
+    assert.notEqual(value, "", `${name} has a value`);
+  }
 });
 
 Deno.test("systemd unit: listens on port 10395 like the DaemonSet", () => {
