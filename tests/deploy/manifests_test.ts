@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
-import { OPTIONS } from "../../lib/config.ts";
+import { loadConfig, OPTIONS } from "../../lib/config.ts";
 
 const DEPLOY = new URL("../../deploy/", import.meta.url);
 /** The environment variables the agent really reads (lib/config.ts). */
@@ -341,6 +341,10 @@ Deno.test("daemonset: env holds only variables the agent reads, each once", () =
   const names = (container().env ?? []).map((e) => e.name);
   assert.equal(new Set(names).size, names.length, "no duplicate env names");
   for (const name of names) assert.ok(AGENT_ENV.includes(name), `${name} is read by the agent`);
+  // and the agent accepts every value, with the container's args
+  const env = new Map((container().env ?? []).map((e) => [e.name, e.value ?? ""]));
+  const r = loadConfig(container().args ?? [], (name) => env.get(name));
+  assert.equal(r.kind, "run", r.kind === "error" ? r.message : "");
 });
 
 Deno.test("daemonset: listens on 0.0.0.0:10395, the named container port `metrics`", () => {
