@@ -120,16 +120,15 @@ async function childSnapshot(): Promise<void> {
     ["cat", "cat /proc/net/nf_conntrack > /dev/null"],
     ["old agent pipeline", "conntrack -L -p tcp 2>/dev/null | grep UNREPLIED > /dev/null"],
   ];
-  const readers: [string, () => Promise<number | undefined>][] = [
-    ...sources.map(([name, s]) =>
-      [name, async () => (await s.snapshot()).candidates.length] as const
-    ),
-    ...commands.map(([name, cmd]) =>
-      [name, async () => {
-        await new Deno.Command("sh", { args: ["-c", cmd] }).output();
-        return undefined;
-      }] as const
-    ),
+  type Reader = [string, () => Promise<number | undefined>];
+  const readers: Reader[] = [
+    ...sources.map((
+      [name, s],
+    ): Reader => [name, async () => (await s.snapshot()).candidates.length]),
+    ...commands.map(([name, cmd]): Reader => [name, async () => {
+      await new Deno.Command("sh", { args: ["-c", cmd] }).output();
+      return undefined;
+    }]),
   ];
   // Rounds interleave the readers, so a slow moment of the machine hits all of them alike.
   const times = new Map<string, number[]>(readers.map(([n]) => [n, []]));
