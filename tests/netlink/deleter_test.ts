@@ -134,20 +134,20 @@ Deno.test("NetlinkDeleter.delete pipelines many tuples into few sends and matche
     tuples.push(entryTuple(decodeConntrack(p)));
   }
   const kernel = tableKernel(payloads);
-  // Answer each batch in reverse order.
-  const send = kernel.send.bind(kernel);
   let sends = 0;
-  kernel.send = async (d) => {
-    sends++;
-    const before = kernel.queue.length;
-    await send(d);
-    kernel.queue.splice(
-      before,
-      kernel.queue.length - before,
-      ...kernel.queue.slice(before).reverse(),
-    );
+  const open = () => {
+    // Answer each batch in reverse order.
+    const s = kernel.open();
+    const send = s.send.bind(s);
+    s.send = async (d) => {
+      sends++;
+      const before = s.queue.length;
+      await send(d);
+      s.queue.splice(before, s.queue.length - before, ...s.queue.slice(before).reverse());
+    };
+    return s;
   };
-  const deleter = new NetlinkDeleter({ batchSize: 128, openTransport: () => kernel.open() });
+  const deleter = new NetlinkDeleter({ batchSize: 128, openTransport: open });
   const out = await deleter.delete([...tuples, { ...tuples[0], sport: 1 }]);
   assert.equal(sends, 6, "3 batches, each one GET send and one DELETE send");
   assert.deepEqual(out.slice(0, 300).map((o) => o.result), new Array(300).fill("deleted"));
@@ -168,15 +168,19 @@ Deno.test("NetlinkDeleter.delete never rejects: a socket that cannot open gives 
 
 Deno.test("NetlinkDeleter.delete fails, as outcome unknown, requests whose answers were lost (ENOBUFS)", async () => {
   const kernel = tableKernel(ALL);
-  const send = kernel.send.bind(kernel);
-  kernel.send = async (d) => {
-    await send(d);
-    if (kernel.requests[kernel.requests.length - 1].type === DELETE) {
-      kernel.queue.length = 0; // the acks were dropped
-      kernel.queue.push(new ErrnoError(Errno.ENOBUFS, "recv(netlink)"));
-    }
+  const open = () => {
+    const s = kernel.open();
+    const send = s.send.bind(s);
+    s.send = async (d) => {
+      await send(d);
+      if (kernel.requests[kernel.requests.length - 1].type === DELETE) {
+        s.queue.length = 0; // the acks were dropped
+        s.queue.push(new ErrnoError(Errno.ENOBUFS, "recv(netlink)"));
+      }
+    };
+    return s;
   };
-  const deleter = new NetlinkDeleter({ openTransport: () => kernel.open() });
+  const deleter = new NetlinkDeleter({ openTransport: open });
   const [o] = await deleter.delete([tupleOf(40001)]);
   assert.equal(o.result, "failed");
   assert.match(o.error!, /answer lost.*ENOBUFS.*outcome unknown/);
@@ -202,7 +206,7 @@ Deno.test("NetlinkDeleter.delete returns failed 'aborted' outcomes when the sign
 
 Deno.test("NetlinkDeleter.delete with no tuples returns no outcomes and opens no socket", async () => {
   let opened = 0;
-  const deleter = new NetlinkDeleter({ openTransport: () => (opened++, tableKernel(ALL)) });
+  const deleter = new NetlinkDeleter({ openTransport: () => (opened++, tableKernel(ALL).open()) });
   assert.deepEqual(await deleter.delete([]), []);
   assert.equal(opened, 0);
 });

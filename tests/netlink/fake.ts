@@ -106,28 +106,94 @@ export function entryFor(seq: number, pid: number, payload: Uint8Array, flags = 
 export type Delivery = Uint8Array | Error;
 
 /**
- * A scripted kernel: each message sent is handed to `respond`, whose
- * datagrams are queued for `recv`/`tryRecv`. `recv` with an empty queue
- * waits a millisecond and reports a timeout.
+ * How a {@linkcode FakeKernel} answers one request: the deliveries to queue
+ * on the socket `s` it came from (replies carry `s.portId`).
  */
-export class FakeKernel implements NetlinkTransport {
-  readonly portId = 4242;
-  /** Every request message received, in order. */
+export type Respond = (req: NetlinkMessage, s: FakeSocket) => Delivery[];
+
+/**
+ * A scripted kernel that hands out any number of independent sockets
+ * ({@linkcode FakeKernel.open}), as the real one does: each has its own port
+ * id and receive queue, so dumps running at once on two sockets do not mix.
+ * Every message sent on any of them is logged in `requests` and handed to
+ * `respond`, whose deliveries are queued on the socket that sent it.
+ */
+export class FakeKernel {
+  /** The port id of the first socket; the next ones count up from it. */
+  static readonly FIRST_PORT_ID = 4242;
+  /** Every request message received, on any socket, in order. */
   readonly requests: NetlinkMessage[] = [];
+  /** The socket each of {@linkcode requests} was sent on. */
+  readonly senders: FakeSocket[] = [];
+  /** Every socket {@linkcode open} returned, in order. */
+  readonly sockets: FakeSocket[] = [];
+  /** `recv` and `tryRecv` calls on all sockets. */
+  receives = 0;
+  #respond: Respond;
+
+  constructor(respond: Respond) {
+    this.#respond = respond;
+  }
+
+  /** Times {@linkcode open} was called. */
+  get opens(): number {
+    return this.sockets.length;
+  }
+
+  /** No socket is open: every one opened has been closed (also true before the first). */
+  get closed(): boolean {
+    return this.sockets.every((s) => s.closed);
+  }
+
+  /** The sockets open now. */
+  get openSockets(): FakeSocket[] {
+    return this.sockets.filter((s) => !s.closed);
+  }
+
+  /** A freshly opened socket: a new port id, an empty queue. */
+  open(): FakeSocket {
+    const s = new FakeSocket(
+      FakeKernel.FIRST_PORT_ID + this.sockets.length,
+      (data, from) => this.#receive(data, from),
+      () => this.receives++,
+    );
+    this.sockets.push(s);
+    return s;
+  }
+
+  #receive(data: Uint8Array, from: FakeSocket): void {
+    for (const m of parseMessages(data.slice()).messages) {
+      this.requests.push(m);
+      this.senders.push(from);
+      from.queue.push(...this.#respond(m, from));
+    }
+  }
+}
+
+/**
+ * One socket of a {@linkcode FakeKernel}. `recv` with an empty queue waits
+ * a millisecond and reports a timeout.
+ */
+export class FakeSocket implements NetlinkTransport {
+  /** What the kernel queued for this socket, taken by `recv`/`tryRecv` in order. */
   readonly queue: Delivery[] = [];
   closed = false;
-  #respond: (req: NetlinkMessage, k: FakeKernel) => Delivery[];
+  #toKernel: (data: Uint8Array, from: FakeSocket) => void;
+  #onReceive: () => void;
 
-  constructor(respond: (req: NetlinkMessage, k: FakeKernel) => Delivery[]) {
-    this.#respond = respond;
+  /** Use {@linkcode FakeKernel.open}. */
+  constructor(
+    readonly portId: number,
+    toKernel: (data: Uint8Array, from: FakeSocket) => void,
+    onReceive: () => void,
+  ) {
+    this.#toKernel = toKernel;
+    this.#onReceive = onReceive;
   }
 
   send(data: Uint8Array): Promise<void> {
     if (this.closed) return Promise.reject(new Error("fake socket closed"));
-    for (const m of parseMessages(data.slice()).messages) {
-      this.requests.push(m);
-      this.queue.push(...this.#respond(m, this));
-    }
+    this.#toKernel(data, this);
     return Promise.resolve();
   }
 
@@ -141,6 +207,7 @@ export class FakeKernel implements NetlinkTransport {
 
   async recv(buf: Uint8Array, timeoutMs: number): Promise<number | null> {
     if (this.closed) throw new Error("fake socket closed");
+    this.#onReceive();
     if (this.queue.length === 0) {
       await new Promise((r) => setTimeout(r, Math.min(1, timeoutMs)));
       return null;
@@ -150,18 +217,8 @@ export class FakeKernel implements NetlinkTransport {
 
   tryRecv(buf: Uint8Array): number | null {
     if (this.closed) throw new Error("fake socket closed");
+    this.#onReceive();
     return this.#take(buf);
-  }
-
-  /** Times {@linkcode open} was called. */
-  opens = 0;
-
-  /** Behaves as a freshly opened socket: open, with an empty queue. */
-  open(): this {
-    this.closed = false;
-    this.queue.length = 0;
-    this.opens++;
-    return this;
   }
 
   close(): void {

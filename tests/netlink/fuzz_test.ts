@@ -175,7 +175,7 @@ Deno.test("NetlinkSource.snapshot counts random junk messages in a dump as malfo
           concat(...payloads.map((p) => entryFor(req.seq, k.portId, p)), tail),
           doneFor(req.seq, k.portId),
         ]);
-        const source = new NetlinkSource({ filter: "none", openTransport: () => kernel });
+        const source = new NetlinkSource({ filter: "none", openTransport: () => kernel.open() });
         const snap = await source.snapshot();
         assert.ok(snap.scanned >= payloads.length);
         assert.ok(snap.malformed <= snap.scanned);

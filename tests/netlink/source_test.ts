@@ -7,6 +7,7 @@ import {
   CTA_STATUS,
   CTA_STATUS_MASK,
   decodeConntrack,
+  type NetlinkMessage,
   NLM_F_DUMP_INTR,
   NLM_F_MULTI,
   NLMSG_OVERRUN,
@@ -22,6 +23,7 @@ import {
   entryPayloads,
   errorFor,
   FakeKernel,
+  type FakeSocket,
   frame,
 } from "./fake.ts";
 
@@ -39,16 +41,48 @@ function filtered(family: number, attrs: Set<number>): Uint8Array[] {
   });
 }
 
+/** What a kernel that applies filters sends for a dump request: one datagram, then DONE. */
+function goodAnswer(req: NetlinkMessage, s: FakeSocket): Delivery[] {
+  const r = decodeRequest(req);
+  const entries = filtered(r.family, r.attrs);
+  return [
+    concat(...entries.map((p) => entryFor(req.seq, s.portId, p))),
+    doneFor(req.seq, s.portId),
+  ];
+}
+
 /** A kernel that applies filters and answers each dump in one datagram plus DONE. */
 function goodKernel(): FakeKernel {
-  return new FakeKernel((req, k) => {
-    const r = decodeRequest(req);
-    const entries = filtered(r.family, r.attrs);
-    return [
-      concat(...entries.map((p) => entryFor(req.seq, k.portId, p))),
-      doneFor(req.seq, k.portId),
-    ];
+  return new FakeKernel(goodAnswer);
+}
+
+/**
+ * A kernel that answers the IPv6 dump at once, and the IPv4 one only
+ * `delayMs` after the IPv6 request came (never, when `delayMs` is
+ * undefined): a source that dumped the families one after the other would
+ * wait for IPv4 forever, never asking for IPv6.
+ */
+function ipv6FirstKernel(delayMs: number | undefined): FakeKernel {
+  let ipv4: (() => void) | undefined;
+  return new FakeKernel((req, s) => {
+    if (decodeRequest(req).family === AF_INET6) {
+      if (ipv4 !== undefined && delayMs !== undefined) setTimeout(ipv4, delayMs);
+      return goodAnswer(req, s);
+    }
+    ipv4 = () => s.queue.push(...goodAnswer(req, s));
+    return [];
   });
+}
+
+/** Resolves after `ms` milliseconds. */
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Asserts that nothing reads from the fake kernel any more: no dump left running. */
+async function assertIdle(kernel: FakeKernel): Promise<void> {
+  assert.ok(kernel.closed, "every socket closed");
+  const receives = kernel.receives;
+  await sleep(30);
+  assert.equal(kernel.receives, receives, "no dump still reading");
 }
 
 const sports = (cs: { sport: number }[]) => cs.map((c) => c.sport).sort((a, b) => a - b);
@@ -62,6 +96,8 @@ Deno.test("NetlinkSource.snapshot asks the kernel for unreplied TCP entries, one
   assert.equal(snap.malformed, 0);
   const reqs = kernel.requests.map(decodeRequest);
   assert.deepEqual(reqs.map((r) => r.family), [AF_INET, AF_INET6]);
+  assert.equal(kernel.opens, 2, "one socket per family");
+  assert.notEqual(kernel.senders[0], kernel.senders[1]);
   for (const r of reqs) {
     for (const a of [CTA_FILTER, CTA_STATUS, CTA_STATUS_MASK]) assert.ok(r.attrs.has(a));
   }
@@ -82,10 +118,87 @@ Deno.test("NetlinkSource.snapshot keeps at most maxCandidates and counts the res
   assert.deepEqual(
     sports(snap.candidates),
     [40001, 40003],
-    "the first two in dump order (IPv4 first)",
+    "the first two to arrive (this kernel answers the IPv4 dump first)",
   );
   assert.equal(snap.overflow, 1);
   assert.equal(snap.scanned, 3);
+  source.close();
+});
+
+Deno.test("NetlinkSource.snapshot runs the IPv4 and IPv6 dumps at once, on two sockets, and lists IPv4 candidates first", async () => {
+  const kernel = ipv6FirstKernel(10);
+  const source = new NetlinkSource({ openTransport: () => kernel.open() });
+  const snap = await source.snapshot();
+  assert.deepEqual(snap.candidates.map((c) => c.sport), [40001, 40003, 40002]);
+  assert.deepEqual(kernel.senders.map((s) => s.portId), [4242, 4243]);
+  // The sockets stay open for the next snapshot.
+  assert.equal(kernel.openSockets.length, 2);
+  await source.snapshot();
+  assert.equal(kernel.opens, 2);
+  assert.deepEqual(kernel.senders.map((s) => s.portId), [4242, 4243, 4242, 4243]);
+  source.close();
+  assert.ok(kernel.closed);
+});
+
+Deno.test("NetlinkSource.snapshot keeps the first maxCandidates to arrive, whichever the family", async () => {
+  const kernel = ipv6FirstKernel(10);
+  const source = new NetlinkSource({ openTransport: () => kernel.open(), maxCandidates: 1 });
+  const snap = await source.snapshot();
+  assert.deepEqual(sports(snap.candidates), [40002], "the IPv6 dump finished first");
+  assert.equal(snap.overflow, 2);
+  assert.equal(snap.scanned, 3);
+  source.close();
+});
+
+Deno.test("NetlinkSource.snapshot stops the other family's dump at once when one fails, and closes both sockets", async () => {
+  for (const failing of [AF_INET, AF_INET6]) {
+    // The failing family is refused (EPERM); the other one never finishes.
+    const kernel = new FakeKernel((req, s) =>
+      decodeRequest(req).family === failing ? [errorFor(req, s.portId, Errno.EPERM)] : []
+    );
+    const source = new NetlinkSource({ openTransport: () => kernel.open() });
+    const t = performance.now();
+    await assert.rejects(source.snapshot(), /EPERM/);
+    assert.ok(performance.now() - t < 1000, "not waiting for the timeout");
+    assert.equal(kernel.requests.length, 2);
+    await assertIdle(kernel);
+  }
+});
+
+Deno.test("NetlinkSource.snapshot throws away both families when one dump is interrupted, and dumps both again", async () => {
+  for (const trouble of ["intr", "enobufs"]) {
+    let v6Dumps = 0;
+    const kernel = new FakeKernel((req, s): Delivery[] => {
+      if (decodeRequest(req).family !== AF_INET6 || ++v6Dumps > 1) return goodAnswer(req, s);
+      const intr = entryFor(req.seq, s.portId, ALL[4], NLM_F_MULTI | NLM_F_DUMP_INTR);
+      return [trouble === "intr" ? intr : new ErrnoError(Errno.ENOBUFS, "recv(netlink)")];
+    });
+    const source = new NetlinkSource({ openTransport: () => kernel.open() });
+    const snap = await source.snapshot();
+    assert.deepEqual(snap.candidates.map((c) => c.sport), [40001, 40003, 40002], trouble);
+    assert.equal(snap.scanned, 3, "nothing of the first attempt is counted");
+    assert.equal(source.lastDump!.attempts, 2);
+    const families = kernel.requests.map((m) => decodeRequest(m).family);
+    assert.deepEqual(families, [AF_INET, AF_INET6, AF_INET, AF_INET6]);
+    assert.equal(kernel.opens, 4, "both sockets are reopened");
+    source.close();
+  }
+});
+
+Deno.test("NetlinkSource.snapshot retries at once when one family needs a retry while the other is still waiting", async () => {
+  let dumps = 0;
+  // First attempt: IPv6 overruns at once, IPv4 would not answer for 10 s.
+  const kernel = new FakeKernel((req, s): Delivery[] => {
+    if (++dumps > 2) return goodAnswer(req, s);
+    if (decodeRequest(req).family === AF_INET) return [];
+    return [frame(NLMSG_OVERRUN, 0, req.seq, s.portId, new Uint8Array(0))];
+  });
+  const source = new NetlinkSource({ openTransport: () => kernel.open() });
+  const t = performance.now();
+  const snap = await source.snapshot();
+  assert.ok(performance.now() - t < 1000);
+  assert.equal(snap.candidates.length, 3);
+  assert.deepEqual(source.lastDump!.retries, ["netlink reported NLMSG_OVERRUN"]);
   source.close();
 });
 
@@ -281,15 +394,15 @@ Deno.test("NetlinkSource.snapshot gives each candidate the window from the previ
     entryFor(req.seq, k.portId, entries[1]),
     doneFor(req.seq, k.portId),
   ]);
-  const send = kernel.send.bind(kernel);
-  kernel.send = (d) => ((now += 1), send(d));
-  const recv = kernel.recv.bind(kernel);
-  kernel.recv = (b, t) => ((now += 5), recv(b, t));
-  const source = new NetlinkSource({
-    filter: "none",
-    clock: () => now,
-    openTransport: () => kernel.open(),
-  });
+  const open = () => {
+    const s = kernel.open();
+    const send = s.send.bind(s);
+    s.send = (d) => ((now += 1), send(d));
+    const recv = s.recv.bind(s);
+    s.recv = (b, t) => ((now += 5), recv(b, t));
+    return s;
+  };
+  const source = new NetlinkSource({ filter: "none", clock: () => now, openTransport: open });
   const snap = await source.snapshot();
   // send: 0 -> 1; recv #1: 1 -> 6; recv #2: 6 -> 11; recv #3 (DONE): 11 -> 16.
   assert.deepEqual(snap.candidates.map((c) => [c.seenFrom, c.seenTo]), [[0, 6], [1, 11]]);
@@ -297,23 +410,42 @@ Deno.test("NetlinkSource.snapshot gives each candidate the window from the previ
   assert.equal(snap.finishedAt, 16);
 });
 
-Deno.test("NetlinkSource.snapshot rejects with the signal's reason when aborted, and drops the socket", async () => {
-  const kernel = new FakeKernel(() => []); // never answers
-  const source = new NetlinkSource({ openTransport: () => kernel.open(), pollIntervalMs: 5 });
+Deno.test("NetlinkSource.snapshot rejects with the signal's reason when aborted, and drops the sockets", async () => {
+  for (const filter of ["proto+status", "none"] as NetlinkFilterMode[]) {
+    const kernel = new FakeKernel(() => []); // never answers
+    const source = new NetlinkSource({
+      filter,
+      openTransport: () => kernel.open(),
+      pollIntervalMs: 5,
+    });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(new Error("stop now")), 20);
+    await assert.rejects(source.snapshot(ac.signal), /stop now/);
+    assert.equal(kernel.opens, filter === "none" ? 1 : 2);
+    await assertIdle(kernel);
+  }
+});
+
+Deno.test("NetlinkSource.snapshot rejects with the signal's reason when aborted while one family is done and the other is not", async () => {
+  const kernel = ipv6FirstKernel(undefined);
+  const source = new NetlinkSource({ openTransport: () => kernel.open() });
   const ac = new AbortController();
   setTimeout(() => ac.abort(new Error("stop now")), 20);
   await assert.rejects(source.snapshot(ac.signal), /stop now/);
-  assert.ok(kernel.closed);
+  await assertIdle(kernel);
 });
 
 Deno.test("NetlinkSource.snapshot rejects when the dump does not finish within timeoutMs", async () => {
-  const kernel = new FakeKernel(() => []);
-  const source = new NetlinkSource({
-    openTransport: () => kernel.open(),
-    timeoutMs: 30,
-    pollIntervalMs: 5,
-  });
-  await assert.rejects(source.snapshot(), /did not finish in time/);
+  // Neither family answers; only the IPv6 one does.
+  for (const kernel of [new FakeKernel(() => []), ipv6FirstKernel(undefined)]) {
+    const source = new NetlinkSource({
+      openTransport: () => kernel.open(),
+      timeoutMs: 30,
+      pollIntervalMs: 5,
+    });
+    await assert.rejects(source.snapshot(), /did not finish in time/);
+    await assertIdle(kernel);
+  }
 });
 
 Deno.test("NetlinkSource.snapshot starts again with a bigger buffer when a datagram does not fit", async () => {
@@ -331,17 +463,25 @@ Deno.test("NetlinkSource.snapshot starts again with a bigger buffer when a datag
   assert.equal(source.lastDump!.attempts, 2);
 });
 
-Deno.test("NetlinkSource.snapshot runs one dump at a time when called concurrently", async () => {
-  const kernel = goodKernel();
+Deno.test("NetlinkSource.snapshot runs one snapshot at a time when called concurrently", async () => {
+  // A socket runs one dump at a time: no request may come while one is being answered.
+  let busy = 0;
+  const kernel = new FakeKernel((req, s) => {
+    busy = Math.max(busy, s.queue.length);
+    return goodAnswer(req, s);
+  });
   const source = new NetlinkSource({ openTransport: () => kernel.open() });
   const [a, b] = await Promise.all([source.snapshot(), source.snapshot()]);
   assert.equal(a.candidates.length, 3);
   assert.equal(b.candidates.length, 3);
   assert.equal(kernel.requests.length, 4);
+  assert.equal(kernel.opens, 2);
+  assert.equal(busy, 0, "a request came on a socket whose previous dump was not read to the end");
 });
 
 Deno.test("NetlinkSource.snapshot rejects after close()", async () => {
-  const source = new NetlinkSource({ openTransport: () => goodKernel() });
+  const kernel = goodKernel();
+  const source = new NetlinkSource({ openTransport: () => kernel.open() });
   source.close();
   await assert.rejects(source.snapshot(), /closed/);
 });
