@@ -67,6 +67,7 @@ export type ParsedLine =
   | { kind: "malformed"; reason: string };
 
 const DIGITS = /^(0|[1-9][0-9]{0,19})$/;
+const HEADER = /^([a-z0-9]{1,16}) +([0-9]{1,3}) +([a-z0-9-]{1,16}) +([0-9]{1,3}) (.*)$/s;
 const MAX_U32 = 4294967295;
 
 /** A decimal integer without sign or leading zeros, at most `max`, else `undefined`. */
@@ -91,24 +92,20 @@ export function parseUint(s: string, max: number): number | undefined {
  */
 export function parseLine(line: string): ParsedLine {
   if (line.length > 4096) return bad("line longer than 4096 characters");
-  const t = line.split(" ").filter((x) => x !== "");
-  let i = 0;
-  const l3 = t[i++];
+  // The names are padded to 8 columns (`%-8s %u %-8s %u `); after that, one space between fields.
+  const h = HEADER.exec(line);
+  if (h === null) return bad(`bad header ${quote(line.slice(0, 40))}`);
+  const [, l3, l3num, l4, l4num, rest] = h;
   let family: Family;
-  if (l3 === "ipv4" && t[i] === "2") family = "ipv4";
-  else if (l3 === "ipv6" && t[i] === "10") family = "ipv6";
-  else return bad(`unknown address family ${quote(l3)} ${quote(t[i])}`);
-  i++;
-  const l4 = t[i++];
-  const l4num = t[i++];
-  if (l4 === undefined || !/^[a-z0-9-]{1,16}$/.test(l4)) {
-    return bad(`bad protocol name ${quote(l4)}`);
-  }
-  if (l4num === undefined || parseUint(l4num, 255) === undefined) {
-    return bad(`bad protocol number ${quote(l4num)}`);
-  }
+  if (l3 === "ipv4" && l3num === "2") family = "ipv4";
+  else if (l3 === "ipv6" && l3num === "10") family = "ipv6";
+  else return bad(`unknown address family ${quote(l3)} ${quote(l3num)}`);
+  if (parseUint(l4num, 255) === undefined) return bad(`bad protocol number ${quote(l4num)}`);
   if (l4 !== "tcp") return { kind: "other", protocol: l4 };
   if (l4num !== "6") return bad(`tcp with protocol number ${quote(l4num)}`);
+  const t = rest.split(" ");
+  if (t.includes("")) return bad("unexpected spacing between fields");
+  let i = 0;
 
   let timeout: number | undefined;
   if (t[i] !== undefined && /^[0-9]/.test(t[i])) {

@@ -80,6 +80,8 @@ const hostile = fc.oneof(
   fc.constantFrom(
     "-F",
     "--flush",
+    "0 ", // an extra space: not the kernel's format (found by this very test)
+    " 80",
     "-D",
     "1.2.3.4 -F",
     "10.0.0.1\n-F",
