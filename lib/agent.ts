@@ -207,7 +207,8 @@ export class Agent {
       return stale.map((decision) => ({ decision, result: "dry_run" }));
     }
     const t0 = this.#clock();
-    const outcomes = await deleter.delete(stale.map((d) => d.tuple), signal);
+    const targets = stale.map((d) => (d.id === undefined ? d.tuple : { ...d.tuple, id: d.id }));
+    const outcomes = await deleter.delete(targets, signal);
     const ms = this.#clock() - t0;
     const results = stale.map((decision, i) => {
       const o = outcomes[i] ?? { tuple: decision.tuple, result: "failed", error: "no outcome" };

@@ -27,6 +27,8 @@ class RenewingSource implements Source {
   gone = false;
   fail: Error | undefined;
   overflow = 0;
+  /** The kernel's conntrack id, for sources that know it. */
+  id: number | undefined;
   reads = 0;
   readMs = 5;
   constructor(readonly clock: FakeClock) {}
@@ -35,9 +37,13 @@ class RenewingSource implements Source {
     if (this.fail) return Promise.reject(this.fail);
     const start = this.clock.t;
     this.clock.t += this.readMs;
-    const candidates = this.gone
-      ? []
-      : [{ ...T, timeout: 119, seenFrom: start, seenTo: this.clock.t }];
+    const candidates = this.gone ? [] : [{
+      ...T,
+      timeout: 119,
+      seenFrom: start,
+      seenTo: this.clock.t,
+      ...(this.id === undefined ? {} : { id: this.id }),
+    }];
     return Promise.resolve({
       candidates,
       scanned: 3,
@@ -176,4 +182,11 @@ Deno.test("Agent.pollOnce warns about candidates past --max-candidates at most o
   );
   assert.equal(warns.length, 2, "at 0 s and after a minute");
   assert.equal(warns[0].not_tracked, 5000);
+});
+
+Deno.test("Agent.pollOnce hands the deleter the conntrack id of the entry it saw renewed", async () => {
+  const s = setup({ threshold: 1 });
+  s.source.id = 77;
+  await pollEverySecond(s, 6);
+  assert.deepEqual(s.deleter.calls, [[{ ...T, id: 77 }]]);
 });

@@ -9,7 +9,7 @@ import { canonicalIPv4, canonicalIPv6 } from "../addr.ts";
 import { type Tuple, tupleKey } from "../entry.ts";
 import { parseLine } from "../parse.ts";
 import { denoRunner, type ProcessRunner } from "../process.ts";
-import type { DeleteOutcome, Deleter } from "./deleter.ts";
+import type { DeleteOutcome, Deleter, DeleteTarget } from "./deleter.ts";
 
 /** Options for {@linkcode ConntrackCliDeleter}. */
 export interface ConntrackCliDeleterOptions {
@@ -102,7 +102,9 @@ export function deletedKeys(stdout: string): Set<string> {
  * conntrack-tools 1.4.7 answers every `-D` (also each line of `-R`) by
  * dumping the whole table and deleting the entries that match all filters,
  * so the state and status filters make the delete conditional: an entry that
- * got its reply in the meantime is left alone. The cost is one table dump
+ * got its reply in the meantime is left alone. It cannot select an entry by
+ * its conntrack id, so a target's `id` is not used: a new entry that took the
+ * same tuple and is still SYN_SENT + UNREPLIED would be deleted too. The cost is one table dump
  * per tuple (0.33 s on a 100k-entry table).
  *
  * @example
@@ -131,7 +133,7 @@ export class ConntrackCliDeleter implements Deleter {
     this.#runner = options.runner ?? denoRunner;
   }
 
-  async delete(tuples: readonly Tuple[], signal?: AbortSignal): Promise<DeleteOutcome[]> {
+  async delete(tuples: readonly DeleteTarget[], signal?: AbortSignal): Promise<DeleteOutcome[]> {
     const out: DeleteOutcome[] = [];
     const valid: { tuple: Tuple; args: string[] }[] = [];
     for (const tuple of tuples) {

@@ -13,7 +13,16 @@ import type { Tuple } from "../entry.ts";
  */
 export type DeleteResult = "deleted" | "already_gone" | "failed";
 
-/** The outcome for one tuple passed to {@linkcode Deleter.delete}. */
+/**
+ * What to delete: a tuple and, where the source knew it, the conntrack id of
+ * the entry that was seen renewed. A deleter that can (netlink) deletes only
+ * that entry: a newer entry with the same tuple is not the one that was seen.
+ */
+export interface DeleteTarget extends Tuple {
+  id?: number;
+}
+
+/** The outcome for one target passed to {@linkcode Deleter.delete}. */
 export interface DeleteOutcome {
   tuple: Tuple;
   result: DeleteResult;
@@ -25,7 +34,7 @@ export interface DeleteOutcome {
 export interface Deleter {
   /** `conntrack` or `netlink`: used in logs and metrics. */
   readonly name: string;
-  /** One outcome per tuple, in the same order. Never rejects. */
-  delete(tuples: readonly Tuple[], signal?: AbortSignal): Promise<DeleteOutcome[]>;
+  /** One outcome per target, in the same order. Never rejects. */
+  delete(targets: readonly DeleteTarget[], signal?: AbortSignal): Promise<DeleteOutcome[]>;
   close?(): void;
 }

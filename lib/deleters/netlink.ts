@@ -26,7 +26,7 @@ import {
 } from "../netlink/codec.ts";
 import { describeErrno, Errno, ErrnoError } from "../netlink/errno.ts";
 import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
-import type { DeleteOutcome, Deleter } from "./deleter.ts";
+import type { DeleteOutcome, Deleter, DeleteTarget } from "./deleter.ts";
 
 /**
  * Options for {@linkcode NetlinkDeleter}.
@@ -125,7 +125,7 @@ export class NetlinkDeleter implements Deleter {
       (() => NetlinkSocket.open({ recvBufferBytes: rcvbuf }));
   }
 
-  delete(tuples: readonly Tuple[], signal?: AbortSignal): Promise<DeleteOutcome[]> {
+  delete(tuples: readonly DeleteTarget[], signal?: AbortSignal): Promise<DeleteOutcome[]> {
     const run = this.#queue.then(() => this.#delete(tuples, signal));
     this.#queue = run.catch(() => {});
     return run;
@@ -137,7 +137,7 @@ export class NetlinkDeleter implements Deleter {
     this.#t = undefined;
   }
 
-  async #delete(tuples: readonly Tuple[], signal?: AbortSignal): Promise<DeleteOutcome[]> {
+  async #delete(tuples: readonly DeleteTarget[], signal?: AbortSignal): Promise<DeleteOutcome[]> {
     const out: (DeleteOutcome | undefined)[] = new Array(tuples.length);
     const fail = (i: number, error: string) => {
       out[i] ??= { tuple: tuples[i], result: "failed", error };
@@ -175,7 +175,7 @@ export class NetlinkDeleter implements Deleter {
   }
 
   async #batch(
-    tuples: readonly Tuple[],
+    tuples: readonly DeleteTarget[],
     idx: number[],
     out: (DeleteOutcome | undefined)[],
     signal?: AbortSignal,
@@ -218,6 +218,9 @@ export class NetlinkDeleter implements Deleter {
       const got = entryTuple(e);
       if (e.proto !== 6 || tupleKey(got) !== tupleKey(canonical(tuples[i]))) {
         set(i, "failed", `kernel answered with another entry: ${tupleKey(got)}`);
+      } else if (tuples[i].id !== undefined && e.id !== tuples[i].id) {
+        // Another entry took the tuple since the snapshot: not the one seen renewed.
+        set(i, "already_gone");
       } else if (!isSynSentUnreplied(e)) {
         set(i, "already_gone");
       } else if (e.id === undefined) {

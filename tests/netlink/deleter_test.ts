@@ -97,6 +97,20 @@ Deno.test("NetlinkDeleter.delete returns already_gone when the entry was replace
   assert.deepEqual(out.map((o) => o.result), ["already_gone"], out[0].error);
 });
 
+Deno.test("NetlinkDeleter.delete leaves an entry whose id is not the one the tracker saw (the tuple was taken by a new entry)", async () => {
+  const kernel = tableKernel(ALL);
+  const deleter = new NetlinkDeleter({ openTransport: () => kernel.open() });
+  const t = tupleOf(40001);
+  const id = decodeConntrack(bySport(40001)).id!;
+  const out = await deleter.delete([{ ...t, id: (id + 1) >>> 0 }]);
+  assert.deepEqual(out.map((o) => o.result), ["already_gone"]);
+  assert.ok(kernel.requests.every((m) => m.type === GET), "no DELETE sent");
+  // with the id it saw, it deletes
+  const again = await deleter.delete([{ ...t, id }]);
+  assert.deepEqual(again.map((o) => o.result), ["deleted"]);
+  deleter.close();
+});
+
 Deno.test("NetlinkDeleter.delete returns failed with the errno name and message for EPERM", async () => {
   for (const op of ["get", "delete"] as const) {
     const kernel = tableKernel(ALL, (o) => (o === op ? Errno.EPERM : undefined));
