@@ -86,8 +86,9 @@ export async function main(
           body: await metrics.registry.metrics(),
           contentType: metrics.registry.contentType,
         }),
-        // A poll is bounded by its deletion timeouts; allow for a slow one.
-        livenessWindowMs: 3 * settings.intervalMs + 60_000,
+        // Between polls: the interval plus grace. A poll: its steps all time out
+        // (CLI deletes: 5 s + 1 s per tuple, 100 per poll) well within 10 minutes.
+        liveness: { idleMs: settings.intervalMs + 30_000, pollMs: 600_000 },
         onError: (e) => log.error("HTTP handler failed", { error: errorText(e) }),
       });
       log.info("serving /metrics, /healthz, /readyz", { listen: formatListen(server.addr) });

@@ -53,6 +53,8 @@ export interface PollReport {
 export interface AgentStatus {
   /** Monotonic ms when the last poll started; `undefined` before the first. */
   lastPollStartedAt: number | undefined;
+  /** Monotonic ms when the last poll ended; `undefined` before the first. */
+  lastPollEndedAt: number | undefined;
   /** Whether the last snapshot succeeded; `undefined` before the first finished. */
   lastSnapshotOk: boolean | undefined;
   /** The last snapshot error, while the last snapshot failed. */
@@ -86,6 +88,7 @@ export interface AgentStatus {
 export class Agent {
   readonly status: AgentStatus = {
     lastPollStartedAt: undefined,
+    lastPollEndedAt: undefined,
     lastSnapshotOk: undefined,
     lastError: undefined,
     polling: false,
@@ -185,6 +188,7 @@ export class Agent {
       return { ok: true, track, results };
     } finally {
       this.status.polling = false;
+      this.status.lastPollEndedAt = this.#clock();
     }
   }
 

@@ -14,31 +14,46 @@ export interface ProbeAnswer {
   reason: string;
 }
 
+/** How long the loop may take before it counts as stuck. */
+export interface LivenessLimits {
+  /** Between polls (and before the first): the interval plus some grace. */
+  idleMs: number;
+  /** One poll, start to end: every step of it has its own timeout, well below this. */
+  pollMs: number;
+}
+
 /**
- * Liveness: the loop started a poll within `windowMs` (or, before the first
- * poll, the process started within it).
+ * Liveness: between polls, the next one starts within `idleMs` of the last
+ * one's end (or of the process start); a poll in progress finishes within
+ * `pollMs`. A long but legitimate poll (many CLI deletes on a big table)
+ * therefore does not fail the probe; a hung one does.
  *
  * @example
  * ```ts
  * import { liveness } from "./server.ts";
- * const status = { lastPollStartedAt: 1000, lastSnapshotOk: true, lastError: undefined, polling: false };
- * liveness(status, 1500, 0, 3000).ok; // => true
+ * const status = { lastPollStartedAt: 1000, lastPollEndedAt: 1010, lastSnapshotOk: true, lastError: undefined, polling: false };
+ * liveness(status, 2000, 0, { idleMs: 31_000, pollMs: 600_000 }).ok; // => true
  * ```
  */
 export function liveness(
   status: AgentStatus,
   now: number,
   startedAt: number,
-  windowMs: number,
+  limits: LivenessLimits,
 ): ProbeAnswer {
-  const last = status.lastPollStartedAt ?? startedAt;
-  const age = now - last;
-  if (age <= windowMs) return { ok: true, reason: "ok" };
-  const what = status.lastPollStartedAt === undefined ? "no poll has started" : "no poll started";
-  return {
-    ok: false,
-    reason: `${what} for ${(age / 1000).toFixed(1)}s (limit ${(windowMs / 1000).toFixed(1)}s)`,
-  };
+  const s = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+  if (status.polling && status.lastPollStartedAt !== undefined) {
+    const age = now - status.lastPollStartedAt;
+    if (age <= limits.pollMs) return { ok: true, reason: "ok" };
+    return {
+      ok: false,
+      reason: `a poll has been running for ${s(age)} (limit ${s(limits.pollMs)})`,
+    };
+  }
+  const age = now - (status.lastPollEndedAt ?? startedAt);
+  if (age <= limits.idleMs) return { ok: true, reason: "ok" };
+  const what = status.lastPollEndedAt === undefined ? "no poll has started" : "no poll started";
+  return { ok: false, reason: `${what} for ${s(age)} (limit ${s(limits.idleMs)})` };
 }
 
 /**
@@ -47,7 +62,13 @@ export function liveness(
  * @example
  * ```ts
  * import { readiness } from "./server.ts";
- * readiness({ lastPollStartedAt: undefined, lastSnapshotOk: undefined, lastError: undefined, polling: false });
+ * readiness({
+ *   lastPollStartedAt: undefined,
+ *   lastPollEndedAt: undefined,
+ *   lastSnapshotOk: undefined,
+ *   lastError: undefined,
+ *   polling: false,
+ * });
  * // => { ok: false, reason: "no snapshot has finished yet" }
  * ```
  */
@@ -70,8 +91,8 @@ export interface ServerOptions {
   status: AgentStatus;
   /** The exposition text and its content type. */
   metrics: () => Promise<{ body: string; contentType: string }>;
-  /** Liveness window in milliseconds. */
-  livenessWindowMs: number;
+  /** See {@linkcode liveness}. */
+  liveness: LivenessLimits;
   /** Monotonic milliseconds; default `performance.now`. */
   clock?: () => number;
   onListen?: (addr: { hostname: string; port: number }) => void;
@@ -91,12 +112,18 @@ export interface RunningServer {
  * @example
  * ```ts
  * import { startServer } from "./server.ts";
- * const status = { lastPollStartedAt: undefined, lastSnapshotOk: undefined, lastError: undefined, polling: false };
+ * const status = {
+ *   lastPollStartedAt: undefined,
+ *   lastPollEndedAt: undefined,
+ *   lastSnapshotOk: undefined,
+ *   lastError: undefined,
+ *   polling: false,
+ * };
  * const server = startServer({
  *   listen: { hostname: "127.0.0.1", port: 0 },
  *   status,
  *   metrics: () => Promise.resolve({ body: "", contentType: "text/plain" }),
- *   livenessWindowMs: 5000,
+ *   liveness: { idleMs: 31_000, pollMs: 600_000 },
  * });
  * await fetch(`http://127.0.0.1:${server.addr.port}/readyz`); // 503: no snapshot yet
  * await server.shutdown();
@@ -120,7 +147,7 @@ export function startServer(o: ServerOptions): RunningServer {
     if (req.method !== "GET" && req.method !== "HEAD") return text(405, "method not allowed");
     switch (new URL(req.url).pathname) {
       case "/healthz":
-        return probe(liveness(o.status, clock(), startedAt, o.livenessWindowMs));
+        return probe(liveness(o.status, clock(), startedAt, o.liveness));
       case "/readyz":
         return probe(readiness(o.status));
       case "/metrics": {
