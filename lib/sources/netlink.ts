@@ -98,8 +98,8 @@ export interface NetlinkSourceOptions {
   recvBufferBytes?: number;
   /**
    * Keep at most this many candidates per snapshot (see `Snapshot.overflow`);
-   * default unlimited. When two family dumps run at once, the first to arrive
-   * of either family are kept.
+   * default unlimited. Each family's dump keeps its first ones in table order,
+   * then the IPv4 ones come first: the same entries are kept poll after poll.
    */
   maxCandidates?: number;
   /** Called when the filter mode changes, with the reason (log it). */
@@ -153,11 +153,17 @@ function hex(bytes: Uint8Array): string {
 class Tally {
   /** Candidates per dump, in dump order: the IPv4 ones come first in the snapshot. */
   readonly candidates: Candidate[][];
-  /** Candidates kept so far, all dumps together. */
-  kept = 0;
-  /** Messages past `maxCandidates` candidates: counted, not decoded, not kept. */
+  /**
+   * Candidates past `maxCandidates`, not kept. Where the kernel already sends
+   * only unreplied TCP entries (`proto+status`), they are counted without
+   * being decoded, so a flooded table costs no more.
+   */
   overflow = 0;
-  constructor(readonly maxCandidates: number, dumps: number) {
+  constructor(
+    readonly maxCandidates: number,
+    dumps: number,
+    readonly kernelFiltered: boolean,
+  ) {
     this.candidates = Array.from({ length: dumps }, () => []);
   }
   scanned = 0;
@@ -308,7 +314,7 @@ export class NetlinkSource implements Source {
       attempts++;
       const mode = this.#mode;
       const families = PROTO_MODES.has(mode) ? [AF_INET, AF_INET6] : [AF_UNSPEC];
-      const tally = new Tally(this.#maxCandidates, families.length);
+      const tally = new Tally(this.#maxCandidates, families.length, mode === "proto+status");
       try {
         await this.#dumpAll(families, mode, tally, deadline, signal);
       } catch (e) {
@@ -343,8 +349,13 @@ export class NetlinkSource implements Source {
       }
       this.#learn(mode, tally);
       this.#last = { mode, attempts, retries };
+      const candidates = tally.candidates.flat();
+      if (candidates.length > this.#maxCandidates) {
+        tally.overflow += candidates.length - this.#maxCandidates;
+        candidates.length = this.#maxCandidates;
+      }
       return {
-        candidates: tally.candidates.length === 1 ? tally.candidates[0] : tally.candidates.flat(),
+        candidates,
         scanned: tally.scanned,
         malformed: tally.malformed,
         overflow: tally.overflow,
@@ -458,8 +469,8 @@ export class NetlinkSource implements Source {
       tally.bad(`unexpected message type 0x${m.type.toString(16)}`, m.payload);
       return;
     }
-    if (tally.kept >= tally.maxCandidates) {
-      // Full: the rest is counted, not decoded (a flooded table costs no more).
+    const full = into.length >= tally.maxCandidates;
+    if (full && tally.kernelFiltered) {
       tally.overflow++;
       return;
     }
@@ -474,9 +485,12 @@ export class NetlinkSource implements Source {
     if (e.proto !== IPPROTO_TCP) tally.nonTcp++;
     if (e.status & IPS_SEEN_REPLY) tally.replied++;
     if (!isSynSentUnreplied(e)) return;
+    if (full) {
+      tally.overflow++;
+      return;
+    }
     const c: Candidate = { ...entryTuple(e), timeout: e.timeout!, seenFrom: from, seenTo: to };
     if (e.id !== undefined) c.id = e.id;
     into.push(c);
-    tally.kept++;
   }
 }

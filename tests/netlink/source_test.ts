@@ -140,13 +140,39 @@ Deno.test("NetlinkSource.snapshot runs the IPv4 and IPv6 dumps at once, on two s
   assert.ok(kernel.closed);
 });
 
-Deno.test("NetlinkSource.snapshot keeps the first maxCandidates to arrive, whichever the family", async () => {
+Deno.test("NetlinkSource.snapshot keeps the same maxCandidates whichever family's dump finishes first (IPv4 first)", async () => {
   const kernel = ipv6FirstKernel(10);
   const source = new NetlinkSource({ openTransport: () => kernel.open(), maxCandidates: 1 });
   const snap = await source.snapshot();
-  assert.deepEqual(sports(snap.candidates), [40002], "the IPv6 dump finished first");
+  assert.deepEqual(sports(snap.candidates), [40001], "the IPv6 dump finished first, IPv4 is kept");
   assert.equal(snap.overflow, 2);
   assert.equal(snap.scanned, 3);
+  source.close();
+});
+
+Deno.test("NetlinkSource.snapshot counts only candidates as overflow when the kernel does not filter", async () => {
+  // A kernel that ignores every filter and sends the whole table.
+  const kernel = new FakeKernel((req, k) => {
+    const fam = decodeRequest(req).family;
+    const entries = ALL.filter((p) => !fam || familyOf(p) === fam);
+    return [
+      concat(...entries.map((p) => entryFor(req.seq, k.portId, p))),
+      doneFor(req.seq, k.portId),
+    ];
+  });
+  const source = new NetlinkSource({
+    openTransport: () => kernel.open(),
+    filter: "none",
+    maxCandidates: 1,
+  });
+  const snap = await source.snapshot();
+  assert.equal(snap.candidates.length, 1);
+  assert.equal(
+    snap.overflow,
+    2,
+    "the two other SYN_SENT entries, not the ESTABLISHED, TIME_WAIT or UDP ones",
+  );
+  assert.equal(snap.scanned, ALL.length);
   source.close();
 });
 
