@@ -6,18 +6,20 @@
  * @module
  */
 import { Agent, errorText } from "./lib/agent.ts";
-import { describeSettings, formatListen, helpText, loadConfig } from "./lib/config.ts";
-import { createLogger } from "./lib/log.ts";
+import {
+  describeSettings,
+  formatListen,
+  helpText,
+  loadConfig,
+  type Settings,
+} from "./lib/config.ts";
+import { handleShutdown, type Shutdown } from "./lib/lifecycle.ts";
+import { createLogger, type Logger } from "./lib/log.ts";
 import { Metrics } from "./lib/metrics.ts";
 import { type RunningServer, startServer } from "./lib/server.ts";
 import { setUp, SetupError } from "./lib/setup.ts";
 import { RenewalTracker } from "./lib/tracker.ts";
 import { VERSION } from "./lib/version.ts";
-
-/** After SIGTERM, an in-flight deletion gets this long before it is killed. */
-const GRACE_MS = 1000;
-/** After SIGTERM, the process is gone by then whatever happens. */
-const HARD_EXIT_MS = 1800;
 
 /** Runs the agent; resolves to the process exit code. */
 export async function main(
@@ -40,7 +42,16 @@ export async function main(
   }
   const settings = cfg.settings;
   const log = createLogger({ format: settings.logFormat, level: settings.logLevel });
+  const shutdown = handleShutdown(log);
+  try {
+    return await run(settings, log, shutdown);
+  } finally {
+    shutdown.dispose();
+  }
+}
 
+/** Sets up the parts and runs the loop until `shutdown.stop`. */
+async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise<number> {
   let parts;
   try {
     parts = await setUp(settings, { log });
@@ -98,32 +109,13 @@ export async function main(
     }
   }
 
-  const stop = new AbortController();
-  const kill = new AbortController();
-  const onSignal = (sig: Deno.Signal) => () => {
-    if (stop.signal.aborted) return;
-    log.info("shutting down", { signal: sig });
-    stop.abort();
-    setTimeout(() => kill.abort(), GRACE_MS);
-    setTimeout(() => {
-      log.warn("shutdown took too long; exiting now");
-      Deno.exit(0);
-    }, HARD_EXIT_MS);
-  };
-  const signals: [Deno.Signal, () => void][] = [
-    ["SIGTERM", onSignal("SIGTERM")],
-    ["SIGINT", onSignal("SIGINT")],
-  ];
-  for (const [sig, fn] of signals) Deno.addSignalListener(sig, fn);
-
   let code = 0;
   try {
-    await agent.run(stop.signal, kill.signal);
+    await agent.run(shutdown.stop, shutdown.kill);
   } catch (e) {
     log.error("poll loop failed", { error: errorText(e) });
     code = 1;
   } finally {
-    for (const [sig, fn] of signals) Deno.removeSignalListener(sig, fn);
     await server?.shutdown();
     source.close?.();
     deleter.close?.();

@@ -154,6 +154,11 @@ export class Agent {
       try {
         snapshot = await source.snapshot(signal);
       } catch (e) {
+        if (signal?.aborted) {
+          // Shutting down: not a failure of the table, and there is no next poll.
+          log.info("snapshot interrupted by shutdown", { source: source.name });
+          return { ok: false, results: [] };
+        }
         const ms = this.#clock() - started;
         const first = this.status.lastSnapshotOk !== false;
         this.status.lastSnapshotOk = false;
@@ -225,10 +230,11 @@ export class Agent {
       if (o.result === "deleted") log.info("deleted stale entry", f);
       else if (o.result === "already_gone") {
         log.info("stale entry was already gone (it expired or got its reply)", f);
-      } else {log.error("deleting stale entry failed; will retry next poll", {
-          ...f,
-          error: o.error,
-        });}
+      } else if (signal?.aborted) {
+        log.info("deletion interrupted by shutdown; outcome unknown", { ...f, error: o.error });
+      } else {
+        log.error("deleting stale entry failed; will retry next poll", { ...f, error: o.error });
+      }
       if (o.result !== "failed") tracker.forget(decision.tuple);
       return { decision, result: o.result as DecisionResult, error: o.error };
     });

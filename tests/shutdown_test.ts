@@ -1,0 +1,96 @@
+/**
+ * SIGTERM while a deletion is in flight, end to end through main.ts, with a
+ * stand-in conntrack that takes its time and a table file that keeps looking
+ * renewed. Needs no root: procfs source on a file, CLI deleter on a script.
+ */
+import assert from "node:assert/strict";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+async function sigtermDuringDelete(deleteSeconds: number) {
+  const dir = await Deno.makeTempDir();
+  const table = `${dir}/nf_conntrack`;
+  const mark = `${dir}/delete-started`;
+  const fake = `${dir}/conntrack`;
+  await Deno.writeTextFile(
+    fake,
+    `#!/bin/sh
+if [ "$1" = "--version" ]; then echo "conntrack v1.4.7 (conntrack-tools)"; exit 0; fi
+cat > /dev/null
+touch '${mark}'
+exec sleep ${deleteSeconds}
+`,
+  );
+  await Deno.chmod(fake, 0o755);
+  let timeout = 100;
+  const write = () =>
+    Deno.writeTextFile(
+      table,
+      `ipv4     2 tcp      6 ${timeout++} SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000 mark=0 zone=0 use=2\n`,
+    );
+  await write();
+  // Every rewrite pushes the deadline a second later than the clock moves: a renewal each poll.
+  const renewer = setInterval(() => void write(), 50);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      MAIN,
+      "--source=procfs",
+      `--proc-file=${table}`,
+      "--delete-via=conntrack",
+      `--conntrack-bin=${fake}`,
+      "--interval=100ms",
+      "--threshold=0",
+      "--listen=off",
+    ],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const out = new Response(child.stdout).text();
+  const err = new Response(child.stderr).text();
+  try {
+    for (let i = 0; i < 100; i++) {
+      if (await Deno.stat(mark).then(() => true, () => false)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(await Deno.stat(mark).then(() => true, () => false), "a deletion started");
+    const t0 = performance.now();
+    child.kill("SIGTERM");
+    const status = await child.status;
+    const ms = performance.now() - t0;
+    const logs = (await out).trim().split("\n").map((l) => JSON.parse(l));
+    return { code: status.code, ms, logs, stderr: await err };
+  } finally {
+    clearInterval(renewer);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("main.ts lets a deletion in flight finish after SIGTERM, then exits 0 within 2 s", async () => {
+  const r = await sigtermDuringDelete(0.4);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.ms < 2000, `exit took ${r.ms} ms`);
+  const msgs = r.logs.map((l) => l.msg);
+  const after = msgs.slice(msgs.indexOf("shutting down"));
+  assert.ok(
+    after.includes("stale entry was already gone (it expired or got its reply)"),
+    after.join(" | "),
+  );
+  assert.ok(!msgs.some((m) => String(m).includes("interrupted")), "it was not cut short");
+  assert.equal(msgs.at(-1), "stopped");
+});
+
+Deno.test("main.ts kills a deletion still running 1 s after SIGTERM, says so, and exits 0 within 2 s", async () => {
+  const r = await sigtermDuringDelete(30);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.ms >= 900 && r.ms < 2000, `exit took ${r.ms} ms`);
+  const interrupted = r.logs.find((l) =>
+    l.msg === "deletion interrupted by shutdown; outcome unknown"
+  );
+  assert.ok(interrupted, r.logs.map((l) => l.msg).join(" | "));
+  assert.equal(interrupted.level, "info");
+  assert.ok(!r.logs.some((l) => l.level === "error"), "no error lines at shutdown");
+  assert.equal(r.logs.at(-1).msg, "stopped");
+});
