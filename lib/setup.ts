@@ -43,7 +43,7 @@ export interface SetupOptions {
  * entries): cap one poll's CLI deletes so a poll stays bounded.
  */
 export const CLI_DELETES_PER_POLL = 100;
-/** A netlink delete is a hash lookup: 1,000 take about 40 ms. */
+/** A netlink delete is a hash lookup: 1,000 took 40-75 ms here (deno task bench). */
 export const NETLINK_DELETES_PER_POLL = 10_000;
 
 /**
