@@ -22,8 +22,16 @@ export function canonicalIPv4(s: string): string | undefined {
   return parseIPv4(s) === undefined ? undefined : s;
 }
 
-/** The four octets of a strict dotted quad, or `undefined`. */
-function parseIPv4(s: string): number[] | undefined {
+/**
+ * The four octets of a strict dotted quad, or `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { parseIPv4 } from "./addr.ts";
+ * parseIPv4("10.0.0.1"); // => [10, 0, 0, 1]
+ * ```
+ */
+export function parseIPv4(s: string): number[] | undefined {
   if (s.length < 7 || s.length > 15) return undefined;
   const parts = s.split(".");
   if (parts.length !== 4) return undefined;

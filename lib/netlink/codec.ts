@@ -15,7 +15,7 @@
  * @module
  */
 import type { Family, Tuple } from "../entry.ts";
-import { canonicalIPv4, formatIPv6, parseIPv6 } from "../addr.ts";
+import { formatIPv6, parseIPv4, parseIPv6 } from "../addr.ts";
 
 // ---------------------------------------------------------------------------
 // Constants
@@ -316,8 +316,8 @@ export class MessageBuilder {
  */
 export function addressBytes(family: Family, text: string): Uint8Array | undefined {
   if (family === "ipv4") {
-    if (canonicalIPv4(text) === undefined) return undefined;
-    return new Uint8Array(text.split(".").map(Number));
+    const octets = parseIPv4(text);
+    return octets === undefined ? undefined : new Uint8Array(octets);
   }
   if (family !== "ipv6" || text.includes(".") && !text.includes(":")) return undefined;
   const groups = parseIPv6(text);
