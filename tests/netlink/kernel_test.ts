@@ -181,7 +181,7 @@ kernelTest(
 );
 
 kernelTest(
-  "NetlinkDeleter.delete removes 1,000 SYN_SENT tuples from a 21,000-entry table in well under 0.2 s",
+  "NetlinkDeleter.delete removes exactly the 1,000 SYN_SENT tuples of a 21,000-entry table",
   () =>
     withNetns("nl-delete-1000", async (ns) => {
       await ns.insertMany(bulk(1000, 20000));
@@ -199,12 +199,7 @@ kernelTest(
         [["deleted", 1000]],
       );
       assert.equal(after.candidates.length, 0);
-      console.log(
-        `  snapshot of 21,000 entries: ${before.ms.toFixed(1)} ms; 1,000 deletes: ${
-          del.ms.toFixed(1)
-        } ms`,
-      );
-      assert.ok(del.ms < 200, `1,000 deletes took ${del.ms} ms`);
+      // Speed is the benchmark's business (deno task bench), not this test's.
     }),
   sanitized,
 );
