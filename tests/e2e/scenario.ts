@@ -40,6 +40,8 @@ export interface ScenarioResult {
   /** How long the agent took to exit after SIGTERM, ms. */
   exitMs: number;
   renewed: EntrySpec[];
+  /** Real loopback connections made while the agent ran (see traffic.ts). */
+  traffic?: { ok: number; failed: number; tracked: number };
 }
 
 function hosts(family: "ipv4" | "ipv6") {
@@ -151,12 +153,15 @@ export function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const renewed = stories.flatMap((t) => t.renewed);
     const kept = stories.flatMap((t) => t.kept);
     await ns.insertMany([...renewed, ...kept]);
+    const traffic = await startTraffic(ns);
     // `conntrack -U -t 120` in zone 0; in other zones over ctnetlink (-U rejects --zone).
     const renewer = await startRenewer(ns, renewed, 1000, { timeoutSec: 120, via: "conntrack" });
     try {
-      return await runAgent(ns, renewed, kept, o);
+      const r = await runAgent(ns, renewed, kept, o);
+      return { ...r, traffic: await traffic.stop() };
     } finally {
       await renewer.stop();
+      await traffic.stop();
     }
   });
 }
@@ -240,4 +245,61 @@ export function assertStory(r: ScenarioResult, label: string): void {
   assert.deepEqual(r.logs.filter((l) => l.level === "error" || l.stderr), [], ctx);
   assert.equal(r.exitCode, 0, ctx);
   assert.ok(r.exitMs < 2000, `exit took ${r.exitMs} ms`);
+  if (r.traffic) {
+    assert.ok(
+      r.traffic.ok > 50 && r.traffic.failed === 0,
+      `real traffic: ${JSON.stringify(r.traffic)}`,
+    );
+    assert.ok(r.traffic.tracked > 0, "the kernel tracked the real connections");
+  }
+}
+
+const TRAFFIC = new URL("./traffic.ts", import.meta.url).pathname;
+
+/**
+ * Starts real TCP traffic on the namespace's loopback. A fresh namespace
+ * tracks no packets until a rule asks for conntrack, so one (iptables) does.
+ */
+async function startTraffic(ns: Netns) {
+  for (const cmd of ["iptables", "ip6tables"]) {
+    const r = await ns.exec([
+      cmd,
+      "-A",
+      "OUTPUT",
+      "-m",
+      "conntrack",
+      "--ctstate",
+      "NEW,ESTABLISHED",
+      "-j",
+      "ACCEPT",
+    ])
+      .catch((e) => ({ code: -1, stderr: String(e), stdout: "" }));
+    if (r.code !== 0) {
+      throw new Error(`${cmd} (package iptables) is needed for real traffic: ${r.stderr.trim()}`);
+    }
+  }
+  const child = ns.spawn([Deno.execPath(), "run", "-A", TRAFFIC, "60"], {
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  });
+  const out = new Response(child.stdout).text();
+  const err = new Response(child.stderr).text();
+  let result: Promise<{ ok: number; failed: number; tracked: number }> | undefined;
+  return {
+    /** Stops the traffic (once) and reports it, with how many of its entries the table held. */
+    stop() {
+      return result ??= (async () => {
+        const table = await ns.list();
+        const tracked = table.split("\n").filter((l) => l.includes("dport=8080 ")).length;
+        try {
+          child.kill("SIGTERM");
+        } catch { /* already gone */ }
+        await child.status;
+        const text = (await out).trim();
+        if (!text) throw new Error(`traffic generator: ${await err}`);
+        return { ...JSON.parse(text.split("\n").at(-1)!), tracked };
+      })();
+    },
+  };
 }
