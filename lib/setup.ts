@@ -89,6 +89,8 @@ async function chooseSource(
       maxCandidates: s.maxCandidates,
       onFilterModeChange: (mode, reason) =>
         log?.warn("netlink dump filter changed", { filter: mode, reason }),
+      // Interrupted dumps are normal on a busy table; only a run of them fails the snapshot.
+      onRetry: (reason) => log?.debug("netlink dump started again", { reason }),
     });
   const max = s.maxCandidates;
   const procfs = () => new ProcfsSource({ path: s.procFile, maxCandidates: max });

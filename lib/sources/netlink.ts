@@ -104,6 +104,8 @@ export interface NetlinkSourceOptions {
   maxCandidates?: number;
   /** Called when the filter mode changes, with the reason (log it). */
   onFilterModeChange?: (mode: NetlinkFilterMode, reason: string) => void;
+  /** Called when a dump is thrown away and started again (interrupted, ENOBUFS, …), with why. */
+  onRetry?: (reason: string) => void;
   /**
    * Opens a socket (called once per socket: two when both families are
    * dumped at once); tests pass a fake kernel. Default {@linkcode NetlinkSocket.open}.
@@ -234,6 +236,7 @@ export class NetlinkSource implements Source {
   #open: () => NetlinkTransport;
   #onMode: ((mode: NetlinkFilterMode, reason: string) => void) | undefined;
   #maxCandidates: number;
+  #onRetry: ((reason: string) => void) | undefined;
   /** One per dump that can run at once: a netlink socket runs one dump at a time. */
   #slots: Slot[];
   #seq = (Math.random() * 0x7fffffff) >>> 0;
@@ -256,6 +259,7 @@ export class NetlinkSource implements Source {
     }));
     this.#onMode = options.onFilterModeChange;
     this.#maxCandidates = options.maxCandidates ?? Infinity;
+    this.#onRetry = options.onRetry;
     this.#open = options.openTransport ??
       (() => NetlinkSocket.open({ recvBufferBytes: this.#recvBufferBytes }));
   }
@@ -339,6 +343,7 @@ export class NetlinkSource implements Source {
             }
           }
           retries.push(e.message);
+          this.#onRetry?.(e.message);
           if (++failures <= this.#maxRetries) continue;
           throw new Error(
             `netlink dump failed ${failures} times in a row, no snapshot taken: ${e.message}`,

@@ -258,12 +258,18 @@ Deno.test("NetlinkSource.snapshot throws away a dump flagged NLM_F_DUMP_INTR and
     }
     return [concat(...entries), doneFor(req.seq, k.portId)];
   });
-  const source = new NetlinkSource({ filter: "none", openTransport: () => kernel.open() });
+  const restarts: string[] = [];
+  const source = new NetlinkSource({
+    filter: "none",
+    openTransport: () => kernel.open(),
+    onRetry: (why) => restarts.push(why),
+  });
   const snap = await source.snapshot();
   assert.deepEqual(sports(snap.candidates), [40001, 40002, 40003]);
   assert.equal(snap.scanned, 7);
   assert.equal(source.lastDump!.attempts, 2);
   assert.match(source.lastDump!.retries[0], /NLM_F_DUMP_INTR/);
+  assert.deepEqual(restarts, source.lastDump!.retries, "each restart is reported as it happens");
 });
 
 Deno.test("NetlinkSource.snapshot rejects when every retry is interrupted", async () => {
