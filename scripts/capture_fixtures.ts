@@ -30,17 +30,10 @@ import {
   statusOf,
   withNetns,
 } from "../tests/support/netns.ts";
+import type { Direction } from "../lib/parse.ts";
 
-/** One direction of a TCP tuple, addresses in canonical (RFC 5952) spelling. */
-interface Direction {
-  src: string;
-  dst: string;
-  sport: number;
-  dport: number;
-}
-
-/** What the kernel should show for a TCP entry. */
-interface ExpectedTcp {
+/** What the kernel should show for a TCP entry (addresses in canonical spelling). */
+export interface ExpectedTcp {
   state: string;
   original: Direction;
   reply: Direction;

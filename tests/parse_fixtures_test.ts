@@ -8,28 +8,15 @@ import assert from "node:assert/strict";
 import { parseLine, type TcpEntry } from "../lib/parse.ts";
 import { TableScanner } from "../lib/scan.ts";
 import { type Tuple, tupleKey } from "../lib/entry.ts";
+import type { ExpectedTcp } from "../scripts/capture_fixtures.ts";
 
-interface Direction {
-  src: string;
-  dst: string;
-  sport: number;
-  dport: number;
-}
-
+/** An entry of procfs_expected.json: what the capture script inserted. */
 interface ExpectedEntry {
   description: string;
   family: "ipv4" | "ipv6";
   protocol: string;
   timeout: number;
-  tcp?: {
-    state: string;
-    original: Direction;
-    reply: Direction;
-    zone: number;
-    unreplied: boolean;
-    flag?: string;
-    mark: number;
-  };
+  tcp?: ExpectedTcp;
   candidate: boolean;
   conntrack: string;
 }

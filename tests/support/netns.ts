@@ -185,7 +185,7 @@ export function insertArgs(spec: EntrySpec): string[] {
 }
 
 /** `-p P -s SRC -d DST --sport N --dport N` of a spec. */
-function tupleArgs(spec: EntrySpec): string[] {
+export function tupleArgs(spec: EntrySpec): string[] {
   return [
     "-p",
     spec.proto ?? "tcp",

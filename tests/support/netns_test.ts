@@ -14,6 +14,7 @@ import {
   isCandidate,
   type Netns,
   startRenewer,
+  tupleArgs,
   withNetns,
 } from "./netns.ts";
 
@@ -53,16 +54,7 @@ async function idOf(ns: Netns, spec: EntrySpec): Promise<string> {
     "-L",
     "-o",
     "id",
-    "-p",
-    "tcp",
-    "-s",
-    spec.src,
-    "-d",
-    spec.dst,
-    "--sport",
-    String(spec.sport),
-    "--dport",
-    String(spec.dport),
+    ...tupleArgs(spec),
     "-w",
     String(spec.zone ?? 0),
   ]);
