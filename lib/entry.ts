@@ -86,10 +86,3 @@ export function toTuple(t: Tuple): Tuple {
     zone: t.zone,
   };
 }
-
-/** `[src]:sport -> [dst]:dport zone N`, for humans. */
-export function formatTuple(t: Tuple): string {
-  const s = t.family === "ipv6" ? `[${t.src}]` : t.src;
-  const d = t.family === "ipv6" ? `[${t.dst}]` : t.dst;
-  return `${s}:${t.sport} -> ${d}:${t.dport} zone ${t.zone}`;
-}

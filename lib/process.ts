@@ -13,8 +13,6 @@ export interface RunOptions {
   timeoutMs: number;
   /** Kill the program when this aborts. */
   signal?: AbortSignal;
-  /** Extra environment variables. */
-  env?: Record<string, string>;
 }
 
 /** How a run ended. `code` is -1 when the program could not be started. */
@@ -53,7 +51,6 @@ export const denoRunner: ProcessRunner = {
         stdin: options.stdin === undefined ? "null" : "piped",
         stdout: "piped",
         stderr: "piped",
-        env: options.env,
       }).spawn();
     } catch (e) {
       const why = e instanceof Deno.errors.NotFound
