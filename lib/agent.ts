@@ -97,8 +97,8 @@ export class Agent {
   #clock: Clock;
   #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   #warnedOverrun = false;
-  #lastMalformedWarn = -Infinity;
-  #lastOverflowWarn = -Infinity;
+  /** When each repeating warning was last said at warn level. */
+  #lastWarned = new Map<string, number>();
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -244,21 +244,25 @@ export class Agent {
 
   #noteMalformed(s: Snapshot): void {
     if (s.malformed === 0) return;
-    const now = this.#clock();
-    const fields = { malformed: s.malformed, first: s.firstMalformed };
-    if (now - this.#lastMalformedWarn >= 60_000) {
-      this.#lastMalformedWarn = now;
-      this.#o.log.warn("skipped malformed table lines (said at most once a minute)", fields);
-    } else this.#o.log.debug("skipped malformed table lines", fields);
+    this.#warnOncePerMinute("skipped malformed table lines", {
+      malformed: s.malformed,
+      first: s.firstMalformed,
+    });
   }
 
   #noteOverflow(s: Snapshot): void {
     if (!s.overflow) return;
+    this.#warnOncePerMinute(
+      "more SYN_SENT [UNREPLIED] entries than --max-candidates; the rest are not tracked",
+      { tracked_at_most: s.candidates.length, not_tracked: s.overflow },
+    );
+  }
+
+  /** A warning that would repeat every poll: at warn once a minute, at debug otherwise. */
+  #warnOncePerMinute(msg: string, fields: Record<string, unknown>): void {
     const now = this.#clock();
-    const fields = { tracked_at_most: s.candidates.length, not_tracked: s.overflow };
-    const msg = "more SYN_SENT [UNREPLIED] entries than --max-candidates; the rest are not tracked";
-    if (now - this.#lastOverflowWarn >= 60_000) {
-      this.#lastOverflowWarn = now;
+    if (now - (this.#lastWarned.get(msg) ?? -Infinity) >= 60_000) {
+      this.#lastWarned.set(msg, now);
       this.#o.log.warn(`${msg} (said at most once a minute)`, fields);
     } else this.#o.log.debug(msg, fields);
   }
