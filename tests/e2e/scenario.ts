@@ -8,6 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { parseIPv6 } from "../../lib/addr.ts";
 import { type EntrySpec, type Netns, startRenewer, withNetns } from "../support/netns.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -138,12 +139,8 @@ export function present(table: string, spec: EntrySpec): boolean {
 
 /** An address in the kernel's procfs spelling (IPv6 uncompressed). */
 function expand(a: string): string {
-  if (!a.includes(":")) return a;
-  const [head, tail = ""] = a.split("::");
-  const h = head ? head.split(":") : [];
-  const t = a.includes("::") ? (tail ? tail.split(":") : []) : [];
-  const groups = a.includes("::") ? [...h, ...Array(8 - h.length - t.length).fill("0"), ...t] : h;
-  return groups.map((g) => g.padStart(4, "0").toLowerCase()).join(":");
+  const groups = a.includes(":") ? parseIPv6(a) : undefined;
+  return groups ? groups.map((g) => g.toString(16).padStart(4, "0")).join(":") : a;
 }
 
 /** Runs the whole story once and reports. */
