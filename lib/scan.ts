@@ -12,7 +12,7 @@
  */
 import type { Candidate, Snapshot } from "./entry.ts";
 import { fastCandidate } from "./fast_line.ts";
-import { parseLine } from "./parse.ts";
+import { candidateOf, parseLine } from "./parse.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 // `%-8s %u %-8s %u ` in ct_seq_show(): names padded to 8 columns.
@@ -176,17 +176,7 @@ export class TableScanner {
     if (r.kind !== "tcp") return; // unreachable: the header said tcp
     const e = r.entry;
     if (e.state !== "SYN_SENT" || !e.unreplied || e.timeout === undefined) return;
-    this.candidates.push({
-      family: e.family,
-      src: e.original.src,
-      dst: e.original.dst,
-      sport: e.original.sport,
-      dport: e.original.dport,
-      zone: e.zone,
-      timeout: e.timeout,
-      seenFrom,
-      seenTo,
-    });
+    this.candidates.push(candidateOf(e, e.timeout, seenFrom, seenTo));
   }
 
   #reject(reason: string, buf: Uint8Array, start: number, end: number): void {

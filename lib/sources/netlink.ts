@@ -4,16 +4,18 @@
  *
  * @module
  */
-import type { Candidate, Snapshot } from "../entry.ts";
+import type { Candidate, Endpoint, Snapshot } from "../entry.ts";
 import {
   AF_INET,
   AF_INET6,
   AF_UNSPEC,
   appendDumpRequest,
+  type ConntrackEntry,
   ctMsgType,
   decodeConntrack,
   type DumpFilter,
   entryTuple,
+  formatAddress,
   IPCTNL_MSG_CT_NEW,
   IPPROTO_TCP,
   IPS_SEEN_REPLY,
@@ -494,8 +496,32 @@ export class NetlinkSource implements Source {
       tally.overflow++;
       return;
     }
+    if (e.replySrcAddr === undefined || e.replySport === undefined) {
+      // Whether the destination was NATed cannot be told: not a candidate for any rule.
+      tally.bad("SYN_SENT entry without a reply tuple", m.payload);
+      return;
+    }
     const c: Candidate = { ...entryTuple(e), timeout: e.timeout!, seenFrom: from, seenTo: to };
     if (e.id !== undefined) c.id = e.id;
+    const translated = translation(e);
+    if (translated !== undefined) c.translated = translated;
     into.push(c);
   }
+}
+
+/**
+ * Where the entry's destination was translated to: the reply source, when it
+ * differs from the original destination address or port; `undefined` for an
+ * un-NATed entry. An entry without a reply tuple counts as translated to
+ * nowhere (`::`/`0.0.0.0` port 0) rather than as un-NATed: never a guess that
+ * lets something be deleted.
+ */
+export function translation(e: ConntrackEntry): Endpoint | undefined {
+  const r = e.replySrcAddr;
+  if (r === undefined || e.replySport === undefined) {
+    return { addr: e.family === "ipv4" ? "0.0.0.0" : "::", port: 0 };
+  }
+  let same = r.length === e.dstAddr.length && e.replySport === e.dport;
+  for (let i = 0; same && i < r.length; i++) same = r[i] === e.dstAddr[i];
+  return same ? undefined : { addr: formatAddress(r), port: e.replySport };
 }
