@@ -121,6 +121,8 @@ export const IPS_EXPECTED = 1 << 0;
 export const IPS_SEEN_REPLY = 1 << 1;
 export const IPS_ASSURED = 1 << 2;
 export const IPS_CONFIRMED = 1 << 3;
+/** The destination was (to be) translated: set by DNAT/REDIRECT rules and `conntrack --dst-nat`. */
+export const IPS_DST_NAT = 1 << 5;
 export const IPS_TEMPLATE = 1 << 11;
 
 /** `enum tcp_conntrack` (the values `CTA_PROTOINFO_TCP_STATE` carries). */
