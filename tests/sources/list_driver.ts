@@ -8,6 +8,8 @@ import { type Destination, type Endpoint, tupleKey } from "../../lib/entry.ts";
 import { ConntrackCliSource } from "../../lib/sources/conntrack_cli.ts";
 import { NetlinkSource } from "../../lib/sources/netlink.ts";
 import { ProcfsSource } from "../../lib/sources/procfs.ts";
+import type { Source } from "../../lib/sources/source.ts";
+import type { EvidenceFinder } from "../../lib/unnated.ts";
 
 /** Destinations to look evidence up for (JSON in EVIDENCE_FOR), if any. */
 const evidenceFor: Destination[] = JSON.parse(Deno.env.get("EVIDENCE_FOR") ?? "[]");
@@ -18,7 +20,12 @@ const out: Record<string, {
   translated: (Endpoint | null)[];
   evidence: [string, Endpoint][];
 }> = {};
-for (const source of [new ProcfsSource(), new NetlinkSource(), new ConntrackCliSource()]) {
+const sources: (Source & EvidenceFinder)[] = [
+  new ProcfsSource(),
+  new NetlinkSource(),
+  new ConntrackCliSource(),
+];
+for (const source of sources) {
   const snap = await source.snapshot();
   const evidence = evidenceFor.length > 0 ? await source.findEvidence(evidenceFor) : new Map();
   source.close?.();
