@@ -164,7 +164,7 @@ export class Agent {
     try {
       let snapshot: Snapshot;
       // Evidence the un-NATed rule will want, asked on the way where the source can.
-      const watch = this.#o.unnated?.watchList() ?? [];
+      const watch = this.#o.unnated?.watchList(started, this.#o.intervalMs) ?? [];
       try {
         snapshot = await source.snapshot(
           signal,

@@ -13,8 +13,9 @@
  *   Translated candidates of the same snapshot count; for the rest the agent
  *   asks an {@linkcode EvidenceFinder} and this module caches the answers:
  *   positive ones for `positiveTtlMs`, negative ones for `negativeTtlMs`.
- *   A source that reads the whole table anyway (procfs) answers for the
- *   {@linkcode UnnatedRule.watchList} in the same read, at no extra cost.
+ *   Destinations already known to the rule are asked of the snapshot itself
+ *   ({@linkcode UnnatedRule.watchList}): procfs answers in the same pass at
+ *   no extra read, netlink with a dump beside the snapshot's.
  *
  * Age is a lower bound: the larger of what the kernel's remaining timeout
  * says (`synSentTimeoutS − timeout − 1` s, since the kernel rounds down) and
@@ -165,14 +166,20 @@ export class UnnatedRule {
   }
 
   /**
-   * Destinations worth looking up in the next read of the table, where a
-   * source can do that on the way (procfs): those of the last plan's
-   * eligible candidates without a positive answer. Empty with
+   * Destinations to look up in the next read of the table, where a source
+   * can do that on the way (procfs in the same pass, netlink beside it):
+   * those of the last plan's eligible candidates whose answer is "none" and
+   * runs out before `now + horizonMs` (or is missing). Empty with
    * `--destinations`.
    */
-  watchList(): Destination[] {
+  watchList(now: number, horizonMs: number): Destination[] {
     const out: Destination[] = [];
-    for (const [k, d] of this.#watch) if (this.#cache.get(k)?.evidence === undefined) out.push(d);
+    for (const [k, d] of this.#watch) {
+      const a = this.#cache.get(k);
+      if (a === undefined || (a.evidence === undefined && a.expires <= now + horizonMs)) {
+        out.push(d);
+      }
+    }
     return out;
   }
 

@@ -32,7 +32,7 @@
 import { parseArgs } from "node:util";
 import { Agent } from "../lib/agent.ts";
 import type { DeleteOutcome, Deleter, DeleteTarget } from "../lib/deleters/deleter.ts";
-import type { Destination, Endpoint, Snapshot } from "../lib/entry.ts";
+import type { Destination, Endpoint, Snapshot, SnapshotOptions } from "../lib/entry.ts";
 import { readSynSentTimeout } from "../lib/kernel.ts";
 import { createLogger } from "../lib/log.ts";
 import { ConntrackCliSource } from "../lib/sources/conntrack_cli.ts";
@@ -95,8 +95,8 @@ class CountingSource implements Source, EvidenceFinder {
   constructor(readonly inner: Source & EvidenceFinder) {
     this.name = inner.name;
   }
-  snapshot(signal?: AbortSignal): Promise<Snapshot> {
-    return this.inner.snapshot(signal);
+  snapshot(signal?: AbortSignal, options?: SnapshotOptions): Promise<Snapshot> {
+    return this.inner.snapshot(signal, options);
   }
   async findEvidence(
     destinations: readonly Destination[],

@@ -10,6 +10,7 @@ import {
   destinationKey,
   type Endpoint,
   type Snapshot,
+  type SnapshotOptions,
 } from "../entry.ts";
 import type { EvidenceFinder } from "../unnated.ts";
 import {
@@ -142,6 +143,8 @@ function filterFor(mode: NetlinkFilterMode): DumpFilter {
 
 /** Dumps one snapshot runs at once, each on its own socket: IPv4 and IPv6. */
 const MAX_DUMPS = 2;
+/** Sockets in all: the snapshot's, then as many for evidence dumps running beside it. */
+const SLOTS = 2 * MAX_DUMPS;
 const CT_NEW = ctMsgType(IPCTNL_MSG_CT_NEW);
 const HEX_PREVIEW_BYTES = 96;
 
@@ -271,7 +274,7 @@ export class NetlinkSource implements Source, EvidenceFinder {
     this.#pollMs = options.pollIntervalMs ?? 100;
     this.#recvBufferBytes = options.recvBufferBytes ?? 8 << 20;
     const bufferBytes = options.bufferBytes ?? 64 * 1024;
-    this.#slots = Array.from({ length: MAX_DUMPS }, () => ({
+    this.#slots = Array.from({ length: SLOTS }, () => ({
       transport: undefined,
       buffer: new Uint8Array(bufferBytes),
     }));
@@ -297,9 +300,22 @@ export class NetlinkSource implements Source, EvidenceFinder {
     return this.#last;
   }
 
-  snapshot(signal?: AbortSignal): Promise<Snapshot> {
+  /**
+   * One snapshot. With `options.evidenceFor`, an evidence dump (see
+   * {@linkcode NetlinkSource.findEvidence}) runs beside it on sockets of its
+   * own, so the two kernel walks overlap; the snapshot carries `evidence`
+   * when that dump succeeded (else none: nothing is known).
+   */
+  snapshot(signal?: AbortSignal, options: SnapshotOptions = {}): Promise<Snapshot> {
     // One snapshot at a time (a socket runs one dump at a time): a second call waits for the first.
-    const run = this.#queue.then(() => this.#snapshot(signal));
+    const ask = options.evidenceFor ?? [];
+    const run = this.#queue.then(async () => {
+      const [snap, evidence] = await Promise.all([
+        this.#snapshot(signal),
+        ask.length > 0 ? this.#findEvidence(ask, signal).catch(() => undefined) : undefined,
+      ]);
+      return evidence === undefined ? snap : { ...snap, evidence };
+    });
     this.#queue = run.catch(() => {});
     return run;
   }
@@ -371,10 +387,11 @@ export class NetlinkSource implements Source, EvidenceFinder {
           },
           deadline,
           signal,
+          MAX_DUMPS,
         );
         return found;
       } catch (e) {
-        this.#reset();
+        this.#reset(MAX_DUMPS, SLOTS);
         if (signal?.aborted) throw signal.reason;
         if (e instanceof DumpRetryError && failures < this.#maxRetries) {
           this.#onRetry?.(e.message);
@@ -392,9 +409,9 @@ export class NetlinkSource implements Source, EvidenceFinder {
     this.#onMode?.(mode, reason);
   }
 
-  /** Closes every socket; the next dump opens new ones. */
-  #reset(): void {
-    for (const slot of this.#slots) {
+  /** Closes the sockets `from` to `to` (default: every one); the next dump opens new ones. */
+  #reset(from = 0, to = SLOTS): void {
+    for (const slot of this.#slots.slice(from, to)) {
       slot.transport?.close();
       slot.transport = undefined;
     }
@@ -430,7 +447,7 @@ export class NetlinkSource implements Source, EvidenceFinder {
           signal,
         );
       } catch (e) {
-        this.#reset();
+        this.#reset(0, MAX_DUMPS);
         if (signal?.aborted) throw signal.reason;
         const next = ON_REJECT[mode];
         if (
@@ -512,9 +529,10 @@ export class NetlinkSource implements Source, EvidenceFinder {
     job: DumpJob,
     deadline: number,
     signal?: AbortSignal,
+    slotBase = 0,
   ): Promise<void> {
     if (families.length === 1) {
-      return await this.#dump(0, families[0]!, job, deadline, signal);
+      return await this.#dump(0, families[0]!, job, deadline, signal, slotBase);
     }
     signal?.throwIfAborted();
     // Aborted by the caller's signal or by the first dump to fail.
@@ -525,7 +543,7 @@ export class NetlinkSource implements Source, EvidenceFinder {
     try {
       await Promise.all(families.map(async (family, i) => {
         try {
-          await this.#dump(i, family, job, deadline, stop.signal);
+          await this.#dump(i, family, job, deadline, stop.signal, slotBase);
         } catch (error) {
           // The others then reject with this same error (the abort reason); the first counts.
           if (failure === undefined) {
@@ -546,8 +564,9 @@ export class NetlinkSource implements Source, EvidenceFinder {
     job: DumpJob,
     deadline: number,
     signal?: AbortSignal,
+    slotBase = 0,
   ): Promise<void> {
-    const slot = this.#slots[i]!;
+    const slot = this.#slots[slotBase + i]!;
     const t = slot.transport ??= this.#open();
     const seq = this.#seq = (this.#seq + 1) >>> 0;
     const b = new MessageBuilder(96);
