@@ -155,6 +155,11 @@ kernelTest(
           `${name}: only the DNATed candidate is translated`,
         );
         assert.deepEqual(got[name].evidence, wantEvidence, `${name} evidence`);
+        assert.deepEqual(
+          got[name].snapshotEvidence,
+          name === "conntrack" ? null : wantEvidence,
+          `${name}: evidence asked of the snapshot (the CLI lists only unreplied entries: none)`,
+        );
       }
     });
   },

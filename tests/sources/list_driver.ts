@@ -19,6 +19,7 @@ const out: Record<string, {
   timeouts: number[];
   translated: (Endpoint | null)[];
   evidence: [string, Endpoint][];
+  snapshotEvidence: [string, Endpoint][] | null;
 }> = {};
 const sources: (Source & EvidenceFinder)[] = [
   new ProcfsSource(),
@@ -28,6 +29,10 @@ const sources: (Source & EvidenceFinder)[] = [
 for (const source of sources) {
   const snap = await source.snapshot();
   const evidence = evidenceFor.length > 0 ? await source.findEvidence(evidenceFor) : new Map();
+  // Evidence asked of the snapshot itself: procfs and netlink answer, the CLI does not.
+  const withEvidence = evidenceFor.length > 0
+    ? await source.snapshot(undefined, { evidenceFor })
+    : undefined;
   source.close?.();
   const sorted = [...snap.candidates].sort((a, b) => tupleKey(a) < tupleKey(b) ? -1 : 1);
   out[source.name] = {
@@ -35,6 +40,9 @@ for (const source of sources) {
     timeouts: sorted.map((c) => c.timeout),
     translated: sorted.map((c) => c.translated ?? null),
     evidence: [...evidence].sort((a, b) => a[0] < b[0] ? -1 : 1),
+    snapshotEvidence: withEvidence?.evidence === undefined
+      ? null
+      : [...withEvidence.evidence].sort((a, b) => a[0] < b[0] ? -1 : 1),
   };
 }
 console.log(JSON.stringify(out));
