@@ -96,6 +96,13 @@ class CountingSource implements Source, EvidenceFinder {
     this.name = inner.name;
   }
   snapshot(signal?: AbortSignal, options?: SnapshotOptions): Promise<Snapshot> {
+    // Evidence asked of the snapshot (procfs: same pass; netlink: a dump beside it) counts as a
+    // look-up too; its time is inside the snapshot's.
+    const n = options?.evidenceFor?.length ?? 0;
+    if (n > 0) {
+      this.lookups++;
+      this.asked += n;
+    }
     return this.inner.snapshot(signal, options);
   }
   async findEvidence(
