@@ -67,7 +67,12 @@ export interface UnnatedRuleOptions {
   destinations: DestinationSet | undefined;
   /** How long a found translation counts as evidence; default 60 s. */
   positiveTtlMs?: number;
-  /** How long "no evidence" is believed before asking again; default and at most 2 s. */
+  /**
+   * How long "no evidence" is believed before asking again; default 1.5 s, at
+   * most 2 s. Shorter than two poll intervals, a watched destination is asked
+   * at every poll (in the snapshot's own read where the source can): a client
+   * retrying once a second must not miss its next SYN by a poll.
+   */
   negativeTtlMs?: number;
   /** Destinations asked about at most per poll; default 1024. */
   maxLookups?: number;
@@ -122,7 +127,7 @@ export class UnnatedRule {
     this.synSentTimeoutS = o.synSentTimeoutS;
     this.destinations = o.destinations;
     this.positiveTtlMs = o.positiveTtlMs ?? 60_000;
-    this.negativeTtlMs = Math.min(o.negativeTtlMs ?? 2_000, 2_000);
+    this.negativeTtlMs = Math.min(o.negativeTtlMs ?? 1_500, 2_000);
     this.maxLookups = o.maxLookups ?? 1024;
   }
 
