@@ -13,12 +13,14 @@ import {
   loadConfig,
   type Settings,
 } from "./lib/config.ts";
+import { describeRules, readSynSentTimeout } from "./lib/kernel.ts";
 import { handleShutdown, type Shutdown } from "./lib/lifecycle.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
 import { Metrics } from "./lib/metrics.ts";
 import { type RunningServer, startServer } from "./lib/server.ts";
 import { setUp, SetupError } from "./lib/setup.ts";
 import { RenewalTracker } from "./lib/tracker.ts";
+import { UnnatedRule } from "./lib/unnated.ts";
 import { VERSION } from "./lib/version.ts";
 
 /** Runs the agent; resolves to the process exit code. */
@@ -70,6 +72,19 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
     deleter_reason: parts.deleterReason,
   });
 
+  const synSentTimeout = settings.unnatedAfterMs === undefined
+    ? undefined
+    : await readSynSentTimeout();
+  const rules = describeRules({
+    release: Deno.osRelease(),
+    threshold: settings.threshold,
+    unnatedAfter: describeSettings(settings).unnated_after as string,
+    destinations: settings.destinations?.toString() ?? "all",
+    synSentTimeout,
+  });
+  log.info("rules", rules.fields);
+  for (const w of rules.warnings) log.warn(w);
+
   const metrics = new Metrics({
     version: VERSION,
     deno: Deno.version.deno,
@@ -80,6 +95,15 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
     source,
     deleter,
     tracker: new RenewalTracker({ threshold: settings.threshold }),
+    ...(settings.destinations ? { destinations: settings.destinations } : {}),
+    ...(settings.unnatedAfterMs === undefined ? {} : {
+      unnated: new UnnatedRule({
+        afterMs: settings.unnatedAfterMs,
+        synSentTimeoutS: typeof synSentTimeout === "number" ? synSentTimeout : undefined,
+        destinations: settings.destinations,
+      }),
+      evidence: source,
+    }),
     log,
     intervalMs: settings.intervalMs,
     dryRun: settings.dryRun,

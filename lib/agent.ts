@@ -5,11 +5,13 @@
  *
  * @module
  */
-import type { Snapshot, Tuple } from "./entry.ts";
+import { type Snapshot, type Tuple, tupleKey } from "./entry.ts";
 import type { DeleteOutcome, Deleter } from "./deleters/deleter.ts";
+import type { DestinationSet } from "./destinations.ts";
 import type { Logger } from "./log.ts";
 import type { Clock, Source } from "./sources/source.ts";
-import type { RenewalTracker, StaleDecision, TrackResult } from "./tracker.ts";
+import type { RenewalTracker, Rule, StaleDecision, TrackResult } from "./tracker.ts";
+import type { EvidenceFinder, UnnatedRule } from "./unnated.ts";
 
 /** The outcome of one deletion decision, including dry-run ones. */
 export type DecisionResult = DeleteOutcome["result"] | "dry_run";
@@ -18,7 +20,9 @@ export type DecisionResult = DeleteOutcome["result"] | "dry_run";
 export interface AgentObserver {
   snapshotOk?(snapshot: Snapshot, durationMs: number, track: TrackResult): void;
   snapshotFailed?(error: unknown, durationMs: number): void;
-  deletions?(results: DecisionResult[], durationMs: number): void;
+  deletions?(results: { result: DecisionResult; rule: Rule }[], durationMs: number): void;
+  /** One evidence look-up for the un-NATed rule: destinations asked, found, or the error. */
+  evidenceLookup?(asked: number, found: number, durationMs: number, error?: unknown): void;
   skippedTicks?(count: number): void;
 }
 
@@ -27,6 +31,12 @@ export interface AgentOptions {
   source: Source;
   deleter: Deleter;
   tracker: RenewalTracker;
+  /** Only candidates whose original destination is inside this set are considered, by every rule. */
+  destinations?: DestinationSet;
+  /** The un-NATed rule; absent when `--unnated-after=off`. */
+  unnated?: UnnatedRule;
+  /** Where the un-NATed rule's evidence is looked up (needed unless `destinations` is set). */
+  evidence?: EvidenceFinder;
   log: Logger;
   intervalMs: number;
   dryRun?: boolean;
@@ -97,6 +107,8 @@ export class Agent {
   #clock: Clock;
   #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   #warnedOverrun = false;
+  /** Dry run: un-NATed entries already reported (tuple keys), while they stay eligible. */
+  #dryRunSaid = new Set<string>();
   /** When each repeating warning was last said at warn level. */
   #lastWarned = new Map<string, number>();
 
@@ -177,24 +189,76 @@ export class Agent {
       }
       this.status.lastSnapshotOk = true;
       this.status.lastError = undefined;
-      const track = tracker.observe(snapshot);
+      const scoped = this.#scope(snapshot);
+      const track = tracker.observe(scoped);
       observer?.snapshotOk?.(snapshot, snapMs, track);
       this.#noteMalformed(snapshot);
       this.#noteOverflow(snapshot);
+      const stale = [...track.stale, ...await this.#unnated(scoped, track.stale, signal)];
       log.debug("poll", {
         scanned: snapshot.scanned,
         candidates: snapshot.candidates.length,
+        in_scope: scoped.candidates.length,
         tracked: track.tracked,
         renewals: track.renewals,
-        stale: track.stale.length,
+        stale: stale.length,
         snapshot_ms: round(snapMs),
       });
-      const results = track.stale.length > 0 ? await this.#act(track.stale, signal) : [];
+      const results = stale.length > 0 ? await this.#act(stale, signal) : [];
       return { ok: true, track, results };
     } finally {
       this.status.polling = false;
       this.status.lastPollEndedAt = this.#clock();
     }
+  }
+
+  /** The snapshot with only the candidates inside `--destinations` (all of them by default). */
+  #scope(s: Snapshot): Snapshot {
+    const d = this.#o.destinations;
+    if (d === undefined) return s;
+    const candidates = s.candidates.filter((c) => d.match(c.family, c.dst, c.dport) !== undefined);
+    return { ...s, candidates };
+  }
+
+  /** The un-NATed rule's decisions for this snapshot, evidence looked up as needed. */
+  async #unnated(
+    s: Snapshot,
+    already: readonly StaleDecision[],
+    signal?: AbortSignal,
+  ): Promise<StaleDecision[]> {
+    const { unnated, evidence, tracker, observer } = this.#o;
+    if (unnated === undefined) return [];
+    const plan = unnated.plan(s, (c) => tracker.sameSince(c));
+    if (plan.eligible.length === 0) {
+      this.#dryRunSaid.clear();
+      return [];
+    }
+    if (plan.lookup.length > 0 && evidence !== undefined) {
+      const t0 = this.#clock();
+      try {
+        const found = await evidence.findEvidence(plan.lookup, signal);
+        unnated.learn(plan.lookup, found, this.#clock());
+        observer?.evidenceLookup?.(plan.lookup.length, found.size, this.#clock() - t0);
+      } catch (e) {
+        observer?.evidenceLookup?.(plan.lookup.length, 0, this.#clock() - t0, e);
+        if (signal?.aborted) return [];
+        this.#warnOncePerMinute("looking up evidence for the un-NATed rule failed; will retry", {
+          destinations: plan.lookup.length,
+          error: errorText(e),
+        });
+      }
+    }
+    const taken = new Set(already.map((d) => d.key));
+    const out = unnated.decide(plan, this.#clock()).filter((d) => !taken.has(d.key));
+    if (!this.#o.dryRun) return out;
+    // A dry run deletes nothing: say each entry once while it stays, not at every poll.
+    const eligible = new Set(plan.eligible.map((e) => tupleKey(e.candidate)));
+    for (const k of this.#dryRunSaid) if (!eligible.has(k)) this.#dryRunSaid.delete(k);
+    return out.filter((d) => {
+      if (this.#dryRunSaid.has(d.key)) return false;
+      this.#dryRunSaid.add(d.key);
+      return true;
+    });
   }
 
   async #act(all: StaleDecision[], signal?: AbortSignal): Promise<PollReport["results"]> {
@@ -212,7 +276,7 @@ export class Agent {
         log.info("dry run: would delete stale entry", fields(d));
         tracker.forget(d.tuple);
       }
-      observer?.deletions?.(stale.map(() => "dry_run"), 0);
+      observer?.deletions?.(stale.map((d) => ({ result: "dry_run", rule: d.rule })), 0);
       return stale.map((decision) => ({ decision, result: "dry_run" }));
     }
     const t0 = this.#clock();
@@ -238,7 +302,7 @@ export class Agent {
       if (o.result !== "failed") tracker.forget(decision.tuple);
       return { decision, result: o.result as DecisionResult, error: o.error };
     });
-    observer?.deletions?.(results.map((r) => r.result), ms);
+    observer?.deletions?.(results.map((r) => ({ result: r.result, rule: r.decision.rule })), ms);
     return results;
   }
 
@@ -277,8 +341,11 @@ function fields(d: StaleDecision): Record<string, unknown> {
     dst: t.dst,
     dport: t.dport,
     zone: t.zone,
-    renewals: d.renewals,
-    tracked_s: round(d.trackedMs / 1000),
+    rule: d.rule,
+    reason: d.reason,
+    ...(d.rule === "renewals"
+      ? { renewals: d.renewals, tracked_s: round(d.trackedMs / 1000) }
+      : { age_s: round((d.ageMs ?? 0) / 1000) }),
   };
 }
 

@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { canonicalIPv4, canonicalIPv6 } from "./addr.ts";
+import { DESTINATIONS_FORM, type DestinationSet, parseDestinations } from "./destinations.ts";
 import { formatDuration, parseGoDuration } from "./duration.ts";
 import { DEFAULT_PROC_FILE } from "./sources/procfs.ts";
 
@@ -30,6 +31,10 @@ export interface ListenAddress {
 export interface Settings {
   intervalMs: number;
   threshold: number;
+  /** `--destinations`; `undefined` for every destination (the default, `all`). */
+  destinations: DestinationSet | undefined;
+  /** `--unnated-after` in ms; `undefined` when `off`. */
+  unnatedAfterMs: number | undefined;
   maxCandidates: number;
   dryRun: boolean;
   procFile: string;
@@ -56,6 +61,7 @@ export const MIN_INTERVAL_MS = 100;
 export const MAX_INTERVAL_MS = 3_600_000;
 export const MAX_THRESHOLD = 1_000_000;
 export const MAX_CANDIDATES = 10_000_000;
+export const MAX_UNNATED_AFTER_MS = 3_600_000;
 /** Default `--listen`: outside the Prometheus exporter range and the Kubernetes component ports. */
 export const DEFAULT_LISTEN = "0.0.0.0:10395";
 
@@ -83,6 +89,22 @@ export const OPTIONS: readonly Option[] = [
     default: "3",
     form: `a whole number from 0 to ${MAX_THRESHOLD}`,
     help: "an entry is deleted after MORE than this many observed renewals",
+  },
+  {
+    flag: "destinations",
+    env: "CONNTRACK_CLEANER_DESTINATIONS",
+    default: "all",
+    form: `all, or ${DESTINATIONS_FORM}`,
+    help:
+      "original destinations every rule may act on; given, it also marks them NATed for the un-NATed rule",
+  },
+  {
+    flag: "unnated-after",
+    env: "CONNTRACK_CLEANER_UNNATED_AFTER",
+    default: "2s",
+    form: "a Go duration from 0s to 1h, or off",
+    help:
+      "un-NATed SYN_SENT [UNREPLIED] entries at least this old are deleted when their destination is NATed now",
   },
   {
     flag: "max-candidates",
@@ -145,8 +167,13 @@ export function helpText(): string {
       `      ${o.help}; default ${o.default}; ${o.form}`;
   });
   return [
-    "conntrack-cleaner: deletes conntrack entries that stay SYN_SENT [UNREPLIED] while",
-    "their timeout keeps being renewed, so the client's next SYN gets a fresh, NATed entry.",
+    "conntrack-cleaner: deletes TCP conntrack entries stuck in SYN_SENT [UNREPLIED], so the",
+    "client's next SYN gets a fresh entry that meets the current NAT rules. Two rules:",
+    "  renewals  the entry's timeout keeps being renewed (kernels before 5.14), more than",
+    "            --threshold times;",
+    "  unnated   the entry's destination was not translated, it is --unnated-after old, and",
+    "            the destination is NATed now (inside --destinations, or, by default, another",
+    "            entry to it in the same zone was translated).",
     "",
     "Usage: conntrack-cleaner [flags]",
     "",
@@ -210,12 +237,16 @@ export function loadConfig(
     return { value: o.default, name: `--${o.flag}` };
   };
   const errors: string[] = [];
+  /** Said before the accepted form when a value is refused (the bad item of a list). */
+  let destinationsProblem: string | undefined;
   const get = <T>(flag: string, check: (s: string) => T | undefined): T => {
     const o = OPTIONS.find((x) => x.flag === flag)!;
     const { value, name } = raw(o);
+    destinationsProblem = undefined;
     const out = check(value);
     if (out === undefined) {
-      errors.push(`invalid ${name} ${JSON.stringify(value)}: expected ${o.form}`);
+      const why = destinationsProblem ? `${destinationsProblem}; ` : "";
+      errors.push(`invalid ${name} ${JSON.stringify(value)}: ${why}expected ${o.form}`);
     }
     return out as T;
   };
@@ -230,6 +261,20 @@ export function loadConfig(
       const n = Number(s);
       return n <= MAX_THRESHOLD ? n : undefined;
     }),
+    destinations: get("destinations", (s) => {
+      if (s === "all") return null;
+      const set = parseDestinations(s);
+      if (typeof set === "string") {
+        destinationsProblem = set;
+        return undefined;
+      }
+      return set;
+    }) ?? undefined,
+    unnatedAfterMs: get("unnated-after", (s) => {
+      if (s === "off") return null;
+      const ms = parseGoDuration(s);
+      return ms !== undefined && ms <= MAX_UNNATED_AFTER_MS ? ms : undefined;
+    }) ?? undefined,
     maxCandidates: get("max-candidates", (s) => {
       if (!/^[1-9][0-9]{0,7}$/.test(s)) return undefined;
       const n = Number(s);
@@ -254,6 +299,8 @@ export function describeSettings(s: Settings): Record<string, unknown> {
   return {
     interval: formatDuration(s.intervalMs),
     threshold: s.threshold,
+    destinations: s.destinations?.toString() ?? "all",
+    unnated_after: s.unnatedAfterMs === undefined ? "off" : formatDuration(s.unnatedAfterMs),
     max_candidates: s.maxCandidates,
     dry_run: s.dryRun,
     listen: s.listen ? formatListen(s.listen) : "off",

@@ -38,6 +38,26 @@ export interface Candidate extends Tuple {
   seenTo: number;
   /** The kernel's conntrack id, where the source knows it (netlink). */
   id?: number;
+  /**
+   * Where the destination was translated to (the reply tuple's source), when
+   * it differs from the original destination address or port; absent for an
+   * un-NATed entry (reply source = original destination).
+   */
+  translated?: Endpoint;
+}
+
+/** An address and port, as the reply tuple's source names them. */
+export interface Endpoint {
+  addr: string;
+  port: number;
+}
+
+/** Where a client connects to: the original destination address and port, in a zone. */
+export interface Destination {
+  family: Family;
+  dst: string;
+  dport: number;
+  zone: number;
 }
 
 /** What one read of the table produced. */
@@ -73,6 +93,20 @@ export interface Snapshot {
  */
 export function tupleKey(t: Tuple): string {
   return `${t.family} ${t.src} ${t.dst} ${t.sport} ${t.dport} ${t.zone}`;
+}
+
+/**
+ * A string that identifies a destination: family, address, port and zone.
+ *
+ * @example
+ * ```ts
+ * import { destinationKey } from "./entry.ts";
+ * destinationKey({ family: "ipv4", dst: "10.96.0.10", dport: 53, zone: 0 });
+ * // => "ipv4 10.96.0.10 53 0"
+ * ```
+ */
+export function destinationKey(d: Destination): string {
+  return `${d.family} ${d.dst} ${d.dport} ${d.zone}`;
 }
 
 /** Copies only the tuple fields of a candidate (or anything wider). */

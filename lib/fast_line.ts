@@ -147,20 +147,40 @@ export function fastCandidate(
   if (!c.take(SRC)) return undefined;
   const src = c.addr(family);
   if (src === undefined || !c.take(DST)) return undefined;
+  const dstAt = c.p;
   const dst = c.addr(family);
-  if (dst === undefined || !c.take(SPORT)) return undefined;
+  if (dst === undefined) return undefined;
+  const dstEnd = c.p;
+  if (!c.take(SPORT)) return undefined;
   const sport = c.uint(65535);
   if (sport < 0 || !c.take(DPORT)) return undefined;
   const dport = c.uint(65535);
   if (dport < 0 || !c.take(UNREPLIED)) return undefined;
-  // The reply tuple is checked as strictly, then dropped.
-  if (!c.take(SRC) || c.addr(family, false) === undefined) return undefined;
+  // The reply tuple is checked as strictly; only its source is kept, and only
+  // when it differs from the original destination (the destination was NATed).
+  if (!c.take(SRC)) return undefined;
+  const replyAt = c.p;
+  if (c.addr(family, false) === undefined) return undefined;
+  const replyEnd = c.p;
   if (!c.take(DST) || c.addr(family, false) === undefined) return undefined;
-  if (!c.take(SPORT) || c.uint(65535) < 0) return undefined;
-  if (!c.take(DPORT) || c.uint(65535) < 0) return undefined;
+  if (!c.take(SPORT)) return undefined;
+  const replySport = c.uint(65535);
+  if (replySport < 0 || !c.take(DPORT) || c.uint(65535) < 0) return undefined;
   if (c.take(MARK) && c.uint(4294967295) < 0) return undefined;
   let zone = 0;
   if (c.take(ZONE) && (zone = c.uint(65535)) < 0) return undefined;
   if (!c.take(USE) || c.uint(4294967295, true) < 0) return undefined;
-  return { family, src, dst, sport, dport, zone, timeout, seenFrom, seenTo };
+  const cand: Candidate = { family, src, dst, sport, dport, zone, timeout, seenFrom, seenTo };
+  // Both addresses are in the kernel's one spelling: equal bytes, equal addresses.
+  if (replySport !== dport || !sameBytes(buf, dstAt, dstEnd, replyAt, replyEnd)) {
+    cand.translated = { addr: new Cursor(buf, replyAt, end).addr(family)!, port: replySport };
+  }
+  return cand;
+}
+
+/** `buf[a, aEnd)` and `buf[b, bEnd)` hold the same bytes. */
+function sameBytes(buf: Uint8Array, a: number, aEnd: number, b: number, bEnd: number): boolean {
+  if (aEnd - a !== bEnd - b) return false;
+  for (let i = 0; i < aEnd - a; i++) if (buf[a + i] !== buf[b + i]) return false;
+  return true;
 }

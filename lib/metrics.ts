@@ -7,7 +7,7 @@
 import client from "prom-client";
 import type { AgentObserver, DecisionResult } from "./agent.ts";
 import type { Snapshot } from "./entry.ts";
-import type { TrackResult } from "./tracker.ts";
+import type { Rule, TrackResult } from "./tracker.ts";
 
 /** Options for {@linkcode Metrics}. */
 export interface MetricsOptions {
@@ -23,6 +23,7 @@ export interface MetricsOptions {
 
 const PREFIX = "conntrack_cleaner_";
 const DECISION_RESULTS: DecisionResult[] = ["deleted", "already_gone", "failed", "dry_run"];
+const RULES: Rule[] = ["renewals", "unnated"];
 
 /**
  * The registry and every metric, fed by the agent through
@@ -47,6 +48,8 @@ export class Metrics implements AgentObserver {
   #renewals;
   #deletions;
   #deleteDuration;
+  #evidence;
+  #evidenceDuration;
   #skipped;
   #lastSuccess;
   #now: () => number;
@@ -94,14 +97,28 @@ export class Metrics implements AgentObserver {
     });
     this.#deletions = new client.Counter({
       name: `${PREFIX}deletions_total`,
-      help: "Stale entries acted on, by result (deleted, already_gone, failed, dry_run).",
-      labelNames: ["result"] as const,
+      help:
+        "Stale entries acted on, by result (deleted, already_gone, failed, dry_run) and by the rule that decided (renewals, unnated).",
+      labelNames: ["result", "rule"] as const,
       registers,
     });
     this.#deleteDuration = new client.Histogram({
       name: `${PREFIX}delete_duration_seconds`,
       help: "How long deleting one poll's stale entries took.",
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60],
+      registers,
+    });
+    this.#evidence = new client.Counter({
+      name: `${PREFIX}evidence_lookups_total`,
+      help:
+        "Reads of the table for the un-NATed rule's evidence (is a destination NATed now?), by result (ok, error).",
+      labelNames: ["result"] as const,
+      registers,
+    });
+    this.#evidenceDuration = new client.Histogram({
+      name: `${PREFIX}evidence_lookup_duration_seconds`,
+      help: "How long one evidence look-up took.",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
     this.#skipped = new client.Counter({
@@ -127,7 +144,10 @@ export class Metrics implements AgentObserver {
       registers,
     }).set({ source: o.source, deleter: o.deleter }, 1);
     for (const result of ["ok", "error"]) this.#snapshots.inc({ result }, 0);
-    for (const result of DECISION_RESULTS) this.#deletions.inc({ result }, 0);
+    for (const result of DECISION_RESULTS) {
+      for (const rule of RULES) this.#deletions.inc({ result, rule }, 0);
+    }
+    for (const result of ["ok", "error"]) this.#evidence.inc({ result }, 0);
     if (o.processMetrics ?? true) {
       client.collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
     }
@@ -149,9 +169,16 @@ export class Metrics implements AgentObserver {
     this.#snapshotDuration.observe(durationMs / 1000);
   }
 
-  deletions(results: DecisionResult[], durationMs: number): void {
-    for (const result of results) this.#deletions.inc({ result });
-    if (!results.every((r) => r === "dry_run")) this.#deleteDuration.observe(durationMs / 1000);
+  deletions(results: { result: DecisionResult; rule: Rule }[], durationMs: number): void {
+    for (const { result, rule } of results) this.#deletions.inc({ result, rule });
+    if (!results.every((r) => r.result === "dry_run")) {
+      this.#deleteDuration.observe(durationMs / 1000);
+    }
+  }
+
+  evidenceLookup(_asked: number, _found: number, durationMs: number, error?: unknown): void {
+    this.#evidence.inc({ result: error === undefined ? "ok" : "error" });
+    this.#evidenceDuration.observe(durationMs / 1000);
   }
 
   skippedTicks(count: number): void {

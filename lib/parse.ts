@@ -18,7 +18,7 @@
  * @module
  */
 import { canonicalIPv4, canonicalIPv6 } from "./addr.ts";
-import type { Family } from "./entry.ts";
+import type { Candidate, Family } from "./entry.ts";
 
 /** The TCP states the kernel names (`tcp_conntrack_names`). */
 export const TCP_STATES: ReadonlySet<string> = new Set([
@@ -186,6 +186,43 @@ export function parseLine(line: string): ParsedLine {
       use,
     },
   };
+}
+
+/**
+ * The {@linkcode Candidate} of a parsed entry, seen between `seenFrom` and
+ * `seenTo`; `translated` is set when the reply source differs from the
+ * original destination.
+ *
+ * @example
+ * ```ts
+ * import { candidateOf, parseLine } from "./parse.ts";
+ * const r = parseLine(
+ *   "ipv4     2 tcp      6 117 SYN_SENT src=10.0.0.1 dst=10.96.0.10 sport=40000 dport=80 " +
+ *     "[UNREPLIED] src=10.244.1.5 dst=10.0.0.1 sport=8080 dport=40000 mark=0 zone=0 use=2",
+ * );
+ * if (r.kind === "tcp") candidateOf(r.entry, 117, 0, 0).translated; // => { addr: "10.244.1.5", port: 8080 }
+ * ```
+ */
+export function candidateOf(
+  e: TcpEntry,
+  timeout: number,
+  seenFrom: number,
+  seenTo: number,
+): Candidate {
+  const { original: o, reply: r } = e;
+  const c: Candidate = {
+    family: e.family,
+    src: o.src,
+    dst: o.dst,
+    sport: o.sport,
+    dport: o.dport,
+    zone: e.zone,
+    timeout,
+    seenFrom,
+    seenTo,
+  };
+  if (r.src !== o.dst || r.sport !== o.dport) c.translated = { addr: r.src, port: r.sport };
+  return c;
 }
 
 /** `src= dst= sport= dport=` at `t[i..i+3]`, or the reason it is not. */

@@ -10,9 +10,16 @@
  *
  * @module
  */
-import type { Candidate, Snapshot } from "./entry.ts";
+import { canonicalIPv6 } from "./addr.ts";
+import {
+  type Candidate,
+  type Destination,
+  destinationKey,
+  type Endpoint,
+  type Snapshot,
+} from "./entry.ts";
 import { fastCandidate } from "./fast_line.ts";
-import { parseLine } from "./parse.ts";
+import { candidateOf, parseLine } from "./parse.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 // `%-8s %u %-8s %u ` in ct_seq_show(): names padded to 8 columns.
@@ -68,9 +75,27 @@ export class TableScanner {
   #carryFrom = 0;
   #decoder = new TextDecoder();
 
-  /** `maxCandidates` (default unlimited) bounds what one scan keeps. */
-  constructor(options: { maxCandidates?: number } = {}) {
+  /**
+   * Evidence mode only: for each destination asked (by
+   * {@linkcode destinationKey}), the first TCP entry to it, in any state,
+   * whose destination was translated: where to.
+   */
+  readonly evidence = new Map<string, Endpoint>();
+  /** Evidence mode: the destinations asked, and their addresses (a cheap first check). */
+  #want: Set<string> | undefined;
+  #wantAddr: Set<string> | undefined;
+
+  /**
+   * `maxCandidates` (default unlimited) bounds what one scan keeps. With
+   * `evidenceFor`, the scanner looks for evidence for those destinations
+   * instead of candidates (see {@linkcode TableScanner.evidence}).
+   */
+  constructor(options: { maxCandidates?: number; evidenceFor?: readonly Destination[] } = {}) {
     this.maxCandidates = options.maxCandidates ?? Infinity;
+    if (options.evidenceFor !== undefined) {
+      this.#want = new Set(options.evidenceFor.map(destinationKey));
+      this.#wantAddr = new Set(options.evidenceFor.map((d) => d.dst));
+    }
   }
 
   /**
@@ -157,6 +182,7 @@ export class TableScanner {
     }
     if (!startsWith(buf, p, end, TCP)) return; // another protocol
     p += TCP.length;
+    if (this.#want !== undefined) return this.#evidenceLine(buf, start, end, p);
     while (p < end && buf[p] >= 48 && buf[p] <= 57) p++; // timeout (absent when offloaded)
     if (p < end && buf[p] === 32) p++;
     if (!startsWith(buf, p, end, SYN_SENT)) return; // another TCP state
@@ -176,17 +202,27 @@ export class TableScanner {
     if (r.kind !== "tcp") return; // unreachable: the header said tcp
     const e = r.entry;
     if (e.state !== "SYN_SENT" || !e.unreplied || e.timeout === undefined) return;
-    this.candidates.push({
-      family: e.family,
-      src: e.original.src,
-      dst: e.original.dst,
-      sport: e.original.sport,
-      dport: e.original.dport,
-      zone: e.zone,
-      timeout: e.timeout,
-      seenFrom,
-      seenTo,
-    });
+    this.candidates.push(candidateOf(e, e.timeout, seenFrom, seenTo));
+  }
+
+  /** Evidence mode: a TCP line whose fields start at `p`. */
+  #evidenceLine(buf: Uint8Array, start: number, end: number, p: number): void {
+    // Only lines whose original destination address was asked for are parsed.
+    const dst = firstDst(buf, p, end);
+    if (dst === undefined) return;
+    const addr = dst.includes(":") ? canonicalIPv6(dst) : dst;
+    if (addr === undefined || !this.#wantAddr!.has(addr)) return;
+    const text = this.#decoder.decode(buf.subarray(start, end));
+    const r = parseLine(text);
+    if (r.kind === "malformed") return this.#note(r.reason, text);
+    if (r.kind !== "tcp") return;
+    const e = r.entry;
+    const { original: o, reply } = e;
+    if (reply.src === o.dst && reply.sport === o.dport) return; // not translated
+    const key = destinationKey({ family: e.family, dst: o.dst, dport: o.dport, zone: e.zone });
+    if (this.#want!.has(key) && !this.evidence.has(key)) {
+      this.evidence.set(key, { addr: reply.src, port: reply.sport });
+    }
   }
 
   #reject(reason: string, buf: Uint8Array, start: number, end: number): void {
@@ -208,4 +244,18 @@ function startsWith(buf: Uint8Array, at: number, end: number, pat: Uint8Array): 
   if (end - at < pat.length) return false;
   for (let i = 0; i < pat.length; i++) if (buf[at + i] !== pat[i]) return false;
   return true;
+}
+
+const DST = bytes(" dst=");
+
+/** The text of the first ` dst=` field at or after `p`, or `undefined`. */
+function firstDst(buf: Uint8Array, p: number, end: number): string | undefined {
+  for (let i = p; i + DST.length <= end; i++) {
+    if (buf[i] !== 32 || !startsWith(buf, i, end, DST)) continue;
+    const from = i + DST.length;
+    let to = from;
+    while (to < end && buf[to] !== 32 && to - from <= 45) to++;
+    return String.fromCharCode.apply(null, buf.subarray(from, to) as unknown as number[]);
+  }
+  return undefined;
 }

@@ -14,6 +14,7 @@ import { ConntrackCliSource } from "./sources/conntrack_cli.ts";
 import { NetlinkSource, probeNetlink, type ProbeResult } from "./sources/netlink.ts";
 import { ProcfsSource } from "./sources/procfs.ts";
 import type { Source } from "./sources/source.ts";
+import type { EvidenceFinder } from "./unnated.ts";
 
 /** A setup step that cannot go on: exit code 1 with this message. */
 export class SetupError extends Error {
@@ -22,7 +23,8 @@ export class SetupError extends Error {
 
 /** The chosen parts and why they were chosen (for the start-up log). */
 export interface Parts {
-  source: Source;
+  /** Reads the table, and looks up evidence for the un-NATed rule. */
+  source: Source & EvidenceFinder;
   sourceReason: string;
   deleter: Deleter;
   deleterReason: string;
@@ -83,7 +85,7 @@ async function chooseSource(
   runner: ProcessRunner,
   netlink: () => Promise<ProbeResult>,
   log?: Logger,
-): Promise<{ source: Source; sourceReason: string }> {
+): Promise<{ source: Source & EvidenceFinder; sourceReason: string }> {
   const nl = () =>
     new NetlinkSource({
       maxCandidates: s.maxCandidates,

@@ -35,12 +35,20 @@ export interface TrackerOptions {
   marginMs?: number;
 }
 
+/** The rule that found an entry stale. */
+export type Rule = "renewals" | "unnated";
+
 /** An entry found stale: delete it (or, in a dry run, say so). */
 export interface StaleDecision {
   tuple: Tuple;
   key: string;
-  /** Renewals observed; more than the threshold. */
+  /** Which rule decided, and why in words (for the log line). */
+  rule: Rule;
+  reason: string;
+  /** Renewals observed (more than the threshold for the renewal rule). */
   renewals: number;
+  /** For the un-NATed rule: how old the entry is at least, in milliseconds. */
+  ageMs?: number;
   /** Milliseconds between the first snapshot that saw it and this one. */
   trackedMs: number;
   /** The kernel's id, where the source knows it. */
@@ -66,6 +74,11 @@ interface Track {
   hi: number;
   renewals: number;
   firstSeen: number;
+  /**
+   * `seenTo` of the first observation of the entry as it is now: reset when a
+   * renewal is counted or the kernel id changes (it may be another entry).
+   */
+  sameSince: number;
   lastPoll: number;
   id?: number;
 }
@@ -134,6 +147,7 @@ export class RenewalTracker {
         renewals++;
         t.lo = lo;
         t.hi = hi;
+        t.sameSince = c.seenTo;
       } else if (hi <= t.lo) {
         // Deadline moved earlier (someone shortened the timeout): new reference.
         t.lo = lo;
@@ -147,6 +161,8 @@ export class RenewalTracker {
         stale.push({
           tuple: t.tuple,
           key,
+          rule: "renewals",
+          reason: `renewed ${t.renewals} times, more than the threshold ${this.threshold}`,
           renewals: t.renewals,
           trackedMs: snapshot.startedAt - t.firstSeen,
           ...(c.id !== undefined ? { id: c.id } : {}),
@@ -164,6 +180,15 @@ export class RenewalTracker {
   }
 
   /**
+   * The monotonic time from which the tracked entry of `tuple` is known to
+   * have existed unchanged (no renewal counted, same kernel id): the `seenTo`
+   * of its first such observation. `undefined` when the tuple is not tracked.
+   */
+  sameSince(tuple: Tuple): number | undefined {
+    return this.#tracks.get(tupleKey(tuple))?.sameSince;
+  }
+
+  /**
    * Drops a tuple after it was deleted (or reported in a dry run), so that a
    * new entry with the same tuple starts from zero renewals.
    */
@@ -178,6 +203,7 @@ export class RenewalTracker {
       hi,
       renewals: 0,
       firstSeen: c.seenFrom,
+      sameSince: c.seenTo,
       lastPoll: poll,
       ...(c.id !== undefined ? { id: c.id } : {}),
     };

@@ -91,7 +91,10 @@ function setup(opts: { result?: DeleteResult; dryRun?: boolean; threshold?: numb
       clock.t += ms;
       return Promise.resolve();
     },
-    observer: { deletions: (r) => results.push(r), skippedTicks: (n) => skipped.push(n) },
+    observer: {
+      deletions: (r) => results.push(r.map((x) => x.result)),
+      skippedTicks: (n) => skipped.push(n),
+    },
   });
   return { clock, source, deleter, lines, agent, results, skipped };
 }

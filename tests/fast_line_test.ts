@@ -16,6 +16,7 @@ function slow(line: string) {
   if (r.kind !== "tcp") return undefined;
   const e = r.entry;
   if (e.state !== "SYN_SENT" || !e.unreplied || e.timeout === undefined) return undefined;
+  const natted = e.reply.src !== e.original.dst || e.reply.sport !== e.original.dport;
   return {
     family: e.family,
     ...e.original,
@@ -23,6 +24,7 @@ function slow(line: string) {
     timeout: e.timeout,
     seenFrom: 1,
     seenTo: 2,
+    ...(natted ? { translated: { addr: e.reply.src, port: e.reply.sport } } : {}),
   };
 }
 

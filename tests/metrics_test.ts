@@ -16,11 +16,13 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
     nowSeconds: () => 1700000000,
   });
   const before = await m.registry.metrics();
-  assert.equal(
-    value(before, 'conntrack_cleaner_deletions_total{result="failed"}'),
-    0,
-    "results exist at 0 from the start",
-  );
+  for (const rule of ["renewals", "unnated"]) {
+    assert.equal(
+      value(before, `conntrack_cleaner_deletions_total{result="failed",rule="${rule}"}`),
+      0,
+      "results exist at 0 from the start, for each rule",
+    );
+  }
   assert.equal(value(before, 'conntrack_cleaner_snapshots_total{result="error"}'), 0);
   const snap = {
     candidates: [],
@@ -33,8 +35,15 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
   m.snapshotOk(snap, 12, { stale: [], renewals: 3, tracked: 7, forgotten: 0 });
   m.snapshotOk(snap, 8, { stale: [], renewals: 1, tracked: 5, forgotten: 2 });
   m.snapshotFailed(new Error("EIO"), 1);
-  m.deletions(["deleted", "deleted", "already_gone", "failed"], 40);
-  m.deletions(["dry_run"], 0);
+  m.deletions([
+    { result: "deleted", rule: "renewals" },
+    { result: "deleted", rule: "unnated" },
+    { result: "already_gone", rule: "renewals" },
+    { result: "failed", rule: "unnated" },
+  ], 40);
+  m.deletions([{ result: "dry_run", rule: "unnated" }], 0);
+  m.evidenceLookup(3, 1, 20);
+  m.evidenceLookup(2, 0, 5, new Error("EPERM"));
   m.skippedTicks(2);
   const t = await m.registry.metrics();
   assert.equal(value(t, 'conntrack_cleaner_snapshots_total{result="ok"}'), 2);
@@ -45,10 +54,19 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
   assert.equal(value(t, "conntrack_cleaner_candidates"), 5);
   assert.equal(value(t, "conntrack_cleaner_candidates_over_limit"), 40);
   assert.equal(value(t, "conntrack_cleaner_renewals_total"), 4);
-  assert.equal(value(t, 'conntrack_cleaner_deletions_total{result="deleted"}'), 2);
-  assert.equal(value(t, 'conntrack_cleaner_deletions_total{result="already_gone"}'), 1);
-  assert.equal(value(t, 'conntrack_cleaner_deletions_total{result="failed"}'), 1);
-  assert.equal(value(t, 'conntrack_cleaner_deletions_total{result="dry_run"}'), 1);
+  const del = (result: string, rule: string) =>
+    value(t, `conntrack_cleaner_deletions_total{result="${result}",rule="${rule}"}`);
+  assert.equal(del("deleted", "renewals"), 1);
+  assert.equal(del("deleted", "unnated"), 1);
+  assert.equal(del("already_gone", "renewals"), 1);
+  assert.equal(del("already_gone", "unnated"), 0);
+  assert.equal(del("failed", "unnated"), 1);
+  assert.equal(del("failed", "renewals"), 0);
+  assert.equal(del("dry_run", "unnated"), 1);
+  assert.equal(del("dry_run", "renewals"), 0);
+  assert.equal(value(t, 'conntrack_cleaner_evidence_lookups_total{result="ok"}'), 1);
+  assert.equal(value(t, 'conntrack_cleaner_evidence_lookups_total{result="error"}'), 1);
+  assert.equal(value(t, "conntrack_cleaner_evidence_lookup_duration_seconds_count"), 2);
   assert.equal(
     value(t, "conntrack_cleaner_delete_duration_seconds_count"),
     1,
@@ -59,5 +77,5 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
   assert.equal(value(t, 'conntrack_cleaner_build_info{version="1.2.3",deno="2.9.6"}'), 1);
   assert.equal(value(t, 'conntrack_cleaner_source_info{source="procfs",deleter="conntrack"}'), 1);
   const labels = new Set([...t.matchAll(/[{,]([a-z_]+)="/g)].map((x) => x[1]));
-  assert.deepEqual([...labels].sort(), ["deleter", "deno", "le", "result", "source", "version"]);
+  assert.deepEqual([...labels].sort(), ["deleter", "deno", "le", "result", "rule", "source", "version"]);
 });

@@ -121,6 +121,8 @@ export const IPS_EXPECTED = 1 << 0;
 export const IPS_SEEN_REPLY = 1 << 1;
 export const IPS_ASSURED = 1 << 2;
 export const IPS_CONFIRMED = 1 << 3;
+/** The destination was (to be) translated: set by DNAT/REDIRECT rules and `conntrack --dst-nat`. */
+export const IPS_DST_NAT = 1 << 5;
 export const IPS_TEMPLATE = 1 << 11;
 
 /** `enum tcp_conntrack` (the values `CTA_PROTOINFO_TCP_STATE` carries). */
@@ -768,6 +770,9 @@ export interface ConntrackEntry {
   /** Original-direction ports (TCP/UDP/SCTP/DCCP/UDP-Lite only). */
   sport?: number;
   dport?: number;
+  /** The reply tuple's source address and port: where the destination was translated to. */
+  replySrcAddr?: Uint8Array;
+  replySport?: number;
   /** `CTA_ZONE`, else the original tuple's `CTA_TUPLE_ZONE`, else 0. */
   zone: number;
   /** `CTA_STATUS` (`IPS_*` bits). */
@@ -784,6 +789,61 @@ const PORT_PROTOS = new Set([IPPROTO_TCP, IPPROTO_UDP, 33, 132, 136]);
 
 function need(cond: boolean, what: string): void {
   if (!cond) throw new NetlinkDecodeError(what);
+}
+
+/** One `CTA_TUPLE_*` nest, as far as it was there. */
+interface DecodedTuple {
+  src?: Uint8Array;
+  dst?: Uint8Array;
+  proto?: number;
+  sport?: number;
+  dport?: number;
+  zone?: number;
+}
+
+/** Decodes a `CTA_TUPLE_ORIG`/`CTA_TUPLE_REPLY` nest of an entry of family `fam`. */
+function decodeTuple(t: AttrCursor, view: DataView, fam: number): DecodedTuple {
+  const out: DecodedTuple = {};
+  while (t.next()) {
+    if (t.type === CTA_TUPLE_IP) decodeTupleIp(t.nested("CTA_TUPLE_IP"), view, fam, out);
+    else if (t.type === CTA_TUPLE_PROTO) decodeTupleProto(t.nested("CTA_TUPLE_PROTO"), view, out);
+    else if (t.type === CTA_TUPLE_ZONE) {
+      need(t.size === 2, `CTA_TUPLE_ZONE of ${t.size} bytes`);
+      out.zone = view.getUint16(t.start, false);
+    }
+  }
+  return out;
+}
+
+function decodeTupleIp(ip: AttrCursor, view: DataView, fam: number, out: DecodedTuple): void {
+  const addrLen = fam === AF_INET ? 4 : 16;
+  while (ip.next()) {
+    const v4 = ip.type === CTA_IP_V4_SRC || ip.type === CTA_IP_V4_DST;
+    const v6 = ip.type === CTA_IP_V6_SRC || ip.type === CTA_IP_V6_DST;
+    if (!v4 && !v6) continue;
+    need(
+      v4 === (fam === AF_INET),
+      `${fam === AF_INET ? "ipv4" : "ipv6"} entry with a ${v4 ? "v4" : "v6"} address`,
+    );
+    need(ip.size === addrLen, `address attribute of ${ip.size} bytes`);
+    const bytes = new Uint8Array(view.buffer, view.byteOffset + ip.start, addrLen);
+    if (ip.type === CTA_IP_V4_SRC || ip.type === CTA_IP_V6_SRC) out.src = bytes;
+    else out.dst = bytes;
+  }
+}
+
+function decodeTupleProto(pr: AttrCursor, view: DataView, out: DecodedTuple): void {
+  while (pr.next()) {
+    if (pr.type === CTA_PROTO_NUM) {
+      need(pr.size === 1, `CTA_PROTO_NUM of ${pr.size} bytes`);
+      out.proto = view.getUint8(pr.start);
+    } else if (pr.type === CTA_PROTO_SRC_PORT || pr.type === CTA_PROTO_DST_PORT) {
+      need(pr.size === 2, `port attribute of ${pr.size} bytes`);
+      const port = view.getUint16(pr.start, false);
+      if (pr.type === CTA_PROTO_SRC_PORT) out.sport = port;
+      else out.dport = port;
+    }
+  }
 }
 
 /**
@@ -807,14 +867,9 @@ export function decodeConntrack(payload: Uint8Array): ConntrackEntry {
   const fam = view.getUint8(0);
   need(fam === AF_INET || fam === AF_INET6, `nfgen_family ${fam} is neither AF_INET nor AF_INET6`);
   const family: Family = fam === AF_INET ? "ipv4" : "ipv6";
-  const addrLen = fam === AF_INET ? 4 : 16;
 
-  let srcAddr: Uint8Array | undefined;
-  let dstAddr: Uint8Array | undefined;
-  let proto: number | undefined;
-  let sport: number | undefined;
-  let dport: number | undefined;
-  let tupleZone: number | undefined;
+  let orig: DecodedTuple | undefined;
+  let reply: DecodedTuple | undefined;
   let zone: number | undefined;
   let status: number | undefined;
   let tcpState: number | undefined;
@@ -824,41 +879,12 @@ export function decodeConntrack(payload: Uint8Array): ConntrackEntry {
   const top = new AttrCursor(view, NFGENMSG_LEN, payload.length, "ctnetlink");
   while (top.next()) {
     switch (top.type) {
-      case CTA_TUPLE_ORIG: {
-        const t = top.nested("CTA_TUPLE_ORIG");
-        while (t.next()) {
-          if (t.type === CTA_TUPLE_IP) {
-            const ip = t.nested("CTA_TUPLE_IP");
-            while (ip.next()) {
-              const v4 = ip.type === CTA_IP_V4_SRC || ip.type === CTA_IP_V4_DST;
-              const v6 = ip.type === CTA_IP_V6_SRC || ip.type === CTA_IP_V6_DST;
-              if (!v4 && !v6) continue;
-              need(v4 === (fam === AF_INET), `${family} entry with a ${v4 ? "v4" : "v6"} address`);
-              need(ip.size === addrLen, `address attribute of ${ip.size} bytes`);
-              const bytes = payload.subarray(ip.start, ip.start + addrLen);
-              if (ip.type === CTA_IP_V4_SRC || ip.type === CTA_IP_V6_SRC) srcAddr = bytes;
-              else dstAddr = bytes;
-            }
-          } else if (t.type === CTA_TUPLE_PROTO) {
-            const pr = t.nested("CTA_TUPLE_PROTO");
-            while (pr.next()) {
-              if (pr.type === CTA_PROTO_NUM) {
-                need(pr.size === 1, `CTA_PROTO_NUM of ${pr.size} bytes`);
-                proto = view.getUint8(pr.start);
-              } else if (pr.type === CTA_PROTO_SRC_PORT || pr.type === CTA_PROTO_DST_PORT) {
-                need(pr.size === 2, `port attribute of ${pr.size} bytes`);
-                const port = view.getUint16(pr.start, false);
-                if (pr.type === CTA_PROTO_SRC_PORT) sport = port;
-                else dport = port;
-              }
-            }
-          } else if (t.type === CTA_TUPLE_ZONE) {
-            need(t.size === 2, `CTA_TUPLE_ZONE of ${t.size} bytes`);
-            tupleZone = view.getUint16(t.start, false);
-          }
-        }
+      case CTA_TUPLE_ORIG:
+        orig = decodeTuple(top.nested("CTA_TUPLE_ORIG"), view, fam);
         break;
-      }
+      case CTA_TUPLE_REPLY:
+        reply = decodeTuple(top.nested("CTA_TUPLE_REPLY"), view, fam);
+        break;
       case CTA_STATUS:
         need(top.size === 4, `CTA_STATUS of ${top.size} bytes`);
         status = view.getUint32(top.start, false);
@@ -901,20 +927,24 @@ export function decodeConntrack(payload: Uint8Array): ConntrackEntry {
     }
   }
 
-  need(srcAddr !== undefined && dstAddr !== undefined, "no original addresses");
+  need(orig?.src !== undefined && orig.dst !== undefined, "no original addresses");
+  const proto = orig!.proto;
   need(proto !== undefined, "no CTA_PROTO_NUM in the original tuple");
   need(status !== undefined, "no CTA_STATUS");
-  if (PORT_PROTOS.has(proto!)) need(sport !== undefined && dport !== undefined, "no ports");
+  const ports = PORT_PROTOS.has(proto!);
+  if (ports) need(orig!.sport !== undefined && orig!.dport !== undefined, "no ports");
   const entry: ConntrackEntry = {
     family,
     proto: proto!,
-    srcAddr: srcAddr!,
-    dstAddr: dstAddr!,
-    zone: zone ?? tupleZone ?? 0,
+    srcAddr: orig!.src!,
+    dstAddr: orig!.dst!,
+    zone: zone ?? orig!.zone ?? 0,
     status: status!,
   };
-  if (sport !== undefined) entry.sport = sport;
-  if (dport !== undefined) entry.dport = dport;
+  if (orig!.sport !== undefined) entry.sport = orig!.sport;
+  if (orig!.dport !== undefined) entry.dport = orig!.dport;
+  if (reply?.src !== undefined) entry.replySrcAddr = reply.src;
+  if (ports && reply?.sport !== undefined) entry.replySport = reply.sport;
   if (tcpState !== undefined) entry.tcpState = tcpState;
   if (timeout !== undefined) entry.timeout = timeout;
   if (id !== undefined) entry.id = id;

@@ -6,8 +6,9 @@
  *
  * @module
  */
-import type { Family, Snapshot } from "../entry.ts";
+import type { Destination, Endpoint, Family, Snapshot } from "../entry.ts";
 import { TableScanner } from "../scan.ts";
+import type { EvidenceFinder } from "../unnated.ts";
 import type { Clock, Source } from "./source.ts";
 
 /** Options for {@linkcode ConntrackCliSource}. */
@@ -26,6 +27,11 @@ export function listArgs(family: Family): string[] {
   return ["-L", "-p", "tcp", "-u", "UNREPLIED", "-o", "extended", "-f", family];
 }
 
+/** The `conntrack -L` arguments for evidence: TCP entries whose destination was NATed. */
+export function evidenceArgs(family: Family): string[] {
+  return ["-L", "-p", "tcp", "--dst-nat", "-o", "extended", "-f", family];
+}
+
 /**
  * A {@linkcode Source} over `conntrack -L`. Output is streamed into a
  * {@linkcode TableScanner}; a listing that fails or times out rejects the
@@ -38,7 +44,7 @@ export function listArgs(family: Family): string[] {
  * console.log(snap.candidates.length);
  * ```
  */
-export class ConntrackCliSource implements Source {
+export class ConntrackCliSource implements Source, EvidenceFinder {
   readonly name = "conntrack";
   readonly bin: string;
   #timeoutMs: number;
@@ -56,17 +62,35 @@ export class ConntrackCliSource implements Source {
     const startedAt = this.#clock();
     const scanner = new TableScanner({ maxCandidates: this.#maxCandidates });
     for (const family of ["ipv4", "ipv6"] as const) {
-      await this.#list(family, scanner, signal);
+      await this.#list(listArgs(family), scanner, signal);
     }
     scanner.end();
     return scanner.snapshot(startedAt, this.#clock());
   }
 
-  async #list(family: Family, scanner: TableScanner, signal?: AbortSignal): Promise<void> {
+  /**
+   * Evidence for the un-NATed rule: `conntrack -L --dst-nat` of each family
+   * asked about (see {@linkcode EvidenceFinder}).
+   */
+  async findEvidence(
+    destinations: readonly Destination[],
+    signal?: AbortSignal,
+  ): Promise<Map<string, Endpoint>> {
+    const scanner = new TableScanner({ evidenceFor: destinations });
+    for (const family of ["ipv4", "ipv6"] as const) {
+      if (destinations.some((d) => d.family === family)) {
+        await this.#list(evidenceArgs(family), scanner, signal);
+      }
+    }
+    scanner.end();
+    return scanner.evidence;
+  }
+
+  async #list(args: string[], scanner: TableScanner, signal?: AbortSignal): Promise<void> {
     signal?.throwIfAborted();
     const from = this.#clock();
     const child = new Deno.Command(this.bin, {
-      args: listArgs(family),
+      args,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -91,7 +115,7 @@ export class ConntrackCliSource implements Source {
       signal?.throwIfAborted();
       if (timedOut) throw new Error(`${this.bin} -L did not finish in ${this.#timeoutMs} ms`);
       if (!status.success) {
-        throw new Error(`${this.bin} ${listArgs(family).join(" ")} exited ${status.code}: ${err}`);
+        throw new Error(`${this.bin} ${args.join(" ")} exited ${status.code}: ${err}`);
       }
     } finally {
       clearTimeout(timer);

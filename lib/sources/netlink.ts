@@ -4,18 +4,28 @@
  *
  * @module
  */
-import type { Candidate, Snapshot } from "../entry.ts";
+import {
+  type Candidate,
+  type Destination,
+  destinationKey,
+  type Endpoint,
+  type Snapshot,
+} from "../entry.ts";
+import type { EvidenceFinder } from "../unnated.ts";
 import {
   AF_INET,
   AF_INET6,
   AF_UNSPEC,
   appendDumpRequest,
+  type ConntrackEntry,
   ctMsgType,
   decodeConntrack,
   type DumpFilter,
   entryTuple,
+  formatAddress,
   IPCTNL_MSG_CT_NEW,
   IPPROTO_TCP,
+  IPS_DST_NAT,
   IPS_SEEN_REPLY,
   isSynSentUnreplied,
   MessageBuilder,
@@ -148,6 +158,14 @@ function hex(bytes: Uint8Array): string {
   return n < bytes.length ? `${s}… (${bytes.length} bytes)` : s;
 }
 
+/** What one set of parallel dumps asks for, and what it does with each message. */
+interface DumpJob {
+  filter: DumpFilter;
+  /** A data message of dump `i` (socket `i`), produced between `from` and `to`. */
+  onMessage(i: number, m: NetlinkMessage, from: number, to: number): void;
+  onFramingError(reason: string, bytes: Uint8Array): void;
+}
+
 /**
  * Counts of one attempt, shared by its dumps; thrown away with the attempt
  * when it is retried.
@@ -224,7 +242,7 @@ class Tally {
  * }
  * ```
  */
-export class NetlinkSource implements Source {
+export class NetlinkSource implements Source, EvidenceFinder {
   readonly name = "netlink";
   #clock: Clock;
   #mode: NetlinkFilterMode;
@@ -286,9 +304,85 @@ export class NetlinkSource implements Source {
     return run;
   }
 
+  /**
+   * Evidence for the un-NATed rule (see {@linkcode EvidenceFinder}): one dump
+   * per family asked about, in which the kernel sends only TCP entries with
+   * `IPS_DST_NAT` (as far as the filter mode allows); each is checked again
+   * here, by its tuples. Runs after the snapshot in progress, on its sockets.
+   */
+  findEvidence(
+    destinations: readonly Destination[],
+    signal?: AbortSignal,
+  ): Promise<Map<string, Endpoint>> {
+    const run = this.#queue.then(() => this.#findEvidence(destinations, signal));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
   close(): void {
     this.#closed = true;
     this.#reset();
+  }
+
+  async #findEvidence(
+    destinations: readonly Destination[],
+    signal?: AbortSignal,
+  ): Promise<Map<string, Endpoint>> {
+    if (this.#closed) throw new Error("netlink source is closed");
+    const want = new Set(destinations.map(destinationKey));
+    const deadline = this.#clock() + this.#timeoutMs;
+    const mode = this.#mode;
+    const families = PROTO_MODES.has(mode)
+      ? [AF_INET, AF_INET6].filter((f) =>
+        destinations.some((d) => (d.family === "ipv4" ? AF_INET : AF_INET6) === f)
+      )
+      : [AF_UNSPEC];
+    const filter: DumpFilter = {};
+    if (PROTO_MODES.has(mode)) filter.protoNum = IPPROTO_TCP;
+    if (STATUS_MODES.has(mode)) filter.status = { value: IPS_DST_NAT, mask: IPS_DST_NAT };
+    for (let failures = 0;; failures++) {
+      const found = new Map<string, Endpoint>();
+      try {
+        await this.#dumpAll(
+          families,
+          {
+            filter,
+            onMessage: (_i, m) => {
+              if (m.type !== CT_NEW) return;
+              let e;
+              try {
+                e = decodeConntrack(m.payload);
+              } catch (err) {
+                if (err instanceof NetlinkDecodeError) return; // not evidence; snapshots count these
+                throw err;
+              }
+              if (e.proto !== IPPROTO_TCP || e.dport === undefined) return;
+              const to = e.replySrcAddr === undefined ? undefined : translation(e);
+              if (to === undefined) return;
+              const key = destinationKey({
+                family: e.family,
+                dst: formatAddress(e.dstAddr),
+                dport: e.dport,
+                zone: e.zone,
+              });
+              if (want.has(key) && !found.has(key)) found.set(key, to);
+            },
+            onFramingError: () => {},
+          },
+          deadline,
+          signal,
+        );
+        return found;
+      } catch (e) {
+        this.#reset();
+        if (signal?.aborted) throw signal.reason;
+        if (e instanceof DumpRetryError && failures < this.#maxRetries) {
+          this.#onRetry?.(e.message);
+          continue;
+        }
+        throw e instanceof Error ? e : new Error(String(e));
+      }
+    }
   }
 
   #setMode(mode: NetlinkFilterMode, reason: string): void {
@@ -320,7 +414,21 @@ export class NetlinkSource implements Source {
       const families = PROTO_MODES.has(mode) ? [AF_INET, AF_INET6] : [AF_UNSPEC];
       const tally = new Tally(this.#maxCandidates, families.length, mode === "proto+status");
       try {
-        await this.#dumpAll(families, mode, tally, deadline, signal);
+        await this.#dumpAll(
+          families,
+          {
+            filter: filterFor(mode),
+            onMessage: (i, m, from, to) =>
+              this.#onMessage(m, from, to, tally, tally.candidates[i]!),
+            onFramingError: (reason, bytes) => {
+              // The unframed rest of a datagram counts as one message seen and malformed.
+              tally.scanned++;
+              tally.bad(`netlink framing: ${reason}`, bytes);
+            },
+          },
+          deadline,
+          signal,
+        );
       } catch (e) {
         this.#reset();
         if (signal?.aborted) throw signal.reason;
@@ -401,13 +509,12 @@ export class NetlinkSource implements Source {
    */
   async #dumpAll(
     families: number[],
-    mode: NetlinkFilterMode,
-    tally: Tally,
+    job: DumpJob,
     deadline: number,
     signal?: AbortSignal,
   ): Promise<void> {
     if (families.length === 1) {
-      return await this.#dump(0, families[0], mode, tally, deadline, signal);
+      return await this.#dump(0, families[0]!, job, deadline, signal);
     }
     signal?.throwIfAborted();
     // Aborted by the caller's signal or by the first dump to fail.
@@ -418,7 +525,7 @@ export class NetlinkSource implements Source {
     try {
       await Promise.all(families.map(async (family, i) => {
         try {
-          await this.#dump(i, family, mode, tally, deadline, stop.signal);
+          await this.#dump(i, family, job, deadline, stop.signal);
         } catch (error) {
           // The others then reject with this same error (the abort reason); the first counts.
           if (failure === undefined) {
@@ -436,29 +543,23 @@ export class NetlinkSource implements Source {
   async #dump(
     i: number,
     family: number,
-    mode: NetlinkFilterMode,
-    tally: Tally,
+    job: DumpJob,
     deadline: number,
     signal?: AbortSignal,
   ): Promise<void> {
-    const slot = this.#slots[i];
+    const slot = this.#slots[i]!;
     const t = slot.transport ??= this.#open();
     const seq = this.#seq = (this.#seq + 1) >>> 0;
     const b = new MessageBuilder(96);
-    appendDumpRequest(b, seq, family, filterFor(mode));
-    const into = tally.candidates[i];
+    appendDumpRequest(b, seq, family, job.filter);
     await runDump(t, seq, b.bytes(), {
       clock: this.#clock,
       deadline,
       pollIntervalMs: this.#pollMs,
       buffer: slot.buffer,
       signal,
-      onMessage: (m, from, to) => this.#onMessage(m, from, to, tally, into),
-      onFramingError: (reason, bytes) => {
-        // The unframed rest of a datagram counts as one message seen and malformed.
-        tally.scanned++;
-        tally.bad(`netlink framing: ${reason}`, bytes);
-      },
+      onMessage: (m, from, to) => job.onMessage(i, m, from, to),
+      onFramingError: job.onFramingError,
     });
   }
 
@@ -494,8 +595,32 @@ export class NetlinkSource implements Source {
       tally.overflow++;
       return;
     }
+    if (e.replySrcAddr === undefined || e.replySport === undefined) {
+      // Whether the destination was NATed cannot be told: not a candidate for any rule.
+      tally.bad("SYN_SENT entry without a reply tuple", m.payload);
+      return;
+    }
     const c: Candidate = { ...entryTuple(e), timeout: e.timeout!, seenFrom: from, seenTo: to };
     if (e.id !== undefined) c.id = e.id;
+    const translated = translation(e);
+    if (translated !== undefined) c.translated = translated;
     into.push(c);
   }
+}
+
+/**
+ * Where the entry's destination was translated to: the reply source, when it
+ * differs from the original destination address or port; `undefined` for an
+ * un-NATed entry. An entry without a reply tuple counts as translated to
+ * nowhere (`::`/`0.0.0.0` port 0) rather than as un-NATed: never a guess that
+ * lets something be deleted.
+ */
+export function translation(e: ConntrackEntry): Endpoint | undefined {
+  const r = e.replySrcAddr;
+  if (r === undefined || e.replySport === undefined) {
+    return { addr: e.family === "ipv4" ? "0.0.0.0" : "::", port: 0 };
+  }
+  let same = r.length === e.dstAddr.length && e.replySport === e.dport;
+  for (let i = 0; same && i < r.length; i++) same = r[i] === e.dstAddr[i];
+  return same ? undefined : { addr: formatAddress(r), port: e.replySport };
 }

@@ -3,8 +3,9 @@
  *
  * @module
  */
-import type { Snapshot } from "../entry.ts";
+import type { Destination, Endpoint, Snapshot } from "../entry.ts";
 import { TableScanner } from "../scan.ts";
+import type { EvidenceFinder } from "../unnated.ts";
 import type { Clock, Source } from "./source.ts";
 
 /** Options for {@linkcode ProcfsSource}. */
@@ -47,7 +48,7 @@ export const DEFAULT_PROC_FILE = "/proc/net/nf_conntrack";
  * console.log(snap.scanned, snap.candidates.length);
  * ```
  */
-export class ProcfsSource implements Source {
+export class ProcfsSource implements Source, EvidenceFinder {
   readonly name = "procfs";
   readonly path: string;
   #chunkSize: number;
@@ -67,6 +68,21 @@ export class ProcfsSource implements Source {
   async snapshot(signal?: AbortSignal): Promise<Snapshot> {
     const startedAt = this.#clock();
     const scanner = new TableScanner({ maxCandidates: this.#maxCandidates });
+    await this.#read(scanner, startedAt, signal);
+    return scanner.snapshot(startedAt, this.#clock());
+  }
+
+  /** Evidence for the un-NATed rule: one more read of the file (see {@linkcode EvidenceFinder}). */
+  async findEvidence(
+    destinations: readonly Destination[],
+    signal?: AbortSignal,
+  ): Promise<Map<string, Endpoint>> {
+    const scanner = new TableScanner({ evidenceFor: destinations });
+    await this.#read(scanner, this.#clock(), signal);
+    return scanner.evidence;
+  }
+
+  async #read(scanner: TableScanner, startedAt: number, signal?: AbortSignal): Promise<void> {
     // One buffer, reused across polls: the scanner copies what it keeps.
     const buf = this.#buf ??= new Uint8Array(this.#chunkSize);
     using file = Deno.openSync(this.path, { read: true });
@@ -88,7 +104,6 @@ export class ProcfsSource implements Source {
       }
     }
     scanner.end();
-    return scanner.snapshot(startedAt, this.#clock());
   }
 }
 
