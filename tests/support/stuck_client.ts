@@ -46,7 +46,7 @@
  * @module
  */
 import type { ConnectRequest } from "./tcp_connect.ts";
-import { type Netns, withNetns } from "./netns.ts";
+import { type EntrySpec, type Netns, withNetns } from "./netns.ts";
 
 const TCP_CONNECT = new URL("./tcp_connect.ts", import.meta.url).pathname;
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -203,6 +203,7 @@ export interface ClientResult {
   code?: string;
   /** Milliseconds from the first SYN until connected, failed or given up. */
   ms: number;
+  /** The source port (an ephemeral one is known once connected; 0 before). */
   localPort: number;
 }
 
@@ -317,7 +318,7 @@ export class StuckNet {
         outcome: end.event as ClientResult["outcome"],
         ...(end.code !== undefined ? { code: String(end.code) } : {}),
         ms: end.ms as number,
-        localPort,
+        localPort: typeof end.localPort === "number" ? end.localPort : localPort,
       };
     })();
     done.catch(() => {});
@@ -325,10 +326,26 @@ export class StuckNet {
   }
 
   /** The node's table (`conntrack -L -o extended,id`), parsed. */
-  async table(): Promise<CtEntry[]> {
-    const r = await this.node.conntrack(["-L", "-o", "extended,id"]);
-    return parseConntrackList(r.stdout);
+  table(): Promise<CtEntry[]> {
+    return listEntries(this.node);
   }
+}
+
+/** A namespace's table (`conntrack -L -o extended,id`), parsed. */
+export async function listEntries(ns: Netns): Promise<CtEntry[]> {
+  const r = await ns.conntrack(["-L", "-o", "extended,id"]);
+  return parseConntrackList(r.stdout);
+}
+
+/**
+ * The entry with `spec`'s original tuple, protocol and zone (addresses
+ * spelled as `conntrack` prints them: compressed IPv6).
+ */
+export function findEntry(entries: readonly CtEntry[], spec: EntrySpec): CtEntry | undefined {
+  return entries.find((e) =>
+    e.proto === (spec.proto ?? "tcp") && e.src === spec.src && e.dst === spec.dst &&
+    e.sport === spec.sport && e.dport === spec.dport && e.zone === (spec.zone ?? 0)
+  );
 }
 
 function tables(family: "ipv4" | "ipv6"): string {
@@ -534,6 +551,8 @@ export interface StoryOptions {
   afterFirstSyn?: () => Promise<void>;
   /** Delay before the stuck client's `connect()`, to let every child start. Default 1000 ms. */
   leadMs?: number;
+  /** Stops waiting (rejects); the clients are killed when the namespaces go. */
+  signal?: AbortSignal;
 }
 
 /** What {@linkcode runStory} saw. */
@@ -562,24 +581,36 @@ export async function runStory(net: StuckNet, o: StoryOptions): Promise<StoryRes
     net.connect({ family: o.family, ...x, at, deadlineMs: o.deadlineMs })
   );
   const secondAt = o.secondClientAtMs === undefined ? 3000 : o.secondClientAtMs;
-  const t0 = await stuck.started;
+  const wait = <T>(p: Promise<T>) => abortable(p, o.signal);
+  const t0 = await wait(stuck.started);
   const second = secondAt === null
     ? undefined
     : net.connect({ family: o.family, at: t0 + secondAt, deadlineMs: 5000 });
-  await o.afterFirstSyn?.();
-  await sleepUntil(t0 + (o.dnatAtMs ?? 2000));
+  await wait(o.afterFirstSyn?.() ?? Promise.resolve());
+  await wait(sleepUntil(t0 + (o.dnatAtMs ?? 2000)));
   await net.dnat(o.family);
   const dnatMs = Date.now() - t0;
   return {
-    stuck: await stuck.done,
-    ...(second ? { second: await second.done } : {}),
-    others: await Promise.all(others.map((c) => c.done)),
+    stuck: await wait(stuck.done),
+    ...(second ? { second: await wait(second.done) } : {}),
+    others: await wait(Promise.all(others.map((c) => c.done))),
     dnatMs,
   };
 }
 
 function sleepUntil(epochMs: number): Promise<void> {
   return new Promise((r) => setTimeout(r, Math.max(0, epochMs - Date.now())));
+}
+
+/** `p`, or a rejection (with `signal.reason`) as soon as `signal` aborts. */
+export function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return p;
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 /** A running agent started with {@linkcode startAgent}. */
@@ -592,18 +623,24 @@ export interface AgentRun {
   stop(): Promise<number>;
 }
 
+/** Options for {@linkcode startAgent}. */
+export interface AgentOptions {
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+  /** Each raw stdout line is also passed here as it comes (the demo prints them). */
+  onLine?: (line: string) => void;
+  /** Default `json` (only JSON lines are parsed into `logs`). */
+  logFormat?: "json" | "text";
+}
+
 /**
  * Runs the agent (`deno run -A main.ts --listen=off --log-format=json ARGS…`)
- * in `ns`. With `onLine`, each raw stdout line is also passed on (the demo
- * prints them).
+ * in `ns`.
  */
-export function startAgent(
-  ns: Netns,
-  args: string[],
-  options: { env?: Record<string, string>; onLine?: (line: string) => void } = {},
-): AgentRun {
+export function startAgent(ns: Netns, args: string[], options: AgentOptions = {}): AgentRun {
+  const format = options.logFormat ?? "json";
   const child = ns.spawn(
-    [Deno.execPath(), "run", "-A", MAIN, "--listen=off", "--log-format=json", ...args],
+    [Deno.execPath(), "run", "-A", MAIN, "--listen=off", `--log-format=${format}`, ...args],
     { stdout: "piped", stderr: "piped", env: { NO_COLOR: "1", ...options.env } },
   );
   const logs: Record<string, unknown>[] = [];
@@ -621,6 +658,7 @@ export function startAgent(
       }
       logs.push(parsed);
       if (parsed.msg === "conntrack-cleaner starting") ready();
+      if (parsed.unparsed !== undefined && line.includes("conntrack-cleaner starting")) ready();
     }
   })();
   const status = child.status;

@@ -6,7 +6,7 @@
  *
  * - `{"event":"connect","at":EPOCH_MS,"localPort":N}` just before `connect()`
  *   (the first SYN leaves at once);
- * - then one of `{"event":"connected","at":…,"ms":…}`,
+ * - then one of `{"event":"connected","at":…,"ms":…,"localPort":N}`,
  *   `{"event":"error","at":…,"ms":…,"code":"ETIMEDOUT"}` or
  *   `{"event":"deadline","at":…,"ms":…}` (gave up: the socket is closed).
  *
@@ -60,8 +60,9 @@ async function main(req: ConnectRequest): Promise<void> {
     }, req.deadlineMs);
     socket.once("connect", () => {
       clearTimeout(timer);
+      const localPort = socket.localPort;
       socket.destroy();
-      resolve({ event: "connected" });
+      resolve({ event: "connected", localPort });
     });
     socket.once("error", (e: Error & { code?: string }) => {
       clearTimeout(timer);
