@@ -77,5 +77,13 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
   assert.equal(value(t, 'conntrack_cleaner_build_info{version="1.2.3",deno="2.9.6"}'), 1);
   assert.equal(value(t, 'conntrack_cleaner_source_info{source="procfs",deleter="conntrack"}'), 1);
   const labels = new Set([...t.matchAll(/[{,]([a-z_]+)="/g)].map((x) => x[1]));
-  assert.deepEqual([...labels].sort(), ["deleter", "deno", "le", "result", "rule", "source", "version"]);
+  assert.deepEqual([...labels].sort(), [
+    "deleter",
+    "deno",
+    "le",
+    "result",
+    "rule",
+    "source",
+    "version",
+  ]);
 });

@@ -341,7 +341,10 @@ export async function listEntries(ns: Netns): Promise<CtEntry[]> {
  * The entry with `spec`'s original tuple, protocol and zone (addresses
  * spelled as `conntrack` prints them: compressed IPv6).
  */
-export function findEntry(entries: readonly CtEntry[], spec: EntrySpec): CtEntry | undefined {
+export function findEntry(
+  entries: readonly CtEntry[],
+  spec: Pick<EntrySpec, "proto" | "src" | "dst" | "sport" | "dport" | "zone">,
+): CtEntry | undefined {
   return entries.find((e) =>
     e.proto === (spec.proto ?? "tcp") && e.src === spec.src && e.dst === spec.dst &&
     e.sport === spec.sport && e.dport === spec.dport && e.zone === (spec.zone ?? 0)
