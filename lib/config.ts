@@ -273,7 +273,7 @@ export function loadConfig(
     unnatedAfterMs: get("unnated-after", (s) => {
       if (s === "off") return null;
       const ms = parseGoDuration(s);
-      return ms !== undefined && ms <= MAX_UNNATED_AFTER_MS ? ms : undefined;
+      return ms !== undefined && ms >= 0 && ms <= MAX_UNNATED_AFTER_MS ? ms : undefined;
     }) ?? undefined,
     maxCandidates: get("max-candidates", (s) => {
       if (!/^[1-9][0-9]{0,7}$/.test(s)) return undefined;

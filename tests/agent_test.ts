@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Agent, type DecisionResult } from "../lib/agent.ts";
 import type { Snapshot, Tuple } from "../lib/entry.ts";
 import type { DeleteOutcome, Deleter, DeleteResult } from "../lib/deleters/deleter.ts";
+import { type DestinationSet, parseDestinations } from "../lib/destinations.ts";
 import { createLogger } from "../lib/log.ts";
 import type { Source } from "../lib/sources/source.ts";
 import { RenewalTracker } from "../lib/tracker.ts";
@@ -71,7 +72,9 @@ class FakeDeleter implements Deleter {
   }
 }
 
-function setup(opts: { result?: DeleteResult; dryRun?: boolean; threshold?: number } = {}) {
+function setup(
+  opts: { result?: DeleteResult; dryRun?: boolean; threshold?: number; destinations?: string } = {},
+) {
   const clock = new FakeClock();
   const source = new RenewingSource(clock);
   const deleter = new FakeDeleter(opts.result ?? "deleted");
@@ -83,6 +86,7 @@ function setup(opts: { result?: DeleteResult; dryRun?: boolean; threshold?: numb
     source,
     deleter,
     tracker: new RenewalTracker({ threshold: opts.threshold ?? 1 }),
+    ...(opts.destinations === undefined ? {} : { destinations: scope(opts.destinations) }),
     log,
     intervalMs: 1000,
     dryRun: opts.dryRun,
@@ -107,6 +111,25 @@ async function pollEverySecond(s: ReturnType<typeof setup>, n: number) {
   }
   return reports;
 }
+
+function scope(list: string): DestinationSet {
+  const d = parseDestinations(list);
+  if (typeof d === "string") throw new Error(d);
+  return d;
+}
+
+Deno.test("Agent.pollOnce applies --destinations to the renewal rule: renewed entries outside it stay", async () => {
+  const outside = setup({ threshold: 1, destinations: "10.0.0.3,10.0.0.2:81,[::/0]:80" });
+  const r = await pollEverySecond(outside, 6);
+  assert.equal(outside.deleter.calls.length, 0);
+  assert.ok(r.every((x) => x.ok && x.track!.tracked === 0), "out of scope: not even tracked");
+  const inside = setup({ threshold: 1, destinations: "10.0.0.0/24:80" });
+  await pollEverySecond(inside, 6);
+  assert.deepEqual(inside.deleter.calls, [[T]]);
+  const line = inside.lines.find((l) => l.msg === "deleted stale entry")!;
+  assert.equal(line.rule, "renewals");
+  assert.match(String(line.reason), /renewed 2 times, more than the threshold 1/);
+});
 
 Deno.test("Agent.pollOnce deletes a renewed entry after more than threshold renewals and logs it once", async () => {
   const s = setup({ threshold: 1 });

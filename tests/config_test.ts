@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   type ConfigResult,
   DEFAULT_LISTEN,
+  describeSettings,
   loadConfig,
   parseListen,
   type Settings,
@@ -133,5 +134,62 @@ Deno.test("loadConfig bounds --max-candidates (env CONNTRACK_CLEANER_MAX_CANDIDA
       error(loadConfig([`--max-candidates=${bad}`], noEnv)),
       /--max-candidates .*expected a whole number from 1 to 10000000/,
     );
+  }
+});
+
+Deno.test("loadConfig reads --destinations and --unnated-after (env CONNTRACK_CLEANER_DESTINATIONS, _UNNATED_AFTER)", () => {
+  const d = run(loadConfig([], noEnv));
+  assert.equal(d.destinations, undefined, "default: every destination");
+  assert.equal(d.unnatedAfterMs, 2000, "default 2s");
+  const f = run(
+    loadConfig(["--destinations=10.96.0.0/12,[2001:db8::/64]:443", "--unnated-after=off"], noEnv),
+  );
+  assert.equal(f.destinations?.toString(), "10.96.0.0/12,[2001:db8::/64]:443");
+  assert.equal(f.unnatedAfterMs, undefined);
+  const e = run(loadConfig(
+    [],
+    envOf({
+      CONNTRACK_CLEANER_DESTINATIONS: "192.0.2.10:80",
+      CONNTRACK_CLEANER_UNNATED_AFTER: "500ms",
+    }),
+  ));
+  assert.equal(e.destinations?.toString(), "192.0.2.10/32:80");
+  assert.equal(e.unnatedAfterMs, 500);
+  assert.equal(e.origin["destinations"], "env");
+  const all = run(loadConfig(["--destinations=all", "--unnated-after=0s"], noEnv));
+  assert.equal(all.destinations, undefined);
+  assert.equal(all.unnatedAfterMs, 0);
+  const described = describeSettings(f);
+  assert.equal(described.destinations, "10.96.0.0/12,[2001:db8::/64]:443");
+  assert.equal(described.unnated_after, "off");
+});
+
+Deno.test("loadConfig refuses every bad --destinations and --unnated-after form, naming the item", () => {
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [["--destinations="], {}, /--destinations "": empty item.*expected all, or comma-separated/],
+    [["--destinations=10.0.0.1/8"], {}, /item "10.0.0.1\/8": host bits set/],
+    [["--destinations=10.0.0.0/8,bogus"], {}, /item "bogus": bad IPv4 address/],
+    [["--destinations=2001:db8::/64:443"], {}, /goes in brackets/],
+    [["--destinations=[10.0.0.1]:80"], {}, /brackets are for IPv6 only/],
+    [["--destinations=10.0.0.1:80-70"], {}, /runs backwards/],
+    [["--destinations=10.0.0.1:70000"], {}, /from 0 to 65535/],
+    [["--destinations=ALL"], {}, /item "ALL"/],
+    [
+      [],
+      { CONNTRACK_CLEANER_DESTINATIONS: "10.0.0.0/33" },
+      /CONNTRACK_CLEANER_DESTINATIONS .*prefix/,
+    ],
+    [
+      ["--unnated-after=2"],
+      {},
+      /--unnated-after "2": expected a Go duration from 0s to 1h, or off/,
+    ],
+    [["--unnated-after=-1s"], {}, /--unnated-after "-1s"/],
+    [["--unnated-after=2h"], {}, /--unnated-after "2h"/],
+    [["--unnated-after=no"], {}, /--unnated-after "no"/],
+    [[], { CONNTRACK_CLEANER_UNNATED_AFTER: "Off" }, /CONNTRACK_CLEANER_UNNATED_AFTER "Off"/],
+  ];
+  for (const [args, env, want] of cases) {
+    assert.match(error(loadConfig(args, envOf(env))), want, `${args} ${JSON.stringify(env)}`);
   }
 });

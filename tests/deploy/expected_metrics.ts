@@ -18,7 +18,7 @@ export interface ExpectedMetric {
   labelValues?: Readonly<Record<string, readonly string[]>>;
 }
 
-const CLOSED_LABELS = new Set(["result"]);
+const CLOSED_LABELS = new Set(["result", "rule"]);
 
 async function fromRegistry(): Promise<ExpectedMetric[]> {
   const m = new Metrics({

@@ -172,13 +172,13 @@ Deno.test("grafana dashboard: label matchers and by() clauses use labels and val
   }
 });
 
-Deno.test("grafana dashboard: covers deletions, candidates, snapshot latency, errors, scans, freshness, skipped ticks", () => {
+Deno.test("grafana dashboard: covers deletions by rule, candidates, snapshot latency, errors, scans, freshness, skipped ticks", () => {
   const all = queries(load());
   const uses = (re: RegExp) => all.some((e) => re.test(e));
   assert.ok(
     uses(/rate\(conntrack_cleaner_deletions_total\{[^}]*\}\[[^\]]+\]\)/) &&
-      uses(/by \(result\)[^\n]*conntrack_cleaner_deletions_total/),
-    "deletion rate by result",
+      uses(/by \(rule, result\)[^\n]*conntrack_cleaner_deletions_total/),
+    "deletion rate by rule and result",
   );
   assert.ok(uses(/conntrack_cleaner_candidates\b/), "candidates");
   assert.ok(

@@ -20,8 +20,18 @@ kernelTest("main.ts serves /readyz 200 and /metrics counting the deletions it ma
   assertStory(r, "with --listen");
   assert.deepEqual(ready, { status: 200, body: "ok\n" });
   assert.deepEqual(health, { status: 200, body: "ok\n" });
-  assert.match(metrics, /^conntrack_cleaner_deletions_total\{result="deleted"\} 3$/m);
-  assert.match(metrics, /^conntrack_cleaner_deletions_total\{result="failed"\} 0$/m);
+  assert.match(
+    metrics,
+    /^conntrack_cleaner_deletions_total\{result="deleted",rule="renewals"\} 3$/m,
+  );
+  assert.match(
+    metrics,
+    /^conntrack_cleaner_deletions_total\{result="deleted",rule="unnated"\} 0$/m,
+  );
+  assert.match(
+    metrics,
+    /^conntrack_cleaner_deletions_total\{result="failed",rule="renewals"\} 0$/m,
+  );
   assert.match(metrics, /^conntrack_cleaner_snapshots_total\{result="ok"\} \d+$/m);
   assert.match(metrics, /^conntrack_cleaner_renewals_total \d+$/m);
   assert.match(metrics, /^conntrack_cleaner_source_info\{source="[a-z]+",deleter="[a-z]+"\} 1$/m);

@@ -66,10 +66,95 @@ kernelTest(
       const r = await ns.exec([Deno.execPath(), "run", "-A", DRIVER], { env: { NO_COLOR: "1" } });
       assert.equal(r.code, 0, r.stderr);
       const got: Record<string, { keys: string[]; timeouts: number[] }> = JSON.parse(r.stdout);
+      assert.ok(Object.values(got).every((g) => g.keys.length > 0));
       assert.deepEqual(Object.keys(got).sort(), ["conntrack", "netlink", "procfs"]);
       for (const [name, { keys, timeouts }] of Object.entries(got)) {
         assert.deepEqual(keys, want, name);
         for (const t of timeouts) assert.ok(t > 0 && t <= 106, `${name} timeout ${t}`);
+      }
+    });
+  },
+);
+
+kernelTest(
+  "procfs, netlink and conntrack sources agree on translated candidates and on evidence (IPv4, IPv6, zones)",
+  async () => {
+    await withNetns("evidence", async (ns) => {
+      const v4 = { src: "192.0.2.1", dst: "198.51.100.80" };
+      const v6 = { src: "2001:db8:c::1", dst: "2001:db8:5::80" };
+      const specs: EntrySpec[] = [
+        // Stuck, un-NATed: the rule's candidates.
+        { ...v4, sport: 40000, dport: 80, state: "SYN_SENT", timeout: 100 },
+        { ...v6, sport: 40000, dport: 80, zone: 7, state: "SYN_SENT", timeout: 100 },
+        // Evidence, replied: DNATed established entries to the same address and port.
+        {
+          ...v4,
+          sport: 40001,
+          dport: 80,
+          state: "ESTABLISHED",
+          timeout: 300,
+          dnat: "10.244.0.5:8080",
+        },
+        {
+          ...v6,
+          sport: 40001,
+          dport: 80,
+          zone: 7,
+          state: "ESTABLISHED",
+          timeout: 300,
+          dnat: "[2001:db8:b::5]:8080",
+        },
+        // Evidence, unreplied: a DNATed SYN_SENT entry (also a candidate, translated).
+        {
+          ...v4,
+          sport: 40002,
+          dport: 443,
+          state: "SYN_SENT",
+          timeout: 100,
+          dnat: "10.244.0.6:8443",
+        },
+        // Not evidence: the same address and port in another zone, and another port.
+        { ...v4, sport: 40003, dport: 80, zone: 9, state: "ESTABLISHED", timeout: 300 },
+        {
+          ...v4,
+          sport: 40004,
+          dport: 8080,
+          state: "ESTABLISHED",
+          timeout: 300,
+          dnat: "10.244.0.7:80",
+        },
+      ];
+      await ns.insertMany(specs);
+      const ask = [
+        { family: "ipv4", dst: v4.dst, dport: 80, zone: 0 },
+        { family: "ipv4", dst: v4.dst, dport: 80, zone: 9 },
+        { family: "ipv4", dst: v4.dst, dport: 443, zone: 0 },
+        { family: "ipv4", dst: v4.dst, dport: 81, zone: 0 },
+        { family: "ipv6", dst: v6.dst, dport: 80, zone: 7 },
+        { family: "ipv6", dst: v6.dst, dport: 80, zone: 0 },
+      ];
+      const r = await ns.exec([Deno.execPath(), "run", "-A", DRIVER], {
+        env: { NO_COLOR: "1", EVIDENCE_FOR: JSON.stringify(ask) },
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const got = JSON.parse(r.stdout);
+      const wantEvidence = [
+        ["ipv4 198.51.100.80 443 0", { addr: "10.244.0.6", port: 8443 }],
+        ["ipv4 198.51.100.80 80 0", { addr: "10.244.0.5", port: 8080 }],
+        ["ipv6 2001:db8:5::80 80 7", { addr: "2001:db8:b::5", port: 8080 }],
+      ];
+      for (const name of ["procfs", "netlink", "conntrack"]) {
+        assert.deepEqual(got[name].keys, [
+          "ipv4 192.0.2.1 198.51.100.80 40000 80 0",
+          "ipv4 192.0.2.1 198.51.100.80 40002 443 0",
+          "ipv6 2001:db8:c::1 2001:db8:5::80 40000 80 7",
+        ], name);
+        assert.deepEqual(
+          got[name].translated,
+          [null, { addr: "10.244.0.6", port: 8443 }, null],
+          `${name}: only the DNATed candidate is translated`,
+        );
+        assert.deepEqual(got[name].evidence, wantEvidence, `${name} evidence`);
       }
     });
   },

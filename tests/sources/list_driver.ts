@@ -4,19 +4,37 @@
  *
  * @module
  */
-import { tupleKey } from "../../lib/entry.ts";
+import { type Destination, type Endpoint, tupleKey } from "../../lib/entry.ts";
 import { ConntrackCliSource } from "../../lib/sources/conntrack_cli.ts";
 import { NetlinkSource } from "../../lib/sources/netlink.ts";
 import { ProcfsSource } from "../../lib/sources/procfs.ts";
 import type { Source } from "../../lib/sources/source.ts";
+import type { EvidenceFinder } from "../../lib/unnated.ts";
 
-const out: Record<string, { keys: string[]; timeouts: number[] }> = {};
-for (
-  const source of [new ProcfsSource(), new NetlinkSource(), new ConntrackCliSource()] as Source[]
-) {
+/** Destinations to look evidence up for (JSON in EVIDENCE_FOR), if any. */
+const evidenceFor: Destination[] = JSON.parse(Deno.env.get("EVIDENCE_FOR") ?? "[]");
+
+const out: Record<string, {
+  keys: string[];
+  timeouts: number[];
+  translated: (Endpoint | null)[];
+  evidence: [string, Endpoint][];
+}> = {};
+const sources: (Source & EvidenceFinder)[] = [
+  new ProcfsSource(),
+  new NetlinkSource(),
+  new ConntrackCliSource(),
+];
+for (const source of sources) {
   const snap = await source.snapshot();
+  const evidence = evidenceFor.length > 0 ? await source.findEvidence(evidenceFor) : new Map();
   source.close?.();
   const sorted = [...snap.candidates].sort((a, b) => tupleKey(a) < tupleKey(b) ? -1 : 1);
-  out[source.name] = { keys: sorted.map(tupleKey), timeouts: sorted.map((c) => c.timeout) };
+  out[source.name] = {
+    keys: sorted.map(tupleKey),
+    timeouts: sorted.map((c) => c.timeout),
+    translated: sorted.map((c) => c.translated ?? null),
+    evidence: [...evidence].sort((a, b) => a[0] < b[0] ? -1 : 1),
+  };
 }
 console.log(JSON.stringify(out));

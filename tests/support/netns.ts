@@ -85,6 +85,11 @@ export interface EntrySpec {
   timeout: number;
   /** `-m`: the conntrack mark. */
   mark?: number;
+  /**
+   * `--dst-nat`: where the destination was translated to, `IP:PORT` (IPv6 as
+   * `[IP]:PORT`); the kernel sets `IPS_DST_NAT` and the reply tuple's source.
+   */
+  dnat?: string;
 }
 
 /** What a finished command left. */
@@ -116,7 +121,7 @@ export function familyOf(spec: Pick<EntrySpec, "src">): "ipv4" | "ipv6" {
 }
 
 /** What a `conntrack -R` batch line may contain between its spaces. */
-const SAFE_ARG = /^[A-Za-z0-9_.:,-]+$/;
+const SAFE_ARG = /^[A-Za-z0-9_.:,[\]-]+$/;
 
 function checkSpec(spec: EntrySpec): void {
   const proto = spec.proto ?? "tcp";
@@ -181,6 +186,7 @@ export function insertArgs(spec: EntrySpec): string[] {
   args.push("-t", String(spec.timeout));
   if (spec.zone !== undefined && spec.zone !== 0) args.push("-w", String(spec.zone));
   if (spec.mark !== undefined) args.push("-m", String(spec.mark));
+  if (spec.dnat !== undefined) args.push("--dst-nat", spec.dnat);
   return args;
 }
 
