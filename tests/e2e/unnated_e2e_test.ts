@@ -25,13 +25,10 @@ import {
   withStuckNet,
 } from "../support/stuck_client.ts";
 
-/** The node's entry for the stuck client's tuple in `zone`, if any. */
-function stuckEntry(table: CtEntry[], family: "ipv4" | "ipv6", zone: number) {
+/** The stuck client's tuple in zone 0. */
+function stuckTuple(family: "ipv4" | "ipv6") {
   const a = ADDRESSES[family];
-  return table.find((e) =>
-    e.proto === "tcp" && e.src === a.client && e.sport === STUCK_SPORT &&
-    e.dst === a.service && e.dport === SERVICE_PORT && e.zone === zone
-  );
+  return { src: a.client, sport: STUCK_SPORT, dst: a.service, dport: SERVICE_PORT, zone: 0 };
 }
 
 async function withoutAgent(family: "ipv4" | "ipv6", net: StuckNet) {
@@ -41,10 +38,10 @@ async function withoutAgent(family: "ipv4" | "ipv6", net: StuckNet) {
     deadlineMs: 12_000,
     afterFirstSyn: async () => {
       await new Promise((r) => setTimeout(r, 300));
-      first = stuckEntry(await net.table(), family, 0);
+      first = findEntry(await net.table(), stuckTuple(family));
     },
   });
-  const last = stuckEntry(await net.table(), family, 0);
+  const last = findEntry(await net.table(), stuckTuple(family));
   return { r, first, last };
 }
 
