@@ -163,8 +163,13 @@ export class Agent {
     this.status.polling = true;
     try {
       let snapshot: Snapshot;
+      // Evidence the un-NATed rule will want, asked on the way where the source can.
+      const watch = this.#o.unnated?.watchList() ?? [];
       try {
-        snapshot = await source.snapshot(signal);
+        snapshot = await source.snapshot(
+          signal,
+          watch.length > 0 ? { evidenceFor: watch } : undefined,
+        );
       } catch (e) {
         if (signal?.aborted) {
           // Shutting down: not a failure of the table, and there is no next poll.
@@ -189,6 +194,9 @@ export class Agent {
       }
       this.status.lastSnapshotOk = true;
       this.status.lastError = undefined;
+      if (snapshot.evidence !== undefined && watch.length > 0) {
+        this.#o.unnated?.learn(watch, snapshot.evidence, snapshot.finishedAt);
+      }
       const scoped = this.#scope(snapshot);
       const track = tracker.observe(scoped);
       observer?.snapshotOk?.(snapshot, snapMs, track);

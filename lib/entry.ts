@@ -79,6 +79,22 @@ export interface Snapshot {
   /** Monotonic milliseconds when the read started and finished. */
   startedAt: number;
   finishedAt: number;
+  /**
+   * Present when evidence was asked for (see {@linkcode SnapshotOptions})
+   * and the source collected it in the same read: for each destination
+   * asked (by {@linkcode destinationKey}) that has one, where an entry to it
+   * was translated to. Absent: nothing is known (ask elsewhere).
+   */
+  evidence?: ReadonlyMap<string, Endpoint>;
+}
+
+/** What a snapshot may collect on the way. */
+export interface SnapshotOptions {
+  /**
+   * Destinations to look evidence up for in the same read, where the source
+   * reads the whole table anyway (procfs); other sources ignore it.
+   */
+  evidenceFor?: readonly Destination[];
 }
 
 /**

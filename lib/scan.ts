@@ -31,6 +31,16 @@ const NL = 10;
 /** A line longer than this is malformed; the scanner drops it without keeping it in memory. */
 export const MAX_LINE_BYTES = 4096;
 
+/** Options for {@linkcode TableScanner}. */
+export interface TableScannerOptions {
+  /** Keep at most this many candidates; default unlimited. */
+  maxCandidates?: number;
+  /** Also collect evidence for these destinations (the un-NATed rule's). */
+  evidenceFor?: readonly Destination[];
+  /** Collect candidates; default true. */
+  candidates?: boolean;
+}
+
 /** The first malformed line of a scan, for a log line. */
 export interface MalformedSample {
   reason: string;
@@ -76,23 +86,26 @@ export class TableScanner {
   #decoder = new TextDecoder();
 
   /**
-   * Evidence mode only: for each destination asked (by
+   * With `evidenceFor`: for each destination asked (by
    * {@linkcode destinationKey}), the first TCP entry to it, in any state,
    * whose destination was translated: where to.
    */
   readonly evidence = new Map<string, Endpoint>();
-  /** Evidence mode: the destinations asked, and their addresses (a cheap first check). */
+  /** The destinations asked, and their addresses (a cheap first check); none by default. */
   #want: Set<string> | undefined;
   #wantAddr: Set<string> | undefined;
+  #candidates: boolean;
 
   /**
    * `maxCandidates` (default unlimited) bounds what one scan keeps. With
-   * `evidenceFor`, the scanner looks for evidence for those destinations
-   * instead of candidates (see {@linkcode TableScanner.evidence}).
+   * `evidenceFor`, the same pass also looks for evidence for those
+   * destinations (see {@linkcode TableScanner.evidence}); with
+   * `candidates: false` it looks for nothing else.
    */
-  constructor(options: { maxCandidates?: number; evidenceFor?: readonly Destination[] } = {}) {
+  constructor(options: TableScannerOptions = {}) {
     this.maxCandidates = options.maxCandidates ?? Infinity;
-    if (options.evidenceFor !== undefined) {
+    this.#candidates = options.candidates ?? true;
+    if (options.evidenceFor !== undefined && options.evidenceFor.length > 0) {
       this.#want = new Set(options.evidenceFor.map(destinationKey));
       this.#wantAddr = new Set(options.evidenceFor.map((d) => d.dst));
     }
@@ -129,6 +142,7 @@ export class TableScanner {
   /** What was found, as a {@linkcode Snapshot} read between `startedAt` and `finishedAt`. */
   snapshot(startedAt: number, finishedAt: number): Snapshot {
     return {
+      ...(this.#want !== undefined ? { evidence: this.evidence } : {}),
       candidates: this.candidates,
       scanned: this.scanned,
       malformed: this.malformed,
@@ -182,7 +196,8 @@ export class TableScanner {
     }
     if (!startsWith(buf, p, end, TCP)) return; // another protocol
     p += TCP.length;
-    if (this.#want !== undefined) return this.#evidenceLine(buf, start, end, p);
+    if (this.#want !== undefined) this.#evidenceLine(buf, start, end, p);
+    if (!this.#candidates) return;
     while (p < end && buf[p] >= 48 && buf[p] <= 57) p++; // timeout (absent when offloaded)
     if (p < end && buf[p] === 32) p++;
     if (!startsWith(buf, p, end, SYN_SENT)) return; // another TCP state
@@ -214,7 +229,7 @@ export class TableScanner {
     if (addr === undefined || !this.#wantAddr!.has(addr)) return;
     const text = this.#decoder.decode(buf.subarray(start, end));
     const r = parseLine(text);
-    if (r.kind === "malformed") return this.#note(r.reason, text);
+    // A malformed line is no evidence; the candidate pass (or the snapshot) counts it.
     if (r.kind !== "tcp") return;
     const e = r.entry;
     const { original: o, reply } = e;

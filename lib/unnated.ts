@@ -13,6 +13,8 @@
  *   Translated candidates of the same snapshot count; for the rest the agent
  *   asks an {@linkcode EvidenceFinder} and this module caches the answers:
  *   positive ones for `positiveTtlMs`, negative ones for `negativeTtlMs`.
+ *   A source that reads the whole table anyway (procfs) answers for the
+ *   {@linkcode UnnatedRule.watchList} in the same read, at no extra cost.
  *
  * Age is a lower bound: the larger of what the kernel's remaining timeout
  * says (`synSentTimeoutS − timeout − 1` s, since the kernel rounds down) and
@@ -64,7 +66,7 @@ export interface UnnatedRuleOptions {
   destinations: DestinationSet | undefined;
   /** How long a found translation counts as evidence; default 60 s. */
   positiveTtlMs?: number;
-  /** How long "no evidence" is believed before asking again; default 1.5 s (at most 2 s). */
+  /** How long "no evidence" is believed before asking again; default and at most 2 s. */
   negativeTtlMs?: number;
   /** Destinations asked about at most per poll; default 1024. */
   maxLookups?: number;
@@ -110,6 +112,8 @@ export class UnnatedRule {
   readonly negativeTtlMs: number;
   readonly maxLookups: number;
   #cache = new Map<string, CachedAnswer>();
+  /** Destinations of the last plan's eligible candidates (keys), to watch in the next read. */
+  #watch = new Map<string, Destination>();
 
   constructor(o: UnnatedRuleOptions) {
     if (!(o.afterMs >= 0)) throw new RangeError(`afterMs must be >= 0, got ${o.afterMs}`);
@@ -117,7 +121,7 @@ export class UnnatedRule {
     this.synSentTimeoutS = o.synSentTimeoutS;
     this.destinations = o.destinations;
     this.positiveTtlMs = o.positiveTtlMs ?? 60_000;
-    this.negativeTtlMs = Math.min(o.negativeTtlMs ?? 1_500, 2_000);
+    this.negativeTtlMs = Math.min(o.negativeTtlMs ?? 2_000, 2_000);
     this.maxLookups = o.maxLookups ?? 1024;
   }
 
@@ -144,18 +148,32 @@ export class UnnatedRule {
       });
     }
     const lookup = new Map<string, Destination>();
+    this.#watch.clear();
     for (const c of snapshot.candidates) {
       if (c.translated !== undefined) continue;
       const ageMs = this.ageMs(c, sameSince(c));
       if (ageMs < this.afterMs) continue;
       const destKey = destinationKey(c);
       eligible.push({ candidate: c, ageMs, destKey });
-      if (this.destinations || this.#cache.has(destKey) || lookup.has(destKey)) continue;
-      if (lookup.size < this.maxLookups) {
-        lookup.set(destKey, { family: c.family, dst: c.dst, dport: c.dport, zone: c.zone });
-      }
+      if (this.destinations || this.#watch.has(destKey)) continue;
+      const d = { family: c.family, dst: c.dst, dport: c.dport, zone: c.zone };
+      if (this.#watch.size < this.maxLookups) this.#watch.set(destKey, d);
+      if (this.#cache.has(destKey) || lookup.has(destKey)) continue;
+      if (lookup.size < this.maxLookups) lookup.set(destKey, d);
     }
     return { eligible, lookup: [...lookup.values()] };
+  }
+
+  /**
+   * Destinations worth looking up in the next read of the table, where a
+   * source can do that on the way (procfs): those of the last plan's
+   * eligible candidates without a positive answer. Empty with
+   * `--destinations`.
+   */
+  watchList(): Destination[] {
+    const out: Destination[] = [];
+    for (const [k, d] of this.#watch) if (this.#cache.get(k)?.evidence === undefined) out.push(d);
+    return out;
   }
 
   /**

@@ -8,6 +8,7 @@ import {
   destinationKey,
   type Endpoint,
   type Snapshot,
+  type SnapshotOptions,
   type Tuple,
   tupleKey,
 } from "../lib/entry.ts";
@@ -340,4 +341,55 @@ Deno.test("UnnatedRule.ageMs never says more than the entry's real age (property
       },
     ),
   );
+});
+
+/** A table that, like procfs, answers evidence asked for in the same read. */
+class ReadAllTable extends Table {
+  asked: Destination[][] = [];
+  override async snapshot(_signal?: AbortSignal, o?: SnapshotOptions): Promise<Snapshot> {
+    const s = await super.snapshot();
+    if (o?.evidenceFor === undefined) return s;
+    this.asked.push([...o.evidenceFor]);
+    const found = await super.findEvidence(o.evidenceFor);
+    this.lookups.pop(); // not a separate look-up: it came with the read
+    return { ...s, evidence: found };
+  }
+}
+
+Deno.test("un-NATed rule: a source that reads the whole table answers evidence in the same read, no extra look-ups", async () => {
+  const entries: Entry[] = [];
+  for (let i = 0; i < 50; i++) {
+    entries.push({
+      family: "ipv4",
+      src: `192.0.2.${i + 1}`,
+      sport: 40000,
+      dst: `198.51.100.${i + 1}`,
+      dport: 80,
+      zone: 0,
+      unreplied: true,
+      translated: undefined,
+      createdAt: -9000,
+    });
+  }
+  const table = new ReadAllTable(entries);
+  const { agent, deleter } = agentFor(table, { afterMs: 2000 });
+  for (let p = 0; p < 10; p++) {
+    await agent.pollOnce();
+    table.now += 1000;
+  }
+  assert.equal(table.lookups.length, 1, "one look-up when the destinations first qualify");
+  assert.equal(table.asked.length, 9, "then every read answers for them on the way");
+  assert.ok(table.asked.every((a) => a.length === 50));
+  assert.equal(deleter.deleted.length, 0, "no evidence, nothing deleted");
+  // The rule arrives for one destination: found in the next read.
+  entries.push({
+    ...entries[7]!,
+    src: "192.0.2.200",
+    unreplied: false,
+    translated: { addr: "10.244.0.5", port: 8080 },
+    createdAt: table.now,
+  });
+  await agent.pollOnce();
+  assert.deepEqual(deleter.deleted.map((d) => d.tuple.dst), ["198.51.100.8"]);
+  assert.equal(table.lookups.length, 1);
 });

@@ -76,7 +76,7 @@ export class ConntrackCliSource implements Source, EvidenceFinder {
     destinations: readonly Destination[],
     signal?: AbortSignal,
   ): Promise<Map<string, Endpoint>> {
-    const scanner = new TableScanner({ evidenceFor: destinations });
+    const scanner = new TableScanner({ evidenceFor: destinations, candidates: false });
     for (const family of ["ipv4", "ipv6"] as const) {
       if (destinations.some((d) => d.family === family)) {
         await this.#list(evidenceArgs(family), scanner, signal);

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Destination, Endpoint, Snapshot } from "../entry.ts";
+import type { Destination, Endpoint, Snapshot, SnapshotOptions } from "../entry.ts";
 import { TableScanner } from "../scan.ts";
 import type { EvidenceFinder } from "../unnated.ts";
 import type { Clock, Source } from "./source.ts";
@@ -65,9 +65,12 @@ export class ProcfsSource implements Source, EvidenceFinder {
     this.#maxCandidates = options.maxCandidates;
   }
 
-  async snapshot(signal?: AbortSignal): Promise<Snapshot> {
+  async snapshot(signal?: AbortSignal, options: SnapshotOptions = {}): Promise<Snapshot> {
     const startedAt = this.#clock();
-    const scanner = new TableScanner({ maxCandidates: this.#maxCandidates });
+    const scanner = new TableScanner({
+      maxCandidates: this.#maxCandidates,
+      ...(options.evidenceFor ? { evidenceFor: options.evidenceFor } : {}),
+    });
     await this.#read(scanner, startedAt, signal);
     return scanner.snapshot(startedAt, this.#clock());
   }
@@ -77,7 +80,7 @@ export class ProcfsSource implements Source, EvidenceFinder {
     destinations: readonly Destination[],
     signal?: AbortSignal,
   ): Promise<Map<string, Endpoint>> {
-    const scanner = new TableScanner({ evidenceFor: destinations });
+    const scanner = new TableScanner({ evidenceFor: destinations, candidates: false });
     await this.#read(scanner, this.#clock(), signal);
     return scanner.evidence;
   }

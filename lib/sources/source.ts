@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Snapshot } from "../entry.ts";
+import type { Snapshot, SnapshotOptions } from "../entry.ts";
 
 /** Reads the conntrack table once and returns the candidates it found. */
 export interface Source {
@@ -13,7 +13,7 @@ export interface Source {
    * One full read of the table. Rejects (never half a table taken for whole)
    * when the read fails; the agent logs it and tries again at the next poll.
    */
-  snapshot(signal?: AbortSignal): Promise<Snapshot>;
+  snapshot(signal?: AbortSignal, options?: SnapshotOptions): Promise<Snapshot>;
   /** Releases sockets or handles, if the source holds any. */
   close?(): void;
 }
