@@ -310,13 +310,9 @@ export class NetlinkSource implements Source, EvidenceFinder {
     // One snapshot at a time (a socket runs one dump at a time): a second call waits for the first.
     const ask = options.evidenceFor ?? [];
     const run = this.#queue.then(async () => {
-      if (ask.length === 0) return await this.#snapshot(signal);
-      // Two table walks, as a plain snapshot costs (its per-family TCP filter takes two): the
-      // candidates' without that filter (non-TCP entries are dropped here) and the evidence's.
-      const single = STATUS_MODES.has(this.#mode) ? "status" : undefined;
       const [snap, evidence] = await Promise.all([
-        this.#snapshot(signal, single),
-        this.#findEvidence(ask, signal, single).catch(() => undefined),
+        this.#snapshot(signal),
+        ask.length > 0 ? this.#findEvidence(ask, signal).catch(() => undefined) : undefined,
       ]);
       return evidence === undefined ? snap : { ...snap, evidence };
     });
@@ -347,11 +343,11 @@ export class NetlinkSource implements Source, EvidenceFinder {
   async #findEvidence(
     destinations: readonly Destination[],
     signal?: AbortSignal,
-    mode: NetlinkFilterMode = this.#mode,
   ): Promise<Map<string, Endpoint>> {
     if (this.#closed) throw new Error("netlink source is closed");
     const want = new Set(destinations.map(destinationKey));
     const deadline = this.#clock() + this.#timeoutMs;
+    const mode = this.#mode;
     const families = PROTO_MODES.has(mode)
       ? [AF_INET, AF_INET6].filter((f) =>
         destinations.some((d) => (d.family === "ipv4" ? AF_INET : AF_INET6) === f)
@@ -421,12 +417,7 @@ export class NetlinkSource implements Source, EvidenceFinder {
     }
   }
 
-  /**
-   * One snapshot, in the current filter mode, or with `narrow` (a mode that
-   * walks the table once, when evidence is dumped beside it) in the less
-   * filtering of the two.
-   */
-  async #snapshot(signal?: AbortSignal, narrow?: NetlinkFilterMode): Promise<Snapshot> {
+  async #snapshot(signal?: AbortSignal): Promise<Snapshot> {
     if (this.#closed) throw new Error("netlink source is closed");
     const startedAt = this.#clock();
     const deadline = startedAt + this.#timeoutMs;
@@ -436,7 +427,7 @@ export class NetlinkSource implements Source, EvidenceFinder {
     for (;;) {
       signal?.throwIfAborted();
       attempts++;
-      const mode = narrow !== undefined && PROTO_MODES.has(this.#mode) ? narrow : this.#mode;
+      const mode = this.#mode;
       const families = PROTO_MODES.has(mode) ? [AF_INET, AF_INET6] : [AF_UNSPEC];
       const tally = new Tally(this.#maxCandidates, families.length, mode === "proto+status");
       try {
@@ -458,12 +449,6 @@ export class NetlinkSource implements Source, EvidenceFinder {
       } catch (e) {
         this.#reset(0, MAX_DUMPS);
         if (signal?.aborted) throw signal.reason;
-        if (mode !== this.#mode) {
-          // The narrowed dump failed: the snapshot does not depend on it; dump as usual.
-          retries.push(`${mode} dump beside an evidence dump failed: ${errorText(e)}`);
-          narrow = undefined;
-          continue;
-        }
         const next = ON_REJECT[mode];
         if (
           e instanceof ErrnoError && next !== undefined &&
@@ -526,7 +511,7 @@ export class NetlinkSource implements Source, EvidenceFinder {
       // with replied entries mean the kernel does not apply the filter.
       if (tally.replied > 0 && this.#repliedLastSnapshot) {
         this.#setMode(
-          this.#mode === "proto+status" ? "proto" : "none",
+          mode === "proto+status" ? "proto" : "none",
           `kernel ignored the unreplied-only dump filter (${tally.replied} replied entries); not asking for it`,
         );
       }
@@ -657,8 +642,4 @@ export function translation(e: ConntrackEntry): Endpoint | undefined {
   let same = r.length === e.dstAddr.length && e.replySport === e.dport;
   for (let i = 0; same && i < r.length; i++) same = r[i] === e.dstAddr[i];
   return same ? undefined : { addr: formatAddress(r), port: e.replySport };
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

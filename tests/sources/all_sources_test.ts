@@ -113,10 +113,6 @@ kernelTest(
           timeout: 100,
           dnat: "10.244.0.6:8443",
         },
-        // Neither candidate nor evidence: unreplied UDP to the same address and port (a
-        // snapshot dumped beside an evidence dump has no per-family TCP filter in the kernel).
-        { proto: "udp", ...v4, sport: 40009, dport: 80, timeout: 30 },
-        { proto: "udp", ...v4, sport: 40010, dport: 80, timeout: 30, dnat: "10.244.0.9:53" },
         // Not evidence: the same address and port in another zone, and another port.
         { ...v4, sport: 40003, dport: 80, zone: 9, state: "ESTABLISHED", timeout: 300 },
         {
