@@ -68,12 +68,15 @@ export interface UnnatedRuleOptions {
   /** How long a found translation counts as evidence; default 60 s. */
   positiveTtlMs?: number;
   /**
-   * How long "no evidence" is believed before asking again; default 1.5 s, at
-   * most 2 s. Shorter than two poll intervals, a watched destination is asked
-   * at every poll (in the snapshot's own read where the source can): a client
-   * retrying once a second must not miss its next SYN by a poll.
+   * How long "no evidence" is believed before asking again; default and at
+   * most 2 s. For a destination with a candidate younger than
+   * `retryWindowMs` it is 1 s at most: its client still retries about once a
+   * second (Linux 6.x: SYNs at 1, 2, 3, 4 s, then 2 s apart and more), and
+   * the entry should be gone before the next SYN.
    */
   negativeTtlMs?: number;
+  /** See `negativeTtlMs`; default 6 s. */
+  retryWindowMs?: number;
   /** Destinations asked about at most per poll; default 1024. */
   maxLookups?: number;
 }
@@ -116,10 +119,13 @@ export class UnnatedRule {
   readonly destinations: DestinationSet | undefined;
   readonly positiveTtlMs: number;
   readonly negativeTtlMs: number;
+  readonly retryWindowMs: number;
   readonly maxLookups: number;
   #cache = new Map<string, CachedAnswer>();
   /** Destinations of the last plan's eligible candidates (keys), to watch in the next read. */
   #watch = new Map<string, Destination>();
+  /** Of those, the ones with a candidate still in its client's fast-retry window. */
+  #young = new Set<string>();
 
   constructor(o: UnnatedRuleOptions) {
     if (!(o.afterMs >= 0)) throw new RangeError(`afterMs must be >= 0, got ${o.afterMs}`);
@@ -127,7 +133,8 @@ export class UnnatedRule {
     this.synSentTimeoutS = o.synSentTimeoutS;
     this.destinations = o.destinations;
     this.positiveTtlMs = o.positiveTtlMs ?? 60_000;
-    this.negativeTtlMs = Math.min(o.negativeTtlMs ?? 1_500, 2_000);
+    this.negativeTtlMs = Math.min(o.negativeTtlMs ?? 2_000, 2_000);
+    this.retryWindowMs = o.retryWindowMs ?? 6_000;
     this.maxLookups = o.maxLookups ?? 1024;
   }
 
@@ -155,13 +162,16 @@ export class UnnatedRule {
     }
     const lookup = new Map<string, Destination>();
     this.#watch.clear();
+    this.#young.clear();
     for (const c of snapshot.candidates) {
       if (c.translated !== undefined) continue;
       const ageMs = this.ageMs(c, sameSince(c));
       if (ageMs < this.afterMs) continue;
       const destKey = destinationKey(c);
       eligible.push({ candidate: c, ageMs, destKey });
-      if (this.destinations || this.#watch.has(destKey)) continue;
+      if (this.destinations) continue;
+      if (ageMs < this.retryWindowMs) this.#young.add(destKey);
+      if (this.#watch.has(destKey)) continue;
       const d = { family: c.family, dst: c.dst, dport: c.dport, zone: c.zone };
       if (this.#watch.size < this.maxLookups) this.#watch.set(destKey, d);
       if (this.#cache.has(destKey) || lookup.has(destKey)) continue;
@@ -206,9 +216,12 @@ export class UnnatedRule {
     for (const d of asked) {
       const key = destinationKey(d);
       const evidence = found.get(key);
+      const negative = this.#young.has(key)
+        ? Math.min(1_000, this.negativeTtlMs)
+        : this.negativeTtlMs;
       this.#cache.set(key, {
         evidence,
-        expires: now + (evidence === undefined ? this.negativeTtlMs : this.positiveTtlMs),
+        expires: now + (evidence === undefined ? negative : this.positiveTtlMs),
       });
     }
   }

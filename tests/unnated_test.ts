@@ -241,6 +241,34 @@ Deno.test("un-NATed rule: a restarted agent deletes an old stuck entry on its fi
   assert.ok(Number(line.age_s) >= 9 && Number(line.age_s) <= 10, `age_s ${line.age_s}`);
 });
 
+Deno.test("un-NATed rule: a young destination is asked again at every poll", async () => {
+  // A client still in its fast retries (entry younger than 6 s): a "none" holds 1 s at most.
+  const stuck: Entry = {
+    family: "ipv4",
+    src: "192.0.2.7",
+    sport: 40000,
+    dst: "198.51.100.80",
+    dport: 80,
+    zone: 0,
+    unreplied: true,
+    translated: undefined,
+    createdAt: -3000,
+  };
+  const table = new Table([stuck]);
+  const { agent } = agentFor(table, { afterMs: 2000 });
+  for (let p = 0; p < 4; p++) {
+    await agent.pollOnce();
+    table.now += 1000;
+  }
+  // The kernel's rounded-down timeout says 2, 3, 4, 5 s (a lower bound of the real 3 to 6 s).
+  assert.equal(table.lookups.length, 4, "asked at each poll while younger than 6 s");
+  for (let p = 0; p < 4; p++) {
+    await agent.pollOnce();
+    table.now += 1000;
+  }
+  assert.equal(table.lookups.length, 6, "from 6 s on, every other poll");
+});
+
 Deno.test("un-NATed rule: no evidence is cached for at most 2 s, then asked again; found evidence is kept", async () => {
   const stuck: Entry = {
     family: "ipv4",
@@ -251,7 +279,7 @@ Deno.test("un-NATed rule: no evidence is cached for at most 2 s, then asked agai
     zone: 0,
     unreplied: true,
     translated: undefined,
-    createdAt: -5000,
+    createdAt: -9000,
   };
   const table = new Table([stuck]);
   const { agent, deleter } = agentFor(table, { afterMs: 2000 });

@@ -113,6 +113,9 @@ kernelTest(
           timeout: 100,
           dnat: "10.244.0.6:8443",
         },
+        // Neither candidate nor evidence: UDP to the same address and port, unreplied or DNATed.
+        { proto: "udp", ...v4, sport: 40009, dport: 80, timeout: 30 },
+        { proto: "udp", ...v4, sport: 40010, dport: 80, timeout: 30, dnat: "10.244.0.9:53" },
         // Not evidence: the same address and port in another zone, and another port.
         { ...v4, sport: 40003, dport: 80, zone: 9, state: "ESTABLISHED", timeout: 300 },
         {
