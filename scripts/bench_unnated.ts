@@ -95,15 +95,16 @@ class CountingSource implements Source, EvidenceFinder {
   constructor(readonly inner: Source & EvidenceFinder) {
     this.name = inner.name;
   }
-  snapshot(signal?: AbortSignal, options?: SnapshotOptions): Promise<Snapshot> {
-    // Evidence asked of the snapshot (procfs: same pass; netlink: a dump beside it) counts as a
-    // look-up too; its time is inside the snapshot's.
+  async snapshot(signal?: AbortSignal, options?: SnapshotOptions): Promise<Snapshot> {
+    const snap = await this.inner.snapshot(signal, options);
+    // Evidence answered by the snapshot (procfs: same pass; netlink: a dump beside it) counts
+    // as a look-up too; its time is inside the snapshot's. The CLI source does not answer.
     const n = options?.evidenceFor?.length ?? 0;
-    if (n > 0) {
+    if (n > 0 && snap.evidence !== undefined) {
       this.lookups++;
       this.asked += n;
     }
-    return this.inner.snapshot(signal, options);
+    return snap;
   }
   async findEvidence(
     destinations: readonly Destination[],
