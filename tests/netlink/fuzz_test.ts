@@ -194,7 +194,7 @@ Deno.test("NetlinkSource.snapshot counts exactly the broken messages of a dump a
   const good = entryPayloads("dump_all");
   // manifest.json: the SYN_SENT entries inserted are sports 40001-40003
   const candidates = new Set(
-    good.filter((p) => [40001, 40002, 40003].includes(decodeConntrack(p).sport)),
+    good.filter((p) => [40001, 40002, 40003].includes(decodeConntrack(p).sport!)),
   );
   assert.equal(candidates.size, 3, "the fixture holds 3 SYN_SENT unreplied entries");
   const bad = [
