@@ -232,9 +232,11 @@ export function assertStory(r: ScenarioResult, label: string): void {
   const ctx = `${label}\n${r.logs.map((l) => JSON.stringify(l)).join("\n")}`;
   assert.deepEqual(r.renewedLeft, [], `renewed entries left after 12 s: ${ctx}`);
   // The tracker's model (tests/tracker_test.ts) gives 8 polls from first sight for 1 s
-  // polls, threshold 3 and a renewal each second; the renewer's and the poll loop's
-  // jitter can shift a counted renewal by one poll either way: the 7th, 8th or 9th poll
-  // (README: 7–9 s; tracked_s measured 7.9–9.0), checked below for each deletion. Counted
+  // polls, threshold 3 and a renewal each second. Here the renewals come from a
+  // `conntrack -U` process a second, whose start slips on a busy CPU: a renewal seen a
+  // poll late or early shifts the count. Quiet runs give the 8th or 9th poll (README:
+  // 7–9 s); with the whole suite and other work on 2 cores the 10th was seen once. So
+  // each deletion must come at the 7th to 10th poll (checked below), never later. Counted
   // from the agent's spawn, Deno's own start-up comes on top: 8.2–11.5 s seen on a shared
   // CPU, so that end-to-end figure only has the scenario's 12 s deadline.
   assert.ok(r.allGoneMs !== undefined && r.allGoneMs <= 12_000, `gone after ${r.allGoneMs} ms`);
@@ -245,7 +247,7 @@ export function assertStory(r: ScenarioResult, label: string): void {
     assert.equal(d.renewals, 4, `exactly threshold + 1 renewals: ${ctx}`);
     const tracked = d.tracked_s as number;
     // poll starts keep to the 1 s grid within well under half a second
-    assert.ok(tracked > 6.5 && tracked < 9.5, `deleted ${tracked} s after first sight: ${ctx}`);
+    assert.ok(tracked > 6.5 && tracked < 10.5, `deleted ${tracked} s after first sight: ${ctx}`);
     assert.ok(r.renewed.some((s) => s.sport === d.sport && (s.zone ?? 0) === d.zone), ctx);
   }
   assert.deepEqual(r.logs.filter((l) => l.level === "error" || l.stderr), [], ctx);
