@@ -144,6 +144,13 @@ export const MUTANTS: Mutant[] = [
     replace: '    "-w",\n    "0",\n',
     tests: CLI,
   },
+  {
+    name: "CLI deleter port and zone bound 65536",
+    file: "lib/deleters/conntrack_cli.ts",
+    search: "v < 0 || v > 65535",
+    replace: "v < 0 || v > 65536",
+    tests: CLI,
+  },
   // netlink deleter: state/status check, id check, zone
   {
     name: "netlink deleter skips the SYN_SENT + unreplied check",
@@ -188,12 +195,21 @@ export const MUTANTS: Mutant[] = [
     tests: NETLINK,
   },
   {
+    name: "netlink tuple check: port and zone bound 65536",
+    file: "lib/netlink/codec.ts",
+    search: "v < 0 || v > 0xffff) return `bad ${k}",
+    replace: "v < 0 || v > 0x10000) return `bad ${k}",
+    tests: ["tests/netlink/codec_test.ts", ...NETLINK],
+  },
+  {
     name: "netlink DELETE without the id",
     file: "lib/netlink/codec.ts",
     search: "  if (id !== undefined) b.be32(CTA_ID, id);",
     replace: "",
     tests: NETLINK,
   },
+  // The un-NATed rule's mutants ("was the destination translated", its destination match)
+  // go here, one entry each, once the rule is on this branch.
 ];
 
 /** Applies `m` to `text`; throws unless `m.search` occurs exactly once. */

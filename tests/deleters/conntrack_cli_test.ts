@@ -145,6 +145,30 @@ Deno.test("deleteArgs refuses any tuple field that is not a valid value", () => 
   assert.ok(accepted > 200 && refused > 1000, `${accepted} accepted, ${refused} refused`);
 });
 
+Deno.test("deleteArgs takes ports and zones 0 to 65535 and refuses 65536, -1 and fractions (boundaries drawn)", () => {
+  const value = fc.oneof(
+    fc.constantFrom(0, 1, 65535, 65536, 65537, -1, 0.5, 65535.5, Number.NaN),
+    fc.integer({ min: -70000, max: 140000 }),
+  );
+  let edge = 0;
+  fc.assert(
+    fc.property(fc.constantFrom("sport", "dport", "zone"), value, fc.boolean(), (field, v, v6) => {
+      const t = { ...(v6 ? T2 : T1), [field]: v };
+      const ok = Number.isInteger(v) && v >= 0 && v <= 65535;
+      if (v === 0 || v === 65535 || v === 65536) edge++;
+      if (!ok) {
+        assert.throws(() => deleteArgs(t), RangeError, `${field}=${v}`);
+        return;
+      }
+      const args = deleteArgs(t);
+      const flag = { sport: "--sport", dport: "--dport", zone: "-w" }[field];
+      assert.equal(args[args.indexOf(flag) + 1], String(v), `${field}=${v}`);
+    }),
+    { numRuns: 2000 },
+  );
+  assert.ok(edge > 200, `${edge} boundary values drawn`);
+});
+
 Deno.test("ConntrackCliDeleter batch mode sends all tuples through one conntrack -R - and reads what it printed", async () => {
   const runner = new FakeRunner(() => ({ stdout: printed(T1) + "\n" + printed(T2) + "\n" }));
   const d = new ConntrackCliDeleter({ bin: "/sbin/conntrack", runner });
