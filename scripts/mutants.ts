@@ -115,6 +115,28 @@ export const MUTANTS: Mutant[] = [
     replace: "if (!c.take(SPORT) || c.uint(65536) < 0) return undefined;",
     tests: FAST,
   },
+  // full parser: the same bounds (the fast path must agree with it)
+  {
+    name: "parser zone= bound 65536",
+    file: "lib/parse.ts",
+    search: "zone = parseUint(t[i].slice(5), 65535);",
+    replace: "zone = parseUint(t[i].slice(5), 65536);",
+    tests: ["tests/parse_test.ts"],
+  },
+  {
+    name: "parser zone-orig= bound 65536",
+    file: "lib/parse.ts",
+    search: "zone = parseUint(t[i].slice(10), 65535);",
+    replace: "zone = parseUint(t[i].slice(10), 65536);",
+    tests: ["tests/parse_test.ts"],
+  },
+  {
+    name: "parser sport bound 65536",
+    file: "lib/parse.ts",
+    search: "const sport = parseUint(sp.slice(6), 65535);",
+    replace: "const sport = parseUint(sp.slice(6), 65536);",
+    tests: ["tests/parse_test.ts"],
+  },
   // conntrack CLI deleter: state, status and zone
   {
     name: "CLI deleter without --state SYN_SENT",
