@@ -16,7 +16,19 @@
  *   (TCP `SYN_SENT` without `SEEN_REPLY`, shown `[UNREPLIED]`) in canonical
  *   address spelling, so tests can compare a parser's output with them.
  *
- * Needs root, `ip` and `conntrack`; touches nothing outside its namespaces.
+ * With real traffic ({@linkcode TRAFFIC}), in a third namespace with
+ * `nf_conntrack_acct=1` and `nf_conntrack_timestamp=1`, iptables DNAT, SNAT,
+ * CONNMARK and CT zone rules, and real sockets on its loopback (a TCP
+ * listener, connections that exchange data, SYNs dropped at INPUT so they
+ * stay `SYN_SENT` `[UNREPLIED]`):
+ *
+ * - `procfs_traffic.txt` and `conntrack_extended_traffic.txt`: the table;
+ * - `traffic_expected.json`: the setup (rules, addresses) and each
+ *   connection's expected tuples, zone, mark and state, from the list below.
+ *
+ * `deno task fixtures [table] [traffic]` (default: both). Needs root, `ip`,
+ * `conntrack` and `iptables`; touches nothing outside its namespaces, and
+ * the traffic never leaves its namespace's loopback.
  *
  * @module
  */
@@ -446,15 +458,320 @@ function capture(acctTimestamp: boolean): Promise<Capture> {
   });
 }
 
+/** One connection made with real sockets, and what the kernel must show for it. */
+export interface TrafficEntry {
+  description: string;
+  family: "ipv4" | "ipv6";
+  /** `syn`: the SYN is dropped at INPUT (stays SYN_SENT [UNREPLIED]); `open`: data exchanged, left open; `closed`: data exchanged, then closed by both sides. */
+  kind: "syn" | "open" | "closed";
+  /** The client's socket: bound to `src`:`sport`, connecting to `dst`:`dport`. */
+  connect: { src: string; sport: number; dst: string; dport: number };
+  /** Bytes the client sends (the server echoes them) for `open` and `closed`. */
+  payload?: number;
+  /** What the kernel shows: `state`, both tuples (after NAT), zones, mark. */
+  state: string;
+  original: Direction;
+  reply: Direction;
+  /** `zone=`/`zone-orig=` (the candidate's zone), and `zone-reply=`, 0 when absent. */
+  zone: number;
+  replyZone: number;
+  mark: number;
+  unreplied: boolean;
+  /** `dnat`: the destination was translated; `snat`: only the source; `none`. */
+  nat: "dnat" | "snat" | "none";
+  candidate: boolean;
+}
+
+const V4 = "10.77.0.1", V4_SNAT_FROM = "10.77.0.20", V4_SNAT_TO = "10.77.0.21";
+const V4_SERVICE = "10.96.0.10";
+const V6 = "fd77::1", V6_SERVICE = "fd96::10";
+/** Listening port of the echo server; port 9 (and 19, 29, 39, 49) are dropped at INPUT. */
+const ECHO = 8080;
+
+/** Addresses on the namespace's `lo`, then the rules, each an argv run inside it. */
+export const TRAFFIC_SETUP: string[][] = [
+  ...[V4, V4_SNAT_FROM, V4_SNAT_TO, V4_SERVICE].map((a) => `ip addr add ${a}/32 dev lo`),
+  ...[V6, V6_SERVICE].map((a) => `ip -6 addr add ${a}/128 dev lo nodad`),
+  // SYNs to these ports are dropped after conntrack saw them: SYN_SENT [UNREPLIED] for real
+  ...[9, 19, 29, 39, 49].flatMap((port) =>
+    ["iptables", "ip6tables"].map((t) => `${t} -A INPUT -p tcp --dport ${port} -j DROP`)
+  ),
+  // a "service" address DNATed to a backend: port 80 to the black hole, 8080 to the echo server
+  `iptables -t nat -A OUTPUT -p tcp -d ${V4_SERVICE} --dport 80 -j DNAT --to-destination ${V4}:9`,
+  `iptables -t nat -A OUTPUT -p tcp -d ${V4_SERVICE} --dport ${ECHO} -j DNAT --to-destination ${V4}:${ECHO}`,
+  `ip6tables -t nat -A OUTPUT -p tcp -d ${V6_SERVICE} --dport 80 -j DNAT --to-destination [${V6}]:9`,
+  // the source of 10.77.0.20 is rewritten; its destination is not
+  `iptables -t nat -A POSTROUTING -p tcp -s ${V4_SNAT_FROM} -j SNAT --to-source ${V4_SNAT_TO}`,
+  // connection marks
+  "iptables -t mangle -A OUTPUT -p tcp --dport 19 -j CONNMARK --set-mark 42",
+  "ip6tables -t mangle -A OUTPUT -p tcp --dport 19 -j CONNMARK --set-mark 43",
+  // zones: original direction only, reply direction only, both
+  "iptables -t raw -A OUTPUT -p tcp --dport 29 -j CT --zone-orig 7",
+  "iptables -t raw -A OUTPUT -p tcp --dport 39 -j CT --zone-reply 8",
+  "iptables -t raw -A OUTPUT -p tcp --dport 49 -j CT --zone 5",
+  "ip6tables -t raw -A OUTPUT -p tcp --dport 29 -j CT --zone-orig 9",
+].map((c) => c.split(" "));
+
+const dir = (src: string, sport: number, dst: string, dport: number): Direction => ({
+  src,
+  dst,
+  sport,
+  dport,
+});
+
+/** A SYN that stays unanswered: original as sent, reply from `back` (after NAT). */
+function syn(
+  description: string,
+  family: "ipv4" | "ipv6",
+  c: TrafficEntry["connect"],
+  more: Partial<TrafficEntry> & { reply?: Direction } = {},
+): TrafficEntry {
+  return {
+    description,
+    family,
+    kind: "syn",
+    connect: c,
+    state: "SYN_SENT",
+    original: dir(c.src, c.sport, c.dst, c.dport),
+    reply: dir(c.dst, c.dport, c.src, c.sport),
+    zone: 0,
+    replyZone: 0,
+    mark: 0,
+    unreplied: true,
+    nat: "none",
+    candidate: true,
+    ...more,
+  };
+}
+
+/** A connection that exchanged `payload` bytes each way. */
+function talk(
+  description: string,
+  family: "ipv4" | "ipv6",
+  kind: "open" | "closed",
+  c: TrafficEntry["connect"],
+  more: Partial<TrafficEntry> = {},
+): TrafficEntry {
+  return {
+    ...syn(description, family, c),
+    kind,
+    payload: 1000,
+    state: kind === "open" ? "ESTABLISHED" : "TIME_WAIT",
+    unreplied: false,
+    candidate: false,
+    ...more,
+  };
+}
+
+/** The connections of the traffic capture. Every client port is fixed, so every tuple is known. */
+export const TRAFFIC: TrafficEntry[] = [
+  syn("ipv4 SYN dropped, destination not translated", "ipv4", {
+    src: V4,
+    sport: 40100,
+    dst: V4,
+    dport: 9,
+  }),
+  syn("ipv4 SYN to a service address DNATed to a black-holed backend", "ipv4", {
+    src: V4,
+    sport: 40101,
+    dst: V4_SERVICE,
+    dport: 80,
+  }, { reply: dir(V4, 9, V4, 40101), nat: "dnat" }),
+  syn("ipv4 SYN whose source was SNATed, destination not translated", "ipv4", {
+    src: V4_SNAT_FROM,
+    sport: 40102,
+    dst: V4,
+    dport: 9,
+  }, { reply: dir(V4, 9, V4_SNAT_TO, 40102), nat: "snat" }),
+  syn("ipv4 SYN with connmark 42", "ipv4", { src: V4, sport: 40103, dst: V4, dport: 19 }, {
+    mark: 42,
+  }),
+  syn("ipv4 SYN in original-direction zone 7 (CT --zone-orig)", "ipv4", {
+    src: V4,
+    sport: 40104,
+    dst: V4,
+    dport: 29,
+  }, { zone: 7 }),
+  syn("ipv4 SYN in reply-direction zone 8 only (CT --zone-reply)", "ipv4", {
+    src: V4,
+    sport: 40105,
+    dst: V4,
+    dport: 39,
+  }, { replyZone: 8 }),
+  syn("ipv4 SYN in zone 5, both directions (CT --zone)", "ipv4", {
+    src: V4,
+    sport: 40106,
+    dst: V4,
+    dport: 49,
+  }, { zone: 5, replyZone: 5 }),
+  syn("ipv6 SYN dropped, destination not translated", "ipv6", {
+    src: V6,
+    sport: 40110,
+    dst: V6,
+    dport: 9,
+  }),
+  syn("ipv6 SYN to a service address DNATed to a black-holed backend", "ipv6", {
+    src: V6,
+    sport: 40111,
+    dst: V6_SERVICE,
+    dport: 80,
+  }, { reply: dir(V6, 9, V6, 40111), nat: "dnat" }),
+  syn("ipv6 SYN with connmark 43", "ipv6", { src: V6, sport: 40112, dst: V6, dport: 19 }, {
+    mark: 43,
+  }),
+  syn("ipv6 SYN in original-direction zone 9", "ipv6", {
+    src: V6,
+    sport: 40113,
+    dst: V6,
+    dport: 29,
+  }, { zone: 9 }),
+  talk("ipv4 connection with data, left open", "ipv4", "open", {
+    src: V4,
+    sport: 40120,
+    dst: V4,
+    dport: ECHO,
+  }),
+  talk("ipv4 connection with data through the DNATed service address, left open", "ipv4", "open", {
+    src: V4,
+    sport: 40121,
+    dst: V4_SERVICE,
+    dport: ECHO,
+  }, { reply: dir(V4, ECHO, V4, 40121), nat: "dnat" }),
+  talk("ipv4 connection with data from an SNATed source, left open", "ipv4", "open", {
+    src: V4_SNAT_FROM,
+    sport: 40122,
+    dst: V4,
+    dport: ECHO,
+  }, { reply: dir(V4, ECHO, V4_SNAT_TO, 40122), nat: "snat" }),
+  talk("ipv6 connection with data, left open", "ipv6", "open", {
+    src: V6,
+    sport: 40123,
+    dst: V6,
+    dport: ECHO,
+  }),
+  talk("ipv4 connection with data, closed by both sides", "ipv4", "closed", {
+    src: V4,
+    sport: 40124,
+    dst: V4,
+    dport: ECHO,
+  }),
+];
+
+/**
+ * Inside the traffic namespace (`--traffic-inside`): starts the echo server,
+ * makes every connection of {@linkcode TRAFFIC}, prints `ready` once the
+ * data is exchanged (and the closed ones are closed), then keeps the sockets
+ * until stdin closes.
+ */
+async function trafficInside(): Promise<void> {
+  const net = await import("node:net");
+  const servers = [V4, V6].map((host) => {
+    const server = net.createServer((sock) => sock.pipe(sock));
+    server.listen(ECHO, host);
+    return server;
+  });
+  await Promise.all(servers.map((s) => new Promise((r) => s.once("listening", r))));
+  const sockets: unknown[] = [];
+  // the SYNs first, the data connections 1.5 s later: delta-time= differs between them
+  const order = [
+    ...TRAFFIC.filter((t) => t.kind === "syn"),
+    ...TRAFFIC.filter((t) => t.kind !== "syn"),
+  ];
+  let waited = false;
+  const done = [];
+  for (const t of order) {
+    if (t.kind !== "syn" && !waited) {
+      await new Promise((r) => setTimeout(r, 1500));
+      waited = true;
+    }
+    done.push(connectOne(t));
+  }
+  function connectOne(t: TrafficEntry): Promise<void> {
+    const sock = net.connect({
+      host: t.connect.dst,
+      port: t.connect.dport,
+      localAddress: t.connect.src,
+      localPort: t.connect.sport,
+    });
+    sockets.push(sock);
+    sock.on("error", () => {});
+    if (t.kind === "syn") return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      let got = 0;
+      sock.on("connect", () => sock.write(new Uint8Array(t.payload!).fill(120)));
+      sock.on("data", (d: Uint8Array) => {
+        got += d.length;
+        if (got < t.payload!) return;
+        if (t.kind === "closed") sock.end();
+        resolve();
+      });
+      sock.on("error", reject);
+    });
+  }
+  await Promise.all(done);
+  await new Promise((r) => setTimeout(r, 200)); // the closing FINs and ACKs
+  console.log("ready");
+  for await (const _ of Deno.stdin.readable) {
+    // hold the sockets until the capture is done
+  }
+  Deno.exit(0);
+}
+
+/** Sets up the traffic namespace, runs the connections and reads the table. */
+function captureTraffic(): Promise<Capture> {
+  return withNetns("fixtures-traffic", async (ns: Netns) => {
+    for (const key of [ACCT, TIMESTAMP]) {
+      if (await ns.sysctl(key, "1") !== "1") throw new Error(`${key} did not turn on`);
+    }
+    for (const cmd of TRAFFIC_SETUP) {
+      const r = await ns.exec(cmd);
+      if (r.code !== 0) throw new Error(`${cmd.join(" ")}: ${r.stderr.trim()}`);
+    }
+    const child = ns.spawn(
+      [Deno.execPath(), "run", "-A", new URL(import.meta.url).pathname, "--traffic-inside"],
+      { stdin: "piped", stdout: "piped", stderr: "inherit" },
+    );
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let said = "";
+    while (!said.includes("ready")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`traffic helper ended early: ${said}`);
+      said += value;
+    }
+    // Let SYNs be retransmitted (1 s) and delta-time grow past creation.
+    await new Promise((r) => setTimeout(r, 2500));
+    const procfs = await ns.list();
+    let extended = "";
+    for (const family of ["ipv4", "ipv6"]) {
+      extended += (await ns.conntrack(["-L", "-o", "extended", "-f", family])).stdout;
+    }
+    await child.stdin.close();
+    await child.status;
+    reader.releaseLock();
+    for (const t of TRAFFIC) {
+      const o = t.original;
+      const needle = ` sport=${o.sport} dport=${o.dport} `;
+      for (const [what, text] of [["procfs", procfs], ["conntrack -L", extended]]) {
+        const n = text.split("\n").filter((l) => l.includes(needle)).length;
+        if (n !== 1) throw new Error(`${what}: ${n} lines for ${t.description}`);
+      }
+    }
+    return { procfs, extended };
+  });
+}
+
 async function main(): Promise<void> {
   const skip = await canRunKernelTests();
   if (skip !== undefined) {
     console.error(`cannot capture fixtures: ${skip}`);
     Deno.exit(1);
   }
+  const what = Deno.args.length > 0 ? Deno.args : ["table", "traffic"];
+  await Deno.mkdir(OUT, { recursive: true });
+  if (what.includes("traffic")) await writeTraffic();
+  if (!what.includes("table")) return;
   const plain = await capture(false);
   const acct = await capture(true);
-  await Deno.mkdir(OUT, { recursive: true });
   const files: Record<string, { text: string; about: Record<string, unknown> }> = {
     "procfs_plain.txt": {
       text: plain.procfs,
@@ -517,4 +834,30 @@ async function main(): Promise<void> {
   );
 }
 
-if (import.meta.main) await main();
+/** Captures {@linkcode TRAFFIC} and writes its two tables and `traffic_expected.json`. */
+async function writeTraffic(): Promise<void> {
+  const t = await captureTraffic();
+  await Deno.writeTextFile(new URL("procfs_traffic.txt", OUT), t.procfs);
+  await Deno.writeTextFile(new URL("conntrack_extended_traffic.txt", OUT), t.extended);
+  const uname = await new Deno.Command("uname", { args: ["-r"], stdout: "piped" }).output();
+  const expected = {
+    about: "Written by scripts/capture_fixtures.ts from its own connection list and rules, " +
+      "not by parsing the captures. Real sockets on the namespace's loopback, " +
+      "nf_conntrack_acct=1 and nf_conntrack_timestamp=1. Each connection appears exactly " +
+      "once in procfs_traffic.txt (cat /proc/net/nf_conntrack) and " +
+      "conntrack_extended_traffic.txt (conntrack -L -o extended -f ipv4, then -f ipv6).",
+    kernel: new TextDecoder().decode(uname.stdout).trim(),
+    setup: TRAFFIC_SETUP.map((c) => c.join(" ")),
+    connections: TRAFFIC,
+  };
+  await Deno.writeTextFile(
+    new URL("traffic_expected.json", OUT),
+    JSON.stringify(expected, null, 2) + "\n",
+  );
+  console.log(`wrote the traffic capture of ${TRAFFIC.length} connections to ${OUT.pathname}`);
+}
+
+if (import.meta.main) {
+  if (Deno.args[0] === "--traffic-inside") await trafficInside();
+  else await main();
+}

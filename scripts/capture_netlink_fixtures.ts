@@ -11,6 +11,19 @@
  * `conntrack -L -o id` output as an independent record of the ids), and
  * removes the namespace. Default outdir: tests/fixtures/netlink.
  *
+ * Then, in a second namespace, the real-traffic setup of
+ * scripts/capture_fixtures.ts (iptables DNAT/SNAT, CONNMARK, CT zones, real
+ * sockets on loopback, counters and timestamps on) is dumped too:
+ * `dump_traffic.bin` (everything) and `dump_traffic_filtered_ipv4.bin` /
+ * `…_ipv6.bin` (the kernel's TCP + unreplied filter); manifest.json gains a
+ * `traffic` section with the rules, the expected connections and
+ * `conntrack -L -o extended,id`.
+ *
+ *     deno task fixtures:netlink [outdir] [--traffic-only]
+ *
+ * `--traffic-only` captures only the traffic part and keeps the rest of
+ * manifest.json as it is.
+ *
  * @module
  */
 import {
@@ -36,6 +49,8 @@ import {
 } from "../lib/netlink/codec.ts";
 import { NetlinkSocket } from "../lib/netlink/socket.ts";
 import type { Tuple } from "../lib/entry.ts";
+import { TRAFFIC, TRAFFIC_SETUP } from "./capture_fixtures.ts";
+import { withNetns } from "../tests/support/netns.ts";
 
 /** What the namespace is filled with (the fixtures' ground truth). */
 export const FIXTURE_ENTRIES = [
@@ -198,6 +213,94 @@ async function inside(outdir: string): Promise<void> {
   }
 }
 
+/** Inside the traffic namespace: the dumps of its table. */
+async function insideTraffic(outdir: string): Promise<void> {
+  const sock = NetlinkSocket.open();
+  let seq = 500;
+  const req = (fill: (b: MessageBuilder, seq: number) => void) => {
+    const b = new MessageBuilder();
+    fill(b, ++seq);
+    return b.bytes();
+  };
+  const save = async (name: string, bytes: Uint8Array) => {
+    await Deno.writeFile(`${outdir}/${name}.bin`, bytes);
+    console.log(`${name}.bin: ${bytes.length} bytes`);
+  };
+  try {
+    await save(
+      "dump_traffic",
+      await exchange(sock, req((b, s) => appendDumpRequest(b, s, AF_UNSPEC)), true),
+    );
+    const unreplied = { value: 0, mask: IPS_SEEN_REPLY };
+    for (const [fam, name] of [[AF_INET, "ipv4"], [AF_INET6, "ipv6"]] as const) {
+      const r = req((b, s) =>
+        appendDumpRequest(b, s, fam, { protoNum: IPPROTO_TCP, status: unreplied })
+      );
+      await save(`dump_traffic_filtered_${name}`, await exchange(sock, r, true));
+    }
+  } finally {
+    sock.close();
+  }
+}
+
+/** The real-traffic capture; returns the manifest's `traffic` section and file notes. */
+function captureTraffic(outdir: string) {
+  return withNetns("nl-fixtures-traffic", async (ns) => {
+    for (const key of ["net.netfilter.nf_conntrack_acct", "net.netfilter.nf_conntrack_timestamp"]) {
+      if (await ns.sysctl(key, "1") !== "1") throw new Error(`${key} did not turn on`);
+    }
+    for (const cmd of TRAFFIC_SETUP) {
+      const r = await ns.exec(cmd);
+      if (r.code !== 0) throw new Error(`${cmd.join(" ")}: ${r.stderr.trim()}`);
+    }
+    const helper = new URL("./capture_fixtures.ts", import.meta.url).pathname;
+    const child = ns.spawn([Deno.execPath(), "run", "-A", helper, "--traffic-inside"], {
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    });
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let said = "";
+    while (!said.includes("ready")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`traffic helper ended early: ${said}`);
+      said += value;
+    }
+    await new Promise((r) => setTimeout(r, 2500));
+    const dumped = await ns.exec([
+      Deno.execPath(),
+      "run",
+      "-A",
+      import.meta.filename!,
+      "--inside-traffic",
+      outdir,
+    ]);
+    if (dumped.code !== 0) throw new Error(`traffic dump: ${dumped.stderr}`);
+    console.log(dumped.stdout.trimEnd());
+    const listing = await ns.conntrack(["-L", "-o", "extended,id"]);
+    await child.stdin.close();
+    await child.status;
+    reader.releaseLock();
+    return {
+      traffic: {
+        about: "Real sockets on the namespace's loopback (scripts/capture_fixtures.ts " +
+          "--traffic-inside), nf_conntrack_acct=1, nf_conntrack_timestamp=1; the " +
+          "connections and their expected tuples, zones and marks come from its list.",
+        setup: TRAFFIC_SETUP.map((c) => c.join(" ")),
+        connections: TRAFFIC,
+        conntrackListing: listing.stdout.trimEnd().split("\n"),
+      },
+      files: {
+        dump_traffic:
+          `AF_UNSPEC dump of the traffic namespace: all ${TRAFFIC.length} entries, then NLMSG_DONE`,
+        dump_traffic_filtered_ipv4:
+          "AF_INET dump of it, CTA_FILTER proto TCP + CTA_STATUS 0/SEEN_REPLY",
+        dump_traffic_filtered_ipv6: "AF_INET6 dump of it, same filter",
+      },
+    };
+  });
+}
+
 async function outside(outdir: string): Promise<void> {
   await Deno.mkdir(outdir, { recursive: true });
   const ns = `cc-nl-${crypto.randomUUID().slice(0, 8)}`;
@@ -225,13 +328,30 @@ async function outside(outdir: string): Promise<void> {
         delete_ack: "DELETE of v4_syn_sent with its CTA_ID: NLMSG_ERROR 0 (ack)",
       },
     };
-    await Deno.writeTextFile(`${outdir}/manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
+    const t = await captureTraffic(outdir);
+    const full = { ...manifest, traffic: t.traffic, files: { ...manifest.files, ...t.files } };
+    await Deno.writeTextFile(`${outdir}/manifest.json`, JSON.stringify(full, null, 2) + "\n");
   } finally {
     await run(["ip", "netns", "del", ns]);
   }
 }
 
+/** `--traffic-only`: the traffic capture, merged into the existing manifest.json. */
+async function trafficOnly(outdir: string): Promise<void> {
+  const path = `${outdir}/manifest.json`;
+  const manifest = JSON.parse(await Deno.readTextFile(path));
+  const t = await captureTraffic(outdir);
+  manifest.traffic = t.traffic;
+  manifest.files = { ...manifest.files, ...t.files };
+  await Deno.writeTextFile(path, JSON.stringify(manifest, null, 2) + "\n");
+}
+
 if (import.meta.main) {
   if (Deno.args[0] === "--inside") await inside(Deno.args[1]);
-  else await outside(Deno.args[0] ?? "tests/fixtures/netlink");
+  else if (Deno.args[0] === "--inside-traffic") await insideTraffic(Deno.args[1]);
+  else {
+    const dir = Deno.args.find((a) => !a.startsWith("--")) ?? "tests/fixtures/netlink";
+    if (Deno.args.includes("--traffic-only")) await trafficOnly(dir);
+    else await outside(dir);
+  }
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { fastCandidate } from "../lib/fast_line.ts";
 import { parseLine } from "../lib/parse.ts";
-import { genLine, render } from "./support/gen_line.ts";
+import { type Gen, genLine, genLineOutOfRange, inRanges, render } from "./support/gen_line.ts";
 
 const enc = new TextEncoder();
 const fast = (line: string) => {
@@ -28,8 +28,8 @@ function slow(line: string) {
   };
 }
 
-/** A plain candidate: the shape the fast path is for. */
-const plain = genLine.map((g) =>
+/** A plain candidate (the shape the fast path is for) made of `g`. */
+const plainOf = (g: Gen) =>
   render({
     ...g,
     state: "SYN_SENT",
@@ -43,8 +43,8 @@ const plain = genLine.map((g) =>
       dir: g.zone.dir === "reply" || g.zone.dir === "orig" ? "both" : g.zone.dir,
       id: g.zone.id,
     },
-  })
-);
+  });
+const plain = genLine.map(plainOf);
 
 Deno.test("fastCandidate reads every plain candidate line exactly as parseLine does", () => {
   fc.assert(
@@ -89,10 +89,13 @@ Deno.test("fastCandidate never accepts a line parseLine rejects, and agrees when
     return t.join(" ");
   });
   fc.assert(
-    fc.property(fc.oneof(plain, genLine.map(render), mutated, edited), (line) => {
-      const f = fast(line);
-      if (f !== undefined) assert.deepEqual(f, slow(line), line);
-    }),
+    fc.property(
+      fc.oneof(plain, genLine.map(render), genLineOutOfRange.map(plainOf), mutated, edited),
+      (line) => {
+        const f = fast(line);
+        if (f !== undefined) assert.deepEqual(f, slow(line), line);
+      },
+    ),
     { numRuns: 20000 },
   );
 });
@@ -111,6 +114,54 @@ Deno.test("fastCandidate declines shapes it does not know, leaving them to parse
       "ipv6     10 tcp      6 117 SYN_SENT src=2001:db8::1 dst=2001:db8::2 sport=1 dport=2 [UNREPLIED] src=2001:db8::2 dst=2001:db8::1 sport=2 dport=1 mark=0 use=1",
     ]
   ) {
+    assert.equal(fast(line), undefined, line);
+  }
+});
+
+Deno.test("fastCandidate declines a port or zone of 65536, and reads 0 and 65535, exactly as parseLine does", () => {
+  let over = 0;
+  fc.assert(
+    fc.property(genLineOutOfRange, (g) => {
+      const line = plainOf(g);
+      if (inRanges(g)) {
+        assert.deepEqual(fast(line), slow(line), line);
+        assert.ok(fast(line) !== undefined, line);
+      } else {
+        over++;
+        assert.equal(slow(line), undefined, line);
+        assert.equal(fast(line), undefined, line);
+      }
+    }),
+    { numRuns: 3000 },
+  );
+  assert.ok(over > 300, `${over} lines past the limit`);
+  const base =
+    "ipv4     2 tcp      6 0 SYN_SENT src=0.0.0.0 dst=255.255.255.255 sport=0 dport=65535 [UNREPLIED] src=255.255.255.255 dst=0.0.0.0 sport=65535 dport=0 mark=4294967295 zone=65535 use=1";
+  assert.deepEqual(fast(base), {
+    family: "ipv4",
+    src: "0.0.0.0",
+    dst: "255.255.255.255",
+    sport: 0,
+    dport: 65535,
+    zone: 65535,
+    timeout: 0,
+    seenFrom: 1,
+    seenTo: 2,
+  });
+  for (
+    const edit of [
+      "sport=65536 dport=65535 [",
+      "sport=0 dport=65536 [",
+      "] src=255.255.255.255 dst=0.0.0.0 sport=65536 ",
+      "zone=65536",
+    ]
+  ) {
+    const line = edit.startsWith("sport=")
+      ? base.replace("sport=0 dport=65535 [", edit)
+      : edit.startsWith("]")
+      ? base.replace("] src=255.255.255.255 dst=0.0.0.0 sport=65535 ", edit)
+      : base.replace("zone=65535", edit);
+    assert.notEqual(line, base);
     assert.equal(fast(line), undefined, line);
   }
 });

@@ -1,21 +1,27 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { parseLine } from "../lib/parse.ts";
-import { canon, genLine, render } from "./support/gen_line.ts";
+import { canon, genLine, genLineOutOfRange, inRanges, render } from "./support/gen_line.ts";
 
-const CAPTURED =
-  "ipv6     10 tcp      6 119 SYN_SENT src=2001:0db8:0000:0000:0000:0000:0000:0001 dst=2001:0db8:0000:0000:0000:0000:0000:0002 sport=1234 dport=80 [UNREPLIED] src=2001:0db8:0000:0000:0000:0000:0000:0002 dst=2001:0db8:0000:0000:0000:0000:0000:0001 sport=80 dport=1234 mark=0 zone=5 use=2";
+/**
+ * A line the kernel printed (tests/fixtures/procfs_plain.txt, captured by
+ * scripts/capture_fixtures.ts from an entry it made with
+ * `conntrack -I -s 2001:db8::1 -d 2001:db8::2 --sport 40000 --dport 80 -w 5 …`).
+ */
+const CAPTURED = Deno.readTextFileSync(new URL("fixtures/procfs_plain.txt", import.meta.url))
+  .split("\n").find((l) => l.startsWith("ipv6 ") && / sport=40000 .* zone=5 /.test(l))!;
 
-Deno.test("parseLine reads a SYN_SENT [UNREPLIED] IPv6 line in zone 5 as the kernel printed it", () => {
+Deno.test("parseLine reads a captured SYN_SENT [UNREPLIED] IPv6 line in zone 5 as the kernel printed it", () => {
+  assert.ok(CAPTURED, "the fixture holds the line");
   const r = parseLine(CAPTURED);
   assert.equal(r.kind, "tcp");
   if (r.kind !== "tcp") return;
   assert.deepEqual(r.entry, {
     family: "ipv6",
-    timeout: 119,
+    timeout: 117,
     state: "SYN_SENT",
-    original: { src: "2001:db8::1", dst: "2001:db8::2", sport: 1234, dport: 80 },
-    reply: { src: "2001:db8::2", dst: "2001:db8::1", sport: 80, dport: 1234 },
+    original: { src: "2001:db8::1", dst: "2001:db8::2", sport: 40000, dport: 80 },
+    reply: { src: "2001:db8::2", dst: "2001:db8::1", sport: 80, dport: 40000 },
     zone: 5,
     unreplied: true,
     flag: undefined,
@@ -50,6 +56,25 @@ Deno.test("parseLine parses every generated valid line back to what generated it
     }),
     { numRuns: 2000 },
   );
+});
+
+Deno.test("parseLine rejects a port or zone past 65535 and accepts 0 and 65535 (boundaries drawn on purpose)", () => {
+  let over = 0, edge = 0;
+  fc.assert(
+    fc.property(genLineOutOfRange, (g) => {
+      const r = parseLine(render(g));
+      if (inRanges(g)) {
+        assert.equal(r.kind, "tcp", render(g));
+        const d = [g.orig, g.reply];
+        if (d.some((x) => [x.sport, x.dport].some((p) => p === 0 || p === 65535))) edge++;
+      } else {
+        over++;
+        assert.equal(r.kind, "malformed", render(g));
+      }
+    }),
+    { numRuns: 2000 },
+  );
+  assert.ok(over > 100 && edge > 100, `drawn: ${over} past the limit, ${edge} at it`);
 });
 
 Deno.test("parseLine never throws, whatever the input", () => {

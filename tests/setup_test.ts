@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { loadConfig, type Settings } from "../lib/config.ts";
 import type { ProcessRunner, RunResult } from "../lib/process.ts";
 import { setUp, SetupError } from "../lib/setup.ts";
+import { kernelTest } from "./support/kernel_test.ts";
+import { type Netns, withNetns } from "./support/netns.ts";
 
 function settings(args: string[]): Settings {
   const r = loadConfig(args, () => undefined);
@@ -88,3 +90,40 @@ Deno.test("setUp needs no conntrack binary for a dry run", async () => {
     /conntrack binary "conntrack" cannot run \(conntrack: not found\); install conntrack-tools/,
   );
 });
+
+/** `setUp(loadConfig([]))` run inside `ns` (under `prefix`), as the agent would start. */
+async function setUpInside(ns: Netns, prefix: string[]): Promise<Record<string, string>> {
+  const url = (p: string) => new URL(p, import.meta.url).href;
+  const code = `
+    import { loadConfig } from ${JSON.stringify(url("../lib/config.ts"))};
+    import { setUp } from ${JSON.stringify(url("../lib/setup.ts"))};
+    const r = loadConfig([], () => undefined);
+    if (r.kind !== "run") throw new Error(r.kind);
+    const p = await setUp(r.settings);
+    console.log(JSON.stringify({ source: p.source.name, sourceReason: p.sourceReason,
+      deleter: p.deleter.name, deleterReason: p.deleterReason }));
+    p.source.close?.();
+    p.deleter.close?.();`;
+  const r = await ns.exec([...prefix, Deno.execPath(), "eval", code]);
+  if (r.code !== 0) throw new Error(`setUp in ${ns.name} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+kernelTest(
+  "setUp auto on the real kernel uses netlink as root, and falls back to procfs and the conntrack CLI with EPERM when CAP_NET_ADMIN is dropped",
+  () =>
+    withNetns("setup-eperm", async (ns) => {
+      const root = await setUpInside(ns, []);
+      assert.equal(root.source, "netlink");
+      assert.equal(root.deleter, "netlink");
+      const dropped = await setUpInside(ns, ["setpriv", "--bounding-set=-net_admin"]);
+      assert.equal(dropped.source, "procfs", JSON.stringify(dropped));
+      assert.match(
+        dropped.sourceReason,
+        /^auto: netlink: .*EPERM.*; \/proc\/net\/nf_conntrack is readable$/,
+      );
+      assert.equal(dropped.deleter, "conntrack");
+      assert.match(dropped.deleterReason, /^auto: netlink: .*EPERM.*; using the conntrack CLI$/);
+    }),
+  { needs: ["setpriv"] },
+);

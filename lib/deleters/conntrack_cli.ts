@@ -101,8 +101,13 @@ export function deletedKeys(stdout: string): Set<string> {
  *
  * conntrack-tools 1.4.7 answers every `-D` (also each line of `-R`) by
  * dumping the whole table and deleting the entries that match all filters,
- * so the state and status filters make the delete conditional: an entry that
- * got its reply in the meantime is left alone. It cannot select an entry by
+ * so the state filter makes the delete conditional: an entry that got its
+ * reply in the meantime (the SYN/ACK moves it to SYN_RECV) is left alone.
+ * `-u UNREPLIED` is passed too, but 1.4.7 does not apply it to `-D`: an entry
+ * still SYN_SENT with SEEN_REPLY set is deleted (tests/deleters/
+ * conntrack_cli_kernel_test.ts). A reply the kernel accepts moves SYN_SENT on
+ * (SYN/ACK to SYN_RECV, SYN to SYN_SENT2, RST to CLOSE), so we know of no way
+ * but a hand-made update to make such an entry. It cannot select an entry by
  * its conntrack id, so a target's `id` is not used: a new entry that took the
  * same tuple and is still SYN_SENT + UNREPLIED would be deleted too. The cost is one table dump
  * per tuple (0.33 s on a 100k-entry table).

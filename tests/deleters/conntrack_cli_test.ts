@@ -3,6 +3,7 @@ import fc from "fast-check";
 import type { Tuple } from "../../lib/entry.ts";
 import { ConntrackCliDeleter, deleteArgs } from "../../lib/deleters/conntrack_cli.ts";
 import type { ProcessRunner, RunOptions, RunResult } from "../../lib/process.ts";
+import { rfc5952 } from "../support/gen_line.ts";
 
 const T1: Tuple = {
   family: "ipv4",
@@ -83,16 +84,89 @@ Deno.test("deleteArgs refuses any tuple field that is not a valid value", () => 
     { ...T1, family: "inet" as Tuple["family"] },
   ];
   for (const t of bad) assert.throws(() => deleteArgs(t), RangeError, JSON.stringify(t));
-  fc.assert(fc.property(fc.string(), (s) => {
-    // whatever string sits in an address field, it either is that address or is refused
-    try {
-      const args = deleteArgs({ ...T1, src: s });
-      assert.equal(args[6], s);
-      assert.match(s, /^\d{1,3}(\.\d{1,3}){3}$/);
-    } catch (e) {
-      assert.ok(e instanceof RangeError);
-    }
-  }));
+  // whatever string sits in an address field, it either is that address, spelled
+  // canonically, or is refused; the generator hits both branches on purpose
+  const octet = fc.oneof(fc.constantFrom(0, 255, 256), fc.integer({ min: 0, max: 300 }));
+  const quad = fc.tuple(octet, octet, octet, octet, fc.boolean()).map(([a, b, c, d, pad]) =>
+    [a, b, c, d].map((o, i) => (pad && i === 1 ? String(o).padStart(3, "0") : String(o))).join(".")
+  );
+  const group = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff }));
+  const v6 = fc.tuple(
+    fc.array(group, { minLength: 8, maxLength: 8 }),
+    fc.constantFrom("rfc5952", "full", "upper"),
+  ).map(([g, how]) => {
+    const canonical = rfc5952(g);
+    if (how === "rfc5952") return canonical;
+    if (how === "upper") return canonical.toUpperCase();
+    return g.map((x) => x.toString(16).padStart(4, "0")).join(":");
+  });
+  /** Canonical IPv4, judged here without lib/addr.ts: four decimal octets 0-255, no leading zero. */
+  const isQuad = (a: string) =>
+    /^(0|[1-9][0-9]{0,2})(\.(0|[1-9][0-9]{0,2})){3}$/.test(a) &&
+    a.split(".").every((o) => Number(o) <= 255);
+  /** Canonical IPv6: what rfc5952 gives for the groups the text stands for. */
+  const isV6 = (a: string) => {
+    if (!/^[0-9a-f:]+$/.test(a)) return false;
+    const halves = a.split("::");
+    if (halves.length > 2) return false;
+    const parts = halves.map((h) => (h === "" ? [] : h.split(":")));
+    const n = parts.reduce((k, p) => k + p.length, 0);
+    if (halves.length === 1 ? n !== 8 : n > 6) return false;
+    if (parts.flat().some((x) => !/^[0-9a-f]{1,4}$/.test(x))) return false;
+    const groups = halves.length === 1
+      ? parts[0]
+      : [...parts[0], ...new Array(8 - n).fill("0"), ...parts[1]];
+    return rfc5952(groups.map((x) => parseInt(x, 16))) === a;
+  };
+  let accepted = 0, refused = 0;
+  for (
+    const [family, addr, ok, base] of [
+      ["ipv4", fc.oneof(quad, fc.string({ maxLength: 20 })), isQuad, T1],
+      ["ipv6", fc.oneof(v6, fc.string({ maxLength: 40 })), isV6, T2],
+    ] as const
+  ) {
+    fc.assert(
+      fc.property(addr, (a) => {
+        let args: string[] | undefined;
+        try {
+          args = deleteArgs({ ...base, src: a });
+        } catch (e) {
+          assert.ok(e instanceof RangeError);
+        }
+        assert.equal(args !== undefined, ok(a), `${family} ${JSON.stringify(a)}`);
+        if (args !== undefined) {
+          assert.equal(args[args.indexOf("-s") + 1], a);
+          accepted++;
+        } else refused++;
+      }),
+      { numRuns: 2000 },
+    );
+  }
+  assert.ok(accepted > 200 && refused > 1000, `${accepted} accepted, ${refused} refused`);
+});
+
+Deno.test("deleteArgs takes ports and zones 0 to 65535 and refuses 65536, -1 and fractions (boundaries drawn)", () => {
+  const value = fc.oneof(
+    fc.constantFrom(0, 1, 65535, 65536, 65537, -1, 0.5, 65535.5, Number.NaN),
+    fc.integer({ min: -70000, max: 140000 }),
+  );
+  let edge = 0;
+  fc.assert(
+    fc.property(fc.constantFrom("sport", "dport", "zone"), value, fc.boolean(), (field, v, v6) => {
+      const t = { ...(v6 ? T2 : T1), [field]: v };
+      const ok = Number.isInteger(v) && v >= 0 && v <= 65535;
+      if (v === 0 || v === 65535 || v === 65536) edge++;
+      if (!ok) {
+        assert.throws(() => deleteArgs(t), RangeError, `${field}=${v}`);
+        return;
+      }
+      const args = deleteArgs(t);
+      const flag = { sport: "--sport", dport: "--dport", zone: "-w" }[field];
+      assert.equal(args[args.indexOf(flag) + 1], String(v), `${field}=${v}`);
+    }),
+    { numRuns: 2000 },
+  );
+  assert.ok(edge > 200, `${edge} boundary values drawn`);
 });
 
 Deno.test("ConntrackCliDeleter batch mode sends all tuples through one conntrack -R - and reads what it printed", async () => {

@@ -7,24 +7,13 @@
  * Deno binary is the same runtime, with the same glibc needs).
  */
 import assert from "node:assert/strict";
+import { machineTest, which } from "../support/kernel_test.ts";
 
 const SCRIPT = new URL("../../scripts/assemble_rootfs.sh", import.meta.url).pathname;
 const CONNTRACK = "/usr/sbin/conntrack";
 /** Where the Dockerfile puts the agent; the stand-in goes to the same place. */
 const AGENT_TARGET = "/usr/local/bin/conntrack-cleaner";
 const STAND_IN = Deno.realPathSync(Deno.execPath());
-
-function which(name: string): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":").concat(["/usr/sbin", "/sbin"])) {
-    try {
-      const path = `${dir}/${name}`;
-      if (Deno.statSync(path).isFile) return path;
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
-}
 
 const CHROOT = which("chroot");
 const CC = which("cc");
@@ -50,10 +39,6 @@ function chrootSkipReason(): string | undefined {
     return `${CONNTRACK} is missing (apt-get install conntrack)`;
   }
   return undefined;
-}
-
-function named(name: string, reason: string | undefined): string {
-  return reason ? `${name} [skipped: ${reason}]` : name;
 }
 
 interface Result {
@@ -146,13 +131,9 @@ async function interpreter(file: string): Promise<string | undefined> {
 const SHARED_OBJECT = /\.so(\.\d+)*$/;
 const LIB_DIR = /^\/(usr\/)?lib(64|32|x32)?\//;
 
-Deno.test({
-  name: named(
-    "rootfs: conntrack and the agent stand-in run via chroot with an empty environment",
-    chrootSkipReason(),
-  ),
-  ignore: chrootSkipReason() !== undefined,
-  async fn() {
+machineTest(
+  "rootfs: conntrack and the agent stand-in run via chroot with an empty environment",
+  async () => {
     await withTempDir(async (dir) => {
       const dest = `${dir}/rootfs`;
       const built = await assemble(dest, `${STAND_IN}:${AGENT_TARGET}`, CONNTRACK);
@@ -178,15 +159,12 @@ Deno.test({
       assert.match(ffi.stdout, /^getpid \d+$/m);
     });
   },
-});
+  { skip: chrootSkipReason() },
+);
 
-Deno.test({
-  name: named(
-    "rootfs: the tree holds only the two binaries, their shared libraries and the loader",
-    chrootSkipReason(),
-  ),
-  ignore: chrootSkipReason() !== undefined,
-  async fn() {
+machineTest(
+  "rootfs: the tree holds only the two binaries, their shared libraries and the loader",
+  async () => {
     await withTempDir(async (dir) => {
       const dest = `${dir}/rootfs`;
       const built = await assemble(dest, `${STAND_IN}:${AGENT_TARGET}`, CONNTRACK);
@@ -230,12 +208,12 @@ Deno.test({
       }
     });
   },
-});
+  { skip: chrootSkipReason() },
+);
 
-Deno.test({
-  name: named("rootfs: running the script twice into the same tree works", scriptSkipReason()),
-  ignore: scriptSkipReason() !== undefined,
-  async fn() {
+machineTest(
+  "rootfs: running the script twice into the same tree works",
+  async () => {
     await withTempDir(async (dir) => {
       const dest = `${dir}/rootfs`;
       const first = await assemble(dest, `${STAND_IN}:${AGENT_TARGET}`);
@@ -246,24 +224,24 @@ Deno.test({
       assert.deepEqual(walk(dest), before);
     });
   },
-});
+  { skip: scriptSkipReason() },
+);
 
-Deno.test({
-  name: named("rootfs script: fails with a message for a missing executable", scriptSkipReason()),
-  ignore: scriptSkipReason() !== undefined,
-  async fn() {
+machineTest(
+  "rootfs script: fails with a message for a missing executable",
+  async () => {
     await withTempDir(async (dir) => {
       const r = await assemble(`${dir}/rootfs`, `${dir}/no-such-binary`);
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, /error: .*no-such-binary.* does not exist/);
     });
   },
-});
+  { skip: scriptSkipReason() },
+);
 
-Deno.test({
-  name: named("rootfs script: refuses a script (no shell in the image)", scriptSkipReason()),
-  ignore: scriptSkipReason() !== undefined,
-  async fn() {
+machineTest(
+  "rootfs script: refuses a script (no shell in the image)",
+  async () => {
     await withTempDir(async (dir) => {
       const script = `${dir}/hello.sh`;
       await Deno.writeTextFile(script, "#!/bin/sh\necho hello\n", { mode: 0o755 });
@@ -272,15 +250,12 @@ Deno.test({
       assert.match(r.stderr, /not an ELF file/);
     });
   },
-});
+  { skip: scriptSkipReason() },
+);
 
-Deno.test({
-  name: named(
-    "rootfs script: rejects a relative TARGET and prints usage without arguments",
-    scriptSkipReason(),
-  ),
-  ignore: scriptSkipReason() !== undefined,
-  async fn() {
+machineTest(
+  "rootfs script: rejects a relative TARGET and prints usage without arguments",
+  async () => {
     await withTempDir(async (dir) => {
       const r = await assemble(`${dir}/rootfs`, `${CONNTRACK}:usr/sbin/conntrack`);
       assert.notEqual(r.code, 0);
@@ -290,7 +265,8 @@ Deno.test({
       assert.match(usage.stderr, /usage: /);
     });
   },
-});
+  { skip: scriptSkipReason() },
+);
 
 /** Builds `prog`, linked to `libdemo.so.1` in `libdir` through an absolute RUNPATH. */
 async function buildDemo(dir: string): Promise<{ prog: string; lib: string }> {
@@ -327,31 +303,26 @@ async function buildDemo(dir: string): Promise<{ prog: string; lib: string }> {
 const ccSkip = scriptSkipReason() ??
   (CC ? undefined : "no C compiler (cc) to build a test program");
 
-Deno.test({
-  name: named(
-    "rootfs script: follows a library found outside the system directories (RUNPATH)",
-    ccSkip,
-  ),
-  ignore: ccSkip !== undefined,
-  async fn() {
+machineTest(
+  "rootfs script: follows a library found outside the system directories (RUNPATH), and the program runs via chroot",
+  async () => {
     await withTempDir(async (dir) => {
       const { prog, lib } = await buildDemo(dir);
       const dest = `${dir}/rootfs`;
       const r = await assemble(dest, prog);
       assert.equal(r.code, 0, r.stderr);
       assert.ok(Deno.statSync(dest + lib).isFile, `${lib} copied at its own path`);
-      if (chrootSkipReason() === undefined) {
-        const ran = await run(CHROOT!, [dest, prog], {});
-        assert.equal(ran.code, 0, ran.stderr);
-      }
+      // and it runs from the tree alone
+      const ran = await run(CHROOT!, [dest, prog], {});
+      assert.equal(ran.code, 0, ran.stderr);
     });
   },
-});
+  { skip: ccSkip ?? chrootSkipReason() },
+);
 
-Deno.test({
-  name: named("rootfs script: fails loudly, naming it, when a library cannot be found", ccSkip),
-  ignore: ccSkip !== undefined,
-  async fn() {
+machineTest(
+  "rootfs script: fails loudly, naming it, when a library cannot be found",
+  async () => {
     await withTempDir(async (dir) => {
       const { prog, lib } = await buildDemo(dir);
       await Deno.remove(lib);
@@ -360,4 +331,5 @@ Deno.test({
       assert.match(r.stderr, /error: .*needs 'libdemo\.so\.1', which cannot be found/);
     });
   },
-});
+  { skip: ccSkip },
+);

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { loadConfig, OPTIONS } from "../../lib/config.ts";
+import { machineTest, which } from "../support/kernel_test.ts";
 
 const UNIT_URL = new URL("../../deploy/conntrack-cleaner.service", import.meta.url);
 const UNIT_TEXT = Deno.readTextFileSync(UNIT_URL);
@@ -142,19 +143,11 @@ Deno.test("systemd unit: runs as root (for /proc/net/nf_conntrack) and is enable
   assert.equal(get("Install", "WantedBy"), "multi-user.target");
 });
 
-const analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].find((p) => {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-});
+const analyze = which("systemd-analyze");
 
-Deno.test({
-  name: "systemd unit: systemd-analyze verify reports nothing" +
-    (analyze ? "" : " [skipped: systemd-analyze is not installed]"),
-  ignore: !analyze,
-  async fn() {
+machineTest(
+  "systemd unit: systemd-analyze verify reports nothing",
+  async () => {
     const dir = await Deno.makeTempDir({ prefix: "unit-verify-" });
     try {
       // The agent binary is not installed here: point ExecStart at /bin/true,
@@ -178,4 +171,5 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
-});
+  { needs: ["systemd-analyze"] },
+);

@@ -231,12 +231,23 @@ export async function httpGet(ns: Netns, url: string): Promise<{ status: number;
 export function assertStory(r: ScenarioResult, label: string): void {
   const ctx = `${label}\n${r.logs.map((l) => JSON.stringify(l)).join("\n")}`;
   assert.deepEqual(r.renewedLeft, [], `renewed entries left after 12 s: ${ctx}`);
-  assert.ok(r.allGoneMs !== undefined && r.allGoneMs <= 12_000, ctx);
+  // The tracker's model (tests/tracker_test.ts) gives 8 polls from first sight for 1 s
+  // polls, threshold 3 and a renewal each second. Here the renewals come from a
+  // `conntrack -U` process a second, whose start slips on a busy CPU: a renewal seen a
+  // poll late or early shifts the count. Quiet runs give the 8th or 9th poll (README:
+  // 7–9 s); with the whole suite and other work on 2 cores the 10th was seen once. So
+  // each deletion must come at the 7th to 10th poll (checked below), never later. Counted
+  // from the agent's spawn, Deno's own start-up comes on top: 8.2–11.5 s seen on a shared
+  // CPU, so that end-to-end figure only has the scenario's 12 s deadline.
+  assert.ok(r.allGoneMs !== undefined && r.allGoneMs <= 12_000, `gone after ${r.allGoneMs} ms`);
   assert.deepEqual(r.keptMissing, [], `entries that had to stay are gone: ${ctx}`);
   const deleted = r.logs.filter((l) => l.msg === "deleted stale entry");
   assert.equal(deleted.length, r.renewed.length, `one log line per deletion: ${ctx}`);
   for (const d of deleted) {
-    assert.ok((d.renewals as number) > 3, ctx);
+    assert.equal(d.renewals, 4, `exactly threshold + 1 renewals: ${ctx}`);
+    const tracked = d.tracked_s as number;
+    // poll starts keep to the 1 s grid within well under half a second
+    assert.ok(tracked > 6.5 && tracked < 10.5, `deleted ${tracked} s after first sight: ${ctx}`);
     assert.ok(r.renewed.some((s) => s.sport === d.sport && (s.zone ?? 0) === d.zone), ctx);
   }
   assert.deepEqual(r.logs.filter((l) => l.level === "error" || l.stderr), [], ctx);

@@ -162,11 +162,15 @@ Deno.test("NetlinkDeleter.delete pipelines many tuples into few sends and matche
     return s;
   };
   const deleter = new NetlinkDeleter({ batchSize: 128, openTransport: open });
-  const out = await deleter.delete([...tuples, { ...tuples[0], sport: 1 }]);
+  assert.deepEqual(tuples.map((t) => t.sport), tuples.map((_, i) => 20000 + i), "300 tuples");
+  const missing = { ...tuples[0], sport: 1 };
+  const out = await deleter.delete([...tuples, missing]);
   assert.equal(sends, 6, "3 batches, each one GET send and one DELETE send");
   assert.deepEqual(out.slice(0, 300).map((o) => o.result), new Array(300).fill("deleted"));
   assert.equal(out[300].result, "already_gone");
-  out.forEach((o, i) => assert.equal(o.tuple, i < 300 ? tuples[i] : o.tuple));
+  // each outcome is the one for its own tuple, in the order asked
+  assert.equal(out.length, 301);
+  out.forEach((o, i) => assert.equal(o.tuple, i < 300 ? tuples[i] : missing, `outcome ${i}`));
 });
 
 Deno.test("NetlinkDeleter.delete never rejects: a socket that cannot open gives failed outcomes", async () => {

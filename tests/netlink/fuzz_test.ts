@@ -9,6 +9,7 @@ import {
   entryTuple,
   HOST_LE,
   IPCTNL_MSG_CT_NEW,
+  IPS_CONFIRMED,
   MessageBuilder,
   NetlinkDecodeError,
   NLMSG_DONE,
@@ -16,6 +17,7 @@ import {
   parseMessages,
 } from "../../lib/netlink/codec.ts";
 import { NetlinkSource } from "../../lib/sources/netlink.ts";
+import { rfc5952 } from "../support/gen_line.ts";
 import { appendNewRequest } from "./fill.ts";
 import { concat, doneFor, entryFor, entryPayloads, FakeKernel, fixture } from "./fake.ts";
 
@@ -117,58 +119,125 @@ Deno.test("parseMessages stops at an nlmsg_len below the header or beyond the bu
   );
 });
 
-Deno.test("ctnetlink entries encoded by the test encoder decode back to the same canonical tuple (property)", () => {
-  const tuple = fc.oneof(
-    fc.record({ family: fc.constant("ipv4" as const), src: fc.ipV4(), dst: fc.ipV4() }),
-    fc.record({ family: fc.constant("ipv6" as const), src: fc.ipV6(), dst: fc.ipV6() }),
+Deno.test("ctnetlink entries encoded by the test encoder decode back to the same tuple, state, status and timeout (property, boundaries drawn)", () => {
+  const octet = fc.oneof(fc.constantFrom(0, 255), fc.integer({ min: 0, max: 255 }));
+  const group = fc.oneof(fc.constantFrom(0, 0xffff), fc.integer({ min: 0, max: 0xffff }));
+  const v4 = fc.array(octet, { minLength: 4, maxLength: 4 });
+  const v6: fc.Arbitrary<number[]> = fc.oneof(
+    fc.constantFrom<number[]>([0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 1]), // ::, ::1
+    fc.tuple(group, group).map(([a, b]) => [0, 0, 0, 0, 0, 0xffff, a, b]), // IPv4-mapped
+    fc.array(group, { minLength: 8, maxLength: 8 }),
   );
+  // Addresses go in fully written out; what must come back is the independent spelling.
+  const full6 = (g: number[]) => g.map((x) => x.toString(16).padStart(4, "0")).join(":");
+  const addrs = fc.oneof(
+    fc.record({ family: fc.constant("ipv4" as const), src: v4, dst: v4 }),
+    fc.record({ family: fc.constant("ipv6" as const), src: v6, dst: v6 }),
+  );
+  const u16 = fc.oneof(fc.constantFrom(0, 65535), fc.integer({ min: 0, max: 65535 }));
   fc.assert(
     fc.property(
-      tuple,
-      fc.integer({ min: 0, max: 65535 }),
-      fc.integer({ min: 0, max: 65535 }),
-      fc.integer({ min: 0, max: 65535 }),
-      fc.integer({ min: 0, max: 0xffff }),
+      addrs,
+      u16,
+      u16,
+      u16,
+      fc.oneof(fc.constantFrom(0, 2, 0xffff), fc.integer({ min: 0, max: 0xffff })),
       fc.integer({ min: 0, max: 9 }),
-      fc.nat(),
-      (t, sport, dport, zone, status, tcpState, timeout) => {
+      fc.oneof(fc.constantFrom(0, 0xffffffff), fc.nat()),
+      (a, sport, dport, zone, status, tcpState, timeout) => {
+        const text = (g: number[]) => (a.family === "ipv4" ? g.join(".") : full6(g));
+        const want = (g: number[]) => (a.family === "ipv4" ? g.join(".") : rfc5952(g));
         const b = new MessageBuilder();
-        appendNewRequest(b, 1, { ...t, sport, dport, zone, status, tcpState, timeout });
+        appendNewRequest(b, 1, {
+          family: a.family,
+          src: text(a.src),
+          dst: text(a.dst),
+          sport,
+          dport,
+          zone,
+          status,
+          tcpState,
+          timeout,
+        });
         const m = parseMessages(b.bytes()).messages[0];
         assert.equal(m.type, ctMsgType(IPCTNL_MSG_CT_NEW));
         const e = decodeConntrack(m.payload);
-        const got = entryTuple(e);
-        assert.equal(got.family, t.family);
-        assert.equal(got.sport, sport);
-        assert.equal(got.dport, dport);
-        assert.equal(got.zone, zone);
+        assert.deepEqual(entryTuple(e), {
+          family: a.family,
+          src: want(a.src),
+          dst: want(a.dst),
+          sport,
+          dport,
+          zone,
+        });
         assert.equal(e.tcpState, tcpState);
         assert.equal(e.timeout, timeout);
-        // Same address, canonical text.
-        const again = entryTuple(e);
-        assert.deepEqual(again, got);
-        if (t.family === "ipv4") {
-          assert.equal(got.src, t.src.split(".").map(Number).join("."));
-        } else {
-          assert.equal(got.src, got.src.toLowerCase());
-        }
+        assert.equal(e.status, status | IPS_CONFIRMED, "the encoder adds IPS_CONFIRMED");
       },
     ),
     { numRuns: 1000 },
   );
 });
 
-Deno.test("NetlinkSource.snapshot counts random junk messages in a dump as malformed and never rejects (property)", async () => {
+/** Captured payloads cut inside an attribute's data: every one is rejected (test above). */
+function cutPayloads(): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const payload of entryPayloads("dump_all")) {
+    const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+    const c = new AttrCursor(view, 4, payload.length, "test");
+    while (c.next()) if (c.size > 1) out.push(payload.slice(0, c.start + 1));
+  }
+  return out;
+}
+
+Deno.test("NetlinkSource.snapshot counts exactly the broken messages of a dump as malformed and still lists the good ones (property)", async () => {
   const good = entryPayloads("dump_all");
+  // manifest.json: the SYN_SENT entries inserted are sports 40001-40003
+  const candidates = new Set(
+    good.filter((p) => [40001, 40002, 40003].includes(decodeConntrack(p).sport!)),
+  );
+  assert.equal(candidates.size, 3, "the fixture holds 3 SYN_SENT unreplied entries");
+  const bad = [
+    ...cutPayloads(),
+    new Uint8Array(0), // no nfgenmsg header at all
+    new Uint8Array([2, 0, 0]), // a short header
+  ];
   await fc.assert(
     fc.asyncProperty(
       fc.array(
         fc.oneof(
-          fc.constantFrom(...good),
-          fc.uint8Array({ minLength: 0, maxLength: 200 }),
+          fc.record({ ok: fc.constant(true), p: fc.constantFrom(...good) }),
+          fc.record({ ok: fc.constant(false), p: fc.constantFrom(...bad) }),
         ),
         { maxLength: 20 },
       ),
+      async (payloads) => {
+        // each good entry at most once: the source lists what the kernel sent
+        const seen = new Set<Uint8Array>();
+        const list = payloads.filter((x) => !x.ok || (!seen.has(x.p) && seen.add(x.p)));
+        const kernel = new FakeKernel((req, k) => [
+          concat(...list.map((x) => entryFor(req.seq, k.portId, x.p))),
+          doneFor(req.seq, k.portId),
+        ]);
+        const source = new NetlinkSource({ filter: "none", openTransport: () => kernel.open() });
+        const snap = await source.snapshot();
+        source.close();
+        assert.equal(snap.scanned, list.length);
+        assert.equal(snap.malformed, list.filter((x) => !x.ok).length);
+        assert.equal(snap.candidates.length, list.filter((x) => candidates.has(x.p)).length);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("NetlinkSource.snapshot never rejects a dump of random bytes and trailing junk (property)", async () => {
+  const good = entryPayloads("dump_all");
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.oneof(fc.constantFrom(...good), fc.uint8Array({ maxLength: 200 })), {
+        maxLength: 20,
+      }),
       fc.uint8Array({ maxLength: 40 }),
       async (payloads, tail) => {
         const kernel = new FakeKernel((req, k) => [
@@ -177,12 +246,9 @@ Deno.test("NetlinkSource.snapshot counts random junk messages in a dump as malfo
         ]);
         const source = new NetlinkSource({ filter: "none", openTransport: () => kernel.open() });
         const snap = await source.snapshot();
-        assert.ok(snap.scanned >= payloads.length);
-        assert.ok(snap.malformed <= snap.scanned);
-        const expected = payloads.filter((p) => good.includes(p)).length;
-        assert.ok(snap.scanned - snap.malformed >= expected);
-        for (const c of snap.candidates) assert.ok([40001, 40002, 40003].includes(c.sport));
         source.close();
+        assert.ok(snap.malformed <= snap.scanned);
+        for (const c of snap.candidates) assert.ok([40001, 40002, 40003].includes(c.sport));
       },
     ),
     { numRuns: 300 },

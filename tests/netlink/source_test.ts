@@ -382,22 +382,21 @@ Deno.test("NetlinkSource.snapshot rejects when NLMSG_DONE carries an error", asy
 });
 
 Deno.test("NetlinkSource.snapshot ignores messages with another sequence number or port id", async () => {
+  // all three are candidates: only the one meant for this request may be listed
+  const bySport = (sport: number) => ALL.find((p) => decodeConntrack(p).sport === sport)!;
   const kernel = new FakeKernel((req, k) => [
     concat(
-      entryFor(req.seq - 1, k.portId, ALL[0]), // left over from an older request
-      entryFor(req.seq, k.portId + 1, ALL[1]), // for another socket
+      entryFor(req.seq - 1, k.portId, bySport(40001)), // left over from an older request
+      entryFor(req.seq, k.portId + 1, bySport(40003)), // for another socket
       doneFor(req.seq - 1, k.portId),
-      entryFor(req.seq, k.portId, ALL[2]),
+      entryFor(req.seq, k.portId, bySport(40002)),
     ),
     doneFor(req.seq, k.portId),
   ]);
   const source = new NetlinkSource({ filter: "none", openTransport: () => kernel.open() });
   const snap = await source.snapshot();
   assert.equal(snap.scanned, 1);
-  assert.deepEqual(
-    sports(snap.candidates),
-    [decodeConntrack(ALL[2]).sport!].filter((s) => [40001, 40002, 40003].includes(s)),
-  );
+  assert.deepEqual(sports(snap.candidates), [40002]);
 });
 
 Deno.test("NetlinkSource.snapshot counts an undecodable entry as malformed, keeps the rest, and samples the first", async () => {

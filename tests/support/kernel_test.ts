@@ -1,42 +1,85 @@
 /**
- * `kernelTest`: a Deno.test that needs root, `ip netns` and conntrack. Where
- * they are missing it is skipped with the reason in its name — except when
- * `CONNTRACK_CLEANER_REQUIRE_KERNEL_TESTS=1` (set by .ci/run), where a
- * missing prerequisite fails the test instead of hiding it.
+ * Tests that depend on the machine, and never skip silently in CI.
+ *
+ * `machineTest` registers a Deno.test that may be skipped, with the reason in
+ * its name, where the machine lacks what it needs (a tool, root, Linux).
+ * `kernelTest` is a machine test that also needs root, `ip netns` and
+ * conntrack. Where the test is required — `CI=true` or
+ * `CONNTRACK_CLEANER_REQUIRE_KERNEL_TESTS=1` (both set by .ci/run) — a missing
+ * prerequisite fails the test with its reason instead of hiding it; that
+ * includes a test's own `skip` and `needs`.
  *
  * @module
  */
 import { canRunKernelTests } from "./netns.ts";
 
 const reason = await canRunKernelTests();
-const required = Deno.env.get("CONNTRACK_CLEANER_REQUIRE_KERNEL_TESTS") === "1";
 
-/** Options for {@linkcode kernelTest}. */
-export interface KernelTestOptions {
+/** Whether machine-dependent tests must run (CI): a skip becomes a failure. */
+export const REQUIRED = Deno.env.get("CONNTRACK_CLEANER_REQUIRE_KERNEL_TESTS") === "1" ||
+  Deno.env.get("CI") === "true";
+
+/** Options for {@linkcode machineTest} and {@linkcode kernelTest}. */
+export interface MachineTestOptions {
   /** Keep Deno's op and resource sanitizers on (default: off). */
   sanitize?: boolean;
   /**
-   * Why this one test cannot run even where kernel tests can (e.g. a tool it
-   * alone needs is missing): it is then skipped with that reason, also when
-   * kernel tests are required.
+   * Why this one test cannot run here (undefined: it can). It is then
+   * skipped with that reason, or fails with it where tests are required.
    */
   skip?: string;
+  /** Commands the test runs that must be on PATH (or in /usr/sbin, /sbin). */
+  needs?: string[];
 }
 
-/** Registers `fn` as a kernel test (see the module doc). */
+/** The full path of `name` on PATH (plus /usr/sbin and /sbin), or undefined. */
+export function which(name: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":").concat(["/usr/sbin", "/sbin"])) {
+    if (dir === "") continue;
+    try {
+      const path = `${dir}/${name}`;
+      if (Deno.statSync(path).isFile) return path;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
+
+function whyNot(options: MachineTestOptions): string | undefined {
+  if (options.skip !== undefined) return options.skip;
+  const missing = (options.needs ?? []).filter((n) => which(n) === undefined);
+  return missing.length > 0 ? `${missing.join(", ")} not installed` : undefined;
+}
+
+/** Registers `fn` as a machine-dependent test (see the module doc). */
+export function machineTest(
+  name: string,
+  fn: () => Promise<void> | void,
+  options: MachineTestOptions = {},
+): void {
+  const sanitize = options.sanitize ?? true;
+  const why = whyNot(options);
+  if (why === undefined) {
+    Deno.test({ name, fn, sanitizeOps: sanitize, sanitizeResources: sanitize });
+  } else if (REQUIRED) {
+    Deno.test(name, () => {
+      throw new Error(`required here (CI) but cannot run: ${why}`);
+    });
+  } else {
+    Deno.test({ name: `${name} (skipped: ${why})`, ignore: true, fn });
+  }
+}
+
+/** Registers `fn` as a kernel test (see the module doc); sanitizers off unless asked. */
 export function kernelTest(
   name: string,
   fn: () => Promise<void>,
-  options: KernelTestOptions = {},
+  options: MachineTestOptions = {},
 ): void {
-  const sanitize = options.sanitize ?? false;
-  if (reason === undefined && options.skip === undefined) {
-    Deno.test({ name, fn, sanitizeOps: sanitize, sanitizeResources: sanitize });
-  } else if (reason !== undefined && required) {
-    Deno.test(name, () => {
-      throw new Error(`kernel test required but cannot run: ${reason}`);
-    });
-  } else {
-    Deno.test({ name: `${name} (skipped: ${reason ?? options.skip})`, ignore: true, fn });
-  }
+  machineTest(name, fn, {
+    ...options,
+    sanitize: options.sanitize ?? false,
+    skip: reason !== undefined ? `kernel tests cannot run: ${reason}` : options.skip,
+  });
 }

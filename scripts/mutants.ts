@@ -1,0 +1,330 @@
+/**
+ * Planted mutants: each entry of {@linkcode MUTANTS} is one unsafe change to
+ * lib/ (an exact text replaced once) and the test files that must catch it.
+ * For each, the repository is copied to a scratch directory, the change is
+ * applied there (never in the working tree), and only those test files run.
+ * A mutant is "killed" when they fail, "survived" when they pass; the script
+ * exits 1 if any survived, or if a search text is not found exactly once (the
+ * code moved: update the entry).
+ *
+ * Usage: `deno task test:mutants [NAME-SUBSTRING…]` (no argument: all).
+ *
+ * @module
+ */
+
+/** One planted mutation. */
+export interface Mutant {
+  /** Short name, printed with the verdict. */
+  name: string;
+  /** File to change, relative to the repository root. */
+  file: string;
+  /** Exact text that must occur exactly once in `file`. */
+  search: string;
+  /** What it becomes. */
+  replace: string;
+  /** Test files (relative to the root) that must fail with the change. */
+  tests: string[];
+}
+
+const TRACKER = ["tests/tracker_test.ts"];
+const FAST = ["tests/fast_line_test.ts"];
+const CLI = [
+  "tests/deleters/conntrack_cli_test.ts",
+  "tests/deleters/conntrack_cli_kernel_test.ts",
+];
+const NETLINK = ["tests/netlink/deleter_test.ts", "tests/netlink/kernel_test.ts"];
+
+/** The mutants; adding one is adding an entry here. */
+export const MUTANTS: Mutant[] = [
+  // tracker: the deadline interval, the margin, the threshold, one renewal per poll
+  {
+    name: "tracker lower bound uses seenTo",
+    file: "lib/tracker.ts",
+    search: "const lo = c.seenFrom + c.timeout * 1000",
+    replace: "const lo = c.seenTo + c.timeout * 1000",
+    tests: TRACKER,
+  },
+  {
+    name: "tracker upper bound drops the +1 s",
+    file: "lib/tracker.ts",
+    search: "const hi = c.seenTo + (c.timeout + 1) * 1000",
+    replace: "const hi = c.seenTo + c.timeout * 1000",
+    tests: TRACKER,
+  },
+  {
+    name: "tracker upper bound uses seenFrom",
+    file: "lib/tracker.ts",
+    search: "const hi = c.seenTo + (c.timeout + 1) * 1000",
+    replace: "const hi = c.seenFrom + (c.timeout + 1) * 1000",
+    tests: TRACKER,
+  },
+  {
+    name: "tracker margin 0",
+    file: "lib/tracker.ts",
+    search: "this.marginMs = options.marginMs ?? 50;",
+    replace: "this.marginMs = 0;",
+    tests: TRACKER,
+  },
+  {
+    name: "tracker threshold compared with >=",
+    file: "lib/tracker.ts",
+    search: "t.renewals > this.threshold",
+    replace: "t.renewals >= this.threshold",
+    tests: TRACKER,
+  },
+  {
+    name: "tracker renewal when the new interval merely starts later",
+    file: "lib/tracker.ts",
+    search: "if (lo >= t.hi && !again)",
+    replace: "if (lo > t.lo && !again)",
+    tests: TRACKER,
+  },
+  {
+    name: "tracker one-per-poll guard off",
+    file: "lib/tracker.ts",
+    search: "const again = t.lastPoll === poll;",
+    replace: "const again = false;",
+    tests: TRACKER,
+  },
+  // fast path: port and zone bounds
+  {
+    name: "fast path sport bound 65536",
+    file: "lib/fast_line.ts",
+    search: "const sport = c.uint(65535);",
+    replace: "const sport = c.uint(65536);",
+    tests: FAST,
+  },
+  {
+    name: "fast path dport bound 65536",
+    file: "lib/fast_line.ts",
+    search: "const dport = c.uint(65535);",
+    replace: "const dport = c.uint(65536);",
+    tests: FAST,
+  },
+  {
+    name: "fast path zone bound 65536",
+    file: "lib/fast_line.ts",
+    search: "(zone = c.uint(65535))",
+    replace: "(zone = c.uint(65536))",
+    tests: FAST,
+  },
+  {
+    name: "fast path reply sport bound 65536",
+    file: "lib/fast_line.ts",
+    search: "if (!c.take(SPORT) || c.uint(65535) < 0) return undefined;",
+    replace: "if (!c.take(SPORT) || c.uint(65536) < 0) return undefined;",
+    tests: FAST,
+  },
+  // full parser: the same bounds (the fast path must agree with it)
+  {
+    name: "parser zone= bound 65536",
+    file: "lib/parse.ts",
+    search: "zone = parseUint(t[i].slice(5), 65535);",
+    replace: "zone = parseUint(t[i].slice(5), 65536);",
+    tests: ["tests/parse_test.ts"],
+  },
+  {
+    name: "parser zone-orig= bound 65536",
+    file: "lib/parse.ts",
+    search: "zone = parseUint(t[i].slice(10), 65535);",
+    replace: "zone = parseUint(t[i].slice(10), 65536);",
+    tests: ["tests/parse_test.ts"],
+  },
+  {
+    name: "parser sport bound 65536",
+    file: "lib/parse.ts",
+    search: "const sport = parseUint(sp.slice(6), 65535);",
+    replace: "const sport = parseUint(sp.slice(6), 65536);",
+    tests: ["tests/parse_test.ts"],
+  },
+  // conntrack CLI deleter: state, status and zone
+  {
+    name: "CLI deleter without --state SYN_SENT",
+    file: "lib/deleters/conntrack_cli.ts",
+    search: '    "--state",\n    "SYN_SENT",\n',
+    replace: "",
+    tests: CLI,
+  },
+  {
+    name: "CLI deleter without -u UNREPLIED",
+    file: "lib/deleters/conntrack_cli.ts",
+    search: '    "-u",\n    "UNREPLIED",\n',
+    replace: "",
+    tests: CLI,
+  },
+  {
+    name: "CLI deleter without the zone",
+    file: "lib/deleters/conntrack_cli.ts",
+    search: '    "-w",\n    String(t.zone),\n',
+    replace: "",
+    tests: CLI,
+  },
+  {
+    name: "CLI deleter always zone 0",
+    file: "lib/deleters/conntrack_cli.ts",
+    search: '    "-w",\n    String(t.zone),\n',
+    replace: '    "-w",\n    "0",\n',
+    tests: CLI,
+  },
+  {
+    name: "CLI deleter port and zone bound 65536",
+    file: "lib/deleters/conntrack_cli.ts",
+    search: "v < 0 || v > 65535",
+    replace: "v < 0 || v > 65536",
+    tests: CLI,
+  },
+  // netlink deleter: state/status check, id check, zone
+  {
+    name: "netlink deleter skips the SYN_SENT + unreplied check",
+    file: "lib/deleters/netlink.ts",
+    search: "} else if (!isSynSentUnreplied(e)) {",
+    replace: "} else if (false) {",
+    tests: NETLINK,
+  },
+  {
+    name: "netlink status filter ignores SEEN_REPLY",
+    file: "lib/netlink/codec.ts",
+    search: "(e.status & IPS_SEEN_REPLY) === 0 &&",
+    replace: "true &&",
+    tests: NETLINK,
+  },
+  {
+    name: "netlink state filter ignores the TCP state",
+    file: "lib/netlink/codec.ts",
+    search: "e.tcpState === TCP_CONNTRACK_SYN_SENT &&",
+    replace: "true &&",
+    tests: NETLINK,
+  },
+  {
+    name: "netlink deleter ignores a changed id",
+    file: "lib/deleters/netlink.ts",
+    search: "} else if (tuples[i].id !== undefined && e.id !== tuples[i].id) {",
+    replace: "} else if (false) {",
+    tests: NETLINK,
+  },
+  {
+    name: "netlink GET in zone 0",
+    file: "lib/netlink/codec.ts",
+    search: "  appendTuple(b, CTA_TUPLE_ORIG, t);\n  b.be16(CTA_ZONE, t.zone);\n  b.endMessage();",
+    replace: "  appendTuple(b, CTA_TUPLE_ORIG, t);\n  b.be16(CTA_ZONE, 0);\n  b.endMessage();",
+    tests: NETLINK,
+  },
+  {
+    name: "netlink DELETE in zone 0",
+    file: "lib/netlink/codec.ts",
+    search: "  b.be16(CTA_ZONE, t.zone);\n  if (id !== undefined) b.be32(CTA_ID, id);",
+    replace: "  b.be16(CTA_ZONE, 0);\n  if (id !== undefined) b.be32(CTA_ID, id);",
+    tests: NETLINK,
+  },
+  {
+    name: "netlink tuple check: port and zone bound 65536",
+    file: "lib/netlink/codec.ts",
+    search: "v < 0 || v > 0xffff) return `bad ${k}",
+    replace: "v < 0 || v > 0x10000) return `bad ${k}",
+    tests: ["tests/netlink/codec_test.ts", ...NETLINK],
+  },
+  {
+    name: "netlink DELETE without the id",
+    file: "lib/netlink/codec.ts",
+    search: "  if (id !== undefined) b.be32(CTA_ID, id);",
+    replace: "",
+    tests: NETLINK,
+  },
+  // The un-NATed rule's mutants ("was the destination translated", its destination match)
+  // go here, one entry each, once the rule is on this branch.
+];
+
+/** Applies `m` to `text`; throws unless `m.search` occurs exactly once. */
+export function applyMutant(text: string, m: Mutant): string {
+  const at = text.indexOf(m.search);
+  if (at < 0) throw new Error(`mutant "${m.name}": search text not found in ${m.file}`);
+  if (text.indexOf(m.search, at + 1) >= 0) {
+    throw new Error(`mutant "${m.name}": search text found more than once in ${m.file}`);
+  }
+  return text.slice(0, at) + m.replace + text.slice(at + m.search.length);
+}
+
+/** Copies what the tests need (everything but .git and dist) into `to`. */
+async function copyRepo(from: string, to: string): Promise<void> {
+  for await (const e of Deno.readDir(from)) {
+    if (e.name === ".git" || e.name === "dist" || e.name === "node_modules") continue;
+    const r = await new Deno.Command("cp", {
+      args: ["-a", `${from}/${e.name}`, `${to}/`],
+      stderr: "piped",
+    }).output();
+    if (!r.success) throw new Error(`cp ${e.name}: ${new TextDecoder().decode(r.stderr)}`);
+  }
+}
+
+async function runTests(dir: string, tests: string[]): Promise<{ ok: boolean; output: string }> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", "--no-check", ...tests],
+    cwd: dir,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { ok: r.success, output: d.decode(r.stdout) + d.decode(r.stderr) };
+}
+
+async function main(args: string[]): Promise<number> {
+  const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+  const chosen = args.length === 0
+    ? MUTANTS
+    : MUTANTS.filter((m) => args.some((a) => m.name.includes(a)));
+  if (chosen.length === 0) {
+    console.error(`no mutant matches ${args.join(", ")}`);
+    return 2;
+  }
+  const scratch = await Deno.makeTempDir({ prefix: "cct-mutants-" });
+  const started = performance.now();
+  let killed = 0;
+  const survived: string[] = [];
+  try {
+    await copyRepo(root, scratch);
+    // the unmutated tests must pass, or every "killed" below would mean nothing
+    const all = [...new Set(chosen.flatMap((m) => m.tests))];
+    const base = await runTests(scratch, all);
+    if (!base.ok) {
+      console.error(base.output);
+      console.error("mutants: the tests fail without any mutation; fix that first");
+      return 1;
+    }
+    for (const m of chosen) {
+      const path = `${scratch}/${m.file}`;
+      const original = await Deno.readTextFile(path);
+      await Deno.writeTextFile(path, applyMutant(original, m));
+      const t0 = performance.now();
+      try {
+        const r = await runTests(scratch, m.tests);
+        const secs = ((performance.now() - t0) / 1000).toFixed(1);
+        if (r.ok) {
+          survived.push(m.name);
+          console.log(`SURVIVED  ${m.name}  (${m.file}; ${m.tests.join(" ")}; ${secs} s)`);
+        } else {
+          killed++;
+          console.log(`killed    ${m.name}  (${secs} s)`);
+        }
+      } finally {
+        await Deno.writeTextFile(path, original);
+      }
+    }
+  } finally {
+    await Deno.remove(scratch, { recursive: true });
+  }
+  const secs = ((performance.now() - started) / 1000).toFixed(0);
+  console.log(
+    `mutants: ${killed} killed, ${survived.length} survived of ${chosen.length} (${secs} s)` +
+      (survived.length > 0 ? `: ${survived.join("; ")}` : ""),
+  );
+  return survived.length === 0 ? 0 : 1;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    console.error(`mutants: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(1);
+  }
+}
