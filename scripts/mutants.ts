@@ -33,6 +33,7 @@ const CLI = [
   "tests/deleters/conntrack_cli_kernel_test.ts",
 ];
 const NETLINK = ["tests/netlink/deleter_test.ts", "tests/netlink/kernel_test.ts"];
+const UNNATED = ["tests/unnated_test.ts"];
 
 /** The mutants; adding one is adding an entry here. */
 export const MUTANTS: Mutant[] = [
@@ -111,8 +112,8 @@ export const MUTANTS: Mutant[] = [
   {
     name: "fast path reply sport bound 65536",
     file: "lib/fast_line.ts",
-    search: "if (!c.take(SPORT) || c.uint(65535) < 0) return undefined;",
-    replace: "if (!c.take(SPORT) || c.uint(65536) < 0) return undefined;",
+    search: "const replySport = c.uint(65535);",
+    replace: "const replySport = c.uint(65536);",
     tests: FAST,
   },
   // full parser: the same bounds (the fast path must agree with it)
@@ -230,8 +231,85 @@ export const MUTANTS: Mutant[] = [
     replace: "",
     tests: NETLINK,
   },
-  // The un-NATed rule's mutants ("was the destination translated", its destination match)
-  // go here, one entry each, once the rule is on this branch.
+  // the un-NATed rule: "was the destination translated", the destination match, age, evidence
+  {
+    name: "fast path: translated judged by the port alone",
+    file: "lib/fast_line.ts",
+    search: "if (replySport !== dport || !sameBytes(buf, dstAt, dstEnd, replyAt, replyEnd)) {",
+    replace: "if (replySport !== dport) {",
+    tests: [...FAST, "tests/scan_test.ts"],
+  },
+  {
+    name: "parser: translated judged by the port alone",
+    file: "lib/parse.ts",
+    search: "if (r.src !== o.dst || r.sport !== o.dport) c.translated",
+    replace: "if (r.sport !== o.dport) c.translated",
+    tests: [...FAST, "tests/scan_test.ts", "tests/parse_test.ts"],
+  },
+  {
+    name: "netlink: translated judged by the port alone",
+    file: "lib/sources/netlink.ts",
+    search: "for (let i = 0; same && i < r.length; i++) same = r[i] === e.dstAddr[i];",
+    replace: "",
+    tests: ["tests/netlink/source_test.ts", "tests/sources/all_sources_test.ts"],
+  },
+  {
+    name: "un-NATed rule takes translated candidates too",
+    file: "lib/unnated.ts",
+    search: "if (c.translated !== undefined) continue;\n      const ageMs",
+    replace: "const ageMs",
+    tests: UNNATED,
+  },
+  {
+    name: "un-NATed rule: one second younger than --unnated-after",
+    file: "lib/unnated.ts",
+    search: "if (ageMs < this.afterMs) continue;",
+    replace: "if (ageMs < this.afterMs - 1000) continue;",
+    tests: UNNATED,
+  },
+  {
+    name: "un-NATed rule: kernel age not rounded down",
+    file: "lib/unnated.ts",
+    search: "this.synSentTimeoutS - c.timeout - 1) * 1000",
+    replace: "this.synSentTimeoutS - c.timeout) * 1000",
+    tests: UNNATED,
+  },
+  {
+    name: "un-NATed rule acts on a negative answer",
+    file: "lib/unnated.ts",
+    search: "if (a === undefined || a.expires <= now || a.evidence === undefined) continue;",
+    replace: "if (a === undefined) continue;",
+    tests: UNNATED,
+  },
+  {
+    name: "evidence from another zone counts",
+    file: "lib/entry.ts",
+    search: "return `${d.family} ${d.dst} ${d.dport} ${d.zone}`;",
+    replace: "return `${d.family} ${d.dst} ${d.dport}`;",
+    tests: [...UNNATED, "tests/scan_test.ts"],
+  },
+  {
+    name: "--destinations not applied before the rules",
+    file: "lib/agent.ts",
+    search:
+      "const candidates = s.candidates.filter((c) => d.match(c.family, c.dst, c.dport) !== undefined);",
+    replace: "const candidates = s.candidates;",
+    tests: ["tests/agent_test.ts", ...UNNATED],
+  },
+  {
+    name: "--destinations port range ignores its upper end",
+    file: "lib/destinations.ts",
+    search: "port < item.portLow || port > item.portHigh",
+    replace: "port < item.portLow",
+    tests: ["tests/destinations_test.ts", ...UNNATED],
+  },
+  {
+    name: "--destinations prefix ignored",
+    file: "lib/destinations.ts",
+    search: "if (inPrefix(groups, item.groups, item.prefix)) return item;",
+    replace: "return item;",
+    tests: ["tests/destinations_test.ts", ...UNNATED],
+  },
 ];
 
 /** Applies `m` to `text`; throws unless `m.search` occurs exactly once. */

@@ -13,7 +13,7 @@ import {
   NLMSG_OVERRUN,
 } from "../../lib/netlink/codec.ts";
 import { Errno, ErrnoError } from "../../lib/netlink/errno.ts";
-import { type NetlinkFilterMode, NetlinkSource } from "../../lib/sources/netlink.ts";
+import { type NetlinkFilterMode, NetlinkSource, translation } from "../../lib/sources/netlink.ts";
 import {
   concat,
   decodeRequest,
@@ -515,4 +515,29 @@ Deno.test("NetlinkSource.snapshot rejects after close()", async () => {
   const source = new NetlinkSource({ openTransport: () => kernel.open() });
   source.close();
   await assert.rejects(source.snapshot(), /closed/);
+});
+
+Deno.test("translation tells a NATed destination by its address or its port, and never guesses un-NATed", () => {
+  const base = {
+    family: "ipv4" as const,
+    proto: 6,
+    srcAddr: new Uint8Array([192, 0, 2, 1]),
+    dstAddr: new Uint8Array([198, 51, 100, 80]),
+    sport: 40000,
+    dport: 80,
+    zone: 0,
+    status: 8,
+  };
+  const reply = (addr: number[], port: number) => ({
+    ...base,
+    replySrcAddr: new Uint8Array(addr),
+    replySport: port,
+  });
+  assert.equal(translation(reply([198, 51, 100, 80], 80)), undefined, "un-NATed");
+  assert.deepEqual(translation(reply([10, 244, 0, 5], 80)), { addr: "10.244.0.5", port: 80 });
+  assert.deepEqual(translation(reply([198, 51, 100, 80], 8080)), {
+    addr: "198.51.100.80",
+    port: 8080,
+  });
+  assert.deepEqual(translation(base), { addr: "0.0.0.0", port: 0 }, "no reply tuple: not un-NATed");
 });
