@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { loadConfig, type Settings } from "../lib/config.ts";
 import type { ProcessRunner, RunResult } from "../lib/process.ts";
-import { setUp, SetupError } from "../lib/setup.ts";
+import { checkConntrack, effectiveCapabilities, setUp, SetupError } from "../lib/setup.ts";
 
 function settings(args: string[]): Settings {
   const r = loadConfig(args, () => undefined);
@@ -16,6 +16,11 @@ const conntrack = (ok: boolean): ProcessRunner => ({
         : { code: -1, stdout: "", stderr: "", timedOut: false, spawnError: "conntrack: not found" },
     ),
 });
+/** Settings whose table file is `path` as if it were the default (not named by the user). */
+function defaultProcFile(args: string[], path: string): Settings {
+  const s = settings(args);
+  return { ...s, procFile: path, origin: { ...s.origin, "proc-file": "default" } };
+}
 const netlinkOk = () => Promise.resolve({ ok: true as const });
 const netlinkNo = () =>
   Promise.resolve({ ok: false as const, reason: "EPERM (Operation not permitted)" });
@@ -33,7 +38,7 @@ Deno.test("setUp auto prefers netlink for reading and deleting when a dump works
 });
 
 Deno.test("setUp auto falls back to procfs and the conntrack CLI, saying why", async () => {
-  const p = await setUp(settings([`--proc-file=${table}`]), {
+  const p = await setUp(defaultProcFile([], table), {
     probe: netlinkNo,
     runner: conntrack(true),
   });
@@ -45,7 +50,7 @@ Deno.test("setUp auto falls back to procfs and the conntrack CLI, saying why", a
 });
 
 Deno.test("setUp auto reads with conntrack -L when neither netlink nor procfs works", async () => {
-  const p = await setUp(settings([`--proc-file=${missing}`]), {
+  const p = await setUp(defaultProcFile([], missing), {
     probe: netlinkNo,
     runner: conntrack(true),
   });
@@ -54,7 +59,7 @@ Deno.test("setUp auto reads with conntrack -L when neither netlink nor procfs wo
 });
 
 Deno.test("setUp refuses to start, naming every reason, when nothing can read the table", async () => {
-  const e = await setUp(settings([`--proc-file=${missing}`]), {
+  const e = await setUp(defaultProcFile([], missing), {
     probe: netlinkNo,
     runner: conntrack(false),
   })
@@ -86,5 +91,94 @@ Deno.test("setUp needs no conntrack binary for a dry run", async () => {
   await assert.rejects(
     setUp(settings([`--proc-file=${table}`]), { probe: netlinkNo, runner: conntrack(false) }),
     /conntrack binary "conntrack" cannot run \(conntrack: not found\); install conntrack-tools/,
+  );
+});
+
+Deno.test("setUp auto reads the file --proc-file names, even where netlink works, and says so", async () => {
+  const p = await setUp(settings([`--proc-file=${table}`]), {
+    probe: netlinkOk,
+    runner: conntrack(true),
+  });
+  assert.equal(p.source.name, "procfs");
+  assert.equal(p.sourceReason, "auto: --proc-file was given");
+  await assert.rejects(
+    setUp(settings([`--proc-file=${missing}`]), { probe: netlinkOk, runner: conntrack(true) }),
+    /the conntrack table \/nonexistent\/nf_conntrack does not exist/,
+  );
+  p.deleter.close?.();
+});
+
+Deno.test("setUp refuses a FIFO, a device or a directory as --proc-file without opening it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const fifo = `${dir}/fifo`;
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert.ok(mk.success, "mkfifo");
+    for (
+      const [path, kind] of [[fifo, "a FIFO"], ["/dev/zero", "a character device"], [
+        dir,
+        "a directory",
+      ]]
+    ) {
+      for (const source of ["procfs", "auto"]) {
+        // A blocking open of the FIFO would hang this test: it must be refused first.
+        await assert.rejects(
+          setUp(settings([`--proc-file=${path}`, `--source=${source}`]), {
+            probe: netlinkNo,
+            runner: conntrack(true),
+          }),
+          new RegExp(`--proc-file: ${path} is ${kind}: the table must be a regular or procfs file`),
+        );
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("setUp refuses to run without CAP_NET_ADMIN unless it is a dry run", async () => {
+  const noNetAdmin = () => 0x00000000a80425fbn; // a container runtime's default set
+  for (const via of ["auto", "conntrack", "netlink"]) {
+    await assert.rejects(
+      setUp(settings([`--proc-file=${table}`, `--delete-via=${via}`]), {
+        probe: netlinkNo,
+        runner: conntrack(true),
+        capabilities: noNetAdmin,
+      }),
+      /deleting conntrack entries needs CAP_NET_ADMIN, which this process does not have \(CapEff 00000000a80425fb .*or pass --dry-run/,
+    );
+  }
+  const dry = await setUp(settings([`--proc-file=${table}`, "--dry-run"]), {
+    probe: netlinkNo,
+    runner: conntrack(true),
+    capabilities: noNetAdmin,
+  });
+  assert.equal(dry.source.name, "procfs");
+  const full = await setUp(settings([`--proc-file=${table}`]), {
+    probe: netlinkNo,
+    runner: conntrack(true),
+    capabilities: () => 0x00000000a80435fbn, // the same plus NET_ADMIN
+  });
+  assert.equal(full.deleter.name, "conntrack");
+});
+
+Deno.test("effectiveCapabilities reads CapEff from a status file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/status`, "Name:\tx\nCapInh:\t0\nCapEff:\t000001ffffffffff\n");
+    assert.equal(effectiveCapabilities(`${dir}/status`), 0x1ffffffffffn);
+    assert.equal(effectiveCapabilities(`${dir}/missing`), undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("checkConntrack says a --version check timed out rather than a wrong exit code", async () => {
+  const hung: ProcessRunner = {
+    run: () => Promise.resolve({ code: 137, stdout: "", stderr: "", timedOut: true } as RunResult),
+  };
+  await assert.rejects(
+    checkConntrack("/opt/conntrack", hung),
+    /"\/opt\/conntrack" did not answer --version within 5 s and was killed/,
   );
 });
