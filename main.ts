@@ -75,6 +75,7 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
     deno: Deno.version.deno,
     source: source.name,
     deleter: deleter.name,
+    logLinesDropped: () => log.dropped?.() ?? 0,
   });
   const agent = new Agent({
     source,

@@ -19,6 +19,8 @@ export interface MetricsOptions {
   processMetrics?: boolean;
   /** Wall-clock seconds for the last-success gauge; default `Date.now() / 1000`. */
   nowSeconds?: () => number;
+  /** Log lines dropped so far (the logger's count), read at each scrape. */
+  logLinesDropped?: () => number;
 }
 
 const PREFIX = "conntrack_cleaner_";
@@ -126,6 +128,18 @@ export class Metrics implements AgentObserver {
       labelNames: ["source", "deleter"] as const,
       registers,
     }).set({ source: o.source, deleter: o.deleter }, 1);
+    const dropped = o.logLinesDropped ?? (() => 0);
+    let droppedSeen = 0;
+    new client.Counter({
+      name: `${PREFIX}log_lines_dropped_total`,
+      help: "Log lines that could not be written (stdout closed or broken) and were dropped.",
+      registers,
+      collect() {
+        const n = dropped();
+        if (n > droppedSeen) this.inc(n - droppedSeen);
+        droppedSeen = Math.max(n, droppedSeen);
+      },
+    });
     for (const result of ["ok", "error"]) this.#snapshots.inc({ result }, 0);
     for (const result of DECISION_RESULTS) this.#deletions.inc({ result }, 0);
     if (o.processMetrics ?? true) {
