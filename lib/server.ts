@@ -56,8 +56,13 @@ export function liveness(
   return { ok: false, reason: `${what} for ${s(age)} (limit ${s(limits.idleMs)})` };
 }
 
+/** Polls in a row whose deletions all failed before /readyz answers 503. */
+export const DELETE_FAILURES_NOT_READY = 3;
+
 /**
- * Readiness: the first snapshot succeeded and so did the last one.
+ * Readiness: the first snapshot succeeded and so did the last one, and
+ * deleting works (not {@linkcode DELETE_FAILURES_NOT_READY} polls in a row
+ * whose deletions all failed; ready again once one succeeds).
  *
  * @example
  * ```ts
@@ -81,6 +86,11 @@ export function readiness(status: AgentStatus): ProbeAnswer {
       ok: false,
       reason: (status.lastError ?? "the last snapshot failed").replaceAll("\n", " "),
     };
+  }
+  const failures = status.deleteFailures ?? 0;
+  if (failures >= DELETE_FAILURES_NOT_READY) {
+    const why = (status.lastDeleteError ?? "unknown").replaceAll("\n", " ");
+    return { ok: false, reason: `deleting has failed in ${failures} polls in a row: ${why}` };
   }
   return { ok: true, reason: "ok" };
 }
