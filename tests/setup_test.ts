@@ -182,3 +182,63 @@ Deno.test("checkConntrack says a --version check timed out rather than a wrong e
     /"\/opt\/conntrack" did not answer --version within 5 s and was killed/,
   );
 });
+
+const capsh = new Deno.Command("sh", { args: ["-c", "command -v capsh"] }).outputSync().success;
+const requireTools = Deno.env.get("CI") === "true" ||
+  Deno.env.get("CONNTRACK_CLEANER_REQUIRE_KERNEL_TESTS") === "1";
+
+Deno.test({
+  name:
+    "main.ts under capsh --drop=cap_net_admin exits 1 saying CAP_NET_ADMIN is missing; --dry-run runs" +
+    (capsh || requireTools ? "" : " [skipped: capsh (libcap2-bin) is not installed]"),
+  ignore: (!capsh && !requireTools) || Deno.uid() !== 0,
+  async fn() {
+    assert.ok(capsh, "capsh is required in CI (.ci/run installs libcap2-bin)");
+    const main = new URL("../main.ts", import.meta.url).pathname;
+    const run = (extra: string[]) =>
+      new Deno.Command("capsh", {
+        args: [
+          "--drop=cap_net_admin",
+          "--",
+          "-c",
+          'exec "$0" "$@"',
+          Deno.execPath(),
+          "run",
+          "-A",
+          main,
+          "--source=procfs",
+          `--proc-file=${table}`,
+          "--conntrack-bin=/bin/true",
+          "--listen=off",
+          ...extra,
+        ],
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      });
+    const refused = await run([]).output();
+    const out = new TextDecoder().decode(refused.stdout);
+    assert.equal(refused.code, 1, out);
+    assert.match(
+      out,
+      /deleting conntrack entries needs CAP_NET_ADMIN, which this process does not have/,
+    );
+    assert.ok(!out.includes("conntrack-cleaner starting"), "it never started");
+    // A dry run deletes nothing: it starts and polls.
+    const dry = run(["--dry-run", "--interval=100ms"]).spawn();
+    try {
+      const reader = dry.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let seen = "";
+      while (!seen.includes("conntrack-cleaner starting")) {
+        const { done, value } = await reader.read();
+        assert.ok(!done, seen);
+        seen += value;
+      }
+      await reader.cancel();
+    } finally {
+      dry.kill("SIGTERM");
+      await dry.status;
+      await dry.stderr.cancel();
+    }
+  },
+});
