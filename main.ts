@@ -54,9 +54,13 @@ export async function main(
 async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise<number> {
   let parts;
   try {
-    parts = await setUp(settings, { log });
+    parts = await setUp(settings, { log, signal: shutdown.kill });
   } catch (e) {
     if (!(e instanceof SetupError)) throw e;
+    if (shutdown.stop.aborted) {
+      log.info("stopped during start-up", { reason: e.message });
+      return 0;
+    }
     log.error(e.message);
     return 1;
   }

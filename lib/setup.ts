@@ -36,6 +36,8 @@ export interface SetupOptions {
   log?: Logger;
   /** Whether a ctnetlink dump works here; default {@linkcode probeNetlink}. */
   probe?: () => Promise<ProbeResult>;
+  /** Aborts a start-up check in progress (its process group is killed): shutting down. */
+  signal?: AbortSignal;
   /** This process's effective capabilities; default {@linkcode effectiveCapabilities}. */
   capabilities?: () => bigint | undefined;
 }
@@ -69,7 +71,23 @@ export const NETLINK_DELETES_PER_POLL = 10_000;
  * ```
  */
 export async function setUp(settings: Settings, options: SetupOptions = {}): Promise<Parts> {
-  const runner = options.runner ?? denoRunner;
+  const base = options.runner ?? denoRunner;
+  const runner: ProcessRunner = {
+    run: (cmd, args, o) => base.run(cmd, args, { ...o, signal: o.signal ?? options.signal }),
+  };
+  try {
+    return await choose(settings, options, runner);
+  } catch (e) {
+    if (options.signal?.aborted) throw new SetupError("start-up interrupted: shutting down");
+    throw e;
+  }
+}
+
+async function choose(
+  settings: Settings,
+  options: SetupOptions,
+  runner: ProcessRunner,
+): Promise<Parts> {
   let probed: Promise<ProbeResult> | undefined;
   const netlink = () => probed ??= (options.probe ?? probeNetlink)();
   const { source, sourceReason } = await chooseSource(settings, runner, netlink, options.log);
