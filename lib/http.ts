@@ -119,7 +119,7 @@ export function parseHead(
   }
   const hasBody = headers.has("transfer-encoding") || (length !== undefined && length[0] !== "0");
   const connection = (headers.get("connection") ?? []).join(",").toLowerCase();
-  const keepAlive = http11 ? !/\bclose\b/.test(connection) : false;
+  const keepAlive = http11 ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
   const q = target.search(/[?#]/);
   return { ok: true, method: m[1], path: q < 0 ? target : target.slice(0, q), keepAlive, hasBody };
 }
@@ -264,7 +264,7 @@ async function answer(
   const all = { "content-type": "text/plain; charset=utf-8", ...headers };
   for (const [k, v] of Object.entries(all)) lines.push(`${k}: ${v}`);
   lines.push(`content-length: ${bytes.length}`);
-  if (!keepAlive) lines.push("connection: close");
+  lines.push(keepAlive ? "connection: keep-alive" : "connection: close");
   const head = encoder.encode(lines.join("\r\n") + "\r\n\r\n");
   const out = method === "HEAD" ? head : concat(head, bytes);
   let off = 0;

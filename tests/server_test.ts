@@ -260,3 +260,21 @@ Deno.test("startServer serves /metrics from a rendering at most metricsMaxAgeMs 
     await server.shutdown();
   }
 });
+
+Deno.test("startServer keeps a connection open for the next request (HTTP/1.1, and HTTP/1.0 with keep-alive)", async () => {
+  const { server } = serverFor({ idleTimeoutMs: 300 });
+  try {
+    for (
+      const [req, n] of [["GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 3], [
+        "GET /healthz HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+        3,
+      ], ["GET /healthz HTTP/1.0\r\n\r\n", 1]] as const
+    ) {
+      // Pipelined: every request on the one connection is answered, then it idles out.
+      const res = await raw(server.addr.port, req.repeat(3), 3000);
+      assert.equal(res.match(/HTTP\/1\.1 200 OK/g)?.length, n, res);
+    }
+  } finally {
+    await server.shutdown();
+  }
+});
