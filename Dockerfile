@@ -9,6 +9,8 @@
 #   docker build --build-arg DENORT_BIN=/src/denort -t conntrack-cleaner:0.1.0 .
 
 # --- 1. compile the agent -----------------------------------------------------
+# The V8 flags are deno.json's (`deno task compile`): they are embedded in the
+# binary and bound the heap (docs/benchmarks.md).
 FROM denoland/deno:2.9.6 AS build
 WORKDIR /src
 # Dependencies first, so this layer is reused while only the code changes.
@@ -18,7 +20,7 @@ COPY . .
 ARG DENORT_BIN
 RUN if [ -z "${DENORT_BIN:-}" ]; then unset DENORT_BIN; fi \
  && mkdir -p /out \
- && deno compile -A --output /out/conntrack-cleaner main.ts \
+ && deno compile -A --v8-flags=--max-semi-space-size=1,--max-old-space-size=64 --output /out/conntrack-cleaner main.ts \
  && /out/conntrack-cleaner --version
 
 # --- 2. gather the binaries and their libraries into /rootfs -------------------

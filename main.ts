@@ -56,9 +56,13 @@ export async function main(
 async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise<number> {
   let parts;
   try {
-    parts = await setUp(settings, { log });
+    parts = await setUp(settings, { log, signal: shutdown.kill });
   } catch (e) {
     if (!(e instanceof SetupError)) throw e;
+    if (shutdown.stop.aborted) {
+      log.info("stopped during start-up", { reason: e.message });
+      return 0;
+    }
     log.error(e.message);
     return 1;
   }
@@ -90,6 +94,7 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
     deno: Deno.version.deno,
     source: source.name,
     deleter: deleter.name,
+    logLinesDropped: () => log.dropped?.() ?? 0,
   });
   const agent = new Agent({
     source,

@@ -71,6 +71,10 @@ export interface AgentStatus {
   lastError: string | undefined;
   /** A poll is in progress. */
   polling: boolean;
+  /** Polls in a row whose deletions all failed (0 once one succeeds). */
+  deleteFailures?: number;
+  /** Why the last failed deletion failed, while `deleteFailures` > 0. */
+  lastDeleteError?: string;
 }
 
 /**
@@ -111,6 +115,10 @@ export class Agent {
   #dryRunSaid = new Set<string>();
   /** When each repeating warning was last said at warn level. */
   #lastWarned = new Map<string, number>();
+  /** Per failure cause: when it was last said at error level, and the lines held back since. */
+  #failures = new Map<string, { at: number; held: number }>();
+  /** Keys (and ids) the deleter reported already gone in the last poll. */
+  #reportedGone = new Map<string, number | undefined>();
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -202,6 +210,7 @@ export class Agent {
       observer?.snapshotOk?.(snapshot, snapMs, track);
       this.#noteMalformed(snapshot);
       this.#noteOverflow(snapshot);
+      this.#noteStillThere(snapshot);
       const stale = [...track.stale, ...await this.#unnated(scoped, track.stale, signal)];
       log.debug("poll", {
         scanned: snapshot.scanned,
@@ -302,16 +311,78 @@ export class Agent {
       if (o.result === "deleted") log.info("deleted stale entry", f);
       else if (o.result === "already_gone") {
         log.info("stale entry was already gone (it expired or got its reply)", f);
+        this.#reportedGone.set(decision.key, decision.id);
       } else if (signal?.aborted) {
         log.info("deletion interrupted by shutdown; outcome unknown", { ...f, error: o.error });
       } else {
-        log.error("deleting stale entry failed; will retry next poll", { ...f, error: o.error });
+        this.#failureLine(o.error ?? "unknown", f);
       }
       if (o.result !== "failed") tracker.forget(decision.tuple);
       return { decision, result: o.result as DecisionResult, error: o.error };
     });
     observer?.deletions?.(results.map((r) => ({ result: r.result, rule: r.decision.rule })), ms);
+    const failed = results.filter((r) => r.result === "failed");
+    if (failed.length < results.length) {
+      this.status.deleteFailures = 0;
+      this.status.lastDeleteError = undefined;
+    } else if (!signal?.aborted) {
+      this.status.deleteFailures = (this.status.deleteFailures ?? 0) + 1;
+      this.status.lastDeleteError = `${deleter.name} deleter: ${failed[0].error ?? "failed"}`;
+    }
     return results;
+  }
+
+  /**
+   * One error line per failure cause per minute, with the count of the lines
+   * held back since (at debug level in between): a deleter that fails for
+   * every tuple must not flood the log.
+   */
+  #failureLine(cause: string, fields: Record<string, unknown>): void {
+    const now = this.#clock();
+    const seen = this.#failures.get(cause);
+    if (seen === undefined || now - seen.at >= 60_000) {
+      if (this.#failures.size >= 100) this.#failures.clear(); // causes are few; bound it anyway
+      this.#failures.set(cause, { at: now, held: 0 });
+      this.#o.log.error(
+        "deleting stale entry failed; will retry next poll (said at most once a minute per cause)",
+        { ...fields, error: cause, held_back: seen?.held ?? 0 },
+      );
+    } else {
+      seen.held++;
+      this.#o.log.debug("deleting stale entry failed; will retry next poll", {
+        ...fields,
+        error: cause,
+      });
+    }
+  }
+
+  /**
+   * An entry the deleter reported already gone that is in the very next
+   * snapshot (same conntrack id, where known) was never deleted: a deleter
+   * that does nothing and says so must not pass for one that works.
+   */
+  #noteStillThere(s: Snapshot): void {
+    if (this.#reportedGone.size === 0) return;
+    const gone = this.#reportedGone;
+    this.#reportedGone = new Map();
+    for (const c of s.candidates) {
+      const key = tupleKey(c);
+      if (!gone.has(key)) continue;
+      const id = gone.get(key);
+      if (id !== undefined && c.id !== undefined && id !== c.id) continue;
+      this.#warnOncePerMinute(
+        "the deleter reports success but the entry is still there",
+        {
+          deleter: this.#o.deleter.name,
+          family: c.family,
+          src: c.src,
+          sport: c.sport,
+          dst: c.dst,
+          dport: c.dport,
+          zone: c.zone,
+        },
+      );
+    }
   }
 
   #noteMalformed(s: Snapshot): void {

@@ -1,6 +1,9 @@
 /**
  * Shutdown on SIGTERM/SIGINT: stop scheduling polls at once, give work in
  * flight a grace period, then kill it, and leave for certain a moment later.
+ * SIGHUP and SIGUSR2 are logged and ignored (there is nothing to reload);
+ * SIGUSR1 is ignored outright, because Deno (since 2.9.2) opens an
+ * unauthenticated V8 inspector on 127.0.0.1:9229 when it gets one.
  *
  * @module
  */
@@ -14,6 +17,40 @@ export interface ShutdownOptions {
   hardExitMs?: number;
   /** Default `Deno.exit`. */
   exit?: (code: number) => void;
+  /** Sets SIGUSR1 to SIG_IGN; returns why not, if it cannot. Default {@linkcode ignoreSigusr1}. */
+  ignoreSigusr1?: () => string | undefined;
+}
+
+const SIGUSR1 = 10;
+const SIG_IGN = 1n;
+
+/**
+ * Sets SIGUSR1's disposition to SIG_IGN through libc's `signal(2)` (FFI).
+ * Deno starts a V8 inspector on 127.0.0.1:9229 at SIGUSR1 — code execution as
+ * the agent for anyone on the node's loopback — and a signal listener does not
+ * stop it; an ignored signal is never delivered. Returns why it could not,
+ * or `undefined` on success. Linux only (the signal number is Linux's).
+ *
+ * @example
+ * ```ts
+ * import { ignoreSigusr1 } from "./lifecycle.ts";
+ * const why = ignoreSigusr1(); // undefined: SIGUSR1 is now ignored
+ * ```
+ */
+export function ignoreSigusr1(): string | undefined {
+  try {
+    const libc = Deno.dlopen("libc.so.6", {
+      signal: { parameters: ["i32", "usize"], result: "usize" },
+    });
+    try {
+      const prev = BigInt(libc.symbols.signal(SIGUSR1, SIG_IGN));
+      return prev === 2n ** 64n - 1n ? "signal(2) returned SIG_ERR" : undefined;
+    } finally {
+      libc.close();
+    }
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
 }
 
 /** The signals the rest of the program watches; `dispose()` removes the handlers. */
@@ -26,7 +63,7 @@ export interface Shutdown {
 }
 
 /**
- * Installs the SIGTERM and SIGINT handlers. Call it first thing, so a signal
+ * Installs the SIGTERM and SIGINT handlers (and ignores SIGHUP, SIGUSR1, SIGUSR2). Call it first thing, so a signal
  * during start-up is handled too.
  *
  * @example
@@ -55,11 +92,28 @@ export function handleShutdown(log: Logger, options: ShutdownOptions = {}): Shut
       exit(1);
     }, hardExitMs));
   };
+  const ignored = (signal: Deno.Signal) => () =>
+    log.warn("signal ignored: there is nothing to reload; SIGTERM stops the agent", { signal });
   const handlers: [Deno.Signal, () => void][] = [
     ["SIGTERM", handler("SIGTERM")],
     ["SIGINT", handler("SIGINT")],
+    ["SIGHUP", ignored("SIGHUP")],
+    ["SIGUSR2", ignored("SIGUSR2")],
+    // Registered before Deno registers its inspector trigger, so the disposition
+    // set to SIG_IGN below is the one that stays (see ignoreSigusr1).
+    ["SIGUSR1", ignored("SIGUSR1")],
   ];
   for (const [sig, fn] of handlers) Deno.addSignalListener(sig, fn);
+  const usr1 = options.ignoreSigusr1 ?? ignoreSigusr1;
+  const noInspector = () => {
+    const why = usr1();
+    if (why !== undefined) log.warn("cannot set SIGUSR1 to ignored", { reason: why });
+  };
+  noInspector();
+  // Deno arms its SIGUSR1 inspector 500 ms after start: say SIG_IGN again after that.
+  const again = setTimeout(noInspector, 1000);
+  Deno.unrefTimer(again);
+  timers.push(again);
   return {
     stop: stop.signal,
     kill: kill.signal,

@@ -1,6 +1,8 @@
 /**
  * Structured logs: one JSON object per line (default) or `key=value` text,
- * written synchronously to stdout so nothing is lost at exit.
+ * written synchronously to stdout so nothing is lost at exit. A line that
+ * cannot be written (stdout closed, the reader gone) is dropped and counted:
+ * logging never stops the agent.
  *
  * @module
  */
@@ -17,13 +19,15 @@ export interface Logger {
   error(msg: string, fields?: Fields): void;
   /** Whether lines of this level are written (to skip building costly fields). */
   enabled(level: LogLevel): boolean;
+  /** Lines that could not be written and were dropped, so far. */
+  dropped?(): number;
 }
 
 /** Options for {@linkcode createLogger}. */
 export interface LoggerOptions {
   format?: LogFormat;
   level?: LogLevel;
-  /** Where lines go; default: stdout, synchronously. */
+  /** Where lines go; default: stdout, synchronously. A throw drops (and counts) the line. */
   write?: (line: string) => void;
   /** Wall clock for the `time` field; default `new Date()`. */
   now?: () => Date;
@@ -53,14 +57,20 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const write = options.write ?? writeStdout;
   const now = options.now ?? (() => new Date());
   const enabled = (level: LogLevel) => LOG_LEVELS.indexOf(level) >= min;
+  let dropped = 0;
   const emit = (level: LogLevel) => (msg: string, fields: Fields = {}) => {
     if (!enabled(level)) return;
     const time = now().toISOString();
-    if (format === "json") {
-      write(JSON.stringify({ time, level, msg, ...fields }, jsonValue));
-    } else {
-      const kv = Object.entries(fields).map(([k, v]) => `${k}=${textValue(v)}`);
-      write([time, level.toUpperCase().padEnd(5), msg, ...kv].join(" "));
+    try {
+      if (format === "json") {
+        write(JSON.stringify({ time, level, msg, ...fields }, jsonValue));
+      } else {
+        const kv = Object.entries(fields).map(([k, v]) => `${k}=${textValue(v)}`);
+        write([time, level.toUpperCase().padEnd(5), msg, ...kv].join(" "));
+      }
+    } catch {
+      // BrokenPipe, a closed descriptor, a full non-blocking pipe: nowhere to say it.
+      dropped++;
     }
   };
   return {
@@ -69,6 +79,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     warn: emit("warn"),
     error: emit("error"),
     enabled,
+    dropped: () => dropped,
   };
 }
 

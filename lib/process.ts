@@ -9,10 +9,12 @@
 export interface RunOptions {
   /** Written to the program's stdin, which is then closed. */
   stdin?: string;
-  /** Kill the program (SIGKILL) after this many milliseconds. */
+  /** Kill the program and its process group (SIGKILL) after this many milliseconds. */
   timeoutMs: number;
   /** Kill the program when this aborts. */
   signal?: AbortSignal;
+  /** Hand each stdout chunk here as it arrives (then `RunResult.stdout` is empty). */
+  onStdout?: (chunk: Uint8Array) => void;
 }
 
 /** How a run ended. `code` is -1 when the program could not be started. */
@@ -32,8 +34,21 @@ export interface ProcessRunner {
 }
 
 /**
+ * After a kill (or after the program exited), how long its pipes may still
+ * deliver what is buffered before they are cut: a process that escaped the
+ * group must not hold the caller past the deadline.
+ */
+export const PIPE_GRACE_MS = 250;
+
+/**
  * A {@linkcode ProcessRunner} over `Deno.Command`. Never rejects: a missing
  * binary comes back as `code: -1` with `spawnError`.
+ *
+ * The program runs in a process group of its own (`detached`: it is the
+ * leader of a new session), and a timeout or an abort kills the whole group
+ * with SIGKILL, so a script's `sleep` in the background dies with it. When the
+ * program exits, whatever it left running in its group is killed too. No
+ * pipe is read more than {@linkcode PIPE_GRACE_MS} past that point.
  *
  * @example
  * ```ts
@@ -51,6 +66,7 @@ export const denoRunner: ProcessRunner = {
         stdin: options.stdin === undefined ? "null" : "piped",
         stdout: "piped",
         stderr: "piped",
+        detached: true,
       }).spawn();
     } catch (e) {
       const why = e instanceof Deno.errors.NotFound
@@ -58,36 +74,83 @@ export const denoRunner: ProcessRunner = {
         : `${cmd}: ${e instanceof Error ? e.message : String(e)}`;
       return { code: -1, stdout: "", stderr: "", timedOut: false, spawnError: why };
     }
+    const pid = child.pid;
     let timedOut = false;
-    const kill = () => {
+    let cutTimer: ReturnType<typeof setTimeout> | undefined;
+    const cut = Promise.withResolvers<void>();
+    const killGroup = () => {
       try {
-        child.kill("SIGKILL");
-      } catch { /* already exited */ }
+        Deno.kill(-pid, "SIGKILL");
+      } catch { /* the group is gone */ }
+      cutTimer ??= setTimeout(cut.resolve, PIPE_GRACE_MS);
     };
     const timer = setTimeout(() => {
       timedOut = true;
-      kill();
+      killGroup();
     }, options.timeoutMs);
-    options.signal?.addEventListener("abort", kill, { once: true });
+    if (options.signal?.aborted) killGroup();
+    options.signal?.addEventListener("abort", killGroup, { once: true });
     try {
+      // Once the program itself exits, what it left in its group goes too.
+      const status = child.status.then((s) => {
+        killGroup();
+        return s;
+      });
+      const stdout = drain(child.stdout, cut.promise, options.onStdout);
+      const stderr = drain(child.stderr, cut.promise);
       if (options.stdin !== undefined) {
         const w = child.stdin.getWriter();
-        try {
+        const write = (async () => {
           await w.write(new TextEncoder().encode(options.stdin));
           await w.close();
-        } catch { /* the program exited early; its status says why */ }
+        })().catch(() => {/* the program exited early; its status says why */});
+        await Promise.race([write, cut.promise]);
       }
-      const out = await child.output();
+      const [s, out, err] = await Promise.all([status, stdout, stderr]);
       const dec = new TextDecoder();
-      return {
-        code: out.code,
-        stdout: dec.decode(out.stdout),
-        stderr: dec.decode(out.stderr),
-        timedOut,
-      };
+      return { code: s.code, stdout: dec.decode(out), stderr: dec.decode(err), timedOut };
     } finally {
       clearTimeout(timer);
-      options.signal?.removeEventListener("abort", kill);
+      clearTimeout(cutTimer);
+      options.signal?.removeEventListener("abort", killGroup);
     }
   },
 };
+
+/**
+ * Reads a pipe to its end or until `cut` resolves, whichever is first. With
+ * `onChunk`, chunks go there and nothing is kept.
+ */
+async function drain(
+  stream: ReadableStream<Uint8Array>,
+  cut: Promise<void>,
+  onChunk?: (chunk: Uint8Array) => void,
+): Promise<Uint8Array> {
+  const reader = stream.getReader();
+  let stop = false;
+  void cut.then(() => {
+    stop = true;
+    reader.cancel().catch(() => {});
+  });
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (!stop) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (onChunk) onChunk(value);
+      else {
+        chunks.push(value);
+        size += value.length;
+      }
+    }
+  } catch { /* cancelled or broken: what was read is what there is */ }
+  if (stop) reader.cancel().catch(() => {});
+  const all = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.length;
+  }
+  return all;
+}

@@ -6,6 +6,7 @@
  */
 import type { AgentStatus } from "./agent.ts";
 import type { ListenAddress } from "./config.ts";
+import { type HttpResponse, serveHttp } from "./http.ts";
 
 /** What a probe answers. */
 export interface ProbeAnswer {
@@ -56,8 +57,13 @@ export function liveness(
   return { ok: false, reason: `${what} for ${s(age)} (limit ${s(limits.idleMs)})` };
 }
 
+/** Polls in a row whose deletions all failed before /readyz answers 503. */
+export const DELETE_FAILURES_NOT_READY = 3;
+
 /**
- * Readiness: the first snapshot succeeded and so did the last one.
+ * Readiness: the first snapshot succeeded and so did the last one, and
+ * deleting works (not {@linkcode DELETE_FAILURES_NOT_READY} polls in a row
+ * whose deletions all failed; ready again once one succeeds).
  *
  * @example
  * ```ts
@@ -82,6 +88,11 @@ export function readiness(status: AgentStatus): ProbeAnswer {
       reason: (status.lastError ?? "the last snapshot failed").replaceAll("\n", " "),
     };
   }
+  const failures = status.deleteFailures ?? 0;
+  if (failures >= DELETE_FAILURES_NOT_READY) {
+    const why = (status.lastDeleteError ?? "unknown").replaceAll("\n", " ");
+    return { ok: false, reason: `deleting has failed in ${failures} polls in a row: ${why}` };
+  }
   return { ok: true, reason: "ok" };
 }
 
@@ -97,6 +108,46 @@ export interface ServerOptions {
   clock?: () => number;
   onListen?: (addr: { hostname: string; port: number }) => void;
   onError?: (error: unknown) => void;
+  /** `/metrics` serves a rendering at most this old; default 1000 ms (0: render every time). */
+  metricsMaxAgeMs?: number;
+  /** Idle or half-sent connections are closed after this long; default 30 s. */
+  idleTimeoutMs?: number;
+  /** Connections open at once; default 64. */
+  maxConnections?: number;
+}
+
+/**
+ * Wraps `render` so that calls within `maxAgeMs` of the last rendering get
+ * that rendering, and calls while one is being made share it: a scrape storm
+ * costs one rendering a second.
+ *
+ * @example
+ * ```ts
+ * import { cacheFor } from "./server.ts";
+ * let n = 0;
+ * const get = cacheFor(() => Promise.resolve(++n), 1000);
+ * await get(); // => 1
+ * await get(); // => 1 (rendered less than 1 s ago)
+ * ```
+ */
+export function cacheFor<T>(
+  render: () => Promise<T>,
+  maxAgeMs: number,
+  clock: () => number = () => performance.now(),
+): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    const now = clock();
+    if (last !== undefined && now - last.at < maxAgeMs) return last.value;
+    const value = render();
+    const entry = { at: now, value };
+    last = entry;
+    // A failed rendering is not kept.
+    value.catch(() => {
+      if (last === entry) last = undefined;
+    });
+    return value;
+  };
 }
 
 /** A running server. */
@@ -132,35 +183,39 @@ export interface RunningServer {
 export function startServer(o: ServerOptions): RunningServer {
   const clock = o.clock ?? (() => performance.now());
   const startedAt = clock();
-  const text = (status: number, body: string) =>
-    new Response(body + "\n", { status, headers: { "content-type": "text/plain; charset=utf-8" } });
+  const text = (status: number, body: string, headers: Record<string, string> = {}) => ({
+    status,
+    body: body + "\n",
+    headers: { "content-type": "text/plain; charset=utf-8", ...headers },
+  });
   const probe = (a: ProbeAnswer) => text(a.ok ? 200 : 503, a.reason);
-  const server = Deno.serve({
+  const metrics = cacheFor(o.metrics, o.metricsMaxAgeMs ?? 1000, clock);
+  const server = serveHttp({
     hostname: o.listen.hostname,
     port: o.listen.port,
-    onListen: () => {},
-    onError: (e) => {
-      o.onError?.(e);
-      return text(500, "internal error");
-    },
-  }, async (req) => {
-    if (req.method !== "GET" && req.method !== "HEAD") return text(405, "method not allowed");
-    switch (new URL(req.url).pathname) {
-      case "/healthz":
-        return probe(liveness(o.status, clock(), startedAt, o.liveness));
-      case "/readyz":
-        return probe(readiness(o.status));
-      case "/metrics": {
-        const m = await o.metrics();
-        return new Response(m.body, { headers: { "content-type": m.contentType } });
+    idleTimeoutMs: o.idleTimeoutMs,
+    maxConnections: o.maxConnections,
+    onError: o.onError,
+    handler: async (req): Promise<HttpResponse> => {
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        return text(405, "method not allowed", { allow: "GET, HEAD" });
       }
-      case "/":
-        return text(200, "conntrack-cleaner: /metrics /healthz /readyz");
-      default:
-        return text(404, "not found");
-    }
+      switch (req.path) {
+        case "/healthz":
+          return probe(liveness(o.status, clock(), startedAt, o.liveness));
+        case "/readyz":
+          return probe(readiness(o.status));
+        case "/metrics": {
+          const m = await metrics();
+          return { status: 200, body: m.body, headers: { "content-type": m.contentType } };
+        }
+        case "/":
+          return text(200, "conntrack-cleaner: /metrics /healthz /readyz");
+        default:
+          return text(404, "not found");
+      }
+    },
   });
-  const addr = server.addr as Deno.NetAddr;
-  o.onListen?.({ hostname: addr.hostname, port: addr.port });
-  return { addr: { hostname: addr.hostname, port: addr.port }, shutdown: () => server.shutdown() };
+  o.onListen?.(server.addr);
+  return server;
 }

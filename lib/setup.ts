@@ -12,7 +12,7 @@ import { denoRunner, type ProcessRunner } from "./process.ts";
 import { NetlinkDeleter } from "./deleters/netlink.ts";
 import { ConntrackCliSource } from "./sources/conntrack_cli.ts";
 import { NetlinkSource, probeNetlink, type ProbeResult } from "./sources/netlink.ts";
-import { ProcfsSource } from "./sources/procfs.ts";
+import { assertRegularFile, ProcfsSource } from "./sources/procfs.ts";
 import type { Source } from "./sources/source.ts";
 import type { EvidenceFinder } from "./unnated.ts";
 
@@ -38,7 +38,14 @@ export interface SetupOptions {
   log?: Logger;
   /** Whether a ctnetlink dump works here; default {@linkcode probeNetlink}. */
   probe?: () => Promise<ProbeResult>;
+  /** Aborts a start-up check in progress (its process group is killed): shutting down. */
+  signal?: AbortSignal;
+  /** This process's effective capabilities; default {@linkcode effectiveCapabilities}. */
+  capabilities?: () => bigint | undefined;
 }
+
+/** CAP_NET_ADMIN's bit number (linux/capability.h): conntrack deletes need it. */
+export const CAP_NET_ADMIN = 12;
 
 /**
  * conntrack-tools dumps the whole table for each delete (0.33 s at 100k
@@ -66,10 +73,29 @@ export const NETLINK_DELETES_PER_POLL = 10_000;
  * ```
  */
 export async function setUp(settings: Settings, options: SetupOptions = {}): Promise<Parts> {
-  const runner = options.runner ?? denoRunner;
+  const base = options.runner ?? denoRunner;
+  const runner: ProcessRunner = {
+    run: (cmd, args, o) => base.run(cmd, args, { ...o, signal: o.signal ?? options.signal }),
+  };
+  try {
+    return await choose(settings, options, runner);
+  } catch (e) {
+    if (options.signal?.aborted) throw new SetupError("start-up interrupted: shutting down");
+    throw e;
+  }
+}
+
+async function choose(
+  settings: Settings,
+  options: SetupOptions,
+  runner: ProcessRunner,
+): Promise<Parts> {
   let probed: Promise<ProbeResult> | undefined;
   const netlink = () => probed ??= (options.probe ?? probeNetlink)();
   const { source, sourceReason } = await chooseSource(settings, runner, netlink, options.log);
+  if (!settings.dryRun) {
+    checkNetAdmin((options.capabilities ?? effectiveCapabilities)(), settings.deleteVia);
+  }
   const { deleter, deleterReason } = await chooseDeleter(settings, runner, netlink);
   return {
     source,
@@ -112,6 +138,11 @@ async function chooseSource(
       await checkConntrack(s.conntrackBin, runner);
       return { source: cli(), sourceReason: "--source=conntrack" };
     case "auto": {
+      if (s.origin["proc-file"] === "flag" || s.origin["proc-file"] === "env") {
+        // The user named the file to read: read that one.
+        await checkReadable(s.procFile);
+        return { source: procfs(), sourceReason: "auto: --proc-file was given" };
+      }
       const why: string[] = [];
       const p = await netlink();
       if (p.ok) return { source: nl(), sourceReason: "auto: a ctnetlink dump works" };
@@ -162,9 +193,51 @@ async function chooseDeleter(
   }
 }
 
-/** Opens and reads a byte of the table file, or explains why it cannot. */
+/**
+ * Every deleter (netlink, conntrack CLI) needs CAP_NET_ADMIN: without it the
+ * agent would report ready and fail every delete. Throws a
+ * {@linkcode SetupError} saying so; `caps` undefined (unknown) passes.
+ */
+export function checkNetAdmin(caps: bigint | undefined, deleteVia: string): void {
+  if (caps === undefined || (caps >> BigInt(CAP_NET_ADMIN)) & 1n) return;
+  throw new SetupError(
+    `deleting conntrack entries needs CAP_NET_ADMIN, which this process does not have ` +
+      `(CapEff ${
+        caps.toString(16).padStart(16, "0")
+      } in /proc/self/status; --delete-via=${deleteVia}): ` +
+      `run it as root with NET_ADMIN (the DaemonSet and the systemd unit grant it), ` +
+      `or pass --dry-run to only log what would be deleted`,
+  );
+}
+
+/**
+ * The effective capability set (`CapEff:` in /proc/self/status), or
+ * `undefined` when it cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { CAP_NET_ADMIN, effectiveCapabilities } from "./setup.ts";
+ * const caps = effectiveCapabilities();
+ * console.log(caps !== undefined && ((caps >> BigInt(CAP_NET_ADMIN)) & 1n) === 1n);
+ * ```
+ */
+export function effectiveCapabilities(statusFile = "/proc/self/status"): bigint | undefined {
+  try {
+    const m = /^CapEff:\s*([0-9a-fA-F]+)$/m.exec(Deno.readTextFileSync(statusFile));
+    return m ? BigInt("0x" + m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Opens and reads a byte of the table file, or explains why it cannot. Only
+ * a regular file (procfs files are) is opened: a FIFO or a device could block
+ * the whole process in open(2) or read(2).
+ */
 export async function checkReadable(path: string): Promise<void> {
   try {
+    assertRegularFile(path);
     using f = await Deno.open(path, { read: true });
     await f.read(new Uint8Array(1));
   } catch (e) {
@@ -177,13 +250,24 @@ export async function checkReadable(path: string): Promise<void> {
     if (e instanceof Deno.errors.PermissionDenied) {
       throw new SetupError(`cannot read ${path}: permission denied (it is root-only; run as root)`);
     }
+    if (e instanceof TypeError) throw new SetupError(`--proc-file: ${e.message}`);
     throw new SetupError(`cannot read ${path}: ${e instanceof Error ? e.message : e}`);
   }
 }
 
+/** How long `conntrack --version` may take at start-up. */
+export const CHECK_TIMEOUT_MS = 5000;
+
 /** Runs `conntrack --version`, or explains why it cannot. */
 export async function checkConntrack(bin: string, runner: ProcessRunner): Promise<string> {
-  const r = await runner.run(bin, ["--version"], { timeoutMs: 5000 });
+  const r = await runner.run(bin, ["--version"], { timeoutMs: CHECK_TIMEOUT_MS });
+  if (r.timedOut) {
+    throw new SetupError(
+      `the conntrack binary ${JSON.stringify(bin)} did not answer --version within ` +
+        `${CHECK_TIMEOUT_MS / 1000} s and was killed (with everything it started); ` +
+        `point --conntrack-bin at conntrack-tools' conntrack`,
+    );
+  }
   if (r.spawnError !== undefined || r.code !== 0) {
     const why = r.spawnError ?? `exit code ${r.code}: ${r.stderr.trim()}`;
     throw new SetupError(

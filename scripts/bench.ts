@@ -9,11 +9,20 @@
  * 3. Deletes on that 100k-entry table: 1,000 stale tuples by netlink, and by
  *    the conntrack CLI per tuple and batched with `-R` (measured on a sample
  *    and extrapolated, unless `--full`: 1,000 CLI deletes take minutes).
+ * 4. The agent's footprint (`deno task start`'s V8 flags, RSS sampled each
+ *    second): idle on a small table, on a 100k-entry table, in a flood.
+ * 5. A scrape storm: detection time of renewed entries while `ab -n 20000
+ *    -c 50` hammers /metrics, next to the same without it.
+ * 6. With `--soak`: the churn soak (50k background entries, 200 new renewed
+ *    SYN_SENT entries a second) for `--soak-seconds` (default 180): the RSS
+ *    plateau.
  *
- * Needs root, iproute2 and conntrack for parts 2 and 3 (else they are
- * skipped with the reason). Targets are checked by the printed ratios.
+ * Needs root, iproute2 and conntrack for parts 2 to 6 (else they are
+ * skipped with the reason), and ab (apache2-utils) for part 5. Targets are
+ * checked by the printed figures and ratios.
  *
- *     deno task bench [--full] [--entries=100000] [--lines=1000000]
+ *     deno task bench [--full] [--soak] [--soak-seconds=180] [--entries=100000]
+ *                     [--lines=1000000] [--only=parser|snapshot|deletes|memory|storm|soak]
  *
  * @module
  */
@@ -30,6 +39,7 @@ import {
   canRunKernelTests,
   type EntrySpec,
   type Netns,
+  startRenewer,
   withNetns,
 } from "../tests/support/netns.ts";
 
@@ -394,6 +404,23 @@ async function benchDeletes(
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
+/** The V8 flags `deno task start` runs the agent with (deno.json), so the bench measures those. */
+const V8_FLAGS: string[] = (() => {
+  const cfg = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
+  return String(cfg.tasks.start).split(/\s+/).filter((a) => a.startsWith("--v8-flags="));
+})();
+
+/** The agent's argv, as `deno task start` runs it. */
+function agentArgv(args: string[]): string[] {
+  return [Deno.execPath(), "run", "-A", ...V8_FLAGS, MAIN, ...args];
+}
+
+/** VmRSS of `pid` in MB. */
+async function rssMB(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+}
+
 /** Runs the agent (dry run) in `ns` for `ms`; returns its peak RSS and CPU seconds. */
 /**
  * Runs the agent (dry run) in `ns`: its peak RSS over `ms`, and its CPU per
@@ -401,7 +428,7 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
  */
 async function agentFootprint(ns: Netns, ms: number, args: string[] = []) {
   const child = ns.spawn(
-    [Deno.execPath(), "run", "-A", MAIN, "--dry-run", "--listen=off", ...args],
+    agentArgv(["--dry-run", "--listen=127.0.0.1:10395", ...args]),
     { stdout: "null", stderr: "null" },
   );
   const cpu = async () => {
@@ -409,15 +436,24 @@ async function agentFootprint(ns: Netns, ms: number, args: string[] = []) {
     return (Number(stat[11]) + Number(stat[12])) / 100; // utime + stime, USER_HZ 100
   };
   const warmUp = 5000;
-  await new Promise((r) => setTimeout(r, warmUp));
+  const samples: number[] = [];
+  for (let t = 0; t < warmUp; t += 1000) {
+    await new Promise((r) => setTimeout(r, 1000));
+    samples.push(await rssMB(child.pid));
+  }
   const cpu0 = await cpu();
-  await new Promise((r) => setTimeout(r, ms - warmUp));
+  for (let t = warmUp; t < ms; t += 1000) {
+    await new Promise((r) => setTimeout(r, 1000));
+    samples.push(await rssMB(child.pid));
+  }
   const cpuS = await cpu() - cpu0;
   const status = await Deno.readTextFile(`/proc/${child.pid}/status`);
   child.kill("SIGTERM");
   await child.status;
   const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)![1]) / 1024;
-  return { peakMB: kb("VmHWM"), rssMB: kb("VmRSS"), cpuPerSecond: cpuS / ((ms - warmUp) / 1000) };
+  // The settled figure: the median of the samples after the warm-up.
+  const settled = median(samples.slice(warmUp / 1000));
+  return { peakMB: kb("VmHWM"), rssMB: settled, cpuPerSecond: cpuS / ((ms - warmUp) / 1000) };
 }
 
 async function benchMemory(entries: number): Promise<void> {
@@ -427,15 +463,18 @@ async function benchMemory(entries: number): Promise<void> {
     return;
   }
   const seconds = 20;
-  console.log(`\n## Agent footprint: main.ts --dry-run at 1s for ${seconds} s (source auto)\n`);
-  const W = [44, 12, 8, 26];
-  row(["table", "peak RSS MB", "RSS MB", "CPU s / poll (after 5 s)"], W);
-  const cases: [string, number, number][] = [
-    ["1,000 entries, 1% candidates", 1000, 100],
-    [`${entries.toLocaleString("en")} entries, 1% candidates`, entries, 100],
-    [`${entries.toLocaleString("en")} entries, all candidates (flood)`, entries, 1],
+  console.log(
+    `\n## Agent footprint: main.ts --dry-run at 1s for ${seconds} s (source auto, ` +
+      `${V8_FLAGS.join(" ") || "no V8 flags"}), RSS sampled each second\n`,
+  );
+  const W = [44, 12, 16, 26, 16];
+  row(["table", "peak RSS MB", "settled RSS MB", "CPU s / poll (after 5 s)", "target"], W);
+  const cases: [string, number, number, number | undefined][] = [
+    ["1,000 entries, 1% candidates", 1000, 100, 45],
+    [`${entries.toLocaleString("en")} entries, 1% candidates`, entries, 100, 60],
+    [`${entries.toLocaleString("en")} entries, all candidates (flood)`, entries, 1, undefined],
   ];
-  for (const [label, n, every] of cases) {
+  for (const [label, n, every, target] of cases) {
     await withNetns("bench-mem", async (ns) => {
       const specs: EntrySpec[] = [];
       for (let i = 0; i < n; i++) {
@@ -449,9 +488,177 @@ async function benchMemory(entries: number): Promise<void> {
       }
       await ns.insertMany(specs);
       const f = await agentFootprint(ns, seconds * 1000);
-      row([label, fmt(f.peakMB), fmt(f.rssMB), fmt(f.cpuPerSecond, 3)], W);
+      const t = target === undefined ? "" : `≤ ${target}: ${verdict(f.rssMB <= target)}`;
+      row([label, fmt(f.peakMB), fmt(f.rssMB), fmt(f.cpuPerSecond, 3), t], W);
     });
   }
+}
+
+/** `count` SYN_SENT specs with tuples no other call of this process used. */
+let nextTuple = 0;
+function freshSynSent(count: number): EntrySpec[] {
+  const out: EntrySpec[] = [];
+  for (let k = 0; k < count; k++) {
+    const i = nextTuple++;
+    out.push({
+      src: `10.${100 + ((i >> 16) & 127)}.${(i >> 8) & 255}.${i & 255}`,
+      dst: "10.254.0.1",
+      sport: 1024 + (i % 60000),
+      dport: 8080,
+      state: "SYN_SENT",
+      timeout: 120,
+    });
+  }
+  return out;
+}
+
+/** Seconds until every spec is gone from the table, checked every 100 ms (limit 60 s). */
+async function secondsUntilGone(ns: Netns, specs: EntrySpec[]): Promise<number> {
+  await ns.insertMany(specs);
+  const t0 = performance.now();
+  const renewer = await startRenewer(ns, specs, 1000, { timeoutSec: 120 });
+  try {
+    while (performance.now() - t0 < 60_000) {
+      await new Promise((r) => setTimeout(r, 100));
+      if (renewer.rounds > 0 && renewer.absent.length === specs.length) break;
+    }
+    return (performance.now() - t0) / 1000;
+  } finally {
+    await renewer.stop();
+  }
+}
+
+async function benchScrapeStorm(): Promise<void> {
+  const skip = await canRunKernelTests() ??
+    (new Deno.Command("sh", { args: ["-c", "command -v ab"] }).outputSync().success
+      ? undefined
+      : "ab (apache2-utils) is not installed");
+  if (skip !== undefined) {
+    console.log(`\n## Scrape storm: skipped (${skip})`);
+    return;
+  }
+  console.log(
+    "\n## Scrape storm: detection of 20 renewed entries (1s/3, 5,000-entry table), idle and " +
+      "under `ab -n 20000 -c 50 /metrics` (median of 3 each)\n",
+  );
+  await withNetns("bench-storm", async (ns) => {
+    await ns.insertMany(tableSpecs(5000).specs);
+    const agent = ns.spawn(agentArgv(["--listen=127.0.0.1:10395"]), {
+      stdout: "null",
+      stderr: "null",
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+      const idle: number[] = [], storm: number[] = [];
+      let abOut = "";
+      for (let run = 0; run < 3; run++) {
+        idle.push(await secondsUntilGone(ns, freshSynSent(20)));
+        // Keep ab running for the whole detection window.
+        let detecting = true;
+        const hammer = (async () => {
+          while (detecting) {
+            const r = await ns.exec(
+              ["ab", "-q", "-n", "20000", "-c", "50", "http://127.0.0.1:10395/metrics"],
+            );
+            abOut = r.stdout;
+          }
+        })();
+        await new Promise((r) => setTimeout(r, 500)); // the storm is on
+        storm.push(await secondsUntilGone(ns, freshSynSent(20)));
+        detecting = false;
+        await hammer;
+      }
+      const a = median(idle), b = median(storm);
+      const W = [34, 12];
+      row(["", "detection s"], W);
+      row(["idle", fmt(a, 2)], W);
+      row(["under ab -n 20000 -c 50 /metrics", fmt(b, 2)], W);
+      const rps = /Requests per second:\s+([\d.]+)/.exec(abOut)?.[1] ?? "?";
+      const p50 = /^\s+50%\s+(\d+)/m.exec(abOut)?.[1] ?? "?";
+      // ab counts a body whose length differs from the first one's as "failed" (Length):
+      // the exposition changes between renderings, so only the other kinds are failures.
+      const kinds = /\(Connect: (\d+), Receive: (\d+), Length: \d+, Exceptions: (\d+)\)/
+        .exec(abOut)?.slice(1).map(Number) ?? [0, 0, 0];
+      const non2xx = Number(/Non-2xx responses:\s+(\d+)/.exec(abOut)?.[1] ?? 0);
+      console.log(
+        `  ab (last run): ${rps} req/s, p50 ${p50} ms, ` +
+          `${kinds.reduce((a, b) => a + b, 0)} failed connections, ${non2xx} non-2xx`,
+      );
+      console.log(
+        `  target storm ≤ 1.10 × idle: ${fmt(b / a, 2)} ${verdict(b <= 1.1 * a)}`,
+      );
+    } finally {
+      agent.kill("SIGTERM");
+      await agent.status;
+    }
+  });
+}
+
+async function benchSoak(seconds: number): Promise<void> {
+  const skip = await canRunKernelTests();
+  if (skip !== undefined) {
+    console.log(`\n## Churn soak: skipped (${skip})`);
+    return;
+  }
+  console.log(
+    `\n## Churn soak: 50,000 background entries, 200 new SYN_SENT entries a second renewed ` +
+      `each second until deleted, agent at 1s/3 (not a dry run), ${seconds} s\n`,
+  );
+  await withNetns("bench-soak", async (ns) => {
+    const background: EntrySpec[] = [];
+    for (let i = 0; i < 50_000; i++) {
+      const src = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+      background.push({
+        src,
+        dst: "10.255.0.1",
+        sport: 1024 + (i % 60000),
+        dport: 443,
+        state: "ESTABLISHED",
+        timeout: 3600,
+      });
+    }
+    await ns.insertMany(background);
+    const agent = ns.spawn(agentArgv(["--listen=127.0.0.1:10395"]), {
+      stdout: "null",
+      stderr: "null",
+    });
+    let live: EntrySpec[] = [];
+    const samples: number[] = [];
+    let deleted = 0, maxLive = 0;
+    try {
+      const t0 = performance.now();
+      for (let s = 1; s <= seconds; s++) {
+        const fresh = freshSynSent(200);
+        await ns.insertMany(fresh);
+        // Renew what is still there (a retransmitted SYN); what the agent deleted drops out.
+        const still: EntrySpec[] = [];
+        for (const spec of live) {
+          if (await ns.renew(spec, 120)) still.push(spec);
+          else deleted++;
+        }
+        live = [...still, ...fresh];
+        maxLive = Math.max(maxLive, live.length);
+        samples.push(await rssMB(agent.pid));
+        const wait = t0 + s * 1000 - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+      const last = samples.slice(-Math.max(1, Math.floor(samples.length / 3)));
+      const plateau = median(last);
+      const W = [44, 10];
+      row(["", "MB"], W);
+      row(["RSS after 30 s", fmt(samples[Math.min(29, samples.length - 1)])], W);
+      row(["RSS plateau (median of the last third)", fmt(plateau)], W);
+      row(["RSS max", fmt(Math.max(...samples))], W);
+      console.log(
+        `  entries created ${(seconds * 200).toLocaleString("en")}, seen deleted ${deleted}, ` +
+          `renewed at most ${maxLive} at once`,
+      );
+      console.log(`  target plateau ≤ 90 MB: ${verdict(plateau <= 90)}`);
+    } finally {
+      agent.kill("SIGTERM");
+      await agent.status;
+    }
+  });
 }
 
 async function machine(): Promise<string> {
@@ -470,7 +677,9 @@ if (import.meta.main) {
       full: { type: "boolean" },
       entries: { type: "string", default: "100000" },
       lines: { type: "string", default: "1000000" },
-      only: { type: "string" }, // parser | snapshot | deletes | memory
+      only: { type: "string" }, // parser | snapshot | deletes | memory | storm | soak
+      soak: { type: "boolean" },
+      "soak-seconds": { type: "string", default: "180" },
       "child-parse": { type: "string" },
       "child-snapshot": { type: "boolean" },
       "child-delete": { type: "string" },
@@ -489,5 +698,7 @@ if (import.meta.main) {
       await benchKernel(Number(values.entries), values.full === true, only);
     }
     if (!only || only === "memory") await benchMemory(Number(values.entries));
+    if (!only || only === "storm") await benchScrapeStorm();
+    if (values.soak || only === "soak") await benchSoak(Number(values["soak-seconds"]));
   }
 }

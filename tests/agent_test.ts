@@ -5,6 +5,7 @@ import type { DeleteOutcome, Deleter, DeleteResult } from "../lib/deleters/delet
 import { type DestinationSet, parseDestinations } from "../lib/destinations.ts";
 import { createLogger } from "../lib/log.ts";
 import type { Source } from "../lib/sources/source.ts";
+import { readiness } from "../lib/server.ts";
 import { RenewalTracker } from "../lib/tracker.ts";
 
 const T: Tuple = {
@@ -164,7 +165,7 @@ Deno.test("Agent.pollOnce retries a failed delete at the next poll and logs the 
   await pollEverySecond(s, 7);
   assert.ok(s.deleter.calls.length >= 3, `retried: ${s.deleter.calls.length}`);
   const errors = s.lines.filter((l) => l.level === "error");
-  assert.ok(errors.length >= 3);
+  assert.equal(errors.length, 1, "said once (rate-limited per cause)");
   assert.equal(errors[0].error, "boom");
   assert.ok(!s.lines.some((l) => l.msg === "deleted stale entry"), "never logs success on failure");
 });
@@ -215,4 +216,64 @@ Deno.test("Agent.pollOnce hands the deleter the conntrack id of the entry it saw
   s.source.id = 77;
   await pollEverySecond(s, 6);
   assert.deepEqual(s.deleter.calls, [[{ ...T, id: 77 }]]);
+});
+
+Deno.test("Agent.pollOnce says a failure cause at error level once a minute per cause, with the lines held back", async () => {
+  const s = setup({ result: "failed", threshold: 0 });
+  let n = 0;
+  s.deleter.delete = (tuples) => {
+    n++;
+    return Promise.resolve(tuples.map((tuple) => ({
+      tuple,
+      result: "failed" as const,
+      error: n % 2 ? "EPERM (Operation not permitted)" : "timed out",
+    })));
+  };
+  await pollEverySecond(s, 75);
+  const errors = s.lines.filter((l) => l.level === "error");
+  assert.deepEqual(
+    errors.map((l) => [l.error, l.held_back]),
+    [
+      ["EPERM (Operation not permitted)", 0],
+      ["timed out", 0],
+      ["EPERM (Operation not permitted)", 29],
+      ["timed out", 29],
+    ],
+  );
+  assert.match(String(errors[0].msg), /at most once a minute per cause/);
+});
+
+Deno.test("Agent.status: deletions failing 3 polls in a row make readiness fail with the cause, until one succeeds", async () => {
+  const s = setup({ result: "failed", threshold: 0 });
+  while (s.deleter.calls.length < 2) await pollEverySecond(s, 1);
+  assert.equal(s.agent.status.deleteFailures, 2);
+  assert.ok(readiness(s.agent.status).ok, "two failed polls: still ready");
+  while (s.deleter.calls.length < 3) await pollEverySecond(s, 1);
+  assert.deepEqual(readiness(s.agent.status), {
+    ok: false,
+    reason: "deleting has failed in 3 polls in a row: fake deleter: boom",
+  });
+  s.deleter.result = "deleted";
+  while (s.deleter.calls.length < 4) await pollEverySecond(s, 1);
+  assert.deepEqual(readiness(s.agent.status), { ok: true, reason: "ok" });
+});
+
+Deno.test("Agent.pollOnce warns when an entry reported already gone is still in the next snapshot", async () => {
+  const s = setup({ result: "already_gone", threshold: 0 });
+  await pollEverySecond(s, 70);
+  const warns = s.lines.filter((l) =>
+    String(l.msg).startsWith("the deleter reports success but the entry is still there")
+  );
+  assert.equal(warns.length, 2, "at once, then a minute later (rate-limited)");
+  assert.equal(warns[0].level, "warn");
+  assert.equal(warns[0].sport, 40000);
+  // An honest deleter: the entry really is gone at the next snapshot.
+  const h = setup({ result: "already_gone", threshold: 0 });
+  const orig = h.deleter.delete.bind(h.deleter);
+  h.deleter.delete = (t) => {
+    h.source.gone = true;
+    return orig(t);
+  };
+  await pollEverySecond(h, 5);
+  assert.ok(!h.lines.some((l) => String(l.msg).includes("still there")));
 });

@@ -94,3 +94,50 @@ Deno.test("main.ts kills a deletion still running 1 s after SIGTERM, says so, an
   assert.ok(!r.logs.some((l) => l.level === "error"), "no error lines at shutdown");
   assert.equal(r.logs.at(-1).msg, "stopped");
 });
+
+Deno.test("main.ts stopped by SIGTERM while its start-up check hangs in a grandchild exits 0 within 2 s and leaves no process", async () => {
+  const dir = await Deno.makeTempDir();
+  const mark = `${dir}/started`;
+  const fake = `${dir}/conntrack`;
+  const sleeper = `${800 + (Deno.pid % 100)}.${Date.now() % 100000}`;
+  // --version starts a background sleep that keeps the pipes open, and waits for it.
+  await Deno.writeTextFile(fake, `#!/bin/sh\ntouch '${mark}'\nsleep ${sleeper} &\nwait\n`);
+  await Deno.chmod(fake, 0o755);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      MAIN,
+      "--source=conntrack",
+      `--conntrack-bin=${fake}`,
+      "--listen=off",
+    ],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const out = new Response(child.stdout).text();
+  const err = new Response(child.stderr).text();
+  try {
+    for (let i = 0; i < 100 && !(await Deno.stat(mark).then(() => true, () => false)); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const t0 = performance.now();
+    child.kill("SIGTERM");
+    const status = await child.status;
+    const ms = performance.now() - t0;
+    assert.equal(status.code, 0, await err);
+    assert.ok(ms < 2000, `exit took ${Math.round(ms)} ms`);
+    const msgs = (await out).trim().split("\n").map((l) => JSON.parse(l).msg);
+    assert.deepEqual(msgs, ["shutting down", "stopped during start-up"]);
+    await new Promise((r) => setTimeout(r, 100));
+    const left = await new Deno.Command("pgrep", { args: ["-f", `sleep ${sleeper}`] }).output();
+    assert.equal(new TextDecoder().decode(left.stdout), "", "no orphan");
+  } finally {
+    const left = await new Deno.Command("pgrep", { args: ["-f", `sleep ${sleeper}`] }).output();
+    for (const pid of new TextDecoder().decode(left.stdout).split("\n").filter(Boolean)) {
+      Deno.kill(Number(pid), "SIGKILL");
+    }
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -7,6 +7,7 @@
  * @module
  */
 import type { Destination, Endpoint, Family, Snapshot } from "../entry.ts";
+import { denoRunner, type ProcessRunner } from "../process.ts";
 import { TableScanner } from "../scan.ts";
 import type { EvidenceFinder } from "../unnated.ts";
 import type { Clock, Source } from "./source.ts";
@@ -20,6 +21,8 @@ export interface ConntrackCliSourceOptions {
   /** Keep at most this many candidates per snapshot (see `Snapshot.overflow`). */
   maxCandidates?: number;
   clock?: Clock;
+  /** Runs `conntrack` (in its own process group, killed whole at the timeout). */
+  runner?: ProcessRunner;
 }
 
 /** The `conntrack -L` arguments for one family: the kernel filters by status. */
@@ -50,12 +53,14 @@ export class ConntrackCliSource implements Source, EvidenceFinder {
   #timeoutMs: number;
   #clock: Clock;
   #maxCandidates: number | undefined;
+  #runner: ProcessRunner;
 
   constructor(options: ConntrackCliSourceOptions = {}) {
     this.bin = options.bin ?? "conntrack";
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#clock = options.clock ?? (() => performance.now());
     this.#maxCandidates = options.maxCandidates;
+    this.#runner = options.runner ?? denoRunner;
   }
 
   async snapshot(signal?: AbortSignal): Promise<Snapshot> {
@@ -89,37 +94,21 @@ export class ConntrackCliSource implements Source, EvidenceFinder {
   async #list(args: string[], scanner: TableScanner, signal?: AbortSignal): Promise<void> {
     signal?.throwIfAborted();
     const from = this.#clock();
-    const child = new Deno.Command(this.bin, {
-      args,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let timedOut = false;
-    const kill = () => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* exited */ }
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      kill();
-    }, this.#timeoutMs);
-    signal?.addEventListener("abort", kill, { once: true });
-    try {
-      const stderr = new Response(child.stderr).text();
+    const r = await this.#runner.run(this.bin, args, {
+      timeoutMs: this.#timeoutMs,
+      signal,
       // The kernel produced these lines after the process started and before each chunk arrived.
-      for await (const chunk of child.stdout) scanner.push(chunk, from, this.#clock());
-      const status = await child.status;
-      const err = (await stderr).trim();
-      signal?.throwIfAborted();
-      if (timedOut) throw new Error(`${this.bin} -L did not finish in ${this.#timeoutMs} ms`);
-      if (!status.success) {
-        throw new Error(`${this.bin} ${args.join(" ")} exited ${status.code}: ${err}`);
-      }
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", kill);
+      onStdout: (chunk) => scanner.push(chunk, from, this.#clock()),
+    });
+    signal?.throwIfAborted();
+    if (r.spawnError !== undefined) throw new Error(r.spawnError);
+    if (r.timedOut) {
+      throw new Error(`${this.bin} -L did not finish in ${this.#timeoutMs} ms and was killed`);
+    }
+    if (r.code !== 0) {
+      throw new Error(
+        `${this.bin} ${args.join(" ")} exited ${r.code}: ${r.stderr.trim()}`,
+      );
     }
   }
 }

@@ -88,6 +88,7 @@ export class ProcfsSource implements Source, EvidenceFinder {
   async #read(scanner: TableScanner, startedAt: number, signal?: AbortSignal): Promise<void> {
     // One buffer, reused across polls: the scanner copies what it keeps.
     const buf = this.#buf ??= new Uint8Array(this.#chunkSize);
+    assertRegularFile(this.path);
     using file = Deno.openSync(this.path, { read: true });
     using pause = new Pause();
     let prevStart = startedAt;
@@ -108,6 +109,36 @@ export class ProcfsSource implements Source, EvidenceFinder {
     }
     scanner.end();
   }
+}
+
+/**
+ * Throws unless `path` is (or links to) a regular file; procfs table files
+ * are. Opening a FIFO blocks until a writer comes, and reading a device or a
+ * socket may block: either would freeze the whole process, probes included.
+ *
+ * @example
+ * ```ts
+ * import { assertRegularFile } from "./procfs.ts";
+ * assertRegularFile("/proc/net/nf_conntrack"); // throws for a FIFO, a device, a directory
+ * ```
+ */
+export function assertRegularFile(path: string): void {
+  const st = Deno.statSync(path);
+  if (st.isFile) return;
+  const kind = st.isDirectory
+    ? "a directory"
+    : st.isFifo
+    ? "a FIFO"
+    : st.isCharDevice
+    ? "a character device"
+    : st.isBlockDevice
+    ? "a block device"
+    : st.isSocket
+    ? "a socket"
+    : "not a regular file";
+  throw new TypeError(
+    `${path} is ${kind}: the table must be a regular or procfs file such as ${DEFAULT_PROC_FILE}`,
+  );
 }
 
 /** Lets the event loop run pending work (I/O, timers) and comes back at once. */

@@ -7,6 +7,10 @@ import assert from "node:assert/strict";
 
 const ROOT = new URL("../../", import.meta.url);
 const AGENT_TARGET_RE = /(\S+):(\/\S*conntrack-cleaner)\b/;
+const TASKS: Record<string, string> =
+  JSON.parse(Deno.readTextFileSync(new URL("deno.json", ROOT))).tasks;
+/** The V8 flags `deno task compile` embeds in the binary. */
+const V8_FLAGS = /(--v8-flags=\S+)/.exec(TASKS.compile)?.[1] ?? "(none)";
 
 interface Instruction {
   keyword: string;
@@ -81,7 +85,7 @@ Deno.test("Dockerfile: the build stage installs from deno.lock, then compiles ma
   const commands = runs(build);
   const install = commands.findIndex((r) => /\bdeno install\b/.test(r));
   const compile = commands.findIndex((r) =>
-    /\bdeno compile -A --output \/out\/conntrack-cleaner main\.ts\b/.test(r)
+    r.includes(`deno compile -A ${V8_FLAGS} --output /out/conntrack-cleaner main.ts`)
   );
   assert.ok(install >= 0, "deno install runs");
   assert.ok(compile > install, "deno compile runs after deno install");
@@ -91,6 +95,18 @@ Deno.test("Dockerfile: the build stage installs from deno.lock, then compiles ma
     copies[0],
     /\bdeno\.json\b.*\bdeno\.lock/,
     "deno.json and deno.lock are copied first",
+  );
+});
+
+Deno.test("deno.json: start and compile run the agent with the same V8 flags, bounding both heap generations", () => {
+  assert.match(
+    V8_FLAGS,
+    /^--v8-flags=(?=.*--max-semi-space-size=\d+)(?=.*--max-old-space-size=\d+)/,
+  );
+  assert.ok(TASKS.start.split(" ").includes(V8_FLAGS), `start: ${TASKS.start}`);
+  assert.match(
+    TASKS.compile,
+    /^deno compile -A --v8-flags=\S+ --output dist\/conntrack-cleaner main\.ts$/,
   );
 });
 

@@ -144,29 +144,49 @@ Deno.test("systemd unit: runs as root (for /proc/net/nf_conntrack) and is enable
 });
 
 const analyze = which("systemd-analyze");
+const AGENT_BIN = "/usr/local/bin/conntrack-cleaner";
 
 machineTest(
-  "systemd unit: systemd-analyze verify reports nothing",
+  "systemd unit: systemd-analyze verify reports nothing, with a stand-in at the real binary path",
   async () => {
+    assert.match(UNIT_TEXT, new RegExp(`^ExecStart=${AGENT_BIN} `, "m"));
     const dir = await Deno.makeTempDir({ prefix: "unit-verify-" });
     try {
-      // The agent binary is not installed here: point ExecStart at /bin/true,
-      // keep every other line as it is.
-      const text = UNIT_TEXT.replace(
-        /^ExecStart=\/usr\/local\/bin\/conntrack-cleaner/m,
-        "ExecStart=/bin/true",
-      );
-      assert.notEqual(text, UNIT_TEXT, "ExecStart was rewritten");
       const path = `${dir}/conntrack-cleaner.service`;
-      await Deno.writeTextFile(path, text);
-      const out = await new Deno.Command(analyze!, {
-        args: ["verify", path],
+      await Deno.writeTextFile(path, UNIT_TEXT); // unchanged: ExecStart names the real path
+      // In a private mount namespace, an empty /usr/local/bin with a stand-in
+      // executable at the binary's path: the host's file system is not touched.
+      const script = [
+        "set -e",
+        "mount -t tmpfs -o size=1m tmpfs /usr/local/bin",
+        `cp /bin/true ${AGENT_BIN}`,
+        `exec ${analyze} verify "$1"`,
+      ].join("\n");
+      const out = await new Deno.Command("unshare", {
+        args: ["--mount", "--propagation", "private", "sh", "-c", script, "sh", path],
         stdout: "piped",
         stderr: "piped",
       }).output();
       const said = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
       assert.equal(said.trim(), "", "no complaints");
       assert.equal(out.code, 0);
+      // Without the stand-in, verify does complain about the binary: the check is real.
+      const missing = await new Deno.Command("unshare", {
+        args: [
+          "--mount",
+          "--propagation",
+          "private",
+          "sh",
+          "-c",
+          `mount -t tmpfs tmpfs /usr/local/bin && exec ${analyze} verify "$1"`,
+          "sh",
+          path,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const complaint = new TextDecoder().decode(missing.stderr);
+      assert.match(complaint, /conntrack-cleaner/, complaint);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -1,0 +1,85 @@
+/**
+ * Signals, end to end through main.ts: SIGUSR1 must never open Deno's V8
+ * inspector; SIGHUP, SIGUSR1 and SIGUSR2 leave the agent running; SIGTERM
+ * still stops it. Needs no root: procfs source on a file, dry run.
+ */
+import assert from "node:assert/strict";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** TCP sockets process `pid` listens on, from `ss` (iproute2). */
+async function listening(pid: number): Promise<string[]> {
+  const out = await new Deno.Command("ss", { args: ["-ltnpH"] }).output();
+  return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.includes(`pid=${pid},`));
+}
+
+Deno.test("main.ts: SIGUSR1 opens no inspector (nothing listens on 9229); SIGHUP, SIGUSR1, SIGUSR2 are ignored; SIGTERM stops it", async () => {
+  const dir = await Deno.makeTempDir();
+  const table = `${dir}/nf_conntrack`;
+  await Deno.writeTextFile(
+    table,
+    "ipv4     2 tcp      6 100 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000 mark=0 zone=0 use=2\n",
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      MAIN,
+      "--source=procfs",
+      `--proc-file=${table}`,
+      "--dry-run",
+      "--interval=100ms",
+      "--listen=off",
+      "--log-level=debug",
+    ],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: Record<string, unknown>[] = [];
+  const reading = (async () => {
+    let buf = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      const parts = buf.split("\n");
+      buf = parts.pop()!;
+      for (const p of parts) lines.push(JSON.parse(p));
+    }
+  })();
+  const stderr = new Response(child.stderr).text();
+  const polls = () => lines.filter((l) => l.msg === "poll").length;
+  try {
+    // Deno arms its SIGUSR1 inspector 500 ms after start; wait well past that.
+    for (let i = 0; i < 100 && polls() < 15; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(polls() >= 15, "polling");
+    const status = await Deno.readTextFile(`/proc/${child.pid}/status`);
+    const ignored = BigInt("0x" + /^SigIgn:\s*([0-9a-f]+)$/m.exec(status)![1]);
+    assert.equal((ignored >> 9n) & 1n, 1n, "SIGUSR1 (10) is ignored");
+    for (const sig of ["SIGUSR1", "SIGHUP", "SIGUSR2", "SIGUSR1"] as const) {
+      child.kill(sig);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    await new Promise((r) => setTimeout(r, 700)); // the inspector would be up by now
+    assert.deepEqual(await listening(child.pid), [], "the agent listens on nothing");
+    const before = polls();
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(polls() > before, "still polling after the signals");
+    for (const sig of ["SIGHUP", "SIGUSR2"]) {
+      const l = lines.find((l) => l.signal === sig);
+      assert.ok(l, `${sig} logged`);
+      assert.equal(l.level, "warn");
+      assert.match(String(l.msg), /^signal ignored/);
+    }
+    child.kill("SIGTERM");
+    const s = await child.status;
+    await reading;
+    assert.equal(s.code, 0, await stderr);
+    assert.ok(!(await stderr).includes("Debugger listening"), "no inspector banner");
+    assert.equal(lines.at(-1)?.msg, "stopped");
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await Deno.remove(dir, { recursive: true });
+  }
+});

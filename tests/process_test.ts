@@ -1,0 +1,150 @@
+/**
+ * Timeouts hold against process trees: a stand-in `conntrack` whose work
+ * hangs in a grandchild (a background `sleep` that keeps the pipes open)
+ * is killed with its whole process group by denoRunner, and each user of it
+ * (the start-up check, the CLI source, the CLI deleter) returns within its
+ * limit and leaves no process behind.
+ */
+import assert from "node:assert/strict";
+import { ConntrackCliDeleter } from "../lib/deleters/conntrack_cli.ts";
+import { denoRunner } from "../lib/process.ts";
+import { CHECK_TIMEOUT_MS, checkConntrack } from "../lib/setup.ts";
+import { ConntrackCliSource } from "../lib/sources/conntrack_cli.ts";
+
+let serial = 0;
+
+/** A stand-in conntrack that starts `sleep <marker>` and waits for it; the marker finds orphans. */
+async function hangingConntrack(style: "background" | "subshell") {
+  const dir = await Deno.makeTempDir({ prefix: "hang-" });
+  const marker = `${900 + (Deno.pid % 1000)}.${++serial}${Date.now() % 100000}`;
+  const bin = `${dir}/conntrack`;
+  const body = style === "background"
+    // The script is killed at the timeout; the sleep keeps stdout and stderr open.
+    ? `sleep ${marker} &\nwait\n`
+    // A child shell (not exec'd) whose own child hangs.
+    : `sh -c 'sleep ${marker}; echo done'\n`;
+  await Deno.writeTextFile(bin, `#!/bin/sh\n${body}`);
+  await Deno.chmod(bin, 0o755);
+  return {
+    bin,
+    marker,
+    async orphans(): Promise<string[]> {
+      await new Promise((r) => setTimeout(r, 100));
+      const out = await new Deno.Command("pgrep", { args: ["-af", `sleep ${marker}`] }).output();
+      return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean);
+    },
+    async cleanup() {
+      // Only if a test failed: the sleeps this test started, by their pid.
+      const out = await new Deno.Command("pgrep", { args: ["-f", `sleep ${marker}`] }).output();
+      for (const pid of new TextDecoder().decode(out.stdout).split("\n").filter(Boolean)) {
+        try {
+          Deno.kill(Number(pid), "SIGKILL");
+        } catch { /* gone */ }
+      }
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+for (const style of ["background", "subshell"] as const) {
+  Deno.test(`denoRunner kills the whole process group at the timeout (${style} grandchild)`, async () => {
+    const fake = await hangingConntrack(style);
+    try {
+      const t0 = performance.now();
+      const r = await denoRunner.run(fake.bin, ["-L"], { timeoutMs: 300 });
+      const ms = performance.now() - t0;
+      assert.ok(r.timedOut, "timed out");
+      assert.ok(ms < 1500, `returned after ${Math.round(ms)} ms (limit 300 ms + pipe grace)`);
+      assert.deepEqual(await fake.orphans(), [], "no process left");
+    } finally {
+      await fake.cleanup();
+    }
+  });
+}
+
+Deno.test("denoRunner kills the group when aborted, and what a finished program left behind", async () => {
+  const fake = await hangingConntrack("background");
+  try {
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(), 200);
+    const t0 = performance.now();
+    const r = await denoRunner.run(fake.bin, [], { timeoutMs: 60_000, signal: stop.signal });
+    assert.ok(performance.now() - t0 < 1500, "returned soon after the abort");
+    assert.notEqual(r.code, 0);
+    assert.deepEqual(await fake.orphans(), []);
+    // A program that exits at once but leaves a background child holding the pipes.
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${dir}/p`, `#!/bin/sh\nsleep ${fake.marker} &\necho out\nexit 0\n`);
+      await Deno.chmod(`${dir}/p`, 0o755);
+      const t1 = performance.now();
+      const q = await denoRunner.run(`${dir}/p`, [], { timeoutMs: 60_000 });
+      assert.ok(performance.now() - t1 < 1500, "returned when the program exited");
+      assert.deepEqual([q.code, q.stdout, q.timedOut], [0, "out\n", false]);
+      assert.deepEqual(await fake.orphans(), []);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  } finally {
+    await fake.cleanup();
+  }
+});
+
+Deno.test("checkConntrack: a --version that hangs in a grandchild ends at its 5 s limit, says it timed out, leaves no orphan", async () => {
+  const fake = await hangingConntrack("background");
+  try {
+    const t0 = performance.now();
+    await assert.rejects(
+      checkConntrack(fake.bin, denoRunner),
+      /did not answer --version within 5 s/,
+    );
+    const ms = performance.now() - t0;
+    assert.ok(ms < CHECK_TIMEOUT_MS + 1000, `took ${Math.round(ms)} ms`);
+    assert.deepEqual(await fake.orphans(), []);
+  } finally {
+    await fake.cleanup();
+  }
+});
+
+Deno.test("ConntrackCliSource: a listing that hangs in a grandchild fails the snapshot at its limit, leaves no orphan", async () => {
+  const fake = await hangingConntrack("background");
+  try {
+    const t0 = performance.now();
+    await assert.rejects(
+      new ConntrackCliSource({ bin: fake.bin, timeoutMs: 400 }).snapshot(),
+      /-L did not finish in 400 ms and was killed/,
+    );
+    const ms = performance.now() - t0;
+    assert.ok(ms < 1400, `took ${Math.round(ms)} ms`);
+    assert.deepEqual(await fake.orphans(), []);
+  } finally {
+    await fake.cleanup();
+  }
+});
+
+Deno.test("ConntrackCliDeleter: a delete that hangs in a grandchild fails at its limit, leaves no orphan", async () => {
+  const fake = await hangingConntrack("subshell");
+  try {
+    const d = new ConntrackCliDeleter({
+      bin: fake.bin,
+      baseTimeoutMs: 300,
+      perTupleTimeoutMs: 100,
+    });
+    const t0 = performance.now();
+    const [o] = await d.delete([{
+      family: "ipv4",
+      src: "10.0.0.1",
+      dst: "10.0.0.2",
+      sport: 40000,
+      dport: 80,
+      zone: 0,
+    }]);
+    const ms = performance.now() - t0;
+    assert.equal(o.result, "failed");
+    assert.match(o.error ?? "", /did not finish in time and was killed/);
+    assert.ok(ms < 1400, `took ${Math.round(ms)} ms (limit 400 ms)`);
+    assert.deepEqual(await fake.orphans(), []);
+  } finally {
+    await fake.cleanup();
+  }
+});
