@@ -41,7 +41,7 @@ import {
   type Netns,
   startRenewer,
   withNetns,
-} from "../tests/support/netns.ts";
+} from "../testbed/netns.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 const RUNS = 15;

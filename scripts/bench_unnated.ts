@@ -41,7 +41,7 @@ import { ProcfsSource } from "../lib/sources/procfs.ts";
 import type { Source } from "../lib/sources/source.ts";
 import { RenewalTracker } from "../lib/tracker.ts";
 import { type EvidenceFinder, UnnatedRule } from "../lib/unnated.ts";
-import { canRunKernelTests, type EntrySpec, withNetns } from "../tests/support/netns.ts";
+import { canRunKernelTests, type EntrySpec, withNetns } from "../testbed/netns.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 const INTERVAL_MS = 1000;

@@ -41,21 +41,9 @@ import {
   Netns,
   statusOf,
   withNetns,
-} from "../tests/support/netns.ts";
+} from "../testbed/netns.ts";
 import type { Direction } from "../lib/parse.ts";
-
-/** What the kernel should show for a TCP entry (addresses in canonical spelling). */
-export interface ExpectedTcp {
-  state: string;
-  original: Direction;
-  reply: Direction;
-  /** Zone of the original direction (`zone=` or `zone-orig=`), 0 if none. */
-  zone: number;
-  unreplied: boolean;
-  /** `ASSURED` or absent. */
-  flag?: string;
-  mark: number;
-}
+import type { ExpectedTcp } from "../testbed/fixtures.ts";
 
 /** One inserted entry (in the JSON, `args` is written as one `conntrack` string). */
 interface FixtureEntry {

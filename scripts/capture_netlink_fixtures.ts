@@ -50,45 +50,8 @@ import {
 import { NetlinkSocket } from "../lib/netlink/socket.ts";
 import type { Tuple } from "../lib/entry.ts";
 import { TRAFFIC, TRAFFIC_SETUP } from "./capture_fixtures.ts";
-import { withNetns } from "../tests/support/netns.ts";
-
-/** What the namespace is filled with (the fixtures' ground truth). */
-export const FIXTURE_ENTRIES = [
-  {
-    name: "v4_syn_sent",
-    args:
-      "-p tcp -s 10.10.0.1 -d 10.10.0.2 --sport 40001 --dport 80 --state SYN_SENT --timeout 120",
-  },
-  {
-    name: "v6_syn_sent",
-    args:
-      "-p tcp -s 2001:db8::1 -d 2001:db8::2 --sport 40002 --dport 443 --state SYN_SENT --timeout 110",
-  },
-  {
-    name: "v4_syn_sent_zone5",
-    args:
-      "-p tcp -s 10.10.0.1 -d 10.10.0.2 --sport 40003 --dport 80 --state SYN_SENT --timeout 100 --zone 5",
-  },
-  {
-    name: "v4_established",
-    args: "-p tcp -s 10.10.0.1 -d 10.10.0.2 --sport 40004 --dport 80 --state ESTABLISHED " +
-      "--status SEEN_REPLY,ASSURED --timeout 3600",
-  },
-  {
-    name: "v4_time_wait",
-    args: "-p tcp -s 10.10.0.1 -d 10.10.0.2 --sport 40005 --dport 80 --state TIME_WAIT " +
-      "--status SEEN_REPLY,ASSURED --timeout 90",
-  },
-  {
-    name: "v4_udp",
-    args: "-p udp -s 10.10.0.1 -d 10.10.0.3 --sport 5353 --dport 53 --timeout 30",
-  },
-  {
-    name: "v6_established",
-    args: "-p tcp -s 2001:db8::1 -d 2001:db8::2 --sport 40006 --dport 443 --state ESTABLISHED " +
-      "--status SEEN_REPLY,ASSURED --timeout 3600",
-  },
-];
+import { withNetns } from "../testbed/netns.ts";
+import { NETLINK_FIXTURE_ENTRIES } from "../testbed/fixtures.ts";
 
 const V4_SYN: Tuple = {
   family: "ipv4",
@@ -307,14 +270,16 @@ async function outside(outdir: string): Promise<void> {
   await run(["ip", "netns", "add", ns]);
   try {
     const exec = ["ip", "netns", "exec", ns];
-    for (const e of FIXTURE_ENTRIES) await run([...exec, "conntrack", "-I", ...e.args.split(" ")]);
+    for (const e of NETLINK_FIXTURE_ENTRIES) {
+      await run([...exec, "conntrack", "-I", ...e.args.split(" ")]);
+    }
     const listing = await run([...exec, "conntrack", "-L", "-o", "id"]);
     await run([...exec, Deno.execPath(), "run", "-A", import.meta.filename!, "--inside", outdir])
       .then((s) => console.log(s.trimEnd()));
     const manifest = {
       captured: new Date().toISOString(),
       kernel: (await Deno.readTextFile("/proc/sys/kernel/osrelease")).trim(),
-      entries: FIXTURE_ENTRIES,
+      entries: NETLINK_FIXTURE_ENTRIES,
       conntrackListing: listing.trimEnd().split("\n"),
       files: {
         dump_all: "AF_UNSPEC dump, no filter: all 7 entries, then NLMSG_DONE",

@@ -3,7 +3,7 @@
  * and real DNAT rules, then the renewal story of older kernels.
  *
  * Part 1 builds two identical little networks (client → node → backend,
- * each in network namespaces of its own; see tests/support/stuck_client.ts).
+ * each in network namespaces of its own; see testbed/stuck_client.ts).
  * On each node the service address is routed nowhere, as before the node
  * has a rule for it. A client connects from a fixed source port; 2 s later
  * the node gets its DNAT rule; 3 s after the start another client connects.
@@ -29,7 +29,7 @@ import {
   type Netns,
   startRenewer,
   withNetns,
-} from "../tests/support/netns.ts";
+} from "../testbed/netns.ts";
 import {
   abortable,
   ADDRESSES,
@@ -44,7 +44,7 @@ import {
   type StoryResult,
   STUCK_SPORT,
   withStuckNet,
-} from "../tests/support/stuck_client.ts";
+} from "../testbed/stuck_client.ts";
 
 const say = (s = "") => console.log(s);
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;

@@ -32,7 +32,7 @@ const CLI = [
   "tests/deleters/conntrack_cli_test.ts",
   "tests/deleters/conntrack_cli_kernel_test.ts",
 ];
-const NETLINK = ["tests/netlink/deleter_test.ts", "tests/netlink/kernel_test.ts"];
+const NETLINK = ["tests/deleters/netlink_test.ts", "tests/deleters/netlink_kernel_test.ts"];
 const UNNATED = ["tests/unnated_test.ts"];
 
 /** The mutants; adding one is adding an entry here. */
@@ -251,7 +251,11 @@ export const MUTANTS: Mutant[] = [
     file: "lib/sources/netlink.ts",
     search: "for (let i = 0; same && i < r.length; i++) same = r[i] === e.dstAddr[i];",
     replace: "",
-    tests: ["tests/netlink/source_test.ts", "tests/sources/all_sources_test.ts"],
+    tests: [
+      "tests/sources/netlink_test.ts",
+      "tests/sources/netlink_kernel_test.ts",
+      "tests/sources/source_kernel_test.ts",
+    ],
   },
   {
     name: "un-NATed rule takes translated candidates too",
@@ -352,6 +356,18 @@ async function main(args: string[]): Promise<number> {
     : MUTANTS.filter((m) => args.some((a) => m.name.includes(a)));
   if (chosen.length === 0) {
     console.error(`no mutant matches ${args.join(", ")}`);
+    return 2;
+  }
+  // A moved or renamed test file must not turn a mutant into a silent "killed".
+  const missing = [...new Set(chosen.flatMap((m) => [m.file, ...m.tests]))].filter((f) => {
+    try {
+      return !Deno.statSync(`${root}/${f}`).isFile;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length > 0) {
+    console.error(`mutants: no such file: ${missing.join(", ")}`);
     return 2;
   }
   const scratch = await Deno.makeTempDir({ prefix: "cct-mutants-" });

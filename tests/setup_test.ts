@@ -2,8 +2,6 @@ import assert from "node:assert/strict";
 import { loadConfig, type Settings } from "../lib/config.ts";
 import type { ProcessRunner, RunResult } from "../lib/process.ts";
 import { checkConntrack, effectiveCapabilities, setUp, SetupError } from "../lib/setup.ts";
-import { kernelTest } from "./support/kernel_test.ts";
-import { type Netns, withNetns } from "./support/netns.ts";
 
 function settings(args: string[]): Settings {
   const r = loadConfig(args, () => undefined);
@@ -96,56 +94,6 @@ Deno.test("setUp needs no conntrack binary for a dry run", async () => {
   );
 });
 
-/** `setUp(loadConfig([]))` run inside `ns` (under `prefix`), as the agent would start. */
-async function setUpInside(
-  ns: Netns,
-  prefix: string[],
-  args: string[] = [],
-): Promise<Record<string, string>> {
-  const url = (p: string) => new URL(p, import.meta.url).href;
-  const code = `
-    import { loadConfig } from ${JSON.stringify(url("../lib/config.ts"))};
-    import { setUp } from ${JSON.stringify(url("../lib/setup.ts"))};
-    const r = loadConfig(${JSON.stringify(args)}, () => undefined);
-    if (r.kind !== "run") throw new Error(r.kind);
-    let p;
-    try {
-      p = await setUp(r.settings);
-    } catch (e) {
-      console.log(JSON.stringify({ error: String(e) }));
-      Deno.exit(0);
-    }
-    console.log(JSON.stringify({ source: p.source.name, sourceReason: p.sourceReason,
-      deleter: p.deleter.name, deleterReason: p.deleterReason }));
-    p.source.close?.();
-    p.deleter.close?.();`;
-  const r = await ns.exec([...prefix, Deno.execPath(), "eval", code]);
-  if (r.code !== 0) throw new Error(`setUp in ${ns.name} exited ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-kernelTest(
-  "setUp auto on the real kernel uses netlink as root; without CAP_NET_ADMIN it refuses, and a dry run falls back to procfs and the conntrack CLI with EPERM",
-  () =>
-    withNetns("setup-eperm", async (ns) => {
-      const root = await setUpInside(ns, []);
-      assert.equal(root.source, "netlink");
-      assert.equal(root.deleter, "netlink");
-      const drop = ["setpriv", "--bounding-set=-net_admin"];
-      const refused = await setUpInside(ns, drop);
-      assert.match(String(refused.error), /CAP_NET_ADMIN/, JSON.stringify(refused));
-      const dropped = await setUpInside(ns, drop, ["--dry-run"]);
-      assert.equal(dropped.source, "procfs", JSON.stringify(dropped));
-      assert.match(
-        dropped.sourceReason,
-        /^auto: netlink: .*EPERM.*; \/proc\/net\/nf_conntrack is readable$/,
-      );
-      assert.equal(dropped.deleter, "conntrack");
-      assert.match(dropped.deleterReason, /^auto: netlink: .*EPERM.*; using the conntrack CLI$/);
-    }),
-  { needs: ["setpriv"] },
-);
-
 Deno.test("setUp auto reads the file --proc-file names, even where netlink works, and says so", async () => {
   const p = await setUp(settings([`--proc-file=${table}`]), {
     probe: netlinkOk,
@@ -233,64 +181,4 @@ Deno.test("checkConntrack says a --version check timed out rather than a wrong e
     checkConntrack("/opt/conntrack", hung),
     /"\/opt\/conntrack" did not answer --version within 5 s and was killed/,
   );
-});
-
-const capsh = new Deno.Command("sh", { args: ["-c", "command -v capsh"] }).outputSync().success;
-const requireTools = Deno.env.get("CI") === "true" ||
-  Deno.env.get("CONNTRACK_CLEANER_REQUIRE_KERNEL_TESTS") === "1";
-
-Deno.test({
-  name:
-    "main.ts under capsh --drop=cap_net_admin exits 1 saying CAP_NET_ADMIN is missing; --dry-run runs" +
-    (capsh || requireTools ? "" : " [skipped: capsh (libcap2-bin) is not installed]"),
-  ignore: (!capsh && !requireTools) || Deno.uid() !== 0,
-  async fn() {
-    assert.ok(capsh, "capsh is required in CI (.ci/run installs libcap2-bin)");
-    const main = new URL("../main.ts", import.meta.url).pathname;
-    const run = (extra: string[]) =>
-      new Deno.Command("capsh", {
-        args: [
-          "--drop=cap_net_admin",
-          "--",
-          "-c",
-          'exec "$0" "$@"',
-          Deno.execPath(),
-          "run",
-          "-A",
-          main,
-          "--source=procfs",
-          `--proc-file=${table}`,
-          "--conntrack-bin=/bin/true",
-          "--listen=off",
-          ...extra,
-        ],
-        env: { NO_COLOR: "1" },
-        stdout: "piped",
-        stderr: "piped",
-      });
-    const refused = await run([]).output();
-    const out = new TextDecoder().decode(refused.stdout);
-    assert.equal(refused.code, 1, out);
-    assert.match(
-      out,
-      /deleting conntrack entries needs CAP_NET_ADMIN, which this process does not have/,
-    );
-    assert.ok(!out.includes("conntrack-cleaner starting"), "it never started");
-    // A dry run deletes nothing: it starts and polls.
-    const dry = run(["--dry-run", "--interval=100ms"]).spawn();
-    try {
-      const reader = dry.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      let seen = "";
-      while (!seen.includes("conntrack-cleaner starting")) {
-        const { done, value } = await reader.read();
-        assert.ok(!done, seen);
-        seen += value;
-      }
-      await reader.cancel();
-    } finally {
-      dry.kill("SIGTERM");
-      await dry.status;
-      await dry.stderr.cancel();
-    }
-  },
 });

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import type { Tuple } from "../../lib/entry.ts";
 import { ConntrackCliDeleter } from "../../lib/deleters/conntrack_cli.ts";
 import { denoRunner, type ProcessRunner } from "../../lib/process.ts";
-import { kernelTest } from "../support/kernel_test.ts";
-import { type EntrySpec, type Netns, tupleArgs, withNetns } from "../support/netns.ts";
+import { kernelTest } from "../support/machine.ts";
+import { type EntrySpec, type Netns, tupleArgs, withNetns } from "../../testbed/netns.ts";
 
 /** The real process runner, every command run inside `ns`. */
 const inside = (ns: Netns): ProcessRunner => ({

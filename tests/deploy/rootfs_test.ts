@@ -7,7 +7,7 @@
  * Deno binary is the same runtime, with the same glibc needs).
  */
 import assert from "node:assert/strict";
-import { machineTest, which } from "../support/kernel_test.ts";
+import { machineTest, which } from "../support/machine.ts";
 
 const SCRIPT = new URL("../../scripts/assemble_rootfs.sh", import.meta.url).pathname;
 const CONNTRACK = "/usr/sbin/conntrack";

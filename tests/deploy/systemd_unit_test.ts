@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { loadConfig, OPTIONS } from "../../lib/config.ts";
-import { machineTest, which } from "../support/kernel_test.ts";
+import { machineTest, which } from "../support/machine.ts";
 
 const UNIT_URL = new URL("../../deploy/conntrack-cleaner.service", import.meta.url);
 const UNIT_TEXT = Deno.readTextFileSync(UNIT_URL);

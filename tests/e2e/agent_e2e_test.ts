@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { kernelTest } from "../support/kernel_test.ts";
+import { kernelTest } from "../support/machine.ts";
 import { assertStory, runScenario, type ScenarioOptions } from "./scenario.ts";
 
 const cases: [string, ScenarioOptions][] = [

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { kernelTest } from "../support/kernel_test.ts";
-import { withNetns } from "../support/netns.ts";
+import { kernelTest } from "../support/machine.ts";
+import { withNetns } from "../../testbed/netns.ts";
 import { assertStory, httpGet, runScenario } from "./scenario.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;

@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { parseIPv6 } from "../../lib/addr.ts";
-import { type EntrySpec, type Netns, startRenewer, withNetns } from "../support/netns.ts";
+import { type EntrySpec, type Netns, startRenewer, withNetns } from "../../testbed/netns.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 

@@ -1,6 +1,6 @@
 /**
  * Issue 7 end to end, with real TCP sockets and real DNAT rules in three
- * namespaces (see tests/support/stuck_client.ts): a client connects from a
+ * namespaces (see testbed/stuck_client.ts): a client connects from a
  * fixed source port to a service address before the node has a rule for it,
  * the rule arrives 2 s later, and the client's retransmitted SYNs keep
  * matching the un-NATed SYN_SENT entry on the node.
@@ -8,8 +8,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { kernelTest } from "../support/kernel_test.ts";
-import { type EntrySpec, startRenewer, withNetns } from "../support/netns.ts";
+import { kernelTest } from "../support/machine.ts";
+import { type EntrySpec, startRenewer, withNetns } from "../../testbed/netns.ts";
 import {
   ADDRESSES,
   BACKEND_PORT,
@@ -23,7 +23,7 @@ import {
   STUCK_SPORT,
   type StuckNet,
   withStuckNet,
-} from "../support/stuck_client.ts";
+} from "../../testbed/stuck_client.ts";
 
 /** The stuck client's tuple in zone 0. */
 function stuckTuple(family: "ipv4" | "ipv6") {

@@ -44,7 +44,7 @@ import {
 } from "../../lib/netlink/codec.ts";
 import { Errno } from "../../lib/netlink/errno.ts";
 import { tupleKey } from "../../lib/entry.ts";
-import { entryPayloads, fixture, FIXTURES } from "./fake.ts";
+import { entryPayloads, fixture, FIXTURES } from "../support/netlink_fake.ts";
 
 /** What scripts/capture_netlink_fixtures.ts inserted with conntrack -I, keyed by sport. */
 const INSERTED: Record<number, {

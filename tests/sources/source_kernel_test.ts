@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { canonicalIPv4, canonicalIPv6 } from "../../lib/addr.ts";
 import { tupleKey } from "../../lib/entry.ts";
-import { kernelTest } from "../support/kernel_test.ts";
-import { type EntrySpec, isCandidate, withNetns } from "../support/netns.ts";
+import { kernelTest } from "../support/machine.ts";
+import { type EntrySpec, isCandidate, withNetns } from "../../testbed/netns.ts";
 
-const DRIVER = new URL("./list_driver.ts", import.meta.url).pathname;
+const DRIVER = new URL("../support/list_driver.ts", import.meta.url).pathname;
 
 function table(): EntrySpec[] {
   const specs: EntrySpec[] = [];

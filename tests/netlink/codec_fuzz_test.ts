@@ -18,8 +18,15 @@ import {
 } from "../../lib/netlink/codec.ts";
 import { NetlinkSource } from "../../lib/sources/netlink.ts";
 import { rfc5952 } from "../support/gen_line.ts";
-import { appendNewRequest } from "./fill.ts";
-import { concat, doneFor, entryFor, entryPayloads, FakeKernel, fixture } from "./fake.ts";
+import { appendNewRequest } from "../support/netlink_fill.ts";
+import {
+  concat,
+  doneFor,
+  entryFor,
+  entryPayloads,
+  FakeKernel,
+  fixture,
+} from "../support/netlink_fake.ts";
 
 const CAPTURED = [
   ...entryPayloads("dump_all"),

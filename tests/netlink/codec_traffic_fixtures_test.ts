@@ -23,7 +23,7 @@ import {
   TCP_CONNTRACK_TIME_WAIT,
 } from "../../lib/netlink/codec.ts";
 import { tupleKey } from "../../lib/entry.ts";
-import { entryPayloads, fixture, FIXTURES } from "./fake.ts";
+import { entryPayloads, fixture, FIXTURES } from "../support/netlink_fake.ts";
 
 interface Connection {
   description: string;

@@ -44,10 +44,10 @@ import {
   NLMSG_ERROR,
   parseMessages,
   tupleProblem,
-} from "../../lib/netlink/codec.ts";
-import type { Tuple } from "../../lib/entry.ts";
-import { Errno, ErrnoError } from "../../lib/netlink/errno.ts";
-import { NetlinkSocket } from "../../lib/netlink/socket.ts";
+} from "../lib/netlink/codec.ts";
+import type { Tuple } from "../lib/entry.ts";
+import { Errno, ErrnoError } from "../lib/netlink/errno.ts";
+import { NetlinkSocket } from "../lib/netlink/socket.ts";
 
 const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isTranslated, parseConntrackList } from "./stuck_client.ts";
+import { isTranslated, parseConntrackList } from "../../testbed/stuck_client.ts";
 
 // Lines printed by `conntrack -L -o extended,id` in a stuck-client node namespace (Linux 6.18,
 // conntrack-tools 1.4.7): the stuck client's un-NATed entry in zone 7, and a DNATed one.

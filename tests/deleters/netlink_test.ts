@@ -17,7 +17,7 @@ import {
   entryPayloads,
   errorFor,
   FakeKernel,
-} from "./fake.ts";
+} from "../support/netlink_fake.ts";
 
 const ALL = entryPayloads("dump_all");
 const bySport = (sport: number) => ALL.find((p) => decodeConntrack(p).sport === sport)!;

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { canRunKernelTests } from "./netns.ts";
+import { canRunKernelTests } from "../../testbed/netns.ts";
 
 const reason = await canRunKernelTests();
 
@@ -27,7 +27,7 @@ export interface MachineTestOptions {
    * Why this one test cannot run here (undefined: it can). It is then
    * skipped with that reason, or fails with it where tests are required.
    */
-  skip?: string;
+  skip?: string | undefined;
   /** Commands the test runs that must be on PATH (or in /usr/sbin, /sbin). */
   needs?: string[];
 }

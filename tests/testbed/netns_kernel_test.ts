@@ -1,22 +1,20 @@
 /**
  * Tests of the namespace helper against the kernel (registered with
- * `kernelTest`: skipped, with the reason, where they cannot run), plus a few
- * pure tests of its argument building.
+ * `kernelTest`: skipped, with the reason, where they cannot run). Its pure
+ * argument building is tested in netns_test.ts.
  */
 import assert from "node:assert/strict";
 import { parseLine, type TcpEntry } from "../../lib/parse.ts";
-import { buildUpdate } from "./ctnetlink.ts";
-import { kernelTest } from "./kernel_test.ts";
+import { kernelTest } from "../support/machine.ts";
 import {
   type EntrySpec,
   familyOf,
-  insertArgs,
   isCandidate,
   type Netns,
   startRenewer,
   tupleArgs,
   withNetns,
-} from "./netns.ts";
+} from "../../testbed/netns.ts";
 
 const sanitized = { sanitize: true };
 
@@ -74,106 +72,6 @@ const syn = (sport: number, extra: Partial<EntrySpec> = {}): EntrySpec => ({
   timeout: 30,
   ...extra,
 });
-
-// ---- pure tests -----------------------------------------------------------
-
-Deno.test("insertArgs builds conntrack -I arguments with the status each state needs", () => {
-  assert.equal(
-    insertArgs(syn(1234, { timeout: 120 })).join(" "),
-    "-I -p tcp -s 10.0.0.1 -d 10.0.0.2 --sport 1234 --dport 80 --state SYN_SENT -u UNREPLIED -t 120",
-  );
-  assert.equal(
-    insertArgs(syn(1, { state: "ESTABLISHED", zone: 5, mark: 9 })).join(" "),
-    "-I -p tcp -s 10.0.0.1 -d 10.0.0.2 --sport 1 --dport 80 --state ESTABLISHED " +
-      "-u SEEN_REPLY,ASSURED -t 30 -w 5 -m 9",
-  );
-  assert.equal(
-    insertArgs(syn(1, { state: "TIME_WAIT" })).slice(-4).join(" "),
-    "-u SEEN_REPLY,ASSURED -t 30",
-  );
-  assert.equal(
-    insertArgs({
-      proto: "udp",
-      src: "2001:db8::1",
-      dst: "2001:db8::2",
-      sport: 5,
-      dport: 53,
-      timeout: 30,
-    })
-      .join(" "),
-    "-I -p udp -s 2001:db8::1 -d 2001:db8::2 --sport 5 --dport 53 -t 30",
-  );
-  assert.ok(!insertArgs(syn(1, { status: "" })).includes("-u"));
-  assert.equal(
-    insertArgs(syn(1, { status: "SEEN_REPLY" })).join(" ").includes("-u SEEN_REPLY"),
-    true,
-  );
-});
-
-Deno.test("insertArgs rejects option-like addresses, mixed families and impossible specs", () => {
-  for (
-    const bad of [
-      syn(1, { src: "-F" }),
-      syn(1, { dst: "10.0.0.2 -F" }),
-      syn(1, { dst: "2001:db8::2" }),
-      syn(70000),
-      syn(1, { zone: -1 }),
-      syn(1, { timeout: 1.5 }),
-      syn(1, { state: undefined }),
-      {
-        proto: "udp",
-        src: "10.0.0.1",
-        dst: "10.0.0.2",
-        sport: 1,
-        dport: 2,
-        state: "SYN_SENT",
-        timeout: 1,
-      },
-      syn(1, { status: "UNREPLIED -F" }),
-    ] as EntrySpec[]
-  ) assert.throws(() => insertArgs(bad), Error, JSON.stringify(bad));
-});
-
-Deno.test("isCandidate is true exactly for TCP SYN_SENT without SEEN_REPLY", () => {
-  assert.equal(isCandidate(syn(1)), true);
-  assert.equal(isCandidate(syn(1, { status: "UNREPLIED,ASSURED" })), true);
-  assert.equal(isCandidate(syn(1, { status: "SEEN_REPLY" })), false);
-  assert.equal(isCandidate(syn(1, { state: "ESTABLISHED", status: "" })), false);
-  assert.equal(
-    isCandidate({ proto: "udp", src: "10.0.0.1", dst: "10.0.0.2", sport: 1, dport: 2, timeout: 1 }),
-    false,
-  );
-});
-
-Deno.test("buildUpdate encodes a ctnetlink update (no NLM_F_CREATE) with tuple, timeout and zone", () => {
-  const m = buildUpdate(
-    { src: "10.0.0.1", dst: "10.0.0.2", sport: 1234, dport: 80, zone: 5 },
-    120,
-    7,
-  );
-  const v = new DataView(m.buffer);
-  assert.equal(v.getUint32(0, true), m.length);
-  assert.equal(v.getUint16(4, true), 0x100); // NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW
-  assert.equal(v.getUint16(6, true), 0x5); // NLM_F_REQUEST | NLM_F_ACK
-  assert.equal(v.getUint32(8, true), 7);
-  assert.equal(m[16], 2); // AF_INET
-  const hex = [...m].map((b) => b.toString(16).padStart(2, "0")).join("");
-  assert.ok(hex.includes("08000100" + "0a000001"), "CTA_IP_V4_SRC 10.0.0.1");
-  assert.ok(hex.includes("06000200" + "04d2"), "CTA_PROTO_SRC_PORT 1234");
-  assert.ok(hex.includes("08000700" + "00000078"), "CTA_TIMEOUT 120");
-  assert.ok(hex.endsWith("06001200" + "0005" + "0000"), "CTA_ZONE 5, padded");
-  const v6 = buildUpdate({ src: "2001:db8::1", dst: "::1", sport: 1, dport: 2 }, 1, 1);
-  assert.equal(v6[16], 10); // AF_INET6
-  assert.ok(
-    [...v6].map((b) => b.toString(16).padStart(2, "0")).join("").includes(
-      "14000300" + "20010db8000000000000000000000001",
-    ),
-  );
-  assert.throws(() => buildUpdate({ src: "10.0.0.1", dst: "::1", sport: 1, dport: 2 }, 1, 1));
-  assert.throws(() => buildUpdate({ src: "1:2:3", dst: "::1", sport: 1, dport: 2 }, 1, 1));
-});
-
-// ---- kernel tests -----------------------------------------------------------
 
 kernelTest(
   "withNetns creates a namespace with lo up and removes it when the callback returns",

@@ -49,7 +49,7 @@ import type { ConnectRequest } from "./tcp_connect.ts";
 import { type EntrySpec, type Netns, withNetns } from "./netns.ts";
 
 const TCP_CONNECT = new URL("./tcp_connect.ts", import.meta.url).pathname;
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /** The addresses of one family in the topology. */
 export interface FamilyAddresses {

@@ -1,6 +1,6 @@
 /**
  * Test driver for the netlink tests: runs inside a network namespace (as
- * `ip netns exec NS deno run -A tests/netlink/driver.ts '<json ops>'`, which
+ * `ip netns exec NS deno run -A tests/support/netlink_driver.ts '<json ops>'`, which
  * {@linkcode runDriver} does), does each operation with the real socket, and
  * prints one JSON array of results.
  *
@@ -14,7 +14,7 @@ import type { Tuple } from "../../lib/entry.ts";
 import { NetlinkDeleter } from "../../lib/deleters/netlink.ts";
 import { type NetlinkFilterMode, NetlinkSource, probeNetlink } from "../../lib/sources/netlink.ts";
 import { toTuple } from "../../lib/entry.ts";
-import type { Netns } from "../support/netns.ts";
+import type { Netns } from "../../testbed/netns.ts";
 
 /** One driver operation. */
 export type DriverOp =

@@ -25,7 +25,7 @@ import {
   FakeKernel,
   type FakeSocket,
   frame,
-} from "./fake.ts";
+} from "../support/netlink_fake.ts";
 
 const ALL = entryPayloads("dump_all");
 const familyOf = (p: Uint8Array) => p[0];

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { kernelTest } from "./support/kernel_test.ts";
+import { kernelTest } from "../support/machine.ts";
 
-const DEMO = new URL("../scripts/demo.ts", import.meta.url).pathname;
+const DEMO = new URL("../../scripts/demo.ts", import.meta.url).pathname;
 
 async function namespaces(): Promise<string[]> {
   const out = await new Deno.Command("ip", { args: ["netns", "list"] }).output();
