@@ -1,7 +1,21 @@
 import assert from "node:assert/strict";
 import { loadConfig, type Settings } from "../lib/config.ts";
 import type { ProcessRunner, RunResult } from "../lib/process.ts";
-import { checkConntrack, effectiveCapabilities, setUp, SetupError } from "../lib/setup.ts";
+import {
+  CAP_NET_ADMIN,
+  checkConntrack,
+  effectiveCapabilities,
+  setUp as realSetUp,
+  SetupError,
+  type SetupOptions,
+} from "../lib/setup.ts";
+
+/**
+ * setUp with CAP_NET_ADMIN present unless a test says otherwise, so that
+ * these tests do not depend on who runs them (the unit stage needs no root).
+ */
+const setUp = (settings: Settings, options: SetupOptions = {}) =>
+  realSetUp(settings, { capabilities: () => 1n << BigInt(CAP_NET_ADMIN), ...options });
 
 function settings(args: string[]): Settings {
   const r = loadConfig(args, () => undefined);

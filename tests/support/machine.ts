@@ -9,6 +9,12 @@
  * prerequisite fails the test with its reason instead of hiding it; that
  * includes a test's own `skip` and `needs`.
  *
+ * Test stages (deno.json): a machine test lives in tests/e2e/, tests/deploy/
+ * or a file named `*_kernel_test.ts`; every other test file belongs to the
+ * unit stage (`deno task test:unit`: no root, no kernel, no deploy tools),
+ * which sets `CONNTRACK_CLEANER_TEST_STAGE=unit`. There, a machine test
+ * fails, naming where it should live, so the stages cannot drift apart.
+ *
  * @module
  */
 import { canRunKernelTests } from "../../testbed/netns.ts";
@@ -52,12 +58,24 @@ function whyNot(options: MachineTestOptions): string | undefined {
   return missing.length > 0 ? `${missing.join(", ")} not installed` : undefined;
 }
 
+/** Whether this run is the unit stage (`deno task test:unit`). */
+export const UNIT_STAGE = Deno.env.get("CONNTRACK_CLEANER_TEST_STAGE") === "unit";
+
 /** Registers `fn` as a machine-dependent test (see the module doc). */
 export function machineTest(
   name: string,
   fn: () => Promise<void> | void,
   options: MachineTestOptions = {},
 ): void {
+  if (UNIT_STAGE) {
+    Deno.test(name, () => {
+      throw new Error(
+        "a machine test in a unit-stage file: move it to a *_kernel_test.ts file, " +
+          "tests/e2e/ or tests/deploy/",
+      );
+    });
+    return;
+  }
   const sanitize = options.sanitize ?? true;
   const why = whyNot(options);
   if (why === undefined) {
