@@ -81,7 +81,8 @@ export interface AgentStatus {
  * The agent's loop.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // ignore: needs root; runs the agent, which deletes from this host's conntrack table.
  * import { Agent } from "./agent.ts";
  * import { RenewalTracker } from "./tracker.ts";
  * import { ProcfsSource } from "./sources/procfs.ts";

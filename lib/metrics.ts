@@ -63,7 +63,7 @@ const RULES: Rule[] = ["renewals", "unnated"];
  * ```ts
  * import { Metrics } from "./metrics.ts";
  * const m = new Metrics({ version: "0.1.0", deno: Deno.version.deno, source: "procfs", deleter: "conntrack" });
- * m.deletions(["deleted"], 12);
+ * m.deletions([{ result: "deleted", rule: "renewals" }], 12);
  * console.log(await m.registry.metrics());
  * ```
  */

@@ -62,7 +62,8 @@ export const NETLINK_DELETES_PER_POLL = 10_000;
  * the table cannot be read or the chosen tool is missing.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // ignore: needs root; probes netlink and conntrack on this host.
  * import { loadConfig } from "./config.ts";
  * import { setUp } from "./setup.ts";
  * const cfg = loadConfig([], () => undefined);

@@ -113,7 +113,8 @@ export function deletedKeys(stdout: string): Set<string> {
  * per tuple (0.33 s on a 100k-entry table).
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // ignore: needs root; deletes from this host's conntrack table.
  * import { ConntrackCliDeleter } from "./conntrack_cli.ts";
  * const d = new ConntrackCliDeleter({ bin: "conntrack" });
  * const [o] = await d.delete([{ family: "ipv4", src: "10.0.0.1", dst: "10.0.0.2", sport: 40000, dport: 80, zone: 0 }]);

@@ -96,7 +96,8 @@ type ReplyHandler = (idx: number, m: NetlinkMessage) => boolean;
  * rejects.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // ignore: needs root (CAP_NET_ADMIN); deletes from this host's conntrack table.
  * import { NetlinkDeleter } from "./netlink.ts";
  * const deleter = new NetlinkDeleter();
  * const [outcome] = await deleter.delete([

@@ -107,7 +107,8 @@ export interface RunDumpOptions {
  * or the signal's reason.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // ignore: needs root (CAP_NET_ADMIN); dumps this host's conntrack table.
  * import { appendDumpRequest, AF_UNSPEC, MessageBuilder } from "./codec.ts";
  * import { runDump } from "./dump.ts";
  * import { NetlinkSocket } from "./socket.ts";

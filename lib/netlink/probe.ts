@@ -16,7 +16,8 @@ export type ProbeResult = { ok: true } | { ok: false; reason: string };
  * Options for {@linkcode probeNetlink}.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // ignore: needs root (CAP_NET_ADMIN); dumps this host's conntrack table.
  * import { probeNetlink, type ProbeNetlinkOptions } from "./probe.ts";
  * const options: ProbeNetlinkOptions = { timeoutMs: 2000 };
  * const result = await probeNetlink(options);
@@ -38,7 +39,8 @@ export interface ProbeNetlinkOptions {
  * permission (`EPERM` without `CAP_NET_ADMIN`) or the dump fails.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // ignore: needs root (CAP_NET_ADMIN); dumps this host's conntrack table.
  * import { probeNetlink } from "./probe.ts";
  * const r = await probeNetlink();
  * if (!r.ok) console.log(`netlink unavailable: ${r.reason}`);

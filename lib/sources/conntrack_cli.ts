@@ -41,7 +41,8 @@ export function evidenceArgs(family: Family): string[] {
  * whole snapshot (never half a table taken for whole).
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // ignore: needs root and conntrack; lists this host's conntrack table.
  * import { ConntrackCliSource } from "./conntrack_cli.ts";
  * const snap = await new ConntrackCliSource({ bin: "conntrack" }).snapshot();
  * console.log(snap.candidates.length);

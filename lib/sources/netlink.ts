@@ -57,7 +57,8 @@ export type NetlinkFilterMode = "proto+status" | "status" | "proto" | "none";
  * What the last {@linkcode NetlinkSource.snapshot} did, for logs and metrics.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // ignore: needs root (CAP_NET_ADMIN); dumps this host's conntrack table.
  * import { NetlinkSource } from "./netlink.ts";
  * const source = new NetlinkSource();
  * await source.snapshot();
@@ -234,7 +235,8 @@ class Tally {
  * aborted dump.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // ignore: needs root (CAP_NET_ADMIN); dumps this host's conntrack table.
  * import { NetlinkSource } from "./netlink.ts";
  * const source = new NetlinkSource();
  * try {

@@ -42,7 +42,8 @@ export const DEFAULT_PROC_FILE = "/proc/net/nf_conntrack";
  * loop through a message channel (no timer clamping), and goes on.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // ignore: needs root; reads this host's /proc/net/nf_conntrack.
  * import { ProcfsSource } from "./procfs.ts";
  * const snap = await new ProcfsSource().snapshot();
  * console.log(snap.scanned, snap.candidates.length);
