@@ -89,11 +89,11 @@ function parseGroups(s: string, last: boolean): number[] | undefined {
   const parts = s.split(":");
   const out: number[] = [];
   for (let i = 0; i < parts.length; i++) {
-    const p = parts[i];
+    const p = parts[i]!;
     if (last && i === parts.length - 1 && p.includes(".")) {
       const v4 = parseIPv4(p);
       if (v4 === undefined) return undefined;
-      out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
+      out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
       continue;
     }
     if (p.length === 0 || p.length > 4) return undefined;

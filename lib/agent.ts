@@ -56,7 +56,7 @@ export interface AgentOptions {
 export interface PollReport {
   ok: boolean;
   track?: TrackResult;
-  results: { decision: StaleDecision; result: DecisionResult; error?: string }[];
+  results: { decision: StaleDecision; result: DecisionResult; error?: string | undefined }[];
 }
 
 /** Liveness and readiness as the HTTP probes see them. */
@@ -74,7 +74,7 @@ export interface AgentStatus {
   /** Polls in a row whose deletions all failed (0 once one succeeds). */
   deleteFailures?: number;
   /** Why the last failed deletion failed, while `deleteFailures` > 0. */
-  lastDeleteError?: string;
+  lastDeleteError?: string | undefined;
 }
 
 /**
@@ -328,7 +328,7 @@ export class Agent {
       this.status.lastDeleteError = undefined;
     } else if (!signal?.aborted) {
       this.status.deleteFailures = (this.status.deleteFailures ?? 0) + 1;
-      this.status.lastDeleteError = `${deleter.name} deleter: ${failed[0].error ?? "failed"}`;
+      this.status.lastDeleteError = `${deleter.name} deleter: ${failed[0]!.error ?? "failed"}`;
     }
     return results;
   }

@@ -330,7 +330,7 @@ export function parseListen(s: string): ListenAddress | undefined {
     const v6 = canonicalIPv6(m[1]);
     return v6 === undefined ? undefined : { hostname: v6, port };
   }
-  const host = m[2];
+  const host = m[2]!;
   if (/^[0-9.]+$/.test(host)) {
     return canonicalIPv4(host) === undefined ? undefined : { hostname: host, port };
   }

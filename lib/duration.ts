@@ -44,7 +44,7 @@ export function parseGoDuration(s: string): number | undefined {
     if (int === "" && (frac === undefined || frac === "")) return undefined; // "." or nothing
     i += whole.length;
     let j = i;
-    while (j < s.length && !/[0-9.]/.test(s[j])) j++;
+    while (j < s.length && !/[0-9.]/.test(s[j]!)) j++;
     const unit = UNIT_MS[s.slice(i, j)];
     if (unit === undefined) return undefined;
     i = j;

@@ -75,7 +75,7 @@ export interface Snapshot {
    */
   overflow?: number;
   /** The first malformed line and why, for the log. */
-  firstMalformed?: { reason: string; line: string };
+  firstMalformed?: { reason: string; line: string } | undefined;
   /** Monotonic milliseconds when the read started and finished. */
   startedAt: number;
   finishedAt: number;

@@ -53,8 +53,8 @@ class Cursor {
     const { buf, end } = this;
     let p = this.p, v = 0;
     const from = p;
-    while (p < end && buf[p] >= 48 && buf[p] <= 57) {
-      v = v * 10 + (buf[p] - 48);
+    while (p < end && buf[p]! >= 48 && buf[p]! <= 57) {
+      v = v * 10 + (buf[p]! - 48);
       if (v > max) return -1;
       p++;
     }
@@ -80,7 +80,9 @@ class Cursor {
     for (let octet = 0; octet < 4; octet++) {
       let v = 0;
       const from = p;
-      while (p < end && buf[p] >= 48 && buf[p] <= 57 && p - from < 3) v = v * 10 + (buf[p++] - 48);
+      while (p < end && buf[p]! >= 48 && buf[p]! <= 57 && p - from < 3) {
+        v = v * 10 + (buf[p++]! - 48);
+      }
       const n = p - from;
       if (n === 0 || v > 255 || (n > 1 && buf[from] === 48)) return undefined;
       const sep = octet === 3 ? SP : 46; // '.'
@@ -102,7 +104,7 @@ class Cursor {
     for (let g = 0; g < 8; g++) {
       let v = 0;
       for (let i = 0; i < 4; i++) {
-        const c = buf[p + g * 5 + i];
+        const c = buf[p + g * 5 + i]!;
         const h = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
         if (h < 0) return undefined;
         v = (v << 4) | h;

@@ -34,13 +34,13 @@ export interface HttpOptions {
    * A connection must deliver a whole request head (and take its answer)
    * within this long of opening or of its previous answer; default 30 s.
    */
-  idleTimeoutMs?: number;
+  idleTimeoutMs?: number | undefined;
   /** Connections open at once; more are answered 503 and closed. Default 64. */
-  maxConnections?: number;
+  maxConnections?: number | undefined;
   /** Longest request head accepted (431 beyond); default 8 KiB. */
   maxHeadBytes?: number;
   /** A handler threw (a bug, not the client's fault): answered 500. */
-  onError?: (error: unknown) => void;
+  onError?: ((error: unknown) => void) | undefined;
 }
 
 /** A running server. */
@@ -85,13 +85,13 @@ export function parseHead(
   | { ok: true; method: string; path: string; keepAlive: boolean; hasBody: boolean }
   | { ok: false; status: number; reason: string } {
   const lines = head.split("\r\n");
-  const m = /^([^ ]+) ([^ ]+) HTTP\/(\d)\.(\d)$/.exec(lines[0]);
-  if (!m || !TOKEN.test(m[1])) return { ok: false, status: 400, reason: "bad request line" };
+  const m = /^([^ ]+) ([^ ]+) HTTP\/(\d)\.(\d)$/.exec(lines[0]!);
+  if (!m || !TOKEN.test(m[1]!)) return { ok: false, status: 400, reason: "bad request line" };
   if (m[3] !== "1") return { ok: false, status: 505, reason: "HTTP/1.x only" };
   const http11 = m[4] !== "0";
-  let target = m[2];
+  let target = m[2]!;
   const abs = /^https?:\/\/[^/?#]*(.*)$/i.exec(target);
-  if (abs) target = abs[1] === "" ? "/" : abs[1];
+  if (abs) target = abs[1] === "" ? "/" : abs[1]!;
   if (!target.startsWith("/") || /[^\x21-\x7e]/.test(target)) {
     return { ok: false, status: 400, reason: "bad request target" };
   }
@@ -114,14 +114,14 @@ export function parseHead(
     }
   }
   const length = headers.get("content-length");
-  if (length && (length.length !== 1 || !/^[0-9]{1,15}$/.test(length[0]))) {
+  if (length && (length.length !== 1 || !/^[0-9]{1,15}$/.test(length[0]!))) {
     return { ok: false, status: 400, reason: "bad Content-Length" };
   }
   const hasBody = headers.has("transfer-encoding") || (length !== undefined && length[0] !== "0");
   const connection = (headers.get("connection") ?? []).join(",").toLowerCase();
   const keepAlive = http11 ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
   const q = target.search(/[?#]/);
-  return { ok: true, method: m[1], path: q < 0 ? target : target.slice(0, q), keepAlive, hasBody };
+  return { ok: true, method: m[1]!, path: q < 0 ? target : target.slice(0, q), keepAlive, hasBody };
 }
 
 /**

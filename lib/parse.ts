@@ -95,7 +95,15 @@ export function parseLine(line: string): ParsedLine {
   // The names are padded to 8 columns (`%-8s %u %-8s %u `); after that, one space between fields.
   const h = HEADER.exec(line);
   if (h === null) return bad(`bad header ${quote(line.slice(0, 40))}`);
-  const [, l3, l3num, l4, l4num, rest] = h;
+  // every group of HEADER is mandatory
+  const [, l3, l3num, l4, l4num, rest] = h as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   let family: Family;
   if (l3 === "ipv4" && l3num === "2") family = "ipv4";
   else if (l3 === "ipv6" && l3num === "10") family = "ipv6";
@@ -108,8 +116,8 @@ export function parseLine(line: string): ParsedLine {
   let i = 0;
 
   let timeout: number | undefined;
-  if (t[i] !== undefined && /^[0-9]/.test(t[i])) {
-    timeout = parseUint(t[i], MAX_U32);
+  if (t[i] !== undefined && /^[0-9]/.test(t[i]!)) {
+    timeout = parseUint(t[i]!, MAX_U32);
     if (timeout === undefined) return bad(`bad timeout ${quote(t[i])}`);
     i++;
   }
@@ -121,7 +129,7 @@ export function parseLine(line: string): ParsedLine {
   i += 4;
   let zone: number | undefined;
   if (t[i]?.startsWith("zone-orig=")) {
-    zone = parseUint(t[i].slice(10), 65535);
+    zone = parseUint(t[i]!.slice(10), 65535);
     if (zone === undefined) return bad(`bad zone ${quote(t[i])}`);
     i++;
   }
@@ -136,38 +144,38 @@ export function parseLine(line: string): ParsedLine {
   if (typeof reply === "string") return bad(`reply tuple: ${reply}`);
   i += 4;
   if (t[i]?.startsWith("zone-reply=")) {
-    if (parseUint(t[i].slice(11), 65535) === undefined) return bad(`bad zone ${quote(t[i])}`);
+    if (parseUint(t[i]!.slice(11), 65535) === undefined) return bad(`bad zone ${quote(t[i])}`);
     i++;
   }
   i = skipCounters(t, i);
   if (i < 0) return bad("bad packets=/bytes= counters");
   let flag: string | undefined;
   if (t[i] === "[ASSURED]" || t[i] === "[OFFLOAD]" || t[i] === "[HW_OFFLOAD]") {
-    flag = t[i++].slice(1, -1);
+    flag = t[i++]!.slice(1, -1);
   }
   let mark: number | undefined;
   if (t[i]?.startsWith("mark=")) {
-    mark = parseUint(t[i].slice(5), MAX_U32);
+    mark = parseUint(t[i]!.slice(5), MAX_U32);
     if (mark === undefined) return bad(`bad mark ${quote(t[i])}`);
     i++;
   }
   if (t[i]?.startsWith("secctx=")) {
-    if (!/^secctx=[\x21-\x7e]+$/.test(t[i])) return bad(`bad secctx ${quote(t[i])}`);
+    if (!/^secctx=[\x21-\x7e]+$/.test(t[i]!)) return bad(`bad secctx ${quote(t[i])}`);
     i++;
   }
   if (t[i]?.startsWith("zone=")) {
     if (zone !== undefined) return bad("more than one zone");
-    zone = parseUint(t[i].slice(5), 65535);
+    zone = parseUint(t[i]!.slice(5), 65535);
     if (zone === undefined) return bad(`bad zone ${quote(t[i])}`);
     i++;
   }
   if (t[i]?.startsWith("delta-time=")) {
-    if (parseUint(t[i].slice(11), Number.MAX_SAFE_INTEGER) === undefined) {
+    if (parseUint(t[i]!.slice(11), Number.MAX_SAFE_INTEGER) === undefined) {
       return bad(`bad delta-time ${quote(t[i])}`);
     }
     i++;
   }
-  const use = t[i]?.startsWith("use=") ? parseUint(t[i].slice(4), MAX_U32) : undefined;
+  const use = t[i]?.startsWith("use=") ? parseUint(t[i]!.slice(4), MAX_U32) : undefined;
   if (use === undefined) return bad(`expected use=, found ${quote(t[i])}`);
   i++;
   if (i !== t.length) return bad(`unexpected ${quote(t[i])} after use=`);
@@ -249,7 +257,7 @@ function skipCounters(t: string[], i: number): number {
   if (!t[i]?.startsWith("packets=")) return i;
   if (parseUint(t[i].slice(8), Number.MAX_SAFE_INTEGER) === undefined) return -1;
   if (!t[i + 1]?.startsWith("bytes=")) return -1;
-  if (parseUint(t[i + 1].slice(6), Number.MAX_SAFE_INTEGER) === undefined) return -1;
+  if (parseUint(t[i + 1]!.slice(6), Number.MAX_SAFE_INTEGER) === undefined) return -1;
   return i + 2;
 }
 

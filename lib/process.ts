@@ -12,7 +12,7 @@ export interface RunOptions {
   /** Kill the program and its process group (SIGKILL) after this many milliseconds. */
   timeoutMs: number;
   /** Kill the program when this aborts. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Hand each stdout chunk here as it arrives (then `RunResult.stdout` is empty). */
   onStdout?: (chunk: Uint8Array) => void;
 }

@@ -34,7 +34,7 @@ export const MAX_LINE_BYTES = 4096;
 /** Options for {@linkcode TableScanner}. */
 export interface TableScannerOptions {
   /** Keep at most this many candidates; default unlimited. */
-  maxCandidates?: number;
+  maxCandidates?: number | undefined;
   /** Also collect evidence for these destinations (the un-NATed rule's). */
   evidenceFor?: readonly Destination[];
   /** Collect candidates; default true. */
@@ -198,7 +198,7 @@ export class TableScanner {
     p += TCP.length;
     if (this.#want !== undefined) this.#evidenceLine(buf, start, end, p);
     if (!this.#candidates) return;
-    while (p < end && buf[p] >= 48 && buf[p] <= 57) p++; // timeout (absent when offloaded)
+    while (p < end && buf[p]! >= 48 && buf[p]! <= 57) p++; // timeout (absent when offloaded)
     if (p < end && buf[p] === 32) p++;
     if (!startsWith(buf, p, end, SYN_SENT)) return; // another TCP state
     if (this.candidates.length >= this.maxCandidates) {

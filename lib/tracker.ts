@@ -99,7 +99,7 @@ interface Track {
  *     candidates: [{ ...tuple, timeout: 119, seenFrom: at, seenTo: at + 5 }],
  *     scanned: 1, malformed: 0, startedAt: at, finishedAt: at + 5,
  *   });
- *   if (r.stale.length > 0) tracker.forget(r.stale[0].tuple);
+ *   for (const d of r.stale) tracker.forget(d.tuple);
  * }
  * ```
  */

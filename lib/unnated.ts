@@ -110,7 +110,7 @@ interface CachedAnswer {
  * const plan = rule.plan(snapshot, () => undefined);
  * plan.lookup.length; // => 1: ask the table whether 198.51.100.80:80 is NATed now
  * rule.learn(plan.lookup, new Map([["ipv4 198.51.100.80 80 0", { addr: "10.244.0.5", port: 8080 }]]), 1002);
- * rule.decide(plan, 1002)[0].rule; // => "unnated"
+ * rule.decide(plan, 1002)[0]?.rule; // => "unnated"
  * ```
  */
 export class UnnatedRule {

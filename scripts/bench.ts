@@ -181,14 +181,14 @@ async function childDelete(via: string, file: string): Promise<void> {
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
+  return s[Math.floor(s.length / 2)] ?? NaN;
 }
 
 async function child(args: string[], ns?: string): Promise<Record<string, unknown>> {
   const argv = [Deno.execPath(), "run", "-A", SELF, ...args];
   const cmd = ns
     ? new Deno.Command("ip", { args: ["netns", "exec", ns, ...argv] })
-    : new Deno.Command(argv[0], { args: argv.slice(1) });
+    : new Deno.Command(argv[0]!, { args: argv.slice(1) });
   const r = await cmd.output();
   const text = new TextDecoder().decode(r.stdout).trim();
   if (r.code !== 0) throw new Error(`${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
@@ -198,7 +198,7 @@ async function child(args: string[], ns?: string): Promise<Record<string, unknow
 const fmt = (x: number, d = 1) => x.toFixed(d);
 const row = (cells: (string | number)[], widths: number[]) =>
   console.log(
-    cells.map((c, i) => String(c)[i === 0 ? "padEnd" : "padStart"](widths[i])).join("  "),
+    cells.map((c, i) => String(c)[i === 0 ? "padEnd" : "padStart"](widths[i]!)).join("  "),
   );
 const verdict = (ok: boolean) => (ok ? "meets target" : "MISSES target");
 
@@ -306,7 +306,7 @@ async function benchSnapshot(ns: Netns, entries: number): Promise<void> {
     string,
     { ms: number; candidates?: number }
   >;
-  const cat = r.cat.ms, old = r["old agent pipeline"].ms;
+  const cat = r.cat!.ms, old = r["old agent pipeline"]!.ms;
   row(["reader", "ms", "× cat", "× old pipeline", "candidates"], [34, 7, 6, 14, 10]);
   for (const name of ["cat", "old agent pipeline", "procfs", "netlink", "conntrack"]) {
     const label = {
@@ -318,25 +318,25 @@ async function benchSnapshot(ns: Netns, entries: number): Promise<void> {
     }[name]!;
     row([
       label,
-      fmt(r[name].ms),
-      fmt(r[name].ms / cat, 2),
-      fmt(r[name].ms / old, 2),
-      r[name].candidates ?? "",
+      fmt(r[name]!.ms),
+      fmt(r[name]!.ms / cat, 2),
+      fmt(r[name]!.ms / old, 2),
+      r[name]!.candidates ?? "",
     ], [34, 7, 6, 14, 10]);
   }
   console.log(
-    `  target procfs ≤ 1.15 × cat: ${fmt(r.procfs.ms / cat, 2)} ${
-      verdict(r.procfs.ms <= 1.15 * cat)
+    `  target procfs ≤ 1.15 × cat: ${fmt(r.procfs!.ms / cat, 2)} ${
+      verdict(r.procfs!.ms <= 1.15 * cat)
     }`,
   );
   console.log(
-    `  target netlink ≤ 0.25 × procfs: ${fmt(r.netlink.ms / r.procfs.ms, 2)} ${
-      verdict(r.netlink.ms <= 0.25 * r.procfs.ms)
+    `  target netlink ≤ 0.25 × procfs: ${fmt(r.netlink!.ms / r.procfs!.ms, 2)} ${
+      verdict(r.netlink!.ms <= 0.25 * r.procfs!.ms)
     }`,
   );
   console.log(
-    `  target netlink ≤ 0.2 × old pipeline: ${fmt(r.netlink.ms / old, 2)} ${
-      verdict(r.netlink.ms <= 0.2 * old)
+    `  target netlink ≤ 0.2 × old pipeline: ${fmt(r.netlink!.ms / old, 2)} ${
+      verdict(r.netlink!.ms <= 0.2 * old)
     }`,
   );
 }
@@ -361,7 +361,7 @@ async function benchDeletes(
       const [via, label] of [["netlink", "netlink"], ["cli-batch", "conntrack -R - (batch)"], [
         "cli-each",
         "conntrack -D (per tuple)",
-      ]]
+      ]] as const
     ) {
       const n = via === "netlink" ? stale.length : Math.min(sample, stale.length);
       const tuples = stale.slice(0, n);
@@ -388,14 +388,14 @@ async function benchDeletes(
       await ns.insertMany(tuples); // put them back for the next deleter
     }
     console.log(
-      `  target 1,000 deletes via netlink < 0.2 s: ${fmt(results.netlink / 1000, 3)} s ${
-        verdict(results.netlink < 200)
+      `  target 1,000 deletes via netlink < 0.2 s: ${fmt(results.netlink! / 1000, 3)} s ${
+        verdict(results.netlink! < 200)
       }`,
     );
     console.log(
       `  conntrack CLI: -R batch ${
-        results["cli-batch"] < results["cli-each"] ? "faster" : "slower"
-      } than one -D per tuple (${fmt(results["cli-each"] / results["cli-batch"], 2)}×)`,
+        results["cli-batch"]! < results["cli-each"]! ? "faster" : "slower"
+      } than one -D per tuple (${fmt(results["cli-each"]! / results["cli-batch"]!, 2)}×)`,
     );
   } finally {
     await Deno.remove(file);
@@ -432,7 +432,7 @@ async function agentFootprint(ns: Netns, ms: number, args: string[] = []) {
     { stdout: "null", stderr: "null" },
   );
   const cpu = async () => {
-    const stat = (await Deno.readTextFile(`/proc/${child.pid}/stat`)).split(") ")[1].split(" ");
+    const stat = (await Deno.readTextFile(`/proc/${child.pid}/stat`)).split(") ")[1]!.split(" ");
     return (Number(stat[11]) + Number(stat[12])) / 100; // utime + stime, USER_HZ 100
   };
   const warmUp = 5000;
@@ -646,7 +646,7 @@ async function benchSoak(seconds: number): Promise<void> {
       const plateau = median(last);
       const W = [44, 10];
       row(["", "MB"], W);
-      row(["RSS after 30 s", fmt(samples[Math.min(29, samples.length - 1)])], W);
+      row(["RSS after 30 s", fmt(samples[Math.min(29, samples.length - 1)]!)], W);
       row(["RSS plateau (median of the last third)", fmt(plateau)], W);
       row(["RSS max", fmt(Math.max(...samples))], W);
       console.log(

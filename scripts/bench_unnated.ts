@@ -245,11 +245,11 @@ async function childPolls(source: SourceName, cases: Case[], polls: number): Pro
   const out: Record<string, CaseResult> = {};
   runs.forEach((run, i) => {
     const r = run.finish();
-    r.lookups = run.src.lookups - base[i].lookups;
-    r.asked = run.src.asked - base[i].asked;
-    r.found = run.src.found - base[i].found;
-    r.lookupMs = run.src.lookupMs - base[i].lookupMs;
-    out[cases[i]] = r;
+    r.lookups = run.src.lookups - base[i]!.lookups;
+    r.asked = run.src.asked - base[i]!.asked;
+    r.found = run.src.found - base[i]!.found;
+    r.lookupMs = run.src.lookupMs - base[i]!.lookupMs;
+    out[cases[i]!] = r;
   });
   console.log(JSON.stringify({ synSentTimeoutS, ...out }));
 }
@@ -268,12 +268,12 @@ const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "–");
 const row = (cells: (string | number)[], widths: number[]) =>
   console.log(
-    cells.map((c, i) => String(c)[i === 0 ? "padEnd" : "padStart"](widths[i])).join("  "),
+    cells.map((c, i) => String(c)[i === 0 ? "padEnd" : "padStart"](widths[i]!)).join("  "),
   );
 const verdict = (ok: boolean) => (ok ? "meets target" : "MISSES target");
 

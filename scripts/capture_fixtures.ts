@@ -427,7 +427,7 @@ function capture(acctTimestamp: boolean): Promise<Capture> {
       extended += (await ns.conntrack(["-L", "-o", "extended", "-f", family])).stdout;
     }
     for (const [what, text] of [["procfs", procfs], ["conntrack -L", extended]]) {
-      const lines = text.split("\n");
+      const lines = text!.split("\n");
       if (lines.pop() !== "" || lines.length !== ENTRIES.length) {
         throw new Error(`${what} shows ${lines.length} lines, expected ${ENTRIES.length}`);
       }
@@ -740,7 +740,7 @@ function captureTraffic(): Promise<Capture> {
       const o = t.original;
       const needle = ` sport=${o.sport} dport=${o.dport} `;
       for (const [what, text] of [["procfs", procfs], ["conntrack -L", extended]]) {
-        const n = text.split("\n").filter((l) => l.includes(needle)).length;
+        const n = text!.split("\n").filter((l) => l.includes(needle)).length;
         if (n !== 1) throw new Error(`${what}: ${n} lines for ${t.description}`);
       }
     }

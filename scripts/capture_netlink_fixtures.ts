@@ -63,7 +63,7 @@ const V4_SYN: Tuple = {
 };
 
 async function run(cmd: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1) }).output();
+  const out = await new Deno.Command(cmd[0]!, { args: cmd.slice(1) }).output();
   const text = new TextDecoder().decode(out.stdout);
   if (out.code !== 0) {
     throw new Error(`${cmd.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
@@ -151,7 +151,7 @@ async function inside(outdir: string): Promise<void> {
         false,
       ),
     );
-    const id = decodeConntrack(parseMessages(get).messages[0].payload).id!;
+    const id = decodeConntrack(parseMessages(get).messages[0]!.payload).id!;
     await save(
       "delete_wrong_id",
       await exchange(
@@ -168,7 +168,7 @@ async function inside(outdir: string): Promise<void> {
     );
     console.log(
       `deleted ${
-        JSON.stringify(entryTuple(decodeConntrack(parseMessages(get).messages[0].payload)))
+        JSON.stringify(entryTuple(decodeConntrack(parseMessages(get).messages[0]!.payload)))
       }`,
     );
   } finally {
@@ -312,8 +312,8 @@ async function trafficOnly(outdir: string): Promise<void> {
 }
 
 if (import.meta.main) {
-  if (Deno.args[0] === "--inside") await inside(Deno.args[1]);
-  else if (Deno.args[0] === "--inside-traffic") await insideTraffic(Deno.args[1]);
+  if (Deno.args[0] === "--inside") await inside(Deno.args[1]!);
+  else if (Deno.args[0] === "--inside-traffic") await insideTraffic(Deno.args[1]!);
   else {
     const dir = Deno.args.find((a) => !a.startsWith("--")) ?? "tests/fixtures/netlink";
     if (Deno.args.includes("--traffic-only")) await trafficOnly(dir);

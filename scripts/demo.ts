@@ -97,14 +97,14 @@ const BYSTANDERS = [
 interface NodeOutcome {
   story: StoryResult;
   /** The stuck client's entry just after its first SYN, and at the end. */
-  stuckFirst?: CtEntry;
-  stuckLast?: CtEntry;
+  stuckFirst?: CtEntry | undefined;
+  stuckLast?: CtEntry | undefined;
   /** Bystander entries just after the first SYN, and at the end (by label). */
   kept: { label: string; before: number; after: number; expected: number }[];
   /** The second client's entry at the end (NATed, replied). */
-  secondEntry?: CtEntry;
+  secondEntry?: CtEntry | undefined;
   deletions: number;
-  agentExit?: number;
+  agentExit?: number | undefined;
 }
 
 async function runNode(withAgent: boolean, stop: AbortSignal): Promise<NodeOutcome> {
@@ -210,7 +210,10 @@ async function partOne(stop: AbortSignal): Promise<boolean> {
   say(`Also on both nodes: ${BYSTANDERS.map((b) => b.label).join(", ")}, and`);
   say("1500 background entries.");
   say();
-  const [a, b] = await settleAll([runNode(false, stop), runNode(true, stop)]);
+  const [a, b] = await settleAll([runNode(false, stop), runNode(true, stop)]) as [
+    NodeOutcome,
+    NodeOutcome,
+  ];
   const client = (r: StoryResult["stuck"] | undefined) =>
     r === undefined
       ? "-"

@@ -126,9 +126,9 @@ export interface CtTuple {
   sport: number;
   dport: number;
   /** Default `tcp`. */
-  proto?: "tcp" | "udp";
+  proto?: "tcp" | "udp" | undefined;
   /** Default 0. */
-  zone?: number;
+  zone?: number | undefined;
 }
 
 /** A netlink socket bound to one namespace's conntrack subsystem. */

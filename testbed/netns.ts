@@ -64,27 +64,27 @@ export type TcpState =
 /** One conntrack entry to create with `conntrack -I` (reply tuple = the mirror). */
 export interface EntrySpec {
   /** Default `tcp`. */
-  proto?: "tcp" | "udp";
+  proto?: "tcp" | "udp" | undefined;
   /** IPv4 dotted quad or IPv6 (any spelling `conntrack` accepts); both of one family. */
   src: string;
   dst: string;
   sport: number;
   dport: number;
   /** `-w`: the zone of both directions. Default 0. */
-  zone?: number;
+  zone?: number | undefined;
   /** TCP state (`--state`); required for TCP, not allowed for UDP. */
-  state?: TcpState;
+  state?: TcpState | undefined;
   /**
    * `-u` status bits, comma-separated, e.g. `"SEEN_REPLY"`, or `""` for none.
    * Default: `UNREPLIED` for `SYN_SENT`, none for UDP, `SEEN_REPLY,ASSURED`
    * for every other TCP state (without `SEEN_REPLY` the kernel shows
    * `[UNREPLIED]` whatever the state).
    */
-  status?: string;
+  status?: string | undefined;
   /** Seconds (`-t`); also the default value {@linkcode Netns.renew} sets. */
   timeout: number;
   /** `-m`: the conntrack mark. */
-  mark?: number;
+  mark?: number | undefined;
   /**
    * `--dst-nat`: where the destination was translated to, `IP:PORT` (IPv6 as
    * `[IP]:PORT`); the kernel sets `IPS_DST_NAT` and the reply tuple's source.
@@ -243,8 +243,8 @@ export class Netns {
       stdin: opts.stdin === undefined ? "null" : "piped",
       stdout: "piped",
       stderr: "piped",
-      signal: opts.signal,
-      env: opts.env,
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      ...(opts.env === undefined ? {} : { env: opts.env }),
     }).spawn();
     const output = child.output();
     if (opts.stdin !== undefined) {
@@ -491,7 +491,7 @@ export async function sweepStaleNetns(): Promise<string[]> {
   if (r.code !== 0) return [];
   const removed: string[] = [];
   for (const line of r.stdout.split("\n")) {
-    const name = line.split(" ")[0];
+    const name = line.split(" ")[0]!;
     const m = /^cct-[a-z0-9-]*?-(\d+)-\d+$/.exec(name);
     if (m === null) continue;
     const pid = Number(m[1]);
@@ -629,10 +629,10 @@ export async function startRenewer(
       const absent: EntrySpec[] = [];
       for (let i = 0; i < specs.length; i++) {
         if (stopped) return;
-        const spec = specs[i], t = options.timeoutSec ?? spec.timeout;
+        const spec = specs[i]!, t = options.timeoutSec ?? spec.timeout;
         const viaCli = options.via === "conntrack" && (spec.zone ?? 0) === 0;
         if (await (viaCli ? ns.renewWithConntrack(spec, t) : ns.renew(spec, t))) state.renewed++;
-        else absent.push(specs[i]);
+        else absent.push(spec);
         if (i % 500 === 499) await new Promise((r) => setTimeout(r, 0));
       }
       state.absent = absent;

@@ -152,21 +152,23 @@ export function parseConntrackList(text: string): CtEntry[] {
   for (const line of text.split("\n")) {
     const t = line.trim().split(/\s+/);
     if (t.length < 6 || (t[0] !== "ipv4" && t[0] !== "ipv6")) continue;
-    const proto = t[2];
+    const proto = t[2]!;
     let i = 4;
     const timeout = Number(t[i++]);
-    const state = t[i] !== undefined && /^[A-Z_0-9]+$/.test(t[i]) ? t[i++] : "";
+    const state = t[i] !== undefined && /^[A-Z_0-9]+$/.test(t[i]!) ? t[i++]! : "";
     const kv: [string, string][] = [];
     let unreplied = false;
     for (; i < t.length; i++) {
       if (t[i] === "[UNREPLIED]") unreplied = true;
-      const eq = t[i].indexOf("=");
-      if (eq > 0) kv.push([t[i].slice(0, eq), t[i].slice(eq + 1)]);
+      const eq = t[i]!.indexOf("=");
+      if (eq > 0) kv.push([t[i]!.slice(0, eq), t[i]!.slice(eq + 1)]);
     }
     const all = (k: string) => kv.filter(([key]) => key === k).map(([, v]) => v);
     const [src, replySrc] = all("src"), [dst, replyDst] = all("dst");
     const [sport, replySport] = all("sport"), [dport, replyDport] = all("dport");
-    if (src === undefined || replySrc === undefined) continue;
+    if (
+      src === undefined || replySrc === undefined || dst === undefined || replyDst === undefined
+    ) continue;
     out.push({
       family: t[0],
       proto,

@@ -74,6 +74,6 @@ async function main(req: ConnectRequest): Promise<void> {
 }
 
 if (import.meta.main) {
-  await main(JSON.parse(Deno.args[0]) as ConnectRequest);
+  await main(JSON.parse(Deno.args[0]!) as ConnectRequest);
   Deno.exit(0);
 }

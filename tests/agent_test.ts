@@ -90,7 +90,7 @@ function setup(
     ...(opts.destinations === undefined ? {} : { destinations: scope(opts.destinations) }),
     log,
     intervalMs: 1000,
-    dryRun: opts.dryRun,
+    ...(opts.dryRun === undefined ? {} : { dryRun: opts.dryRun }),
     clock: clock.now,
     sleep: (ms) => {
       clock.t += ms;
@@ -139,11 +139,11 @@ Deno.test("Agent.pollOnce deletes a renewed entry after more than threshold rene
   assert.deepEqual(s.deleter.calls[0], [T]);
   const deleted = s.lines.filter((l) => l.msg === "deleted stale entry");
   assert.equal(deleted.length, 1);
-  assert.equal(deleted[0].src, "10.0.0.1");
-  assert.equal(deleted[0].sport, 40000);
-  assert.equal(deleted[0].zone, 0);
-  assert.equal(deleted[0].renewals, 2);
-  assert.equal(typeof deleted[0].tracked_s, "number");
+  assert.equal(deleted[0]!.src, "10.0.0.1");
+  assert.equal(deleted[0]!.sport, 40000);
+  assert.equal(deleted[0]!.zone, 0);
+  assert.equal(deleted[0]!.renewals, 2);
+  assert.equal(typeof deleted[0]!.tracked_s, "number");
   assert.deepEqual(s.results, [["deleted"]]);
   assert.ok(reports.every((r) => r.ok));
   // the tuple was forgotten: a new entry with the same tuple starts from zero
@@ -156,7 +156,7 @@ Deno.test("Agent.pollOnce in a dry run deletes nothing and says what it would de
   assert.equal(s.deleter.calls.length, 0);
   const would = s.lines.filter((l) => l.msg === "dry run: would delete stale entry");
   assert.equal(would.length, 1);
-  assert.equal(would[0].dst, "10.0.0.2");
+  assert.equal(would[0]!.dst, "10.0.0.2");
   assert.deepEqual(s.results, [["dry_run"]]);
 });
 
@@ -166,7 +166,7 @@ Deno.test("Agent.pollOnce retries a failed delete at the next poll and logs the 
   assert.ok(s.deleter.calls.length >= 3, `retried: ${s.deleter.calls.length}`);
   const errors = s.lines.filter((l) => l.level === "error");
   assert.equal(errors.length, 1, "said once (rate-limited per cause)");
-  assert.equal(errors[0].error, "boom");
+  assert.equal(errors[0]!.error, "boom");
   assert.ok(!s.lines.some((l) => l.msg === "deleted stale entry"), "never logs success on failure");
 });
 
@@ -179,6 +179,7 @@ Deno.test("Agent.pollOnce survives a failing source, says so once, and recovers"
   assert.equal(s.lines.filter((l) => l.level === "error").length, 1);
   s.source.fail = undefined;
   const [r] = await pollEverySecond(s, 1);
+  assert.ok(r);
   assert.ok(r.ok);
   assert.equal(s.agent.status.lastSnapshotOk, true);
   assert.ok(s.lines.some((l) => l.msg === "reading the conntrack table works again"));
@@ -208,7 +209,7 @@ Deno.test("Agent.pollOnce warns about candidates past --max-candidates at most o
     String(l.msg).startsWith("more SYN_SENT [UNREPLIED] entries than --max-candidates")
   );
   assert.equal(warns.length, 2, "at 0 s and after a minute");
-  assert.equal(warns[0].not_tracked, 5000);
+  assert.equal(warns[0]!.not_tracked, 5000);
 });
 
 Deno.test("Agent.pollOnce hands the deleter the conntrack id of the entry it saw renewed", async () => {
@@ -240,7 +241,7 @@ Deno.test("Agent.pollOnce says a failure cause at error level once a minute per 
       ["timed out", 29],
     ],
   );
-  assert.match(String(errors[0].msg), /at most once a minute per cause/);
+  assert.match(String(errors[0]!.msg), /at most once a minute per cause/);
 });
 
 Deno.test("Agent.status: deletions failing 3 polls in a row make readiness fail with the cause, until one succeeds", async () => {
@@ -265,8 +266,8 @@ Deno.test("Agent.pollOnce warns when an entry reported already gone is still in 
     String(l.msg).startsWith("the deleter reports success but the entry is still there")
   );
   assert.equal(warns.length, 2, "at once, then a minute later (rate-limited)");
-  assert.equal(warns[0].level, "warn");
-  assert.equal(warns[0].sport, 40000);
+  assert.equal(warns[0]!.level, "warn");
+  assert.equal(warns[0]!.sport, 40000);
   // An honest deleter: the entry really is gone at the next snapshot.
   const h = setup({ result: "already_gone", threshold: 0 });
   const orig = h.deleter.delete.bind(h.deleter);

@@ -90,7 +90,7 @@ Deno.test("procfs_expected.json lists its candidates consistently with its entri
 Deno.test("parseLine parses every line of every captured fixture as tcp or other, never malformed", () => {
   for (const name of FILES) {
     const lines = linesOf(name);
-    assert.equal(lines.length, expected.files[name].lines, `${name}: line count`);
+    assert.equal(lines.length, expected.files[name]!.lines, `${name}: line count`);
     assert.equal(lines.length, expected.entries.length, `${name}: one line per inserted entry`);
     const protocols: string[] = [];
     for (const line of lines) {
@@ -170,7 +170,7 @@ Deno.test("parseLine reads zone=5, zone=65535 and zone-orig=7 of captured lines,
 });
 
 Deno.test("parseLine ignores packets=/bytes= and delta-time= of a captured acct+timestamp table", () => {
-  for (const name of FILES.filter((f) => expected.files[f].acct)) {
+  for (const name of FILES.filter((f) => expected.files[f]!.acct)) {
     const lines = linesOf(name);
     assert.ok(lines.every((l) => /( packets=\d+ bytes=\d+ .*){2}/.test(l)), `${name}: counters`);
     assert.ok(lines.every((l) => / delta-time=\d+ use=\d+$/.test(l)), `${name}: delta-time=`);
@@ -247,7 +247,7 @@ function chunkOf(starts: number[], at: number): number {
   let lo = 0, hi = starts.length - 1;
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
-    if (starts[mid] <= at) lo = mid;
+    if (starts[mid]! <= at) lo = mid;
     else hi = mid - 1;
   }
   return lo;
@@ -284,7 +284,7 @@ const FIXED_SIZES = [
 ];
 
 for (const name of FILES) {
-  const what = expected.files[name].acct ? "acct+timestamp" : "plain";
+  const what = expected.files[name]!.acct ? "acct+timestamp" : "plain";
   const source = name.startsWith("procfs") ? "procfs" : "conntrack -L -o extended";
   Deno.test(`TableScanner finds exactly the SYN_SENT/UNREPLIED entries of a captured ${what} ${source} table (${name}), whatever the chunk sizes`, () => {
     const text = texts.get(name)!;
@@ -319,7 +319,7 @@ for (const name of FILES) {
     for (let seed = 1; seed <= 40; seed++) {
       const r = rng(seed);
       const max = [2, 10, 90, 400, 5000][seed % 5];
-      plans.push([`random chunks up to ${max} (seed ${seed})`, () => 1 + Math.floor(r() * max)]);
+      plans.push([`random chunks up to ${max} (seed ${seed})`, () => 1 + Math.floor(r() * max!)]);
     }
     for (const [plan, next] of plans) {
       const { s, starts } = scan(bytes, next);
@@ -342,13 +342,13 @@ for (const name of FILES) {
     const enc = new TextEncoder();
     let tried = 0;
     for (let i = 0; i < lines.length; i++) {
-      const r = parseLine(lines[i]);
+      const r = parseLine(lines[i]!);
       if (r.kind !== "tcp" || r.entry.state !== "SYN_SENT" || !r.entry.unreplied) continue;
       const lost = tupleKey({ family: r.entry.family, ...r.entry.original, zone: r.entry.zone });
       const others = lines.filter((_, j) => j !== i).map((l) => l + "\n").join("");
       // The candidate line last, without its newline and without 0, 1, 3 or 12 more bytes.
       for (const cut of [0, 1, 3, 12]) {
-        const truncated = lines[i].slice(0, lines[i].length - cut);
+        const truncated = lines[i]!.slice(0, lines[i]!.length - cut);
         const bytes = enc.encode(others + truncated);
         for (const size of [1, 7, 64, 4096, bytes.length]) {
           const { s } = scan(bytes, () => size);

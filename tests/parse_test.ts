@@ -151,7 +151,7 @@ Deno.test("parseLine rejects a hostile value in any address, port or zone field"
         const idx = field === "zone"
           ? tokens.findIndex((t) => t.startsWith("zone="))
           : base + ["src", "dst", "sport", "dport"].indexOf(field);
-        tokens[idx] = `${tokens[idx].split("=")[0]}=${value}`;
+        tokens[idx] = `${tokens[idx]!.split("=")[0]}=${value}`;
         const r = parseLine(tokens.join(" "));
         assert.equal(
           r.kind,

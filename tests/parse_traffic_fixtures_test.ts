@@ -50,7 +50,7 @@ function lineOf(name: string, c: Connection): string {
   const o = c.original;
   const found = linesOf(name).filter((l) => l.includes(` sport=${o.sport} dport=${o.dport} `));
   assert.equal(found.length, 1, `${name}: one line for ${c.description}`);
-  return found[0];
+  return found[0]!;
 }
 
 function parsed(line: string): TcpEntry {
@@ -117,12 +117,14 @@ Deno.test("the real-traffic captures carry real counters and delta-time (acct an
     for (const c of CONNS) {
       const line = lineOf(name, c);
       const ctx = `${name}: ${c.description}: ${line}`;
-      const counters = [...line.matchAll(/ packets=(\d+) bytes=(\d+)/g)].map((m) => [
+      const counters = [...line.matchAll(/ packets=(\d+) bytes=(\d+)/g)].map((
+        m,
+      ): [number, number] => [
         Number(m[1]),
         Number(m[2]),
       ]);
       assert.equal(counters.length, 2, ctx);
-      const [[op, ob], [rp, rb]] = counters;
+      const [[op, ob], [rp, rb]] = counters as [[number, number], [number, number]];
       const header = c.family === "ipv4" ? 60 : 80; // a SYN: IP header + TCP header with options
       assert.ok(op >= 1 && ob >= header, ctx);
       if (c.kind === "syn") {

@@ -13,7 +13,7 @@ async function setUpInside(
   ns: Netns,
   prefix: string[],
   args: string[] = [],
-): Promise<Record<string, string>> {
+): Promise<Record<string, string | undefined>> {
   const url = (p: string) => new URL(p, import.meta.url).href;
   const code = `
     import { loadConfig } from ${JSON.stringify(url("../lib/config.ts"))};
@@ -49,11 +49,14 @@ kernelTest(
       const dropped = await setUpInside(ns, drop, ["--dry-run"]);
       assert.equal(dropped.source, "procfs", JSON.stringify(dropped));
       assert.match(
-        dropped.sourceReason,
+        dropped.sourceReason ?? "",
         /^auto: netlink: .*EPERM.*; \/proc\/net\/nf_conntrack is readable$/,
       );
       assert.equal(dropped.deleter, "conntrack");
-      assert.match(dropped.deleterReason, /^auto: netlink: .*EPERM.*; using the conntrack CLI$/);
+      assert.match(
+        dropped.deleterReason ?? "",
+        /^auto: netlink: .*EPERM.*; using the conntrack CLI$/,
+      );
     }),
   { needs: ["setpriv"] },
 );

@@ -66,9 +66,9 @@ function snapshot(
 ): Snapshot {
   const candidates: Candidate[] = [];
   tuples.forEach((t, i) => {
-    const at = start + shape.positions[i % shape.positions.length] * shape.duration;
+    const at = start + shape.positions[i % shape.positions.length]! * shape.duration;
     before(at);
-    const lagMs = (shape.lags[i % shape.lags.length] * 1000) / k.hz;
+    const lagMs = (shape.lags[i % shape.lags.length]! * 1000) / k.hz;
     const printed = k.printed(key(t), at, lagMs);
     if (printed !== undefined) {
       candidates.push({
@@ -146,13 +146,13 @@ Deno.test("RenewalTracker never counts a renewal for entries that are not renewe
         const k = new SimKernel(hz);
         const tuples = Array.from({ length: lines }, (_, i) => tuple(1000 + i));
         const at = starts(5000 + phaseUs / 1000, interval, polls);
-        const end = at[at.length - 1] + polls[polls.length - 1].duration;
+        const end = at[at.length - 1]! + polls[polls.length - 1]!.duration;
         // created once (long enough to outlive every poll), then left alone
         const seconds = Math.ceil(end / 1000) + 120;
         tuples.forEach((t, i) => k.renew(key(t), i * 37, seconds));
         const tracker = new RenewalTracker({ threshold: 0 });
         polls.forEach((shape, n) => {
-          const r = tracker.observe(snapshot(k, tuples, at[n], shape));
+          const r = tracker.observe(snapshot(k, tuples, at[n]!, shape));
           assert.equal(r.tracked, lines, "every entry is still there");
           assert.equal(r.renewals, 0, `false renewal at poll ${n} (t=${at[n]})`);
           assert.deepEqual(r.stale, []);
@@ -185,10 +185,10 @@ Deno.test("RenewalTracker never counts more renewals than really happened (posit
         let counted = 0, next = 0, firstSeen: number | undefined;
         const begin = starts(phaseUs / 1000, interval, polls);
         polls.forEach((shape, n) => {
-          const start = begin[n];
+          const start = begin[n]!;
           const renewTo = (until: number) => {
-            while (next < renewals.length && renewals[next] <= until) {
-              k.renew(key(t), renewals[next++]);
+            while (next < renewals.length && renewals[next]! <= until) {
+              k.renew(key(t), renewals[next++]!);
             }
           };
           const snap = snapshot(k, [t], start, shape, renewTo);
@@ -201,7 +201,9 @@ Deno.test("RenewalTracker never counts more renewals than really happened (posit
           firstSeen ??= start;
           const r = tracker.observe(snap);
           counted += r.renewals;
-          const real = renewals.filter((x) => x > firstSeen! && x <= start + shape.duration).length;
+          const real = renewals.filter((x) =>
+            x > firstSeen! && x <= start! + shape.duration
+          ).length;
           assert.ok(counted <= real, `counted ${counted} > real ${real} at poll ${n} (t=${start})`);
         });
       },
@@ -233,7 +235,10 @@ Deno.test("RenewalTracker finds an entry renewed every second at 1 s polls after
             const renewed = tuple(1), decaying = tuple(2);
             k.renew(key(renewed), 0);
             k.renew(key(decaying), 0);
-            const tracker = new RenewalTracker({ threshold, marginMs: margin });
+            const tracker = new RenewalTracker({
+              threshold,
+              ...(margin === undefined ? {} : { marginMs: margin }),
+            });
             const expected = predictedPoll(threshold, duration, margin ?? 50);
             let staleAt: number | undefined;
             let lastRenewal = 0;
@@ -253,7 +258,7 @@ Deno.test("RenewalTracker finds an entry renewed every second at 1 s polls after
               assert.ok(res.stale.every((d) => d.tuple.sport === 1), "only the renewed entry");
               if (res.stale.length > 0) {
                 staleAt = s;
-                assert.equal(res.stale[0].renewals, threshold + 1);
+                assert.equal(res.stale[0]!.renewals, threshold + 1);
               }
             }
             assert.equal(
@@ -286,8 +291,8 @@ Deno.test("RenewalTracker reports stale only after MORE than threshold renewals"
   assert.equal(tracker.observe(snap(3000, 119)).stale.length, 0, "2 renewals = threshold: not yet");
   const r = tracker.observe(snap(4000, 130));
   assert.equal(r.stale.length, 1);
-  assert.equal(r.stale[0].renewals, 3);
-  assert.equal(r.stale[0].trackedMs, 4000);
+  assert.equal(r.stale[0]!.renewals, 3);
+  assert.equal(r.stale[0]!.trackedMs, 4000);
 });
 
 Deno.test("RenewalTracker forgets tuples that vanish, and forget() restarts a tuple from zero", () => {
@@ -352,7 +357,7 @@ Deno.test("RenewalTracker treats a new kernel id for the same tuple as a new ent
   assert.equal(r.stale.length, 0);
   const r2 = tracker.observe(snap(2000, 119, 8));
   assert.equal(r2.renewals, 1);
-  assert.equal(r2.stale[0].id, 8);
+  assert.equal(r2.stale[0]!.id, 8);
 });
 
 Deno.test("RenewalTracker rejects a negative or fractional threshold", () => {

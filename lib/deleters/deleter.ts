@@ -27,7 +27,7 @@ export interface DeleteOutcome {
   tuple: Tuple;
   result: DeleteResult;
   /** Why it failed, with the tool's own words where there are any. */
-  error?: string;
+  error?: string | undefined;
 }
 
 /** Deletes exact tuples, and only while they are still SYN_SENT + UNREPLIED. */

@@ -141,7 +141,7 @@ export class NetlinkDeleter implements Deleter {
   async #delete(tuples: readonly DeleteTarget[], signal?: AbortSignal): Promise<DeleteOutcome[]> {
     const out: (DeleteOutcome | undefined)[] = new Array(tuples.length);
     const fail = (i: number, error: string) => {
-      out[i] ??= { tuple: tuples[i], result: "failed", error };
+      out[i] ??= { tuple: tuples[i]!, result: "failed", error };
     };
     try {
       if (this.#closed) throw new Error("netlink deleter is closed");
@@ -149,7 +149,7 @@ export class NetlinkDeleter implements Deleter {
         signal?.throwIfAborted();
         const idx: number[] = [];
         for (let i = start; i < Math.min(tuples.length, start + this.#batchSize); i++) {
-          const problem = tupleProblem(tuples[i]);
+          const problem = tupleProblem(tuples[i]!);
           if (problem !== undefined) fail(i, `invalid tuple: ${problem}`);
           else idx.push(i);
         }
@@ -184,8 +184,8 @@ export class NetlinkDeleter implements Deleter {
     const t = this.#t ??= this.#open();
     const set = (i: number, result: DeleteOutcome["result"], error?: string) => {
       out[i] = error === undefined
-        ? { tuple: tuples[i], result }
-        : { tuple: tuples[i], result, error };
+        ? { tuple: tuples[i]!, result }
+        : { tuple: tuples[i]!, result, error };
     };
 
     // 1. GET every tuple; keep the ids of those still SYN_SENT + unreplied.
@@ -194,7 +194,7 @@ export class NetlinkDeleter implements Deleter {
     const pending = new Map<number, number>();
     for (const i of idx) {
       const seq = this.#nextSeq();
-      appendGetRequest(b, seq, tuples[i]);
+      appendGetRequest(b, seq, tuples[i]!);
       pending.set(seq, i);
     }
     await t.send(b.bytes());
@@ -217,9 +217,9 @@ export class NetlinkDeleter implements Deleter {
         return true;
       }
       const got = entryTuple(e);
-      if (e.proto !== 6 || tupleKey(got) !== tupleKey(canonical(tuples[i]))) {
+      if (e.proto !== 6 || tupleKey(got) !== tupleKey(canonical(tuples[i]!))) {
         set(i, "failed", `kernel answered with another entry: ${tupleKey(got)}`);
-      } else if (tuples[i].id !== undefined && e.id !== tuples[i].id) {
+      } else if (tuples[i]!.id !== undefined && e.id !== tuples[i]!.id) {
         // Another entry took the tuple since the snapshot: not the one seen renewed.
         set(i, "already_gone");
       } else if (!isSynSentUnreplied(e)) {
@@ -244,7 +244,7 @@ export class NetlinkDeleter implements Deleter {
     pending.clear();
     for (const [i, id] of ids) {
       const seq = this.#nextSeq();
-      appendDeleteRequest(b, seq, tuples[i], id);
+      appendDeleteRequest(b, seq, tuples[i]!, id);
       pending.set(seq, i);
     }
     await t.send(b.bytes());

@@ -326,8 +326,8 @@ export function addressBytes(family: Family, text: string): Uint8Array | undefin
   if (groups === undefined) return undefined;
   const out = new Uint8Array(16);
   for (let i = 0; i < 8; i++) {
-    out[2 * i] = groups[i] >> 8;
-    out[2 * i + 1] = groups[i] & 0xff;
+    out[2 * i] = groups[i]! >> 8;
+    out[2 * i + 1] = groups[i]! & 0xff;
   }
   return out;
 }
@@ -345,7 +345,7 @@ export function formatAddress(bytes: Uint8Array): string {
   if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   if (bytes.length !== 16) throw new RangeError(`address of ${bytes.length} bytes`);
   const groups = new Array<number>(8);
-  for (let i = 0; i < 8; i++) groups[i] = (bytes[2 * i] << 8) | bytes[2 * i + 1];
+  for (let i = 0; i < 8; i++) groups[i] = (bytes[2 * i]! << 8) | bytes[2 * i + 1]!;
   return formatIPv6(groups);
 }
 
@@ -756,7 +756,7 @@ export class AttrCursor {
  * ```ts
  * import { decodeConntrack, type ConntrackEntry, parseMessages } from "./codec.ts";
  * const bytes = await Deno.readFile("tests/fixtures/netlink/get_reply_ipv4.bin");
- * const e: ConntrackEntry = decodeConntrack(parseMessages(bytes).messages[0].payload);
+ * const e: ConntrackEntry = decodeConntrack(parseMessages(bytes).messages[0]!.payload);
  * e.tcpState; // => 1 (SYN_SENT)
  * ```
  */
@@ -857,7 +857,7 @@ function decodeTupleProto(pr: AttrCursor, view: DataView, out: DecodedTuple): vo
  * ```ts
  * import { decodeConntrack, entryTuple, parseMessages } from "./codec.ts";
  * const bytes = await Deno.readFile("tests/fixtures/netlink/get_reply_ipv4.bin");
- * const entry = decodeConntrack(parseMessages(bytes).messages[0].payload);
+ * const entry = decodeConntrack(parseMessages(bytes).messages[0]!.payload);
  * entryTuple(entry).src; // => "10.10.0.1"
  * ```
  */

@@ -34,7 +34,7 @@ import type { NetlinkTransport } from "./socket.ts";
  */
 export class DumpRetryError extends Error {
   /** A receive buffer of at least this many bytes is needed, when that was the cause. */
-  readonly needBytes?: number;
+  readonly needBytes?: number | undefined;
   constructor(message: string, needBytes?: number) {
     super(message);
     this.name = "DumpRetryError";
@@ -83,7 +83,7 @@ export interface RunDumpOptions {
   pollIntervalMs: number;
   /** Receive buffer; one datagram must fit. */
   buffer: Uint8Array;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Each data (non-control) message of the dump, with the production window. */
   onMessage(msg: NetlinkMessage, seenFrom: number, seenTo: number): void;
   /** A datagram whose framing broke; the rest of it was skipped. */

@@ -158,7 +158,7 @@ interface Slot {
 function hex(bytes: Uint8Array): string {
   const n = Math.min(bytes.length, HEX_PREVIEW_BYTES);
   let s = "";
-  for (let i = 0; i < n; i++) s += bytes[i].toString(16).padStart(2, "0");
+  for (let i = 0; i < n; i++) s += bytes[i]!.toString(16).padStart(2, "0");
   return n < bytes.length ? `${s}… (${bytes.length} bytes)` : s;
 }
 

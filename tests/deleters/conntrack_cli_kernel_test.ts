@@ -121,7 +121,7 @@ kernelTest(
     withNetns("cli-batch-hole", async (ns) => {
       const specs = [syn(50020), syn(50021), syn(50022), syn(50023)];
       for (const s of specs) await ns.insert(s);
-      assert.ok(await ns.delete(specs[1]), "vanished before the delete");
+      assert.ok(await ns.delete(specs[1]!), "vanished before the delete");
       const d = new ConntrackCliDeleter({ mode: "batch", runner: inside(ns) });
       const out = await d.delete(specs.map(tupleOf));
       assert.deepEqual(out.map((o) => o.result), [

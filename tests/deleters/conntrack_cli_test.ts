@@ -115,8 +115,8 @@ Deno.test("deleteArgs refuses any tuple field that is not a valid value", () => 
     if (parts.flat().some((x) => !/^[0-9a-f]{1,4}$/.test(x))) return false;
     const groups = halves.length === 1
       ? parts[0]
-      : [...parts[0], ...new Array(8 - n).fill("0"), ...parts[1]];
-    return rfc5952(groups.map((x) => parseInt(x, 16))) === a;
+      : [...parts[0]!, ...new Array(8 - n).fill("0"), ...parts[1]!];
+    return rfc5952(groups!.map((x) => parseInt(x, 16))) === a;
   };
   let accepted = 0, refused = 0;
   for (
@@ -174,10 +174,10 @@ Deno.test("ConntrackCliDeleter batch mode sends all tuples through one conntrack
   const d = new ConntrackCliDeleter({ bin: "/sbin/conntrack", runner });
   const out = await d.delete([T1, T2, T3]);
   assert.equal(runner.calls.length, 1);
-  assert.equal(runner.calls[0].cmd, "/sbin/conntrack");
-  assert.deepEqual(runner.calls[0].args, ["-R", "-"]);
+  assert.equal(runner.calls[0]!.cmd, "/sbin/conntrack");
+  assert.deepEqual(runner.calls[0]!.args, ["-R", "-"]);
   assert.equal(
-    runner.calls[0].options.stdin,
+    runner.calls[0]!.options.stdin,
     [T1, T2, T3].map((t) => deleteArgs(t).join(" ") + "\n").join(""),
   );
   assert.deepEqual(out.map((o) => o.result), ["deleted", "deleted", "already_gone"]);
@@ -190,9 +190,9 @@ Deno.test("ConntrackCliDeleter batch mode marks unprinted tuples failed when con
     stderr: "conntrack v1.4.7 (conntrack-tools): Interrupted system call\n",
   }));
   const out = await new ConntrackCliDeleter({ runner }).delete([T1, T3]);
-  assert.equal(out[0].result, "deleted");
-  assert.equal(out[1].result, "failed");
-  assert.match(out[1].error!, /exited with code 1: .*Interrupted system call/);
+  assert.equal(out[0]!.result, "deleted");
+  assert.equal(out[1]!.result, "failed");
+  assert.match(out[1]!.error!, /exited with code 1: .*Interrupted system call/);
 });
 
 Deno.test("ConntrackCliDeleter each mode reads exit 1 with '0 flow entries' as already gone", async () => {
@@ -209,7 +209,7 @@ Deno.test("ConntrackCliDeleter each mode reads exit 1 with '0 flow entries' as a
   );
   const out = await new ConntrackCliDeleter({ runner, mode: "each" }).delete([T1, T3]);
   assert.equal(runner.calls.length, 2);
-  assert.deepEqual(runner.calls[1].args, deleteArgs(T3));
+  assert.deepEqual(runner.calls[1]!.args, deleteArgs(T3));
   assert.deepEqual(out.map((o) => o.result), ["deleted", "already_gone"]);
 });
 
@@ -229,8 +229,8 @@ Deno.test("ConntrackCliDeleter reports a missing binary, a refusal and a hang as
     for (const [answer, want] of cases) {
       const out = await new ConntrackCliDeleter({ runner: new FakeRunner(() => answer), mode })
         .delete([T1]);
-      assert.equal(out[0].result, "failed");
-      assert.match(out[0].error!, want);
+      assert.equal(out[0]!.result, "failed");
+      assert.match(out[0]!.error!, want);
     }
   }
 });
@@ -239,9 +239,9 @@ Deno.test("ConntrackCliDeleter never runs conntrack for a refused tuple, and kee
   const runner = new FakeRunner(() => ({ stdout: printed(T3) + "\n" }));
   const out = await new ConntrackCliDeleter({ runner }).delete([{ ...T1, src: "-F" }, T3]);
   assert.equal(runner.calls.length, 1);
-  assert.ok(!runner.calls[0].options.stdin!.includes("-F"));
+  assert.ok(!runner.calls[0]!.options.stdin!.includes("-F"));
   assert.deepEqual(out.map((o) => o.result), ["failed", "deleted"]);
-  assert.match(out[0].error!, /refusing tuple/);
+  assert.match(out[0]!.error!, /refusing tuple/);
 });
 
 Deno.test("ConntrackCliDeleter splits large batches and scales the deadline with the batch", async () => {

@@ -109,7 +109,7 @@ kernelTest(
       assert.deepEqual(del.outcomes.map((o) => o.result), ["already_gone", "already_gone"]);
       const left = await listed(ns);
       assert.equal(left.length, 1);
-      assert.match(left[0], /ESTABLISHED .*sport=42000 .*\[ASSURED\]/);
+      assert.match(left[0]!, /ESTABLISHED .*sport=42000 .*\[ASSURED\]/);
     }),
   sanitized,
 );
@@ -224,8 +224,8 @@ kernelTest(
       assert.equal(probe.ok, false);
       assert.match(probe.reason, /EPERM/);
       assert.match(snap.error, /EPERM \(Operation not permitted\)/);
-      assert.equal(del.outcomes[0].result, "failed");
-      assert.match(del.outcomes[0].error!, /EPERM/);
+      assert.equal(del.outcomes[0]!.result, "failed");
+      assert.match(del.outcomes[0]!.error!, /EPERM/);
       assert.equal((await listed(ns)).length, 1, "nothing was deleted");
     }),
   { ...sanitized, needs: ["setpriv"] },

@@ -59,7 +59,7 @@ Deno.test("NetlinkDeleter.delete GETs the tuple, then DELETEs it bound to the CT
   const out = await deleter.delete([t]);
   assert.deepEqual(out, [{ tuple: t, result: "deleted" }]);
   assert.deepEqual(kernel.requests.map((m) => m.type), [GET, DELETE]);
-  const del = decodeRequest(kernel.requests[1]);
+  const del = decodeRequest(kernel.requests[1]!);
   assert.deepEqual(del.tuple, t);
   assert.equal(del.id, decodeConntrack(bySport(40001)).id);
   deleter.close();
@@ -72,7 +72,7 @@ Deno.test("NetlinkDeleter.delete sends the zone and leaves the same tuple in ano
   assert.equal(zone5.zone, 5);
   const out = await deleter.delete([{ ...zone5, zone: 0 }, zone5]);
   assert.deepEqual(out.map((o) => o.result), ["already_gone", "deleted"]);
-  assert.equal(decodeRequest(kernel.requests[0]).tuple!.zone, 0);
+  assert.equal(decodeRequest(kernel.requests[0]!).tuple!.zone, 0);
 });
 
 Deno.test("NetlinkDeleter.delete returns already_gone, and sends no DELETE, for entries that are ESTABLISHED, TIME_WAIT or UDP", async () => {
@@ -94,7 +94,7 @@ Deno.test("NetlinkDeleter.delete returns already_gone when the entry was replace
   const kernel = tableKernel(ALL, (op) => (op === "delete" ? Errno.ENOENT : undefined));
   const deleter = new NetlinkDeleter({ openTransport: () => kernel.open() });
   const out = await deleter.delete([tupleOf(40002)]);
-  assert.deepEqual(out.map((o) => o.result), ["already_gone"], out[0].error);
+  assert.deepEqual(out.map((o) => o.result), ["already_gone"], out[0]!.error);
 });
 
 Deno.test("NetlinkDeleter.delete leaves an entry whose id is not the one the tracker saw (the tuple was taken by a new entry)", async () => {
@@ -116,6 +116,8 @@ Deno.test("NetlinkDeleter.delete returns failed with the errno name and message 
     const kernel = tableKernel(ALL, (o) => (o === op ? Errno.EPERM : undefined));
     const deleter = new NetlinkDeleter({ openTransport: () => kernel.open() });
     const [o] = await deleter.delete([tupleOf(40001)]);
+    assert.ok(o);
+    assert.ok(o);
     assert.equal(o.result, "failed");
     assert.equal(o.error, `ctnetlink ${op}: EPERM (Operation not permitted)`);
   }
@@ -127,9 +129,9 @@ Deno.test("NetlinkDeleter.delete fails invalid tuples without sending them and k
   const bad = { ...tupleOf(40001), src: "10.0.0.300" };
   const out = await deleter.delete([bad, tupleOf(40001), { ...tupleOf(40002), dport: 70000 }]);
   assert.deepEqual(out.map((o) => o.result), ["failed", "deleted", "failed"]);
-  assert.match(out[0].error!, /invalid tuple: bad ipv4 src/);
-  assert.match(out[2].error!, /invalid tuple: bad dport/);
-  assert.equal(out[0].tuple, bad);
+  assert.match(out[0]!.error!, /invalid tuple: bad ipv4 src/);
+  assert.match(out[2]!.error!, /invalid tuple: bad dport/);
+  assert.equal(out[0]!.tuple, bad);
   assert.equal(kernel.requests.filter((m) => m.type === GET).length, 1);
 });
 
@@ -163,11 +165,11 @@ Deno.test("NetlinkDeleter.delete pipelines many tuples into few sends and matche
   };
   const deleter = new NetlinkDeleter({ batchSize: 128, openTransport: open });
   assert.deepEqual(tuples.map((t) => t.sport), tuples.map((_, i) => 20000 + i), "300 tuples");
-  const missing = { ...tuples[0], sport: 1 };
+  const missing = { ...tuples[0]!, sport: 1 };
   const out = await deleter.delete([...tuples, missing]);
   assert.equal(sends, 6, "3 batches, each one GET send and one DELETE send");
   assert.deepEqual(out.slice(0, 300).map((o) => o.result), new Array(300).fill("deleted"));
-  assert.equal(out[300].result, "already_gone");
+  assert.equal(out[300]!.result, "already_gone");
   // each outcome is the one for its own tuple, in the order asked
   assert.equal(out.length, 301);
   out.forEach((o, i) => assert.equal(o.tuple, i < 300 ? tuples[i] : missing, `outcome ${i}`));
@@ -181,7 +183,7 @@ Deno.test("NetlinkDeleter.delete never rejects: a socket that cannot open gives 
   });
   const out = await deleter.delete([tupleOf(40001), tupleOf(40002)]);
   assert.deepEqual(out.map((o) => o.result), ["failed", "failed"]);
-  assert.match(out[0].error!, /EPROTONOSUPPORT/);
+  assert.match(out[0]!.error!, /EPROTONOSUPPORT/);
 });
 
 Deno.test("NetlinkDeleter.delete fails, as outcome unknown, requests whose answers were lost (ENOBUFS)", async () => {
@@ -191,7 +193,7 @@ Deno.test("NetlinkDeleter.delete fails, as outcome unknown, requests whose answe
     const send = s.send.bind(s);
     s.send = async (d) => {
       await send(d);
-      if (kernel.requests[kernel.requests.length - 1].type === DELETE) {
+      if (kernel.requests[kernel.requests.length - 1]!.type === DELETE) {
         s.queue.length = 0; // the acks were dropped
         s.queue.push(new ErrnoError(Errno.ENOBUFS, "recv(netlink)"));
       }
@@ -200,6 +202,7 @@ Deno.test("NetlinkDeleter.delete fails, as outcome unknown, requests whose answe
   };
   const deleter = new NetlinkDeleter({ openTransport: open });
   const [o] = await deleter.delete([tupleOf(40001)]);
+  assert.ok(o);
   assert.equal(o.result, "failed");
   assert.match(o.error!, /answer lost.*ENOBUFS.*outcome unknown/);
 });
@@ -208,6 +211,7 @@ Deno.test("NetlinkDeleter.delete fails requests the kernel never answers, after 
   const kernel = new FakeKernel(() => []);
   const deleter = new NetlinkDeleter({ replyTimeoutMs: 20, openTransport: () => kernel.open() });
   const [o] = await deleter.delete([tupleOf(40001)]);
+  assert.ok(o);
   assert.equal(o.result, "failed");
   assert.match(o.error!, /no answer from the kernel within 20 ms/);
 });

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 
 const ROOT = new URL("../../", import.meta.url);
 const AGENT_TARGET_RE = /(\S+):(\/\S*conntrack-cleaner)\b/;
-const TASKS: Record<string, string> =
+const TASKS: { start: string; compile: string; [task: string]: string } =
   JSON.parse(Deno.readTextFileSync(new URL("deno.json", ROOT))).tasks;
 /** The V8 flags `deno task compile` embeds in the binary. */
 const V8_FLAGS = /(--v8-flags=\S+)/.exec(TASKS.compile)?.[1] ?? "(none)";
@@ -18,7 +18,7 @@ interface Instruction {
 }
 interface Stage {
   image: string;
-  name?: string;
+  name?: string | undefined;
   instructions: Instruction[];
 }
 
@@ -34,7 +34,7 @@ function instructions(text: string): Instruction[] {
     current += (current ? " " : "") + line.replace(/\\$/, "").trim();
     if (line.endsWith("\\")) continue;
     const m = /^(\S+)\s*(.*)$/.exec(current);
-    if (m) out.push({ keyword: m[1].toUpperCase(), args: m[2] });
+    if (m) out.push({ keyword: m[1]!.toUpperCase(), args: m[2]! });
     current = "";
   }
   return out;
@@ -47,7 +47,7 @@ function stages(): Stage[] {
     if (ins.keyword === "FROM") {
       const m = /^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i.exec(ins.args);
       assert.ok(m, `FROM ${ins.args}`);
-      out.push({ image: m[1], name: m[2], instructions: [] });
+      out.push({ image: m[1]!, name: m[2], instructions: [] });
     } else if (out.length > 0) {
       out.at(-1)!.instructions.push(ins);
     } else {
@@ -72,6 +72,7 @@ function assembly(): { stage: Stage; command: string } {
 
 Deno.test("Dockerfile: the build stage is denoland/deno pinned to 2.9.6, the project's Deno", () => {
   const [build] = stages();
+  assert.ok(build);
   assert.equal(build.image, "denoland/deno:2.9.6");
   assert.equal(
     Deno.version.deno,
@@ -82,6 +83,7 @@ Deno.test("Dockerfile: the build stage is denoland/deno pinned to 2.9.6, the pro
 
 Deno.test("Dockerfile: the build stage installs from deno.lock, then compiles main.ts to /out/conntrack-cleaner", () => {
   const [build] = stages();
+  assert.ok(build);
   const commands = runs(build);
   const install = commands.findIndex((r) => /\bdeno install\b/.test(r));
   const compile = commands.findIndex((r) =>
@@ -89,10 +91,10 @@ Deno.test("Dockerfile: the build stage installs from deno.lock, then compiles ma
   );
   assert.ok(install >= 0, "deno install runs");
   assert.ok(compile > install, "deno compile runs after deno install");
-  assert.match(commands[install], /--frozen/, "the lock file is honoured when present");
+  assert.match(commands[install]!, /--frozen/, "the lock file is honoured when present");
   const copies = build.instructions.filter((i) => i.keyword === "COPY").map((i) => i.args);
   assert.match(
-    copies[0],
+    copies[0]!,
     /\bdeno\.json\b.*\bdeno\.lock/,
     "deno.json and deno.lock are copied first",
   );
@@ -135,7 +137,7 @@ Deno.test("Dockerfile: a debian:bookworm-slim stage installs conntrack and runs 
   const agent = AGENT_TARGET_RE.exec(command);
   assert.ok(agent, "the compiled agent goes in at an absolute path");
   const fromBuild = stage.instructions.find((i) =>
-    i.keyword === "COPY" && /^--from=\S+\s/.test(i.args) && i.args.includes(agent[1])
+    i.keyword === "COPY" && /^--from=\S+\s/.test(i.args) && i.args.includes(agent[1]!)
   );
   assert.ok(fromBuild, `${agent[1]} is copied from the build stage`);
 });
@@ -157,7 +159,7 @@ Deno.test("Dockerfile: ENTRYPOINT is the exec form of the agent's path in the ro
   const final = stages().at(-1)!;
   const entry = final.instructions.filter((i) => i.keyword === "ENTRYPOINT");
   assert.equal(entry.length, 1);
-  const argv = JSON.parse(entry[0].args) as string[];
+  const argv = JSON.parse(entry[0]!.args) as string[];
   const agent = AGENT_TARGET_RE.exec(assembly().command);
   assert.deepEqual(argv, [agent![2]]);
   assert.ok(!final.instructions.some((i) => i.keyword === "CMD"), "no CMD: flags come from args");

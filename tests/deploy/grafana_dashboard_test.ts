@@ -77,8 +77,8 @@ function family(series: string): { metric: ExpectedMetric; suffix: string } | un
   const exact = BY_NAME.get(series);
   if (exact) return { metric: exact, suffix: "" };
   const m = /^(.*)(_bucket|_sum|_count)$/.exec(series);
-  const base = m ? BY_NAME.get(m[1]) : undefined;
-  if (m && base?.type === "histogram") return { metric: base, suffix: m[2] };
+  const base = m ? BY_NAME.get(m[1]!) : undefined;
+  if (m && base?.type === "histogram") return { metric: base, suffix: m[2]! };
   return undefined;
 }
 
@@ -145,10 +145,10 @@ Deno.test("grafana dashboard: _bucket/_sum/_count only on histograms; histogram_
 Deno.test("grafana dashboard: label matchers and by() clauses use labels and values the metrics have", () => {
   for (const expr of queries(load())) {
     for (const sel of expr.matchAll(/(conntrack_cleaner_[a-z_]+)\{([^}]*)\}/g)) {
-      const f = family(sel[1]);
+      const f = family(sel[1]!);
       assert.ok(f, sel[1]);
-      for (const m of sel[2].matchAll(/([a-zA-Z_]+)\s*(=~|!~|!=|=)\s*"([^"]*)"/g)) {
-        const [, label, op, value] = m;
+      for (const m of sel[2]!.matchAll(/([a-zA-Z_]+)\s*(=~|!~|!=|=)\s*"([^"]*)"/g)) {
+        const [, label, op, value] = m as unknown as [string, string, string, string];
         if (TARGET_LABELS.includes(label)) continue;
         if (label === "le" && f.suffix === "_bucket") continue;
         assert.ok(f.metric.labels.includes(label), `${sel[1]} has label ${label}`);
@@ -161,7 +161,7 @@ Deno.test("grafana dashboard: label matchers and by() clauses use labels and val
     // by (...) must name labels that some metric of the expression has.
     const names = metricNames(expr).map((n) => family(n)!);
     for (const by of expr.matchAll(/\bby\s*\(([^)]*)\)/g)) {
-      for (const label of by[1].split(",").map((s) => s.trim()).filter(Boolean)) {
+      for (const label of by[1]!.split(",").map((s) => s.trim()).filter(Boolean)) {
         const known = TARGET_LABELS.includes(label) ||
           names.some((f) =>
             f.metric.labels.includes(label) || (label === "le" && f.suffix === "_bucket")

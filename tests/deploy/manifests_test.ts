@@ -139,15 +139,15 @@ function daemonSet(): DaemonSet {
 function container(): Container {
   const containers = daemonSet().spec.template.spec.containers;
   assert.equal(containers.length, 1, "one container");
-  return containers[0];
+  return containers[0]!;
 }
 
 /** The HOST:PORT the agent listens on, from its args or environment. */
 function listenSetting(c: Container): string {
   const args = [...(c.command ?? []), ...(c.args ?? [])];
   for (let i = 0; i < args.length; i++) {
-    if (args[i].startsWith("--listen=")) return args[i].slice("--listen=".length);
-    if (args[i] === "--listen") return args[i + 1];
+    if (args[i]!.startsWith("--listen=")) return args[i]!.slice("--listen=".length);
+    if (args[i] === "--listen") return args[i + 1] ?? "";
   }
   const env = c.env?.find((e) => e.name === "CONNTRACK_CLEANER_LISTEN");
   assert.ok(env?.value, "the listen address is set, by --listen or CONNTRACK_CLEANER_LISTEN");
@@ -189,7 +189,7 @@ function quantity(q: string | number): number {
     Gi: 2 ** 30,
     Ti: 2 ** 40,
   };
-  return Number(m[1]) * factor[m[2] ?? ""];
+  return Number(m[1]) * factor[m[2] ?? ""]!;
 }
 
 /** Kubernetes' rule for whether a toleration tolerates a taint. */
@@ -381,7 +381,7 @@ Deno.test("daemonset: resources have cpu and memory requests and limits, limits 
     assert.ok(quantity(limits[r]) >= quantity(requests[r]), `limits.${r} >= requests.${r}`);
   }
   // A compiled Deno binary idles at ~40-60 MiB RSS: the request must cover it.
-  assert.ok(quantity(requests.memory) >= 64 * 2 ** 20, "memory request >= 64Mi");
+  assert.ok(quantity(requests.memory!) >= 64 * 2 ** 20, "memory request >= 64Mi");
 });
 
 Deno.test("daemonset: capabilities add exactly NET_ADMIN and drop ALL", () => {

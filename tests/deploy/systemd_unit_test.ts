@@ -28,8 +28,8 @@ function parseUnit(text: string): Unit {
     if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
     const header = /^\[([A-Za-z]+)\]$/.exec(line);
     if (header) {
-      section = unit.get(header[1]) ?? new Map();
-      unit.set(header[1], section);
+      section = unit.get(header[1]!) ?? new Map();
+      unit.set(header[1]!, section);
       continue;
     }
     const eq = line.indexOf("=");
@@ -58,7 +58,7 @@ function environment(): Map<string, string> {
   const env = new Map<string, string>();
   for (const line of UNIT.get("Service")?.get("Environment") ?? []) {
     for (const m of line.matchAll(/"([^"=]+)=([^"]*)"|([^\s"=]+)=(\S*)/g)) {
-      env.set(m[1] ?? m[3], m[2] ?? m[4]);
+      env.set(m[1] ?? m[3]!, m[2] ?? m[4]!);
     }
   }
   return env;

@@ -5,7 +5,7 @@ const DEMO = new URL("../../scripts/demo.ts", import.meta.url).pathname;
 
 async function namespaces(): Promise<string[]> {
   const out = await new Deno.Command("ip", { args: ["netns", "list"] }).output();
-  return new TextDecoder().decode(out.stdout).split("\n").map((l) => l.split(" ")[0]).filter(
+  return new TextDecoder().decode(out.stdout).split("\n").map((l) => l.split(" ")[0] ?? "").filter(
     Boolean,
   );
 }

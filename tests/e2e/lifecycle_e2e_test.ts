@@ -65,7 +65,7 @@ kernelTest("main.ts as PID 1 of its own PID namespace exits 0 within 2 s of SIGT
       pid = kids.trim() ? Number(kids.trim().split(" ")[0]) : undefined;
     }
     assert.ok(pid, "the agent started under unshare");
-    const nspid = (await Deno.readTextFile(`/proc/${pid}/status`)).match(/^NSpid:\s+(.*)$/m)![1]
+    const nspid = (await Deno.readTextFile(`/proc/${pid}/status`)).match(/^NSpid:\s+(.*)$/m)![1]!
       .trim().split(/\s+/);
     assert.equal(nspid.at(-1), "1", "it is PID 1 in its namespace");
     // ready means the loop runs and its signal handlers are installed

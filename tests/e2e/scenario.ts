@@ -131,8 +131,8 @@ export function present(table: string, spec: EntrySpec): boolean {
     if (!l.includes(` ${proto} `) || !l.includes(wantZone)) return false;
     const first = l.indexOf("src=");
     const t = l.slice(first).split(" ");
-    const addr = (s: string) => expand(s.split("=")[1]);
-    return addr(t[0]) === expand(spec.src) && addr(t[1]) === expand(spec.dst) &&
+    const addr = (s: string) => expand(s.split("=")[1]!);
+    return addr(t[0]!) === expand(spec.src) && addr(t[1]!) === expand(spec.dst) &&
       t[2] === `sport=${spec.sport}` && t[3] === `dport=${spec.dport}`;
   });
 }

@@ -79,8 +79,8 @@ kernelTest(
       assert.ok(last.timeout <= 120 - 11, `not renewed by the retransmissions: ${ctx}`);
       // The backend only ever saw the second client, through the DNAT rule.
       assert.equal(accepted.length, 1, ctx);
-      assert.equal(accepted[0][0], a.client, ctx);
-      assert.notEqual(accepted[0][1], STUCK_SPORT, ctx);
+      assert.equal(accepted[0]![0], a.client, ctx);
+      assert.notEqual(accepted[0]![1], STUCK_SPORT, ctx);
     }
   },
 );

@@ -167,6 +167,7 @@ Deno.test("ctnetlink entries encoded by the test encoder decode back to the same
           timeout,
         });
         const m = parseMessages(b.bytes()).messages[0];
+        assert.ok(m);
         assert.equal(m.type, ctMsgType(IPCTNL_MSG_CT_NEW));
         const e = decodeConntrack(m.payload);
         assert.deepEqual(entryTuple(e), {

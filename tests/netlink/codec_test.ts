@@ -153,6 +153,7 @@ Deno.test("parseMessages frames a captured unfiltered dump: 7 entries then NLMSG
   const types = messages.map((m) => m.type);
   assert.deepEqual(types.filter((t) => t === ctMsgType(IPCTNL_MSG_CT_NEW)).length, 7);
   const done = messages[messages.length - 1];
+  assert.ok(done);
   assert.deepEqual(done.type, NLMSG_DONE);
   assert.deepEqual(decodeDone(done).errno, 0);
   // One dump: one sequence number, one port id.
@@ -208,7 +209,7 @@ Deno.test("captured proto+status filtered dumps hold only unreplied TCP entries 
     const decoded = entries.map((m) => decodeConntrack(m.payload));
     assert(decoded.every((e) => e.family === family && isSynSentUnreplied(e)));
     assert.deepEqual(decoded.map((e) => e.sport).sort(), [...sports]);
-    assert.deepEqual(messages[messages.length - 1].type, NLMSG_DONE);
+    assert.deepEqual(messages[messages.length - 1]!.type, NLMSG_DONE);
   }
 });
 
@@ -222,9 +223,9 @@ Deno.test("decodeError reads the kernel's EINVAL, ENOENT and ACK replies capture
   const one = (name: string) => {
     const { messages } = parseMessages(fixture(name));
     assert.deepEqual(messages.length, 1);
-    assert.deepEqual(messages[0].type, NLMSG_ERROR);
-    const info = decodeError(messages[0]);
-    assert.deepEqual(info.requestSeq, messages[0].seq);
+    assert.deepEqual(messages[0]!.type, NLMSG_ERROR);
+    const info = decodeError(messages[0]!);
+    assert.deepEqual(info.requestSeq, messages[0]!.seq);
     return info.errno;
   };
   assert.deepEqual(one("dump_einval"), Errno.EINVAL);
@@ -236,7 +237,7 @@ Deno.test("decodeError reads the kernel's EINVAL, ENOENT and ACK replies capture
 Deno.test("decodeConntrack reads the captured reply to a non-dump GET", () => {
   const { messages } = parseMessages(fixture("get_reply_ipv4"));
   assert.deepEqual(messages.length, 1);
-  const e = decodeConntrack(messages[0].payload);
+  const e = decodeConntrack(messages[0]!.payload);
   assert.deepEqual(entryTuple(e), {
     family: "ipv4",
     src: "10.10.0.1",
@@ -253,7 +254,7 @@ Deno.test("decodeConntrack reads the captured reply to a non-dump GET", () => {
 function attrsOf(bytes: Uint8Array): Map<number, { nested: boolean; data: Uint8Array }> {
   const { messages } = parseMessages(bytes);
   assert.deepEqual(messages.length, 1);
-  const p = messages[0].payload;
+  const p = messages[0]!.payload;
   const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
   const c = new AttrCursor(view, 4, p.length, "test");
   const out = new Map<number, { nested: boolean; data: Uint8Array }>();
@@ -269,6 +270,7 @@ Deno.test("appendDumpRequest asks for NLM_F_DUMP with CTA_FILTER (host-order fla
   appendDumpRequest(b, 77, AF_INET6, { protoNum: 6, status: { value: 0, mask: IPS_SEEN_REPLY } });
   const bytes = b.bytes();
   const m = parseMessages(bytes).messages[0];
+  assert.ok(m);
   assert.deepEqual(m.type, ctMsgType(IPCTNL_MSG_CT_GET));
   assert.deepEqual(m.flags, NLM_F_REQUEST | NLM_F_DUMP);
   assert.deepEqual(m.seq, 77);
@@ -297,6 +299,7 @@ Deno.test("appendDeleteRequest sends the tuple, the zone and CTA_ID big-endian w
   appendDeleteRequest(b, 9, t, 0x01020304);
   const bytes = b.bytes();
   const m = parseMessages(bytes).messages[0];
+  assert.ok(m);
   assert.deepEqual(m.type, ctMsgType(IPCTNL_MSG_CT_DELETE));
   assert.deepEqual(m.flags, NLM_F_REQUEST | NLM_F_ACK);
   assert.deepEqual(m.payload[0], AF_INET6);
@@ -308,7 +311,7 @@ Deno.test("appendDeleteRequest sends the tuple, the zone and CTA_ID big-endian w
   withStatus.beginMessage(ctMsgType(IPCTNL_MSG_CT_NEW), 0, 1, AF_INET6);
   withStatus.raw(CTA_STATUS, new Uint8Array(4));
   withStatus.endMessage();
-  const p = parseMessages(withStatus.bytes()).messages[0].payload;
+  const p = parseMessages(withStatus.bytes()).messages[0]!.payload;
   const merged = new Uint8Array(p.length + m.payload.length - 4);
   merged.set(m.payload);
   merged.set(p.subarray(4), m.payload.length);
@@ -332,7 +335,7 @@ Deno.test("appendGetRequest uses the tuple's family and refuses an invalid addre
     dport: 2,
     zone: 0,
   });
-  assert.deepEqual(parseMessages(b.bytes()).messages[0].payload[0], AF_INET);
+  assert.deepEqual(parseMessages(b.bytes()).messages[0]!.payload[0], AF_INET);
   assert.throws(() =>
     appendGetRequest(new MessageBuilder(), 1, {
       family: "ipv4",
@@ -375,7 +378,7 @@ Deno.test("tupleProblem rejects bad families, addresses, ports and zones", () =>
 });
 
 Deno.test("decodeConntrack rejects a payload whose family does not match its addresses", () => {
-  const payload = entryPayloads("dump_filtered_ipv4")[0].slice();
+  const payload = entryPayloads("dump_filtered_ipv4")[0]!.slice();
   payload[0] = AF_INET6;
   assert.throws(() => decodeConntrack(payload), NetlinkDecodeError);
 });

@@ -51,7 +51,7 @@ const bySport = new Map(CONNS.map((c) => [c.original.sport, c]));
 function listedId(sport: number): number {
   const lines = LISTING.filter((l) => l.includes(` sport=${sport} `));
   assert.equal(lines.length, 1, `one listing line for sport ${sport}`);
-  return Number(/ id=(\d+)$/.exec(lines[0])![1]);
+  return Number(/ id=(\d+)$/.exec(lines[0]!)![1]);
 }
 
 /** The top-level CTA_MARK of a payload, read here apart from the codec (undefined: none). */

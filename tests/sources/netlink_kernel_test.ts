@@ -72,7 +72,7 @@ kernelTest(
         assert.equal(snap.report.attempts, 1);
         assert.equal(snap.malformed, 0);
         for (const c of snap.candidates as Candidate[]) {
-          assert.ok(c.timeout <= timeouts[c.sport] && c.timeout >= timeouts[c.sport] - 10);
+          assert.ok(c.timeout <= timeouts[c.sport]! && c.timeout >= timeouts[c.sport]! - 10);
           assert.equal(c.id, ids.get(c.sport), "CTA_ID is conntrack's id");
           assert.ok(snap.startedAt <= c.seenFrom && c.seenFrom <= c.seenTo);
           assert.ok(c.seenTo <= snap.finishedAt);

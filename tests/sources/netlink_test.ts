@@ -196,7 +196,7 @@ Deno.test("NetlinkSource.snapshot throws away both families when one dump is int
     let v6Dumps = 0;
     const kernel = new FakeKernel((req, s): Delivery[] => {
       if (decodeRequest(req).family !== AF_INET6 || ++v6Dumps > 1) return goodAnswer(req, s);
-      const intr = entryFor(req.seq, s.portId, ALL[4], NLM_F_MULTI | NLM_F_DUMP_INTR);
+      const intr = entryFor(req.seq, s.portId, ALL[4]!, NLM_F_MULTI | NLM_F_DUMP_INTR);
       return [trouble === "intr" ? intr : new ErrnoError(Errno.ENOBUFS, "recv(netlink)")];
     });
     const source = new NetlinkSource({ openTransport: () => kernel.open() });
@@ -253,7 +253,7 @@ Deno.test("NetlinkSource.snapshot throws away a dump flagged NLM_F_DUMP_INTR and
     const entries = filtered(AF_UNSPEC, new Set()).map((p) => entryFor(req.seq, k.portId, p));
     if (dumps === 1) {
       // The first half arrives, then the kernel flags the rest as inconsistent.
-      const intr = entryFor(req.seq, k.portId, ALL[3], NLM_F_MULTI | NLM_F_DUMP_INTR);
+      const intr = entryFor(req.seq, k.portId, ALL[3]!, NLM_F_MULTI | NLM_F_DUMP_INTR);
       return [concat(...entries.slice(0, 3)), intr, doneFor(req.seq, k.portId)];
     }
     return [concat(...entries), doneFor(req.seq, k.portId)];
@@ -268,13 +268,13 @@ Deno.test("NetlinkSource.snapshot throws away a dump flagged NLM_F_DUMP_INTR and
   assert.deepEqual(sports(snap.candidates), [40001, 40002, 40003]);
   assert.equal(snap.scanned, 7);
   assert.equal(source.lastDump!.attempts, 2);
-  assert.match(source.lastDump!.retries[0], /NLM_F_DUMP_INTR/);
+  assert.match(source.lastDump!.retries[0]!, /NLM_F_DUMP_INTR/);
   assert.deepEqual(restarts, source.lastDump!.retries, "each restart is reported as it happens");
 });
 
 Deno.test("NetlinkSource.snapshot rejects when every retry is interrupted", async () => {
   const kernel = new FakeKernel((req, k) => [
-    entryFor(req.seq, k.portId, ALL[0], NLM_F_MULTI | NLM_F_DUMP_INTR),
+    entryFor(req.seq, k.portId, ALL[0]!, NLM_F_MULTI | NLM_F_DUMP_INTR),
   ]);
   const source = new NetlinkSource({
     filter: "none",
@@ -293,7 +293,7 @@ Deno.test("NetlinkSource.snapshot starts the dump again after ENOBUFS or NLMSG_O
       const entries = ALL.map((p) => entryFor(req.seq, k.portId, p));
       if (dumps === 1) {
         return [
-          entries[0],
+          entries[0]!,
           trouble === "enobufs"
             ? new ErrnoError(Errno.ENOBUFS, "recv(netlink)")
             : frame(NLMSG_OVERRUN, 0, req.seq, k.portId, new Uint8Array(0)),
@@ -328,8 +328,8 @@ Deno.test("NetlinkSource.snapshot steps down to a status-only then an unfiltered
   assert.equal(source.lastDump!.mode, "none");
   assert.equal(source.lastDump!.attempts, 3);
   assert.equal(changes.length, 2);
-  assert.match(changes[0], /^status: kernel rejected the proto\+status dump filter \(EINVAL\)/);
-  assert.match(changes[1], /^none: kernel rejected the status dump filter \(EINVAL\)/);
+  assert.match(changes[0]!, /^status: kernel rejected the proto\+status dump filter \(EINVAL\)/);
+  assert.match(changes[1]!, /^none: kernel rejected the status dump filter \(EINVAL\)/);
   // The next snapshot goes straight to the mode that works.
   const before = kernel.requests.length;
   await source.snapshot();
@@ -374,7 +374,7 @@ Deno.test("NetlinkSource.snapshot rejects with the errno when the kernel refuses
 
 Deno.test("NetlinkSource.snapshot rejects when NLMSG_DONE carries an error", async () => {
   const kernel = new FakeKernel((req, k) => [
-    entryFor(req.seq, k.portId, ALL[0]),
+    entryFor(req.seq, k.portId, ALL[0]!),
     doneFor(req.seq, k.portId, Errno.ENOMEM),
   ]);
   const source = new NetlinkSource({ filter: "none", openTransport: () => kernel.open() });
@@ -400,7 +400,7 @@ Deno.test("NetlinkSource.snapshot ignores messages with another sequence number 
 });
 
 Deno.test("NetlinkSource.snapshot counts an undecodable entry as malformed, keeps the rest, and samples the first", async () => {
-  const broken = ALL[0].slice(0, 30);
+  const broken = ALL[0]!.slice(0, 30);
   const kernel = new FakeKernel((req, k) => [
     concat(entryFor(req.seq, k.portId, broken), ...ALL.map((p) => entryFor(req.seq, k.portId, p))),
     doneFor(req.seq, k.portId),
@@ -421,8 +421,8 @@ Deno.test("NetlinkSource.snapshot gives each candidate the window from the previ
     return e.proto === 6 && e.tcpState === 1;
   });
   const kernel = new FakeKernel((req, k) => [
-    entryFor(req.seq, k.portId, entries[0]),
-    entryFor(req.seq, k.portId, entries[1]),
+    entryFor(req.seq, k.portId, entries[0]!),
+    entryFor(req.seq, k.portId, entries[1]!),
     doneFor(req.seq, k.portId),
   ]);
   const open = () => {

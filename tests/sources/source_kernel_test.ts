@@ -8,7 +8,7 @@ const DRIVER = new URL("../support/list_driver.ts", import.meta.url).pathname;
 
 function table(): EntrySpec[] {
   const specs: EntrySpec[] = [];
-  const hosts = [["192.0.2.1", "198.51.100.2"], ["2001:db8::1", "2001:db8:0:0:1::2"]];
+  const hosts = [["192.0.2.1", "198.51.100.2"], ["2001:db8::1", "2001:db8:0:0:1::2"]] as const;
   for (const [src, dst] of hosts) {
     for (const zone of [0, 5, 65535]) {
       specs.push(

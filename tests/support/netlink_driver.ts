@@ -29,7 +29,7 @@ async function main(ops: DriverOp[]): Promise<unknown[]> {
   let last: Tuple[] = [];
   for (const op of ops) {
     if (op.op === "snapshot") {
-      const source = new NetlinkSource({ filter: op.filter });
+      const source = new NetlinkSource(op.filter === undefined ? {} : { filter: op.filter });
       try {
         const t0 = performance.now();
         const snap = await source.snapshot();
@@ -51,7 +51,7 @@ async function main(ops: DriverOp[]): Promise<unknown[]> {
     } else if (op.op === "probe") {
       results.push(await probeNetlink());
     } else if (op.op === "run") {
-      const out = await new Deno.Command(op.cmd[0], { args: op.cmd.slice(1) }).output();
+      const out = await new Deno.Command(op.cmd[0]!, { args: op.cmd.slice(1) }).output();
       results.push({
         code: out.code,
         stdout: new TextDecoder().decode(out.stdout),

@@ -244,7 +244,7 @@ export interface DecodedRequest {
 export function decodeRequest(m: NetlinkMessage): DecodedRequest {
   const p = m.payload;
   const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
-  const family = p[0];
+  const family = p[0]!;
   const out: DecodedRequest = { family, attrs: new Set() };
   const top = new AttrCursor(view, 4, p.length, "request");
   let src: Uint8Array | undefined, dst: Uint8Array | undefined;

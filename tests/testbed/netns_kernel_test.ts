@@ -20,7 +20,7 @@ const sanitized = { sanitize: true };
 
 async function netnsNames(): Promise<string[]> {
   const out = await new Deno.Command("ip", { args: ["netns", "list"], stdout: "piped" }).output();
-  return new TextDecoder().decode(out.stdout).split("\n").map((l) => l.split(" ")[0]).filter((
+  return new TextDecoder().decode(out.stdout).split("\n").map((l) => l.split(" ")[0] ?? "").filter((
     n,
   ) => n !== "");
 }
@@ -58,7 +58,7 @@ async function idOf(ns: Netns, spec: EntrySpec): Promise<string> {
   ]);
   const ids = [...r.stdout.matchAll(/ id=(\d+)/g)].map((m) => m[1]);
   assert.equal(ids.length, 1, r.stdout);
-  return ids[0];
+  return ids[0]!;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -169,7 +169,7 @@ kernelTest(
         assert.equal(e.mark, s.mark ?? 0);
         assert.ok(e.timeout! <= s.timeout && e.timeout! >= s.timeout - 5);
       }
-      await assert.rejects(ns.insert(specs[0]), /Such conntrack exists/);
+      await assert.rejects(ns.insert(specs[0]!), /Such conntrack exists/);
     });
   },
   sanitized,
@@ -302,9 +302,9 @@ kernelTest(
       assert.equal(await ns.count(), 20000);
       const table = await ns.list();
       for (const i of [0, 1, 2, 3, 19997, 19998, 19999]) {
-        assert.ok(entryOf(table, specs[i]), `entry ${i}`);
+        assert.ok(entryOf(table, specs[i]!), `entry ${i}`);
       }
-      await assert.rejects(ns.insertMany([syn(1), specs[5], syn(2)]), /Such conntrack exists/);
+      await assert.rejects(ns.insertMany([syn(1), specs[5]!, syn(2)]), /Such conntrack exists/);
       assert.equal(await ns.count(), 20001, "the batch stops at the failing line");
     });
   },
@@ -328,7 +328,7 @@ kernelTest(
         assert.ok(r.rounds >= 2, `rounds ${r.rounds}`);
         assert.equal(r.renewed, r.rounds * 3);
         for (const s of specs) assert.ok((await mustFind(ns, s)).timeout! >= 118);
-        assert.equal(await ns.delete(specs[1]), true);
+        assert.equal(await ns.delete(specs[1]!), true);
         await sleep(600);
         assert.deepEqual(r.absent, [specs[1]]);
       } finally {
@@ -337,7 +337,7 @@ kernelTest(
       const rounds = r.rounds;
       await sleep(600);
       assert.equal(r.rounds, rounds, "no round after stop()");
-      const e = await mustFind(ns, specs[0]);
+      const e = await mustFind(ns, specs[0]!);
       assert.equal(e.state, "SYN_SENT");
       assert.equal(e.unreplied, true);
     });

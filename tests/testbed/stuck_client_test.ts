@@ -29,14 +29,15 @@ Deno.test("parseConntrackList reads both tuples, zone (0 when absent), state and
     zone: 7,
     id: 68491523,
   });
-  assert.equal(v4.zone, 0);
-  assert.equal(v4.unreplied, false);
-  assert.equal(v4.replySrc, "198.18.2.2");
-  assert.equal(v4.id, 1955341515);
+  assert.equal(v4!.zone, 0);
+  assert.equal(v4!.unreplied, false);
+  assert.equal(v4!.replySrc, "198.18.2.2");
+  assert.equal(v4!.id, 1955341515);
 });
 
 Deno.test("isTranslated tells a DNATed entry from an un-NATed one", () => {
   const [v6, v4] = parseConntrackList(LISTED);
+  assert.ok(v6 && v4);
   assert.equal(isTranslated(v6), false);
   assert.equal(isTranslated(v4), true);
   assert.equal(isTranslated({ ...v6, replySport: 8080 }), true);
