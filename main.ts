@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { Agent, errorText } from "./lib/agent.ts";
+import { Agent } from "./lib/agent.ts";
+import { errorText } from "./lib/basics.ts";
 import {
   describeSettings,
   formatListen,

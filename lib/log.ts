@@ -6,7 +6,13 @@
  *
  * @module
  */
-import { LOG_LEVELS, type LogFormat, type LogLevel } from "./config.ts";
+
+/** Log verbosity, most verbose first. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = typeof LOG_LEVELS[number];
+/** JSON lines or `key=value` text lines. */
+export const LOG_FORMATS = ["json", "text"] as const;
+export type LogFormat = typeof LOG_FORMATS[number];
 
 /** Fields attached to a log line. */
 export type Fields = Record<string, unknown>;

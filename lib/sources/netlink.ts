@@ -36,7 +36,8 @@ import {
 import { DumpRetryError, runDump } from "../netlink/dump.ts";
 import { Errno, ErrnoError } from "../netlink/errno.ts";
 import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
-import type { Clock, Source } from "./source.ts";
+import type { Clock } from "../basics.ts";
+import type { Source } from "./source.ts";
 
 export { probeNetlink, type ProbeResult } from "../netlink/probe.ts";
 

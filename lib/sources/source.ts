@@ -17,6 +17,3 @@ export interface Source {
   /** Releases sockets or handles, if the source holds any. */
   close?(): void;
 }
-
-/** Monotonic milliseconds; `performance.now()` in production, a fake in tests. */
-export type Clock = () => number;
