@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { type Snapshot, type Tuple, tupleKey } from "./entry.ts";
+import type { Snapshot } from "./snapshot.ts";
+import { type Tuple, tupleKey } from "./tuple.ts";
 import type { DeleteOutcome, Deleter } from "./deleters/deleter.ts";
 import type { DestinationSet } from "./destinations.ts";
 import type { Logger } from "./log.ts";

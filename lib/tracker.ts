@@ -22,7 +22,8 @@
  *
  * @module
  */
-import { type Candidate, type Snapshot, toTuple, type Tuple, tupleKey } from "./entry.ts";
+import type { Candidate, Snapshot } from "./snapshot.ts";
+import { toTuple, type Tuple, tupleKey } from "./tuple.ts";
 
 /** Options for {@linkcode RenewalTracker}. */
 export interface TrackerOptions {

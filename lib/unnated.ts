@@ -23,15 +23,8 @@
  *
  * @module
  */
-import {
-  type Candidate,
-  type Destination,
-  destinationKey,
-  type Endpoint,
-  type Snapshot,
-  toTuple,
-  tupleKey,
-} from "./entry.ts";
+import type { Candidate, Snapshot } from "./snapshot.ts";
+import { type Destination, destinationKey, type Endpoint, toTuple, tupleKey } from "./tuple.ts";
 import type { DestinationSet } from "./destinations.ts";
 import type { StaleDecision } from "./tracker.ts";
 

@@ -32,7 +32,8 @@
 import { parseArgs } from "node:util";
 import { Agent } from "../lib/agent.ts";
 import type { DeleteOutcome, Deleter, DeleteTarget } from "../lib/deleters/deleter.ts";
-import type { Destination, Endpoint, Snapshot, SnapshotOptions } from "../lib/entry.ts";
+import type { Snapshot, SnapshotOptions } from "../lib/snapshot.ts";
+import type { Destination, Endpoint } from "../lib/tuple.ts";
 import { readSynSentTimeout } from "../lib/kernel.ts";
 import { createLogger } from "../lib/log.ts";
 import { ConntrackCliSource } from "../lib/sources/conntrack_cli.ts";

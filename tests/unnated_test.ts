@@ -2,16 +2,14 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Agent } from "../lib/agent.ts";
 import { parseDestinations } from "../lib/destinations.ts";
+import type { Candidate, Snapshot, SnapshotOptions } from "../lib/snapshot.ts";
 import {
-  type Candidate,
   type Destination,
   destinationKey,
   type Endpoint,
-  type Snapshot,
-  type SnapshotOptions,
   type Tuple,
   tupleKey,
-} from "../lib/entry.ts";
+} from "../lib/tuple.ts";
 import type { DeleteOutcome, Deleter } from "../lib/deleters/deleter.ts";
 import { createLogger } from "../lib/log.ts";
 import { RenewalTracker } from "../lib/tracker.ts";

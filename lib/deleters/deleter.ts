@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Tuple } from "../entry.ts";
+import type { Tuple } from "../tuple.ts";
 
 /**
  * What became of one tuple:

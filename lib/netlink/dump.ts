@@ -16,7 +16,7 @@ import {
   NLMSG_NOOP,
   NLMSG_OVERRUN,
   parseMessages,
-} from "./codec.ts";
+} from "./message.ts";
 import { Errno, ErrnoError } from "./errno.ts";
 import type { NetlinkTransport } from "./socket.ts";
 
@@ -108,7 +108,8 @@ export interface RunDumpOptions {
  *
  * @example
  * ```ts
- * import { appendDumpRequest, AF_UNSPEC, MessageBuilder } from "./codec.ts";
+ * import { MessageBuilder } from "./builder.ts";
+ * import { AF_UNSPEC, appendDumpRequest } from "./ctnetlink.ts";
  * import { runDump } from "./dump.ts";
  * import { NetlinkSocket } from "./socket.ts";
  * const sock = NetlinkSocket.open();

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { AF_INET, appendDumpRequest, IPS_TEMPLATE, MessageBuilder } from "./codec.ts";
+import { MessageBuilder } from "./builder.ts";
+import { AF_INET, appendDumpRequest, IPS_TEMPLATE } from "./ctnetlink.ts";
 import { DumpRetryError, runDump } from "./dump.ts";
 import { Errno, ErrnoError } from "./errno.ts";
 import { NetlinkSocket, type NetlinkTransport } from "./socket.ts";

@@ -4,35 +4,26 @@
  *
  * @module
  */
-import {
-  type Candidate,
-  type Destination,
-  destinationKey,
-  type Endpoint,
-  type Snapshot,
-  type SnapshotOptions,
-} from "../entry.ts";
+import type { Candidate, Snapshot, SnapshotOptions } from "../snapshot.ts";
+import { type Destination, destinationKey, type Endpoint } from "../tuple.ts";
 import type { EvidenceFinder } from "../unnated.ts";
+import { formatAddress } from "../addr.ts";
+import { MessageBuilder } from "../netlink/builder.ts";
+import { type ConntrackEntry, decodeConntrack, entryTuple } from "../netlink/conntrack_entry.ts";
 import {
   AF_INET,
   AF_INET6,
   AF_UNSPEC,
   appendDumpRequest,
-  type ConntrackEntry,
   ctMsgType,
-  decodeConntrack,
   type DumpFilter,
-  entryTuple,
-  formatAddress,
   IPCTNL_MSG_CT_NEW,
   IPPROTO_TCP,
   IPS_DST_NAT,
   IPS_SEEN_REPLY,
-  isSynSentUnreplied,
-  MessageBuilder,
-  NetlinkDecodeError,
-  type NetlinkMessage,
-} from "../netlink/codec.ts";
+} from "../netlink/ctnetlink.ts";
+import { NetlinkDecodeError, type NetlinkMessage } from "../netlink/message.ts";
+import { isSynSentUnreplied } from "../netlink/syn_sent.ts";
 import { DumpRetryError, runDump } from "../netlink/dump.ts";
 import { Errno, ErrnoError } from "../netlink/errno.ts";
 import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";

@@ -1,14 +1,9 @@
 import assert from "node:assert/strict";
-import type { Tuple } from "../../lib/entry.ts";
-import { tupleKey } from "../../lib/entry.ts";
+import type { Tuple } from "../../lib/tuple.ts";
+import { tupleKey } from "../../lib/tuple.ts";
 import { NetlinkDeleter } from "../../lib/deleters/netlink.ts";
-import {
-  ctMsgType,
-  decodeConntrack,
-  entryTuple,
-  IPCTNL_MSG_CT_DELETE,
-  IPCTNL_MSG_CT_GET,
-} from "../../lib/netlink/codec.ts";
+import { decodeConntrack, entryTuple } from "../../lib/netlink/conntrack_entry.ts";
+import { ctMsgType, IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET } from "../../lib/netlink/ctnetlink.ts";
 import { Errno, ErrnoError } from "../../lib/netlink/errno.ts";
 import {
   decodeRequest,

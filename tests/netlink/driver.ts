@@ -10,10 +10,10 @@
  *
  * @module
  */
-import type { Tuple } from "../../lib/entry.ts";
+import type { Tuple } from "../../lib/tuple.ts";
 import { NetlinkDeleter } from "../../lib/deleters/netlink.ts";
 import { type NetlinkFilterMode, NetlinkSource, probeNetlink } from "../../lib/sources/netlink.ts";
-import { toTuple } from "../../lib/entry.ts";
+import { toTuple } from "../../lib/tuple.ts";
 import type { Netns } from "../support/netns.ts";
 
 /** One driver operation. */

@@ -5,8 +5,9 @@
  * the reason, where kernel tests cannot run (a failure where CI requires them).
  */
 import assert from "node:assert/strict";
-import type { Candidate, Snapshot, Tuple } from "../../lib/entry.ts";
-import { tupleKey } from "../../lib/entry.ts";
+import type { Candidate, Snapshot } from "../../lib/snapshot.ts";
+import type { Tuple } from "../../lib/tuple.ts";
+import { tupleKey } from "../../lib/tuple.ts";
 import type { DeleteOutcome } from "../../lib/deleters/deleter.ts";
 import type { NetlinkDumpReport } from "../../lib/sources/netlink.ts";
 import { FIXTURE_ENTRIES } from "../../scripts/capture_netlink_fixtures.ts";
