@@ -42,7 +42,6 @@ export type Rule = "renewals" | "unnated";
 /** An entry found stale: delete it (or, in a dry run, say so). */
 export interface StaleDecision {
   tuple: Tuple;
-  key: string;
   /** Which rule decided, and why in words (for the log line). */
   rule: Rule;
   reason: string;
@@ -161,7 +160,6 @@ export class RenewalTracker {
       if (t.renewals > this.threshold && !again) {
         stale.push({
           tuple: t.tuple,
-          key,
           rule: "renewals",
           reason: `renewed ${t.renewals} times, more than the threshold ${this.threshold}`,
           renewals: t.renewals,

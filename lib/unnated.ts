@@ -24,7 +24,7 @@
  * @module
  */
 import type { Candidate, Snapshot } from "./snapshot.ts";
-import { type Destination, destinationKey, type Endpoint, toTuple, tupleKey } from "./tuple.ts";
+import { type Destination, destinationKey, type Endpoint, toTuple } from "./tuple.ts";
 import type { DestinationSet } from "./destinations.ts";
 import type { StaleDecision } from "./tracker.ts";
 
@@ -238,7 +238,6 @@ export class UnnatedRule {
       }
       out.push({
         tuple: toTuple(c),
-        key: tupleKey(c),
         rule: "unnated",
         reason,
         renewals: 0,

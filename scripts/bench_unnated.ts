@@ -130,6 +130,10 @@ class CountingSource implements Source, EvidenceFinder {
 /** Deletes nothing: records what it was asked to delete. */
 class RecordingDeleter implements Deleter {
   readonly name = "recording";
+  readonly maxPerPoll = Infinity;
+  worstCaseMs(): number {
+    return 0;
+  }
   readonly asked: DeleteTarget[] = [];
   // deno-lint-ignore require-await
   async delete(targets: readonly DeleteTarget[]): Promise<DeleteOutcome[]> {

@@ -241,7 +241,7 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "netlink: translated judged by the port alone",
-    file: "lib/sources/netlink.ts",
+    file: "lib/sources/netlink_evidence.ts",
     search: "for (let i = 0; same && i < r.length; i++) same = r[i] === e.dstAddr[i];",
     replace: "",
     tests: ["tests/netlink/source_test.ts", "tests/sources/all_sources_test.ts"],

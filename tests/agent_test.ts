@@ -60,6 +60,10 @@ class RenewingSource implements Source {
 
 class FakeDeleter implements Deleter {
   name = "fake";
+  readonly maxPerPoll = Infinity;
+  worstCaseMs(): number {
+    return 0;
+  }
   calls: Tuple[][] = [];
   constructor(public result: DeleteResult) {}
   delete(tuples: readonly Tuple[]): Promise<DeleteOutcome[]> {

@@ -82,6 +82,10 @@ class Table implements EvidenceFinder {
 
 class RecordingDeleter implements Deleter {
   readonly name = "rec";
+  readonly maxPerPoll = Infinity;
+  worstCaseMs(): number {
+    return 0;
+  }
   deleted: { tuple: Tuple; at: number }[] = [];
   constructor(readonly table: Table) {}
   delete(targets: readonly Tuple[]): Promise<DeleteOutcome[]> {

@@ -21,6 +21,12 @@ export interface ConntrackCliDeleterOptions {
   mode?: "batch" | "each";
   /** Tuples per `-R` process; default 100. */
   batchSize?: number;
+  /**
+   * Targets one poll may hand over ({@linkcode Deleter.maxPerPoll}); default
+   * 100: conntrack-tools dumps the whole table for each delete (0.33 s at
+   * 100k entries), so a poll stays bounded.
+   */
+  maxPerPoll?: number;
   /** A process is killed after `baseTimeoutMs + perTupleTimeoutMs × tuples`; default 5 s + 1 s. */
   baseTimeoutMs?: number;
   perTupleTimeoutMs?: number;
@@ -109,6 +115,7 @@ export class ConntrackCliDeleter implements Deleter {
   readonly name = "conntrack";
   readonly bin: string;
   readonly mode: "batch" | "each";
+  readonly maxPerPoll: number;
   #batchSize: number;
   #baseTimeoutMs: number;
   #perTupleTimeoutMs: number;
@@ -117,10 +124,21 @@ export class ConntrackCliDeleter implements Deleter {
   constructor(options: ConntrackCliDeleterOptions = {}) {
     this.bin = options.bin ?? "conntrack";
     this.mode = options.mode ?? "batch";
-    this.#batchSize = options.batchSize ?? 100;
+    this.#batchSize = Math.max(1, options.batchSize ?? 100);
+    this.maxPerPoll = options.maxPerPoll ?? 100;
     this.#baseTimeoutMs = options.baseTimeoutMs ?? 5000;
     this.#perTupleTimeoutMs = options.perTupleTimeoutMs ?? 1000;
     this.#runner = options.runner ?? denoRunner;
+  }
+
+  /**
+   * Every process killed at its timeout: one per batch of `batchSize`
+   * (`baseTimeoutMs + perTupleTimeoutMs × tuples`), or one per tuple in
+   * `each` mode.
+   */
+  worstCaseMs(count: number): number {
+    const processes = this.mode === "each" ? count : Math.ceil(count / this.#batchSize);
+    return processes * this.#baseTimeoutMs + count * this.#perTupleTimeoutMs;
   }
 
   async delete(tuples: readonly DeleteTarget[], signal?: AbortSignal): Promise<DeleteOutcome[]> {

@@ -24,6 +24,7 @@ import {
 import { isSynSentUnreplied } from "../netlink/syn_sent.ts";
 import { describeErrno, Errno, ErrnoError } from "../netlink/errno.ts";
 import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
+import type { Clock } from "../sources/source.ts";
 import type { DeleteOutcome, Deleter, DeleteTarget } from "./deleter.ts";
 
 /**
@@ -39,6 +40,13 @@ import type { DeleteOutcome, Deleter, DeleteTarget } from "./deleter.ts";
 export interface NetlinkDeleterOptions {
   /** Requests sent to the kernel in one `sendto`; default 128. */
   batchSize?: number;
+  /**
+   * Targets one poll may hand over ({@linkcode Deleter.maxPerPoll}); default
+   * 10,000: a netlink delete is a hash lookup (docs/benchmarks.md).
+   */
+  maxPerPoll?: number;
+  /** Monotonic milliseconds, for every wait and deadline; default `performance.now`. */
+  clock?: Clock;
   /** Time to wait for the kernel's answers to one batch; default 5000 ms. */
   replyTimeoutMs?: number;
   /** Socket receive buffer to ask the kernel for; default 8 MiB. */
@@ -94,7 +102,9 @@ type ReplyHandler = (idx: number, m: NetlinkMessage) => boolean;
  */
 export class NetlinkDeleter implements Deleter {
   readonly name = "netlink";
+  readonly maxPerPoll: number;
   #batchSize: number;
+  #clock: Clock;
   #replyTimeoutMs: number;
   #open: () => NetlinkTransport;
   #t: NetlinkTransport | undefined;
@@ -105,10 +115,20 @@ export class NetlinkDeleter implements Deleter {
 
   constructor(options: NetlinkDeleterOptions = {}) {
     this.#batchSize = Math.max(1, options.batchSize ?? 128);
+    this.maxPerPoll = options.maxPerPoll ?? 10_000;
+    this.#clock = options.clock ?? (() => performance.now());
     this.#replyTimeoutMs = options.replyTimeoutMs ?? 5000;
     const rcvbuf = options.recvBufferBytes ?? 8 << 20;
     this.#open = options.openTransport ??
       (() => NetlinkSocket.open({ recvBufferBytes: rcvbuf }));
+  }
+
+  /**
+   * Each batch of `batchSize` waits at most `replyTimeoutMs` for the answers
+   * to its GETs, then as long for those to its DELETEs.
+   */
+  worstCaseMs(count: number): number {
+    return Math.ceil(count / this.#batchSize) * 2 * this.#replyTimeoutMs;
   }
 
   delete(tuples: readonly DeleteTarget[], signal?: AbortSignal): Promise<DeleteOutcome[]> {
@@ -273,7 +293,7 @@ export class NetlinkDeleter implements Deleter {
     signal: AbortSignal | undefined,
     handle: ReplyHandler,
   ): Promise<string | undefined> {
-    const deadline = performance.now() + this.#replyTimeoutMs;
+    const deadline = this.#clock() + this.#replyTimeoutMs;
     let lost: string | undefined;
     while (pending.size > 0) {
       signal?.throwIfAborted();
@@ -282,7 +302,7 @@ export class NetlinkDeleter implements Deleter {
         n = t.tryRecv(this.#buf);
         if (n === null) {
           if (lost !== undefined) break;
-          const left = deadline - performance.now();
+          const left = deadline - this.#clock();
           if (left <= 0) break;
           n = await t.recv(this.#buf, Math.min(100, left));
           if (n === null) continue;

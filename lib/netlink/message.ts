@@ -66,10 +66,10 @@ export const align4 = (n: number): number => (n + 3) & ~3;
  *
  * @example
  * ```ts
- * import { decodeConntrack } from "./conntrack_entry.ts";
- * import { NetlinkDecodeError } from "./message.ts";
+ * import { AttrCursor, NetlinkDecodeError } from "./message.ts";
+ * const bytes = new Uint8Array([9, 0, 1, 0]); // an attribute of 9 bytes in 4
  * try {
- *   decodeConntrack(new Uint8Array([2, 0]));
+ *   new AttrCursor(new DataView(bytes.buffer), 0, bytes.length, "example").next();
  * } catch (e) {
  *   e instanceof NetlinkDecodeError; // => true
  * }

@@ -262,3 +262,13 @@ Deno.test("ConntrackCliDeleter splits large batches and scales the deadline with
     .delete(tuples);
   assert.deepEqual(runner.calls.map((c) => c.options.timeoutMs), [120, 120, 110]);
 });
+
+Deno.test("ConntrackCliDeleter.worstCaseMs counts every process killed at its timeout; maxPerPoll defaults to 100", () => {
+  const batch = new ConntrackCliDeleter({ baseTimeoutMs: 5000, perTupleTimeoutMs: 1000 });
+  assert.equal(batch.maxPerPoll, 100);
+  assert.equal(batch.worstCaseMs(100), 5000 + 100 * 1000);
+  assert.equal(batch.worstCaseMs(101), 2 * 5000 + 101 * 1000);
+  const each = new ConntrackCliDeleter({ mode: "each", maxPerPoll: 7 });
+  assert.equal(each.maxPerPoll, 7);
+  assert.equal(each.worstCaseMs(3), 3 * (5000 + 1000));
+});

@@ -15,7 +15,9 @@ import {
   NLMSG_OVERRUN,
 } from "../../lib/netlink/message.ts";
 import { Errno, ErrnoError } from "../../lib/netlink/errno.ts";
-import { type NetlinkFilterMode, NetlinkSource, translation } from "../../lib/sources/netlink.ts";
+import { NetlinkSource } from "../../lib/sources/netlink.ts";
+import { translation } from "../../lib/sources/netlink_evidence.ts";
+import type { NetlinkFilterMode } from "../../lib/sources/netlink_filter.ts";
 import {
   concat,
   decodeRequest,
