@@ -210,8 +210,10 @@ export function appendDumpRequest(
  * ```ts
  * import { MessageBuilder } from "./builder.ts";
  * import { appendGetRequest } from "./ctnetlink.ts";
+ * import { parseTuple } from "../tuple.ts";
+ * const r = parseTuple({ family: "ipv6", src: "2001:db8::1", dst: "2001:db8::2", sport: 40000, dport: 443, zone: 5 });
  * const b = new MessageBuilder();
- * appendGetRequest(b, 1, { family: "ipv6", src: "2001:db8::1", dst: "2001:db8::2", sport: 40000, dport: 443, zone: 5 });
+ * if (r.ok) appendGetRequest(b, 1, r.tuple);
  * ```
  */
 export function appendGetRequest(b: MessageBuilder, seq: number, t: ParsedTuple): void {
@@ -230,10 +232,10 @@ export function appendGetRequest(b: MessageBuilder, seq: number, t: ParsedTuple)
  * ```ts
  * import { MessageBuilder } from "./builder.ts";
  * import { appendDeleteRequest } from "./ctnetlink.ts";
+ * import { parseTuple } from "../tuple.ts";
+ * const r = parseTuple({ family: "ipv4", src: "10.0.0.1", dst: "10.0.0.2", sport: 40000, dport: 80, zone: 0 });
  * const b = new MessageBuilder();
- * appendDeleteRequest(b, 8, {
- *   family: "ipv4", src: "10.0.0.1", dst: "10.0.0.2", sport: 40000, dport: 80, zone: 0,
- * }, 1234);
+ * if (r.ok) appendDeleteRequest(b, 8, r.tuple, 1234);
  * ```
  */
 export function appendDeleteRequest(
