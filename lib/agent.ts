@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { type Snapshot, type Tuple, tupleKey } from "./entry.ts";
+import type { Snapshot } from "./snapshot.ts";
+import { type Tuple, tupleKey } from "./tuple.ts";
 import type { DeleteOutcome, Deleter } from "./deleters/deleter.ts";
 import type { DestinationSet } from "./destinations.ts";
 import type { Logger } from "./log.ts";
@@ -266,15 +267,16 @@ export class Agent {
         });
       }
     }
-    const taken = new Set(already.map((d) => d.key));
-    const out = unnated.decide(plan, this.#clock()).filter((d) => !taken.has(d.key));
+    const taken = new Set(already.map((d) => tupleKey(d.tuple)));
+    const out = unnated.decide(plan, this.#clock()).filter((d) => !taken.has(tupleKey(d.tuple)));
     if (!this.#o.dryRun) return out;
     // A dry run deletes nothing: say each entry once while it stays, not at every poll.
     const eligible = new Set(plan.eligible.map((e) => tupleKey(e.candidate)));
     for (const k of this.#dryRunSaid) if (!eligible.has(k)) this.#dryRunSaid.delete(k);
     return out.filter((d) => {
-      if (this.#dryRunSaid.has(d.key)) return false;
-      this.#dryRunSaid.add(d.key);
+      const key = tupleKey(d.tuple);
+      if (this.#dryRunSaid.has(key)) return false;
+      this.#dryRunSaid.add(key);
       return true;
     });
   }
@@ -312,7 +314,7 @@ export class Agent {
       if (o.result === "deleted") log.info("deleted stale entry", f);
       else if (o.result === "already_gone") {
         log.info("stale entry was already gone (it expired or got its reply)", f);
-        this.#reportedGone.set(decision.key, decision.id);
+        this.#reportedGone.set(tupleKey(decision.tuple), decision.id);
       } else if (signal?.aborted) {
         log.info("deletion interrupted by shutdown; outcome unknown", { ...f, error: o.error });
       } else {

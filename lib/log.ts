@@ -23,8 +23,6 @@ export interface Logger {
   info(msg: string, fields?: Fields): void;
   warn(msg: string, fields?: Fields): void;
   error(msg: string, fields?: Fields): void;
-  /** Whether lines of this level are written (to skip building costly fields). */
-  enabled(level: LogLevel): boolean;
   /** Lines that could not be written and were dropped, so far. */
   dropped?(): number;
 }
@@ -84,7 +82,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     info: emit("info"),
     warn: emit("warn"),
     error: emit("error"),
-    enabled,
     dropped: () => dropped,
   };
 }

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import type { Destination, Endpoint, Family, Snapshot } from "../entry.ts";
+import type { Snapshot } from "../snapshot.ts";
+import type { Destination, Endpoint, Family } from "../tuple.ts";
 import { denoRunner, type ProcessRunner } from "../process.ts";
 import { TableScanner } from "../scan.ts";
 import type { EvidenceFinder } from "../unnated.ts";

@@ -3,7 +3,8 @@
  *
  * @module
  */
-import type { Destination, Endpoint, Snapshot, SnapshotOptions } from "../entry.ts";
+import type { Snapshot, SnapshotOptions } from "../snapshot.ts";
+import type { Destination, Endpoint } from "../tuple.ts";
 import { PROC_CONNTRACK_FILE } from "../kernel.ts";
 import { TableScanner } from "../scan.ts";
 import type { EvidenceFinder } from "../unnated.ts";

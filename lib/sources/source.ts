@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Snapshot, SnapshotOptions } from "../entry.ts";
+import type { Snapshot, SnapshotOptions } from "../snapshot.ts";
 
 /** Reads the conntrack table once and returns the candidates it found. */
 export interface Source {

@@ -5,8 +5,9 @@
  * the reason, where kernel tests cannot run (a failure where CI requires them).
  */
 import assert from "node:assert/strict";
-import type { Candidate, Snapshot, Tuple } from "../../lib/entry.ts";
-import { tupleKey } from "../../lib/entry.ts";
+import type { Candidate, Snapshot } from "../../lib/snapshot.ts";
+import type { Tuple } from "../../lib/tuple.ts";
+import { tupleKey } from "../../lib/tuple.ts";
 import type { DeleteOutcome } from "../../lib/deleters/deleter.ts";
 import type { NetlinkDumpReport } from "../../lib/sources/netlink.ts";
 import { FIXTURE_ENTRIES } from "../../scripts/capture_netlink_fixtures.ts";
@@ -73,7 +74,7 @@ kernelTest(
         "-p tcp -s 10.10.0.1 -d 10.10.0.2 --sport 40007 --dport 80 --state SYN_SENT --status SEEN_REPLY --timeout 120",
       );
       const [probe, kernel, status, proto, none, listing] = await runDriver(ns, [
-        { op: "probe" },
+        { op: "checkNetlink" },
         { op: "snapshot" },
         { op: "snapshot", filter: "status" },
         { op: "snapshot", filter: "proto" },
@@ -275,11 +276,11 @@ kernelTest(
 );
 
 kernelTest(
-  "probeNetlink, NetlinkSource.snapshot and NetlinkDeleter.delete report EPERM without CAP_NET_ADMIN",
+  "checkNetlink, NetlinkSource.snapshot and NetlinkDeleter.delete report EPERM without CAP_NET_ADMIN",
   () =>
     withNetns("nl-eperm", async (ns) => {
       await insert(ns, synArgs(43000));
-      const [probe, snap, del] = await runDriver(ns, [{ op: "probe" }, { op: "snapshot" }, {
+      const [probe, snap, del] = await runDriver(ns, [{ op: "checkNetlink" }, { op: "snapshot" }, {
         op: "delete",
         tuples: [v4(43000)],
       }], ["setpriv", "--bounding-set=-net_admin"]) as [
