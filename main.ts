@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { Agent, errorText } from "./lib/agent.ts";
+import { Agent } from "./lib/agent.ts";
+import { errorText } from "./lib/basics.ts";
 import {
   describeSettings,
   formatListen,
@@ -18,7 +19,7 @@ import { handleShutdown, type Shutdown } from "./lib/lifecycle.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
 import { Metrics } from "./lib/metrics.ts";
 import { type RunningServer, startServer } from "./lib/server.ts";
-import { setUp, SetupError } from "./lib/setup.ts";
+import { type Parts, setUp, SetupError } from "./lib/setup.ts";
 import { RenewalTracker } from "./lib/tracker.ts";
 import { UnnatedRule } from "./lib/unnated.ts";
 import { VERSION } from "./lib/version.ts";
@@ -113,7 +114,7 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
     intervalMs: settings.intervalMs,
     dryRun: settings.dryRun,
     observer: metrics,
-    maxDeletesPerPoll: parts.maxDeletesPerPoll,
+    maxDeletesPerPoll: deleter.maxPerPoll,
   });
 
   let server: RunningServer | undefined;
@@ -126,9 +127,7 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
           body: await metrics.registry.metrics(),
           contentType: metrics.registry.contentType,
         }),
-        // Between polls: the interval plus grace. A poll: its steps all time out
-        // (CLI deletes: 5 s + 1 s per tuple, 100 per poll) well within 10 minutes.
-        liveness: { idleMs: settings.intervalMs + 30_000, pollMs: 600_000 },
+        liveness: livenessLimits(settings.intervalMs, parts),
         onError: (e) => log.error("HTTP handler failed", { error: errorText(e) }),
       });
       log.info("serving /metrics, /healthz, /readyz", { listen: formatListen(server.addr) });
@@ -151,6 +150,38 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
   }
   log.info("stopped", { exit_code: code });
   return code;
+}
+
+/** Slack on top of each /healthz limit, for a busy node's scheduling. */
+const LIVENESS_GRACE_MS = 30_000;
+
+/**
+ * The /healthz limits: between polls, the interval plus grace; within a poll,
+ * the source's timeout twice (the snapshot, then an evidence lookup for the
+ * un-NATed rule) plus the deleter's worst case for its per-poll limit (every
+ * step running into its timeout), plus grace.
+ *
+ * @example
+ * ```ts
+ * import { livenessLimits } from "./main.ts";
+ * const deleter = { maxPerPoll: 100, worstCaseMs: (n: number) => 5000 + 1000 * n };
+ * livenessLimits(10_000, { deleter, sourceTimeoutMs: 30_000 });
+ * // => { idleMs: 40_000, pollMs: 60_000 + 105_000 + 30_000 }
+ * ```
+ */
+export function livenessLimits(
+  intervalMs: number,
+  parts: {
+    deleter: Pick<Parts["deleter"], "maxPerPoll" | "worstCaseMs">;
+    sourceTimeoutMs: number;
+  },
+): { idleMs: number; pollMs: number } {
+  const { deleter } = parts;
+  return {
+    idleMs: intervalMs + LIVENESS_GRACE_MS,
+    pollMs: 2 * parts.sourceTimeoutMs + deleter.worstCaseMs(deleter.maxPerPoll) +
+      LIVENESS_GRACE_MS,
+  };
 }
 
 if (import.meta.main) {

@@ -135,3 +135,47 @@ export function formatIPv6(groups: readonly number[]): string {
   if (bestAt === -1) return hex(groups);
   return `${hex(groups.slice(0, bestAt))}::${hex(groups.slice(bestAt + bestLen))}`;
 }
+
+/**
+ * The 4 or 16 network-order bytes of a textual address of `family`, or
+ * `undefined` when the text is not a valid address of that family.
+ *
+ * @example
+ * ```ts
+ * import { addressBytes } from "./addr.ts";
+ * addressBytes("ipv4", "10.0.0.1"); // => Uint8Array [10, 0, 0, 1]
+ * addressBytes("ipv4", "::1"); // => undefined
+ * ```
+ */
+export function addressBytes(family: "ipv4" | "ipv6", text: string): Uint8Array | undefined {
+  if (family === "ipv4") {
+    const octets = parseIPv4(text);
+    return octets === undefined ? undefined : new Uint8Array(octets);
+  }
+  if (family !== "ipv6" || text.includes(".") && !text.includes(":")) return undefined;
+  const groups = parseIPv6(text);
+  if (groups === undefined) return undefined;
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    out[2 * i] = groups[i]! >> 8;
+    out[2 * i + 1] = groups[i]! & 0xff;
+  }
+  return out;
+}
+
+/**
+ * Canonical text of a 4-byte (dotted quad) or 16-byte (RFC 5952) address.
+ *
+ * @example
+ * ```ts
+ * import { formatAddress } from "./addr.ts";
+ * formatAddress(new Uint8Array([10, 0, 0, 1])); // => "10.0.0.1"
+ * ```
+ */
+export function formatAddress(bytes: Uint8Array): string {
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  if (bytes.length !== 16) throw new RangeError(`address of ${bytes.length} bytes`);
+  const groups = new Array<number>(8);
+  for (let i = 0; i < 8; i++) groups[i] = (bytes[2 * i]! << 8) | bytes[2 * i + 1]!;
+  return formatIPv6(groups);
+}

@@ -5,11 +5,14 @@
  *
  * @module
  */
-import { type Snapshot, type Tuple, tupleKey } from "./entry.ts";
+import type { Snapshot } from "./snapshot.ts";
+import { type Tuple, tupleKey } from "./tuple.ts";
 import type { DeleteOutcome, Deleter } from "./deleters/deleter.ts";
 import type { DestinationSet } from "./destinations.ts";
 import type { Logger } from "./log.ts";
-import type { Clock, Source } from "./sources/source.ts";
+import { type Clock, errorText, sleep } from "./basics.ts";
+import { QuietLog } from "./quiet_log.ts";
+import type { Source } from "./sources/source.ts";
 import type { RenewalTracker, Rule, StaleDecision, TrackResult } from "./tracker.ts";
 import type { EvidenceFinder, UnnatedRule } from "./unnated.ts";
 
@@ -114,10 +117,8 @@ export class Agent {
   #warnedOverrun = false;
   /** Dry run: un-NATed entries already reported (tuple keys), while they stay eligible. */
   #dryRunSaid = new Set<string>();
-  /** When each repeating warning was last said at warn level. */
-  #lastWarned = new Map<string, number>();
-  /** Per failure cause: when it was last said at error level, and the lines held back since. */
-  #failures = new Map<string, { at: number; held: number }>();
+  /** Warnings and failure lines that would repeat every poll, said once a minute. */
+  #quiet: QuietLog;
   /** Keys (and ids) the deleter reported already gone in the last poll. */
   #reportedGone = new Map<string, number | undefined>();
 
@@ -125,6 +126,7 @@ export class Agent {
     this.#o = options;
     this.#clock = options.clock ?? (() => performance.now());
     this.#sleep = options.sleep ?? sleep;
+    this.#quiet = new QuietLog(options.log, this.#clock);
   }
 
   /**
@@ -260,21 +262,22 @@ export class Agent {
       } catch (e) {
         observer?.evidenceLookup?.(plan.lookup.length, 0, this.#clock() - t0, e);
         if (signal?.aborted) return [];
-        this.#warnOncePerMinute("looking up evidence for the un-NATed rule failed; will retry", {
+        this.#quiet.warn("looking up evidence for the un-NATed rule failed; will retry", {
           destinations: plan.lookup.length,
           error: errorText(e),
         });
       }
     }
-    const taken = new Set(already.map((d) => d.key));
-    const out = unnated.decide(plan, this.#clock()).filter((d) => !taken.has(d.key));
+    const taken = new Set(already.map((d) => tupleKey(d.tuple)));
+    const out = unnated.decide(plan, this.#clock()).filter((d) => !taken.has(tupleKey(d.tuple)));
     if (!this.#o.dryRun) return out;
     // A dry run deletes nothing: say each entry once while it stays, not at every poll.
     const eligible = new Set(plan.eligible.map((e) => tupleKey(e.candidate)));
     for (const k of this.#dryRunSaid) if (!eligible.has(k)) this.#dryRunSaid.delete(k);
     return out.filter((d) => {
-      if (this.#dryRunSaid.has(d.key)) return false;
-      this.#dryRunSaid.add(d.key);
+      const key = tupleKey(d.tuple);
+      if (this.#dryRunSaid.has(key)) return false;
+      this.#dryRunSaid.add(key);
       return true;
     });
   }
@@ -312,11 +315,15 @@ export class Agent {
       if (o.result === "deleted") log.info("deleted stale entry", f);
       else if (o.result === "already_gone") {
         log.info("stale entry was already gone (it expired or got its reply)", f);
-        this.#reportedGone.set(decision.key, decision.id);
+        this.#reportedGone.set(tupleKey(decision.tuple), decision.id);
       } else if (signal?.aborted) {
         log.info("deletion interrupted by shutdown; outcome unknown", { ...f, error: o.error });
       } else {
-        this.#failureLine(o.error ?? "unknown", f);
+        this.#quiet.errorPerCause(
+          "deleting stale entry failed; will retry next poll",
+          o.error ?? "unknown",
+          f,
+        );
       }
       if (o.result !== "failed") tracker.forget(decision.tuple);
       return { decision, result: o.result as DecisionResult, error: o.error };
@@ -334,30 +341,6 @@ export class Agent {
   }
 
   /**
-   * One error line per failure cause per minute, with the count of the lines
-   * held back since (at debug level in between): a deleter that fails for
-   * every tuple must not flood the log.
-   */
-  #failureLine(cause: string, fields: Record<string, unknown>): void {
-    const now = this.#clock();
-    const seen = this.#failures.get(cause);
-    if (seen === undefined || now - seen.at >= 60_000) {
-      if (this.#failures.size >= 100) this.#failures.clear(); // causes are few; bound it anyway
-      this.#failures.set(cause, { at: now, held: 0 });
-      this.#o.log.error(
-        "deleting stale entry failed; will retry next poll (said at most once a minute per cause)",
-        { ...fields, error: cause, held_back: seen?.held ?? 0 },
-      );
-    } else {
-      seen.held++;
-      this.#o.log.debug("deleting stale entry failed; will retry next poll", {
-        ...fields,
-        error: cause,
-      });
-    }
-  }
-
-  /**
    * An entry the deleter reported already gone that is in the very next
    * snapshot (same conntrack id, where known) was never deleted: a deleter
    * that does nothing and says so must not pass for one that works.
@@ -371,7 +354,7 @@ export class Agent {
       if (!gone.has(key)) continue;
       const id = gone.get(key);
       if (id !== undefined && c.id !== undefined && id !== c.id) continue;
-      this.#warnOncePerMinute(
+      this.#quiet.warn(
         "the deleter reports success but the entry is still there",
         {
           deleter: this.#o.deleter.name,
@@ -388,7 +371,7 @@ export class Agent {
 
   #noteMalformed(s: Snapshot): void {
     if (s.malformed === 0) return;
-    this.#warnOncePerMinute("skipped malformed table lines", {
+    this.#quiet.warn("skipped malformed table lines", {
       malformed: s.malformed,
       first: s.firstMalformed,
     });
@@ -396,19 +379,10 @@ export class Agent {
 
   #noteOverflow(s: Snapshot): void {
     if (!s.overflow) return;
-    this.#warnOncePerMinute(
+    this.#quiet.warn(
       "more SYN_SENT [UNREPLIED] entries than --max-candidates; the rest are not tracked",
       { tracked_at_most: s.candidates.length, not_tracked: s.overflow },
     );
-  }
-
-  /** A warning that would repeat every poll: at warn once a minute, at debug otherwise. */
-  #warnOncePerMinute(msg: string, fields: Record<string, unknown>): void {
-    const now = this.#clock();
-    if (now - (this.#lastWarned.get(msg) ?? -Infinity) >= 60_000) {
-      this.#lastWarned.set(msg, now);
-      this.#o.log.warn(`${msg} (said at most once a minute)`, fields);
-    } else this.#o.log.debug(msg, fields);
   }
 }
 
@@ -431,23 +405,4 @@ function fields(d: StaleDecision): Record<string, unknown> {
 
 function round(x: number): number {
   return Math.round(x * 1000) / 1000;
-}
-
-/** An error's message, whatever was thrown. */
-export function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -5,17 +5,14 @@
  *
  * @module
  */
+import { errorText } from "./basics.ts";
 import { parseArgs } from "node:util";
 import { canonicalIPv4, canonicalIPv6 } from "./addr.ts";
 import { DESTINATIONS_FORM, type DestinationSet, parseDestinations } from "./destinations.ts";
 import { formatDuration, parseGoDuration } from "./duration.ts";
-import { DEFAULT_PROC_FILE } from "./sources/procfs.ts";
+import { PROC_CONNTRACK_FILE } from "./kernel.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 
-/** Log verbosity, most verbose first. */
-export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
-export type LogLevel = typeof LOG_LEVELS[number];
-export const LOG_FORMATS = ["json", "text"] as const;
-export type LogFormat = typeof LOG_FORMATS[number];
 export const SOURCES = ["auto", "netlink", "procfs", "conntrack"] as const;
 export type SourceChoice = typeof SOURCES[number];
 export const DELETERS = ["auto", "netlink", "conntrack"] as const;
@@ -135,7 +132,7 @@ export const OPTIONS: readonly Option[] = [
   },
   {
     flag: "proc-file",
-    default: DEFAULT_PROC_FILE,
+    default: PROC_CONNTRACK_FILE,
     form: "a file path",
     help: "the procfs table (for --source=procfs)",
   },
@@ -351,7 +348,7 @@ function nonEmpty(s: string): string | undefined {
 
 /** node:util's parse errors, said our way. */
 function argsError(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
+  const msg = errorText(e);
   const code = (e as { code?: string }).code;
   if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
     const opt = /'([^']+)'/.exec(msg)?.[1] ?? msg;

@@ -9,7 +9,7 @@
  * @module
  */
 import { formatIPv6, parseIPv4, parseIPv6 } from "./addr.ts";
-import type { Family } from "./entry.ts";
+import type { Family } from "./tuple.ts";
 
 /** One parsed item. */
 export interface DestinationItem {

@@ -19,7 +19,8 @@
  * @module
  */
 import { formatIPv6 } from "./addr.ts";
-import type { Candidate, Family } from "./entry.ts";
+import type { Candidate } from "./snapshot.ts";
+import type { Family } from "./tuple.ts";
 
 const SP = 32;
 const enc = (s: string) => new TextEncoder().encode(s);

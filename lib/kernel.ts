@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { errorText } from "./basics.ts";
 
 /** Whether the kernel renews stuck SYN_SENT entries on retransmitted SYNs. */
 export type SynSentRenewal = "yes" | "no" | "unknown";
@@ -46,6 +47,9 @@ export function synSentRenewal(release: string): SynSentRenewal {
   return "yes";
 }
 
+/** The procfs conntrack table of the network namespace the process runs in. */
+export const PROC_CONNTRACK_FILE = "/proc/net/nf_conntrack";
+
 /** Where the namespace's SYN_SENT timeout is. */
 export const SYN_SENT_TIMEOUT_FILE = "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_syn_sent";
 
@@ -67,7 +71,7 @@ export async function readSynSentTimeout(
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    return `cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`;
+    return `cannot read ${path}: ${errorText(e)}`;
   }
   const s = text.trim();
   if (!/^(0|[1-9][0-9]{0,6})$/.test(s)) return `${path} holds ${JSON.stringify(s)}, not seconds`;

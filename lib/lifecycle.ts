@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { errorText } from "./basics.ts";
 import type { Logger } from "./log.ts";
 
 /** Options for {@linkcode handleShutdown}. */
@@ -49,7 +50,7 @@ export function ignoreSigusr1(): string | undefined {
       libc.close();
     }
   } catch (e) {
-    return e instanceof Error ? e.message : String(e);
+    return errorText(e);
   }
 }
 

@@ -6,7 +6,13 @@
  *
  * @module
  */
-import { LOG_LEVELS, type LogFormat, type LogLevel } from "./config.ts";
+
+/** Log verbosity, most verbose first. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = typeof LOG_LEVELS[number];
+/** JSON lines or `key=value` text lines. */
+export const LOG_FORMATS = ["json", "text"] as const;
+export type LogFormat = typeof LOG_FORMATS[number];
 
 /** Fields attached to a log line. */
 export type Fields = Record<string, unknown>;
@@ -17,8 +23,6 @@ export interface Logger {
   info(msg: string, fields?: Fields): void;
   warn(msg: string, fields?: Fields): void;
   error(msg: string, fields?: Fields): void;
-  /** Whether lines of this level are written (to skip building costly fields). */
-  enabled(level: LogLevel): boolean;
   /** Lines that could not be written and were dropped, so far. */
   dropped?(): number;
 }
@@ -78,7 +82,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     info: emit("info"),
     warn: emit("warn"),
     error: emit("error"),
-    enabled,
     dropped: () => dropped,
   };
 }

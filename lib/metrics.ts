@@ -19,7 +19,7 @@ import processMaxFileDescriptors from "prom-client/lib/metrics/processMaxFileDes
 import processOpenFileDescriptors from "prom-client/lib/metrics/processOpenFileDescriptors.js";
 import processStartTime from "prom-client/lib/metrics/processStartTime.js";
 import type { AgentObserver, DecisionResult } from "./agent.ts";
-import type { Snapshot } from "./entry.ts";
+import type { Snapshot } from "./snapshot.ts";
 import type { Rule, TrackResult } from "./tracker.ts";
 
 /** Options for {@linkcode Metrics}. */

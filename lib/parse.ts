@@ -18,7 +18,8 @@
  * @module
  */
 import { canonicalIPv4, canonicalIPv6 } from "./addr.ts";
-import type { Candidate, Family } from "./entry.ts";
+import type { Candidate } from "./snapshot.ts";
+import type { Family } from "./tuple.ts";
 
 /** The TCP states the kernel names (`tcp_conntrack_names`). */
 export const TCP_STATES: ReadonlySet<string> = new Set([

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { errorText } from "./basics.ts";
 
 /** What {@linkcode ProcessRunner.run} needs. */
 export interface RunOptions {
@@ -71,7 +72,7 @@ export const denoRunner: ProcessRunner = {
     } catch (e) {
       const why = e instanceof Deno.errors.NotFound
         ? `${cmd}: not found`
-        : `${cmd}: ${e instanceof Error ? e.message : String(e)}`;
+        : `${cmd}: ${errorText(e)}`;
       return { code: -1, stdout: "", stderr: "", timedOut: false, spawnError: why };
     }
     const pid = child.pid;

@@ -11,13 +11,8 @@
  * @module
  */
 import { canonicalIPv6 } from "./addr.ts";
-import {
-  type Candidate,
-  type Destination,
-  destinationKey,
-  type Endpoint,
-  type Snapshot,
-} from "./entry.ts";
+import type { Candidate, Snapshot } from "./snapshot.ts";
+import { type Destination, destinationKey, type Endpoint } from "./tuple.ts";
 import { fastCandidate } from "./fast_line.ts";
 import { candidateOf, parseLine } from "./parse.ts";
 

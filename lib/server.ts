@@ -4,7 +4,6 @@
  *
  * @module
  */
-import type { AgentStatus } from "./agent.ts";
 import type { ListenAddress } from "./config.ts";
 import { type HttpResponse, serveHttp } from "./http.ts";
 
@@ -37,7 +36,7 @@ export interface LivenessLimits {
  * ```
  */
 export function liveness(
-  status: AgentStatus,
+  status: ProbeStatus,
   now: number,
   startedAt: number,
   limits: LivenessLimits,
@@ -55,6 +54,27 @@ export function liveness(
   if (age <= limits.idleMs) return { ok: true, reason: "ok" };
   const what = status.lastPollEndedAt === undefined ? "no poll has started" : "no poll started";
   return { ok: false, reason: `${what} for ${s(age)} (limit ${s(limits.idleMs)})` };
+}
+
+/**
+ * What the probes read of the poll loop (the agent's status has these
+ * fields); the server depends on nothing else of the loop.
+ */
+export interface ProbeStatus {
+  /** Monotonic ms when the last poll started; `undefined` before the first. */
+  readonly lastPollStartedAt: number | undefined;
+  /** Monotonic ms when the last poll ended; `undefined` before the first. */
+  readonly lastPollEndedAt: number | undefined;
+  /** Whether the last snapshot succeeded; `undefined` before the first finished. */
+  readonly lastSnapshotOk: boolean | undefined;
+  /** The last snapshot error, while the last snapshot failed. */
+  readonly lastError: string | undefined;
+  /** A poll is in progress. */
+  readonly polling: boolean;
+  /** Polls in a row whose deletions all failed (0 once one succeeds). */
+  readonly deleteFailures?: number | undefined;
+  /** Why the last failed deletion failed, while `deleteFailures` > 0. */
+  readonly lastDeleteError?: string | undefined;
 }
 
 /** Polls in a row whose deletions all failed before /readyz answers 503. */
@@ -78,7 +98,7 @@ export const DELETE_FAILURES_NOT_READY = 3;
  * // => { ok: false, reason: "no snapshot has finished yet" }
  * ```
  */
-export function readiness(status: AgentStatus): ProbeAnswer {
+export function readiness(status: ProbeStatus): ProbeAnswer {
   if (status.lastSnapshotOk === undefined) {
     return { ok: false, reason: "no snapshot has finished yet" };
   }
@@ -99,7 +119,7 @@ export function readiness(status: AgentStatus): ProbeAnswer {
 /** Options for {@linkcode startServer}. */
 export interface ServerOptions {
   listen: ListenAddress;
-  status: AgentStatus;
+  status: ProbeStatus;
   /** The exposition text and its content type. */
   metrics: () => Promise<{ body: string; contentType: string }>;
   /** See {@linkcode liveness}. */

@@ -11,7 +11,8 @@ import type { Logger } from "./log.ts";
 import { denoRunner, type ProcessRunner } from "./process.ts";
 import { NetlinkDeleter } from "./deleters/netlink.ts";
 import { ConntrackCliSource } from "./sources/conntrack_cli.ts";
-import { NetlinkSource, probeNetlink, type ProbeResult } from "./sources/netlink.ts";
+import { checkNetlink, type NetlinkCheck } from "./netlink/capability.ts";
+import { NetlinkSource } from "./sources/netlink.ts";
 import { assertRegularFile, ProcfsSource } from "./sources/procfs.ts";
 import type { Source } from "./sources/source.ts";
 import type { EvidenceFinder } from "./unnated.ts";
@@ -28,16 +29,16 @@ export interface Parts {
   sourceReason: string;
   deleter: Deleter;
   deleterReason: string;
-  /** How many deletions one poll may do with this deleter. */
-  maxDeletesPerPoll: number;
+  /** The longest one snapshot may take before the source gives up (its timeout), in ms. */
+  sourceTimeoutMs: number;
 }
 
 /** Options for {@linkcode setUp}. */
 export interface SetupOptions {
   runner?: ProcessRunner;
   log?: Logger;
-  /** Whether a ctnetlink dump works here; default {@linkcode probeNetlink}. */
-  probe?: () => Promise<ProbeResult>;
+  /** Whether a ctnetlink dump works here; default {@linkcode checkNetlink}. */
+  checkNetlink?: () => Promise<NetlinkCheck>;
   /** Aborts a start-up check in progress (its process group is killed): shutting down. */
   signal?: AbortSignal;
   /** This process's effective capabilities; default {@linkcode effectiveCapabilities}. */
@@ -48,12 +49,11 @@ export interface SetupOptions {
 export const CAP_NET_ADMIN = 12;
 
 /**
- * conntrack-tools dumps the whole table for each delete (0.33 s at 100k
- * entries): cap one poll's CLI deletes so a poll stays bounded.
+ * Time one snapshot may take, retries included, for the sources that can
+ * time out (netlink, the conntrack CLI); a procfs read is given the same
+ * allowance in {@linkcode Parts.sourceTimeoutMs}.
  */
-export const CLI_DELETES_PER_POLL = 100;
-/** A netlink delete is a hash lookup: 1,000 took 40-75 ms here (deno task bench). */
-export const NETLINK_DELETES_PER_POLL = 10_000;
+export const SOURCE_TIMEOUT_MS = 30_000;
 
 /**
  * Chooses and checks the source and the deleter. `auto` prefers netlink
@@ -91,8 +91,8 @@ async function choose(
   options: SetupOptions,
   runner: ProcessRunner,
 ): Promise<Parts> {
-  let probed: Promise<ProbeResult> | undefined;
-  const netlink = () => probed ??= (options.probe ?? probeNetlink)();
+  let checked: Promise<NetlinkCheck> | undefined;
+  const netlink = () => checked ??= (options.checkNetlink ?? checkNetlink)();
   const { source, sourceReason } = await chooseSource(settings, runner, netlink, options.log);
   if (!settings.dryRun) {
     checkNetAdmin((options.capabilities ?? effectiveCapabilities)(), settings.deleteVia);
@@ -103,19 +103,20 @@ async function choose(
     sourceReason,
     deleter,
     deleterReason,
-    maxDeletesPerPoll: deleter.name === "netlink" ? NETLINK_DELETES_PER_POLL : CLI_DELETES_PER_POLL,
+    sourceTimeoutMs: SOURCE_TIMEOUT_MS,
   };
 }
 
 async function chooseSource(
   s: Settings,
   runner: ProcessRunner,
-  netlink: () => Promise<ProbeResult>,
+  netlink: () => Promise<NetlinkCheck>,
   log?: Logger,
 ): Promise<{ source: Source & EvidenceFinder; sourceReason: string }> {
   const nl = () =>
     new NetlinkSource({
       maxCandidates: s.maxCandidates,
+      timeoutMs: SOURCE_TIMEOUT_MS,
       onFilterModeChange: (mode, reason) =>
         log?.warn("netlink dump filter changed", { filter: mode, reason }),
       // Interrupted dumps are normal on a busy table; only a run of them fails the snapshot.
@@ -123,7 +124,12 @@ async function chooseSource(
     });
   const max = s.maxCandidates;
   const procfs = () => new ProcfsSource({ path: s.procFile, maxCandidates: max });
-  const cli = () => new ConntrackCliSource({ bin: s.conntrackBin, maxCandidates: max });
+  const cli = () =>
+    new ConntrackCliSource({
+      bin: s.conntrackBin,
+      maxCandidates: max,
+      timeoutMs: SOURCE_TIMEOUT_MS,
+    });
   switch (s.source) {
     case "netlink": {
       const p = await netlink();
@@ -168,7 +174,7 @@ async function chooseSource(
 async function chooseDeleter(
   s: Settings,
   runner: ProcessRunner,
-  netlink: () => Promise<ProbeResult>,
+  netlink: () => Promise<NetlinkCheck>,
 ): Promise<{ deleter: Deleter; deleterReason: string }> {
   const cli = async (reason: string) => {
     // A dry run deletes nothing, so it does not need the binary.

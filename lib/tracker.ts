@@ -22,7 +22,8 @@
  *
  * @module
  */
-import { type Candidate, type Snapshot, toTuple, type Tuple, tupleKey } from "./entry.ts";
+import type { Candidate, Snapshot } from "./snapshot.ts";
+import { toTuple, type Tuple, tupleKey } from "./tuple.ts";
 
 /** Options for {@linkcode RenewalTracker}. */
 export interface TrackerOptions {
@@ -41,7 +42,6 @@ export type Rule = "renewals" | "unnated";
 /** An entry found stale: delete it (or, in a dry run, say so). */
 export interface StaleDecision {
   tuple: Tuple;
-  key: string;
   /** Which rule decided, and why in words (for the log line). */
   rule: Rule;
   reason: string;
@@ -160,7 +160,6 @@ export class RenewalTracker {
       if (t.renewals > this.threshold && !again) {
         stale.push({
           tuple: t.tuple,
-          key,
           rule: "renewals",
           reason: `renewed ${t.renewals} times, more than the threshold ${this.threshold}`,
           renewals: t.renewals,

@@ -23,15 +23,8 @@
  *
  * @module
  */
-import {
-  type Candidate,
-  type Destination,
-  destinationKey,
-  type Endpoint,
-  type Snapshot,
-  toTuple,
-  tupleKey,
-} from "./entry.ts";
+import type { Candidate, Snapshot } from "./snapshot.ts";
+import { type Destination, destinationKey, type Endpoint, toTuple } from "./tuple.ts";
 import type { DestinationSet } from "./destinations.ts";
 import type { StaleDecision } from "./tracker.ts";
 
@@ -245,7 +238,6 @@ export class UnnatedRule {
       }
       out.push({
         tuple: toTuple(c),
-        key: tupleKey(c),
         rule: "unnated",
         reason,
         renewals: 0,

@@ -32,7 +32,8 @@
 import { parseArgs } from "node:util";
 import { Agent } from "../lib/agent.ts";
 import type { DeleteOutcome, Deleter, DeleteTarget } from "../lib/deleters/deleter.ts";
-import type { Destination, Endpoint, Snapshot, SnapshotOptions } from "../lib/entry.ts";
+import type { Snapshot, SnapshotOptions } from "../lib/snapshot.ts";
+import type { Destination, Endpoint } from "../lib/tuple.ts";
 import { readSynSentTimeout } from "../lib/kernel.ts";
 import { createLogger } from "../lib/log.ts";
 import { ConntrackCliSource } from "../lib/sources/conntrack_cli.ts";
@@ -129,6 +130,10 @@ class CountingSource implements Source, EvidenceFinder {
 /** Deletes nothing: records what it was asked to delete. */
 class RecordingDeleter implements Deleter {
   readonly name = "recording";
+  readonly maxPerPoll = Infinity;
+  worstCaseMs(): number {
+    return 0;
+  }
   readonly asked: DeleteTarget[] = [];
   // deno-lint-ignore require-await
   async delete(targets: readonly DeleteTarget[]): Promise<DeleteOutcome[]> {

@@ -26,6 +26,8 @@
  *
  * @module
  */
+import { MessageBuilder } from "../lib/netlink/builder.ts";
+import { decodeConntrack, entryTuple } from "../lib/netlink/conntrack_entry.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -35,20 +37,19 @@ import {
   appendGetRequest,
   CTA_STATUS_MASK,
   ctMsgType,
-  decodeConntrack,
-  entryTuple,
   IPCTNL_MSG_CT_GET,
   IPPROTO_TCP,
   IPS_SEEN_REPLY,
-  MessageBuilder,
+} from "../lib/netlink/ctnetlink.ts";
+import {
   NLM_F_DUMP,
   NLM_F_REQUEST,
   NLMSG_DONE,
   NLMSG_ERROR,
   parseMessages,
-} from "../lib/netlink/codec.ts";
+} from "../lib/netlink/message.ts";
 import { NetlinkSocket } from "../lib/netlink/socket.ts";
-import type { Tuple } from "../lib/entry.ts";
+import { type ParsedTuple, parseTuple, type Tuple } from "../lib/tuple.ts";
 import { TRAFFIC, TRAFFIC_SETUP } from "./capture_fixtures.ts";
 import { withNetns } from "../testbed/netns.ts";
 import { NETLINK_FIXTURE_ENTRIES } from "../testbed/fixtures.ts";
@@ -141,13 +142,13 @@ async function inside(outdir: string): Promise<void> {
         true,
       ),
     );
-    const get = await exchange(sock, req((b, s) => appendGetRequest(b, s, V4_SYN)), false);
+    const get = await exchange(sock, req((b, s) => appendGetRequest(b, s, parsed(V4_SYN))), false);
     await save("get_reply_ipv4", get);
     await save(
       "get_enoent",
       await exchange(
         sock,
-        req((b, s) => appendGetRequest(b, s, { ...V4_SYN, sport: 40999 })),
+        req((b, s) => appendGetRequest(b, s, parsed({ ...V4_SYN, sport: 40999 }))),
         false,
       ),
     );
@@ -157,14 +158,14 @@ async function inside(outdir: string): Promise<void> {
       await exchange(
         sock,
         req((b, s) =>
-          appendDeleteRequest(b, s, { ...V4_SYN, sport: 40003, zone: 5 }, (id + 1) >>> 0)
+          appendDeleteRequest(b, s, parsed({ ...V4_SYN, sport: 40003, zone: 5 }), (id + 1) >>> 0)
         ),
         false,
       ),
     );
     await save(
       "delete_ack",
-      await exchange(sock, req((b, s) => appendDeleteRequest(b, s, V4_SYN, id)), false),
+      await exchange(sock, req((b, s) => appendDeleteRequest(b, s, parsed(V4_SYN), id)), false),
     );
     console.log(
       `deleted ${
@@ -319,4 +320,11 @@ if (import.meta.main) {
     if (Deno.args.includes("--traffic-only")) await trafficOnly(dir);
     else await outside(dir);
   }
+}
+
+/** The tuple, checked by the agent's own parser. */
+function parsed(t: Tuple): ParsedTuple {
+  const r = parseTuple(t);
+  if (!r.ok) throw new Error(r.problem);
+  return r.tuple;
 }

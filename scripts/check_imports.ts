@@ -75,16 +75,6 @@ const AREAS: { area: string; may: string[] }[] = [
  */
 const KNOWN: { from: string; to: string; why: string }[] = [
   {
-    from: "lib/log.ts",
-    to: "lib/config.ts",
-    why: "issue 8: log levels move into log.ts, config depends on log",
-  },
-  {
-    from: "lib/server.ts",
-    to: "lib/agent.ts",
-    why: "issue 8: the server declares the narrow status interface it reads",
-  },
-  {
     from: "lib/metrics.ts",
     to: "lib/agent.ts",
     why: "metrics implements the loop's AgentObserver; the interface belongs below the loop",

@@ -27,25 +27,26 @@
  *
  * @module
  */
+import { MessageBuilder } from "../lib/netlink/builder.ts";
 import {
   appendTuple,
   CTA_TIMEOUT,
   CTA_TUPLE_ORIG,
   CTA_ZONE,
   ctMsgType,
-  decodeError,
   familyNumber,
   IPCTNL_MSG_CT_NEW,
   IPPROTO_TCP,
   IPPROTO_UDP,
-  MessageBuilder,
+} from "../lib/netlink/ctnetlink.ts";
+import {
+  decodeError,
   NLM_F_ACK,
   NLM_F_REQUEST,
   NLMSG_ERROR,
   parseMessages,
-  tupleProblem,
-} from "../lib/netlink/codec.ts";
-import type { Tuple } from "../lib/entry.ts";
+} from "../lib/netlink/message.ts";
+import { parseTuple } from "../lib/tuple.ts";
 import { Errno, ErrnoError } from "../lib/netlink/errno.ts";
 import { NetlinkSocket } from "../lib/netlink/socket.ts";
 
@@ -204,16 +205,16 @@ function describe(t: CtTuple): string {
 
 /** Builds the `IPCTNL_MSG_CT_NEW` update message (exported for unit tests). */
 export function buildUpdate(t: CtTuple, timeoutSec: number, seq: number): Uint8Array {
-  const tuple: Tuple = {
+  const parsed = parseTuple({
     family: t.src.includes(":") ? "ipv6" : "ipv4",
     src: t.src,
     dst: t.dst,
     sport: t.sport,
     dport: t.dport,
     zone: t.zone ?? 0,
-  };
-  const problem = tupleProblem(tuple);
-  if (problem !== undefined) throw new Error(`${problem} in ${describe(t)}`);
+  });
+  if (!parsed.ok) throw new Error(`${parsed.problem} in ${describe(t)}`);
+  const tuple = parsed.tuple;
   if (!Number.isInteger(timeoutSec) || timeoutSec < 0 || timeoutSec > 0xffffffff) {
     throw new Error(`bad timeout ${timeoutSec}`);
   }

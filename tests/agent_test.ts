@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Agent, type DecisionResult } from "../lib/agent.ts";
-import type { Snapshot, Tuple } from "../lib/entry.ts";
+import type { Snapshot } from "../lib/snapshot.ts";
+import type { Tuple } from "../lib/tuple.ts";
 import type { DeleteOutcome, Deleter, DeleteResult } from "../lib/deleters/deleter.ts";
 import { type DestinationSet, parseDestinations } from "../lib/destinations.ts";
 import { createLogger } from "../lib/log.ts";
@@ -59,6 +60,10 @@ class RenewingSource implements Source {
 
 class FakeDeleter implements Deleter {
   name = "fake";
+  readonly maxPerPoll = Infinity;
+  worstCaseMs(): number {
+    return 0;
+  }
   calls: Tuple[][] = [];
   constructor(public result: DeleteResult) {}
   delete(tuples: readonly Tuple[]): Promise<DeleteOutcome[]> {

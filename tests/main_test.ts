@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { livenessLimits } from "../main.ts";
+import { ConntrackCliDeleter } from "../lib/deleters/conntrack_cli.ts";
+import { NetlinkDeleter } from "../lib/deleters/netlink.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -86,4 +89,20 @@ Deno.test("main exits 1 with one clear line when the table file is missing", asy
     lines[0].msg,
     /\/nonexistent\/nf_conntrack does not exist: the kernel needs CONFIG_NF_CONNTRACK_PROCFS/,
   );
+});
+
+Deno.test("livenessLimits derives the /healthz poll limit from the deleter's worst case and the source's timeout", () => {
+  const cli = new ConntrackCliDeleter();
+  const netlink = new NetlinkDeleter();
+  // CLI: one -R process per 100 tuples, 5 s + 1 s per tuple; two snapshots' timeouts; grace.
+  assert.deepEqual(livenessLimits(1000, { deleter: cli, sourceTimeoutMs: 30_000 }), {
+    idleMs: 31_000,
+    pollMs: 60_000 + 105_000 + 30_000,
+  });
+  // netlink: 10,000 per poll in batches of 128, each waiting up to 2 × 5 s.
+  assert.deepEqual(livenessLimits(1000, { deleter: netlink, sourceTimeoutMs: 30_000 }), {
+    idleMs: 31_000,
+    pollMs: 60_000 + 79 * 10_000 + 30_000,
+  });
+  netlink.close();
 });

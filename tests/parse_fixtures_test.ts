@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { parseLine, type TcpEntry } from "../lib/parse.ts";
 import { TableScanner } from "../lib/scan.ts";
-import { type Tuple, tupleKey } from "../lib/entry.ts";
+import { type Tuple, tupleKey } from "../lib/tuple.ts";
 import type { ExpectedTcp } from "../testbed/fixtures.ts";
 
 /** An entry of procfs_expected.json: what the capture script inserted. */

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { parseLine, type TcpEntry } from "../lib/parse.ts";
 import { TableScanner } from "../lib/scan.ts";
-import { type Tuple, tupleKey } from "../lib/entry.ts";
+import { type Tuple, tupleKey } from "../lib/tuple.ts";
 
 interface Dir {
   src: string;

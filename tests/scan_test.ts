@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { tupleKey } from "../lib/entry.ts";
+import { tupleKey } from "../lib/tuple.ts";
 import { parseLine } from "../lib/parse.ts";
 import { MAX_LINE_BYTES, TableScanner } from "../lib/scan.ts";
 

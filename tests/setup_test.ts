@@ -42,30 +42,30 @@ const table = new URL("fixtures/procfs_plain.txt", import.meta.url).pathname;
 const missing = "/nonexistent/nf_conntrack";
 
 Deno.test("setUp auto prefers netlink for reading and deleting when a dump works", async () => {
-  const p = await setUp(settings([]), { probe: netlinkOk, runner: conntrack(false) });
+  const p = await setUp(settings([]), { checkNetlink: netlinkOk, runner: conntrack(false) });
   assert.equal(p.source.name, "netlink");
   assert.equal(p.sourceReason, "auto: a ctnetlink dump works");
   assert.equal(p.deleter.name, "netlink");
-  assert.equal(p.maxDeletesPerPoll, 10_000);
+  assert.equal(p.deleter.maxPerPoll, 10_000);
   p.source.close?.();
   p.deleter.close?.();
 });
 
 Deno.test("setUp auto falls back to procfs and the conntrack CLI, saying why", async () => {
   const p = await setUp(defaultProcFile([], table), {
-    probe: netlinkNo,
+    checkNetlink: netlinkNo,
     runner: conntrack(true),
   });
   assert.equal(p.source.name, "procfs");
   assert.match(p.sourceReason, /^auto: netlink: EPERM .*; .* is readable$/);
   assert.equal(p.deleter.name, "conntrack");
   assert.match(p.deleterReason, /netlink: EPERM .*using the conntrack CLI/);
-  assert.equal(p.maxDeletesPerPoll, 100);
+  assert.equal(p.deleter.maxPerPoll, 100);
 });
 
 Deno.test("setUp auto reads with conntrack -L when neither netlink nor procfs works", async () => {
   const p = await setUp(defaultProcFile([], missing), {
-    probe: netlinkNo,
+    checkNetlink: netlinkNo,
     runner: conntrack(true),
   });
   assert.equal(p.source.name, "conntrack");
@@ -74,7 +74,7 @@ Deno.test("setUp auto reads with conntrack -L when neither netlink nor procfs wo
 
 Deno.test("setUp refuses to start, naming every reason, when nothing can read the table", async () => {
   const e = await setUp(defaultProcFile([], missing), {
-    probe: netlinkNo,
+    checkNetlink: netlinkNo,
     runner: conntrack(false),
   })
     .then(() => undefined, (e) => e);
@@ -87,36 +87,42 @@ Deno.test("setUp refuses to start, naming every reason, when nothing can read th
 
 Deno.test("setUp refuses an explicit netlink choice that does not work", async () => {
   await assert.rejects(
-    setUp(settings(["--source=netlink"]), { probe: netlinkNo }),
+    setUp(settings(["--source=netlink"]), { checkNetlink: netlinkNo }),
     /--source=netlink: a ctnetlink dump does not work: EPERM/,
   );
   await assert.rejects(
-    setUp(settings([`--proc-file=${table}`, "--delete-via=netlink"]), { probe: netlinkNo }),
+    setUp(settings([`--proc-file=${table}`, "--delete-via=netlink"]), { checkNetlink: netlinkNo }),
     /--delete-via=netlink: ctnetlink does not work: EPERM/,
   );
 });
 
 Deno.test("setUp needs no conntrack binary for a dry run", async () => {
   const p = await setUp(settings([`--proc-file=${table}`, "--dry-run"]), {
-    probe: netlinkNo,
+    checkNetlink: netlinkNo,
     runner: conntrack(false),
   });
   assert.equal(p.deleter.name, "conntrack");
   await assert.rejects(
-    setUp(settings([`--proc-file=${table}`]), { probe: netlinkNo, runner: conntrack(false) }),
+    setUp(settings([`--proc-file=${table}`]), {
+      checkNetlink: netlinkNo,
+      runner: conntrack(false),
+    }),
     /conntrack binary "conntrack" cannot run \(conntrack: not found\); install conntrack-tools/,
   );
 });
 
 Deno.test("setUp auto reads the file --proc-file names, even where netlink works, and says so", async () => {
   const p = await setUp(settings([`--proc-file=${table}`]), {
-    probe: netlinkOk,
+    checkNetlink: netlinkOk,
     runner: conntrack(true),
   });
   assert.equal(p.source.name, "procfs");
   assert.equal(p.sourceReason, "auto: --proc-file was given");
   await assert.rejects(
-    setUp(settings([`--proc-file=${missing}`]), { probe: netlinkOk, runner: conntrack(true) }),
+    setUp(settings([`--proc-file=${missing}`]), {
+      checkNetlink: netlinkOk,
+      runner: conntrack(true),
+    }),
     /the conntrack table \/nonexistent\/nf_conntrack does not exist/,
   );
   p.deleter.close?.();
@@ -138,7 +144,7 @@ Deno.test("setUp refuses a FIFO, a device or a directory as --proc-file without 
         // A blocking open of the FIFO would hang this test: it must be refused first.
         await assert.rejects(
           setUp(settings([`--proc-file=${path}`, `--source=${source}`]), {
-            probe: netlinkNo,
+            checkNetlink: netlinkNo,
             runner: conntrack(true),
           }),
           new RegExp(`--proc-file: ${path} is ${kind}: the table must be a regular or procfs file`),
@@ -155,7 +161,7 @@ Deno.test("setUp refuses to run without CAP_NET_ADMIN unless it is a dry run", a
   for (const via of ["auto", "conntrack", "netlink"]) {
     await assert.rejects(
       setUp(settings([`--proc-file=${table}`, `--delete-via=${via}`]), {
-        probe: netlinkNo,
+        checkNetlink: netlinkNo,
         runner: conntrack(true),
         capabilities: noNetAdmin,
       }),
@@ -163,13 +169,13 @@ Deno.test("setUp refuses to run without CAP_NET_ADMIN unless it is a dry run", a
     );
   }
   const dry = await setUp(settings([`--proc-file=${table}`, "--dry-run"]), {
-    probe: netlinkNo,
+    checkNetlink: netlinkNo,
     runner: conntrack(true),
     capabilities: noNetAdmin,
   });
   assert.equal(dry.source.name, "procfs");
   const full = await setUp(settings([`--proc-file=${table}`]), {
-    probe: netlinkNo,
+    checkNetlink: netlinkNo,
     runner: conntrack(true),
     capabilities: () => 0x00000000a80435fbn, // the same plus NET_ADMIN
   });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import type { Candidate, Snapshot, Tuple } from "../lib/entry.ts";
+import type { Candidate, Snapshot } from "../lib/snapshot.ts";
+import type { Tuple } from "../lib/tuple.ts";
 import { RenewalTracker } from "../lib/tracker.ts";
 
 /**

@@ -2,16 +2,14 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Agent } from "../lib/agent.ts";
 import { parseDestinations } from "../lib/destinations.ts";
+import type { Candidate, Snapshot, SnapshotOptions } from "../lib/snapshot.ts";
 import {
-  type Candidate,
   type Destination,
   destinationKey,
   type Endpoint,
-  type Snapshot,
-  type SnapshotOptions,
   type Tuple,
   tupleKey,
-} from "../lib/entry.ts";
+} from "../lib/tuple.ts";
 import type { DeleteOutcome, Deleter } from "../lib/deleters/deleter.ts";
 import { createLogger } from "../lib/log.ts";
 import { RenewalTracker } from "../lib/tracker.ts";
@@ -84,6 +82,10 @@ class Table implements EvidenceFinder {
 
 class RecordingDeleter implements Deleter {
   readonly name = "rec";
+  readonly maxPerPoll = Infinity;
+  worstCaseMs(): number {
+    return 0;
+  }
   deleted: { tuple: Tuple; at: number }[] = [];
   constructor(readonly table: Table) {}
   delete(targets: readonly Tuple[]): Promise<DeleteOutcome[]> {
@@ -420,4 +422,28 @@ Deno.test("un-NATed rule: a source that reads the whole table answers evidence i
   await agent.pollOnce();
   assert.deepEqual(deleter.deleted.map((d) => d.tuple.dst), ["198.51.100.8"]);
   assert.equal(table.lookups.length, 1);
+});
+
+Deno.test("UnnatedRule.plan takes a candidate exactly --unnated-after old, and none a second younger", () => {
+  const rule = new UnnatedRule({ afterMs: 2000, synSentTimeoutS: 120, destinations: undefined });
+  const c = (sport: number, timeout: number): Candidate => ({
+    family: "ipv4",
+    src: "192.0.2.1",
+    dst: "198.51.100.80",
+    sport,
+    dport: 80,
+    zone: 0,
+    timeout,
+    seenFrom: 0,
+    seenTo: 1,
+  });
+  // 117 s left of 120: at least 2 s old (the kernel rounds down); 118 s left: at least 1 s.
+  const plan = rule.plan({
+    candidates: [c(40000, 117), c(40001, 118)],
+    scanned: 2,
+    malformed: 0,
+    startedAt: 0,
+    finishedAt: 1,
+  }, () => undefined);
+  assert.deepEqual(plan.eligible.map((e) => [e.candidate.sport, e.ageMs]), [[40000, 2000]]);
 });

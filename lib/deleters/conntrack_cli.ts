@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { canonicalIPv4, canonicalIPv6 } from "../addr.ts";
-import { type Tuple, tupleKey } from "../entry.ts";
+import { type ParsedTuple, parseTuple, type Tuple, tupleKey } from "../tuple.ts";
 import { parseLine } from "../parse.ts";
 import { denoRunner, type ProcessRunner } from "../process.ts";
 import type { DeleteOutcome, Deleter, DeleteTarget } from "./deleter.ts";
@@ -22,6 +21,12 @@ export interface ConntrackCliDeleterOptions {
   mode?: "batch" | "each";
   /** Tuples per `-R` process; default 100. */
   batchSize?: number;
+  /**
+   * Targets one poll may hand over ({@linkcode Deleter.maxPerPoll}); default
+   * 100: conntrack-tools dumps the whole table for each delete (0.33 s at
+   * 100k entries), so a poll stays bounded.
+   */
+  maxPerPoll?: number;
   /** A process is killed after `baseTimeoutMs + perTupleTimeoutMs × tuples`; default 5 s + 1 s. */
   baseTimeoutMs?: number;
   perTupleTimeoutMs?: number;
@@ -30,35 +35,21 @@ export interface ConntrackCliDeleterOptions {
 
 /**
  * The `conntrack -D` arguments that delete exactly `t`, and only while it is
- * still TCP SYN_SENT with no reply seen. Throws `RangeError` for a tuple that
- * is not valid through and through (an address that is not canonical, a port
- * or zone out of range), so nothing unchecked ever reaches a command line.
+ * still TCP SYN_SENT with no reply seen. `t` was checked by `parseTuple`
+ * (canonical addresses, ports and zone in range), so nothing unchecked ever
+ * reaches a command line.
  *
  * @example
  * ```ts
  * import { deleteArgs } from "./conntrack_cli.ts";
- * deleteArgs({ family: "ipv4", src: "10.0.0.1", dst: "10.0.0.2", sport: 40000, dport: 80, zone: 0 });
+ * import { parseTuple } from "../tuple.ts";
+ * const r = parseTuple({ family: "ipv4", src: "10.0.0.1", dst: "10.0.0.2", sport: 40000, dport: 80, zone: 0 });
+ * if (r.ok) deleteArgs(r.tuple);
  * // => ["-D", "-p", "tcp", "-f", "ipv4", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "40000",
  * //     "--dport", "80", "-w", "0", "--state", "SYN_SENT", "-u", "UNREPLIED", "-o", "extended"]
  * ```
  */
-export function deleteArgs(t: Tuple): string[] {
-  const canon = t.family === "ipv4" ? canonicalIPv4 : t.family === "ipv6" ? canonicalIPv6 : null;
-  if (canon === null) {
-    throw new RangeError(`refusing tuple: bad family ${JSON.stringify(t.family)}`);
-  }
-  for (const a of [t.src, t.dst]) {
-    if (typeof a !== "string" || canon(a) !== a) {
-      throw new RangeError(
-        `refusing tuple: ${JSON.stringify(a)} is not a canonical ${t.family} address`,
-      );
-    }
-  }
-  for (const [name, v] of [["sport", t.sport], ["dport", t.dport], ["zone", t.zone]] as const) {
-    if (!Number.isInteger(v) || v < 0 || v > 65535) {
-      throw new RangeError(`refusing tuple: ${name} ${JSON.stringify(v)} is not in 0-65535`);
-    }
-  }
+export function deleteArgs(t: ParsedTuple): string[] {
   return [
     "-D",
     "-p",
@@ -125,6 +116,7 @@ export class ConntrackCliDeleter implements Deleter {
   readonly name = "conntrack";
   readonly bin: string;
   readonly mode: "batch" | "each";
+  readonly maxPerPoll: number;
   #batchSize: number;
   #baseTimeoutMs: number;
   #perTupleTimeoutMs: number;
@@ -133,24 +125,33 @@ export class ConntrackCliDeleter implements Deleter {
   constructor(options: ConntrackCliDeleterOptions = {}) {
     this.bin = options.bin ?? "conntrack";
     this.mode = options.mode ?? "batch";
-    this.#batchSize = options.batchSize ?? 100;
+    this.#batchSize = Math.max(1, options.batchSize ?? 100);
+    this.maxPerPoll = options.maxPerPoll ?? 100;
     this.#baseTimeoutMs = options.baseTimeoutMs ?? 5000;
     this.#perTupleTimeoutMs = options.perTupleTimeoutMs ?? 1000;
     this.#runner = options.runner ?? denoRunner;
   }
 
+  /**
+   * Every process killed at its timeout: one per batch of `batchSize`
+   * (`baseTimeoutMs + perTupleTimeoutMs × tuples`), or one per tuple in
+   * `each` mode.
+   */
+  worstCaseMs(count: number): number {
+    const processes = this.mode === "each" ? count : Math.ceil(count / this.#batchSize);
+    return processes * this.#baseTimeoutMs + count * this.#perTupleTimeoutMs;
+  }
+
   async delete(tuples: readonly DeleteTarget[], signal?: AbortSignal): Promise<DeleteOutcome[]> {
     const out: DeleteOutcome[] = [];
-    const valid: { tuple: Tuple; args: string[] }[] = [];
+    const valid: { tuple: Tuple; key: string; args: string[] }[] = [];
     for (const tuple of tuples) {
-      try {
-        valid.push({ tuple, args: deleteArgs(tuple) });
-      } catch (e) {
-        out.push({ tuple, result: "failed", error: (e as Error).message });
-      }
+      const p = parseTuple(tuple);
+      if (p.ok) valid.push({ tuple, key: tupleKey(p.tuple), args: deleteArgs(p.tuple) });
+      else out.push({ tuple, result: "failed", error: `refusing tuple: ${p.problem}` });
     }
     if (this.mode === "each") {
-      for (const v of valid) out.push(await this.#deleteOne(v.tuple, v.args, signal));
+      for (const v of valid) out.push(await this.#deleteOne(v, signal));
     } else {
       for (let i = 0; i < valid.length; i += this.#batchSize) {
         out.push(...await this.#deleteBatch(valid.slice(i, i + this.#batchSize), signal));
@@ -160,14 +161,17 @@ export class ConntrackCliDeleter implements Deleter {
     return out.sort((a, b) => order.get(a.tuple)! - order.get(b.tuple)!);
   }
 
-  async #deleteOne(tuple: Tuple, args: string[], signal?: AbortSignal): Promise<DeleteOutcome> {
+  async #deleteOne(
+    { tuple, key, args }: { tuple: Tuple; key: string; args: string[] },
+    signal?: AbortSignal,
+  ): Promise<DeleteOutcome> {
     if (signal?.aborted) return { tuple, result: "failed", error: "shutting down" };
     const r = await this.#runner.run(this.bin, args, {
       timeoutMs: this.#baseTimeoutMs + this.#perTupleTimeoutMs,
       signal,
     });
     const failure = runFailure(this.bin, r);
-    if (r.code === 0 && deletedKeys(r.stdout).has(tupleKey(tuple))) {
+    if (r.code === 0 && deletedKeys(r.stdout).has(key)) {
       return { tuple, result: "deleted" };
     }
     // conntrack exits 1 when its filters matched nothing: the entry left by itself.
@@ -178,7 +182,7 @@ export class ConntrackCliDeleter implements Deleter {
   }
 
   async #deleteBatch(
-    batch: { tuple: Tuple; args: string[] }[],
+    batch: { tuple: Tuple; key: string; args: string[] }[],
     signal?: AbortSignal,
   ): Promise<DeleteOutcome[]> {
     if (batch.length === 0) return [];
@@ -192,8 +196,8 @@ export class ConntrackCliDeleter implements Deleter {
     });
     const deleted = deletedKeys(r.stdout);
     const failure = runFailure(this.bin, r);
-    return batch.map(({ tuple }): DeleteOutcome => {
-      if (deleted.has(tupleKey(tuple))) return { tuple, result: "deleted" };
+    return batch.map(({ tuple, key }): DeleteOutcome => {
+      if (deleted.has(key)) return { tuple, result: "deleted" };
       // `-R` prints what it deleted and nothing for lines that matched nothing.
       // When the process failed part-way, the lines it did not print are unknown: retry them.
       if (failure === undefined) return { tuple, result: "already_gone" };

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Tuple } from "../entry.ts";
+import type { Tuple } from "../tuple.ts";
 
 /**
  * What became of one tuple:
@@ -30,10 +30,22 @@ export interface DeleteOutcome {
   error?: string | undefined;
 }
 
-/** Deletes exact tuples, and only while they are still SYN_SENT + UNREPLIED. */
+/**
+ * Deletes exact tuples, and only while they are still SYN_SENT + UNREPLIED.
+ * A deleter also says how much one poll may ask of it and how long that can
+ * take, so the agent's per-poll limit and the `/healthz` poll limit follow
+ * from the deleter in use.
+ */
 export interface Deleter {
   /** `conntrack` or `netlink`: used in logs and metrics. */
   readonly name: string;
+  /** Most targets one poll hands to {@linkcode Deleter.delete}; the rest wait for the next poll. */
+  readonly maxPerPoll: number;
+  /**
+   * The longest {@linkcode Deleter.delete} of `count` targets can take, in
+   * milliseconds, when every step runs into its timeout.
+   */
+  worstCaseMs(count: number): number;
   /** One outcome per target, in the same order. Never rejects. */
   delete(targets: readonly DeleteTarget[], signal?: AbortSignal): Promise<DeleteOutcome[]>;
   close?(): void;

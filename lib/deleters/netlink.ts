@@ -4,28 +4,27 @@
  *
  * @module
  */
-import type { Tuple } from "../entry.ts";
-import { tupleKey } from "../entry.ts";
+import { type ParsedTuple, parseTuple, tupleKey } from "../tuple.ts";
+import { MessageBuilder } from "../netlink/builder.ts";
+import { decodeConntrack, entryTuple } from "../netlink/conntrack_entry.ts";
 import {
-  addressBytes,
   appendDeleteRequest,
   appendGetRequest,
   ctMsgType,
-  decodeConntrack,
-  decodeError,
-  entryTuple,
-  formatAddress,
   IPCTNL_MSG_CT_NEW,
-  isSynSentUnreplied,
-  MessageBuilder,
+  IPPROTO_TCP,
+} from "../netlink/ctnetlink.ts";
+import {
+  decodeError,
   NetlinkDecodeError,
   type NetlinkMessage,
   NLMSG_ERROR,
   parseMessages,
-  tupleProblem,
-} from "../netlink/codec.ts";
+} from "../netlink/message.ts";
+import { isSynSentUnreplied } from "../netlink/syn_sent.ts";
 import { describeErrno, Errno, ErrnoError } from "../netlink/errno.ts";
 import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
+import type { Clock } from "../basics.ts";
 import type { DeleteOutcome, Deleter, DeleteTarget } from "./deleter.ts";
 
 /**
@@ -41,6 +40,13 @@ import type { DeleteOutcome, Deleter, DeleteTarget } from "./deleter.ts";
 export interface NetlinkDeleterOptions {
   /** Requests sent to the kernel in one `sendto`; default 128. */
   batchSize?: number;
+  /**
+   * Targets one poll may hand over ({@linkcode Deleter.maxPerPoll}); default
+   * 10,000: a netlink delete is a hash lookup (docs/benchmarks.md).
+   */
+  maxPerPoll?: number;
+  /** Monotonic milliseconds, for every wait and deadline; default `performance.now`. */
+  clock?: Clock;
   /** Time to wait for the kernel's answers to one batch; default 5000 ms. */
   replyTimeoutMs?: number;
   /** Socket receive buffer to ask the kernel for; default 8 MiB. */
@@ -50,18 +56,6 @@ export interface NetlinkDeleterOptions {
 }
 
 const CT_NEW = ctMsgType(IPCTNL_MSG_CT_NEW);
-
-/** Canonical spelling of a valid tuple, so replies can be compared with it. */
-function canonical(t: Tuple): Tuple {
-  return {
-    family: t.family,
-    src: formatAddress(addressBytes(t.family, t.src)!),
-    dst: formatAddress(addressBytes(t.family, t.dst)!),
-    sport: t.sport,
-    dport: t.dport,
-    zone: t.zone,
-  };
-}
 
 /** Handles one reply; returns an outcome when the request is answered. */
 type ReplyHandler = (idx: number, m: NetlinkMessage) => boolean;
@@ -109,7 +103,9 @@ type ReplyHandler = (idx: number, m: NetlinkMessage) => boolean;
  */
 export class NetlinkDeleter implements Deleter {
   readonly name = "netlink";
+  readonly maxPerPoll: number;
   #batchSize: number;
+  #clock: Clock;
   #replyTimeoutMs: number;
   #open: () => NetlinkTransport;
   #t: NetlinkTransport | undefined;
@@ -120,10 +116,20 @@ export class NetlinkDeleter implements Deleter {
 
   constructor(options: NetlinkDeleterOptions = {}) {
     this.#batchSize = Math.max(1, options.batchSize ?? 128);
+    this.maxPerPoll = options.maxPerPoll ?? 10_000;
+    this.#clock = options.clock ?? (() => performance.now());
     this.#replyTimeoutMs = options.replyTimeoutMs ?? 5000;
     const rcvbuf = options.recvBufferBytes ?? 8 << 20;
     this.#open = options.openTransport ??
       (() => NetlinkSocket.open({ recvBufferBytes: rcvbuf }));
+  }
+
+  /**
+   * Each batch of `batchSize` waits at most `replyTimeoutMs` for the answers
+   * to its GETs, then as long for those to its DELETEs.
+   */
+  worstCaseMs(count: number): number {
+    return Math.ceil(count / this.#batchSize) * 2 * this.#replyTimeoutMs;
   }
 
   delete(tuples: readonly DeleteTarget[], signal?: AbortSignal): Promise<DeleteOutcome[]> {
@@ -147,13 +153,13 @@ export class NetlinkDeleter implements Deleter {
       if (this.#closed) throw new Error("netlink deleter is closed");
       for (let start = 0; start < tuples.length; start += this.#batchSize) {
         signal?.throwIfAborted();
-        const idx: number[] = [];
+        const batch = new Map<number, ParsedTuple>();
         for (let i = start; i < Math.min(tuples.length, start + this.#batchSize); i++) {
-          const problem = tupleProblem(tuples[i]!);
-          if (problem !== undefined) fail(i, `invalid tuple: ${problem}`);
-          else idx.push(i);
+          const p = parseTuple(tuples[i]!);
+          if (p.ok) batch.set(i, p.tuple);
+          else fail(i, `invalid tuple: ${p.problem}`);
         }
-        if (idx.length) await this.#batch(tuples, idx, out, signal);
+        if (batch.size) await this.#batch(tuples, batch, out, signal);
       }
     } catch (e) {
       // The socket may hold answers to requests we no longer wait for.
@@ -177,7 +183,7 @@ export class NetlinkDeleter implements Deleter {
 
   async #batch(
     tuples: readonly DeleteTarget[],
-    idx: number[],
+    batch: Map<number, ParsedTuple>,
     out: (DeleteOutcome | undefined)[],
     signal?: AbortSignal,
   ): Promise<void> {
@@ -190,11 +196,11 @@ export class NetlinkDeleter implements Deleter {
 
     // 1. GET every tuple; keep the ids of those still SYN_SENT + unreplied.
     const ids = new Map<number, number>();
-    const b = new MessageBuilder(idx.length * 100);
+    const b = new MessageBuilder(batch.size * 100);
     const pending = new Map<number, number>();
-    for (const i of idx) {
+    for (const [i, tuple] of batch) {
       const seq = this.#nextSeq();
-      appendGetRequest(b, seq, tuples[i]!);
+      appendGetRequest(b, seq, tuple);
       pending.set(seq, i);
     }
     await t.send(b.bytes());
@@ -217,7 +223,7 @@ export class NetlinkDeleter implements Deleter {
         return true;
       }
       const got = entryTuple(e);
-      if (e.proto !== 6 || tupleKey(got) !== tupleKey(canonical(tuples[i]!))) {
+      if (e.proto !== IPPROTO_TCP || tupleKey(got) !== tupleKey(batch.get(i)!)) {
         set(i, "failed", `kernel answered with another entry: ${tupleKey(got)}`);
       } else if (tuples[i]!.id !== undefined && e.id !== tuples[i]!.id) {
         // Another entry took the tuple since the snapshot: not the one seen renewed.
@@ -244,7 +250,7 @@ export class NetlinkDeleter implements Deleter {
     pending.clear();
     for (const [i, id] of ids) {
       const seq = this.#nextSeq();
-      appendDeleteRequest(b, seq, tuples[i]!, id);
+      appendDeleteRequest(b, seq, batch.get(i)!, id);
       pending.set(seq, i);
     }
     await t.send(b.bytes());
@@ -288,7 +294,7 @@ export class NetlinkDeleter implements Deleter {
     signal: AbortSignal | undefined,
     handle: ReplyHandler,
   ): Promise<string | undefined> {
-    const deadline = performance.now() + this.#replyTimeoutMs;
+    const deadline = this.#clock() + this.#replyTimeoutMs;
     let lost: string | undefined;
     while (pending.size > 0) {
       signal?.throwIfAborted();
@@ -297,7 +303,7 @@ export class NetlinkDeleter implements Deleter {
         n = t.tryRecv(this.#buf);
         if (n === null) {
           if (lost !== undefined) break;
-          const left = deadline - performance.now();
+          const left = deadline - this.#clock();
           if (left <= 0) break;
           n = await t.recv(this.#buf, Math.min(100, left));
           if (n === null) continue;

@@ -16,7 +16,7 @@ import {
   NLMSG_NOOP,
   NLMSG_OVERRUN,
   parseMessages,
-} from "./codec.ts";
+} from "./message.ts";
 import { Errno, ErrnoError } from "./errno.ts";
 import type { NetlinkTransport } from "./socket.ts";
 
@@ -109,7 +109,8 @@ export interface RunDumpOptions {
  * @example
  * ```ts ignore
  * // ignore: needs root (CAP_NET_ADMIN); dumps this host's conntrack table.
- * import { appendDumpRequest, AF_UNSPEC, MessageBuilder } from "./codec.ts";
+ * import { MessageBuilder } from "./builder.ts";
+ * import { AF_UNSPEC, appendDumpRequest } from "./ctnetlink.ts";
  * import { runDump } from "./dump.ts";
  * import { NetlinkSocket } from "./socket.ts";
  * const sock = NetlinkSocket.open();
@@ -199,4 +200,46 @@ function throwKernelError(errno: number, message?: string): never {
     throw new DumpRetryError(new ErrnoError(errno, "netlink dump", message).message);
   }
   throw new ErrnoError(errno, "netlink dump", message);
+}
+
+/**
+ * Runs `tasks` at once (dumps on sockets of their own) and settles when all
+ * have. The first to fail aborts the signal the others were given, and its
+ * error is what rejects; the caller's `signal` aborts them all.
+ *
+ * @example
+ * ```ts
+ * import { allOrFirstFailure } from "./dump.ts";
+ * await allOrFirstFailure([
+ *   async () => {},
+ *   async (stop) => { stop.throwIfAborted(); },
+ * ]);
+ * ```
+ */
+export async function allOrFirstFailure(
+  tasks: readonly ((stop: AbortSignal) => Promise<void>)[],
+  signal?: AbortSignal,
+): Promise<void> {
+  signal?.throwIfAborted();
+  // Aborted by the caller's signal or by the first task to fail.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(signal!.reason);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  let failure: { error: unknown } | undefined;
+  try {
+    await Promise.all(tasks.map(async (task) => {
+      try {
+        await task(stop.signal);
+      } catch (error) {
+        // The others then reject with this same error (the abort reason); the first counts.
+        if (failure === undefined) {
+          failure = { error };
+          stop.abort(error);
+        }
+      }
+    }));
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+  if (failure !== undefined) throw failure.error;
 }

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { AF_NETLINK, HOST_LE, NETLINK_NETFILTER } from "./codec.ts";
+import { AF_NETLINK, HOST_LE, NETLINK_NETFILTER } from "./message.ts";
 import { Errno, ErrnoError } from "./errno.ts";
 
 const SOCK_RAW = 3;

@@ -6,11 +6,13 @@
  *
  * @module
  */
-import type { Destination, Endpoint, Family, Snapshot } from "../entry.ts";
+import type { Snapshot } from "../snapshot.ts";
+import type { Destination, Endpoint, Family } from "../tuple.ts";
 import { denoRunner, type ProcessRunner } from "../process.ts";
 import { TableScanner } from "../scan.ts";
 import type { EvidenceFinder } from "../unnated.ts";
-import type { Clock, Source } from "./source.ts";
+import type { Clock } from "../basics.ts";
+import type { Source } from "./source.ts";
 
 /** Options for {@linkcode ConntrackCliSource}. */
 export interface ConntrackCliSourceOptions {

@@ -4,54 +4,27 @@
  *
  * @module
  */
-import {
-  type Candidate,
-  type Destination,
-  destinationKey,
-  type Endpoint,
-  type Snapshot,
-  type SnapshotOptions,
-} from "../entry.ts";
+import type { Snapshot, SnapshotOptions } from "../snapshot.ts";
+import type { Destination, Endpoint } from "../tuple.ts";
 import type { EvidenceFinder } from "../unnated.ts";
-import {
-  AF_INET,
-  AF_INET6,
-  AF_UNSPEC,
-  appendDumpRequest,
-  type ConntrackEntry,
-  ctMsgType,
-  decodeConntrack,
-  type DumpFilter,
-  entryTuple,
-  formatAddress,
-  IPCTNL_MSG_CT_NEW,
-  IPPROTO_TCP,
-  IPS_DST_NAT,
-  IPS_SEEN_REPLY,
-  isSynSentUnreplied,
-  MessageBuilder,
-  NetlinkDecodeError,
-  type NetlinkMessage,
-} from "../netlink/codec.ts";
-import { DumpRetryError, runDump } from "../netlink/dump.ts";
+import { MessageBuilder } from "../netlink/builder.ts";
+import { AF_UNSPEC, appendDumpRequest, type DumpFilter } from "../netlink/ctnetlink.ts";
+import { allOrFirstFailure, DumpRetryError, runDump } from "../netlink/dump.ts";
 import { Errno, ErrnoError } from "../netlink/errno.ts";
+import type { NetlinkMessage } from "../netlink/message.ts";
 import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
-import type { Clock, Source } from "./source.ts";
-
-export { probeNetlink, type ProbeResult } from "../netlink/probe.ts";
-
-/**
- * What the dump asks the kernel to filter on. Whatever the mode, the source
- * filters every message again in userspace.
- * - `proto+status`: TCP only (`CTA_FILTER` on the original tuple's protocol,
- *   one dump per address family since the kernel needs one for a tuple
- *   filter; the two run at once, on two sockets) and `IPS_SEEN_REPLY` clear
- *   (`CTA_STATUS` 0 under `CTA_STATUS_MASK`);
- * - `status`: `IPS_SEEN_REPLY` clear only, one dump of both families;
- * - `proto`: TCP only, one dump per family (at once, as above);
- * - `none`: the whole table, one dump of both families.
- */
-export type NetlinkFilterMode = "proto+status" | "status" | "proto" | "none";
+import type { Clock } from "../basics.ts";
+import { EvidenceCollector, evidenceFamilies } from "./netlink_evidence.ts";
+import {
+  dumpFamilies,
+  evidenceFilter,
+  learnFromSnapshot,
+  modeAfterRejection,
+  type NetlinkFilterMode,
+  snapshotFilter,
+} from "./netlink_filter.ts";
+import { Tally, tallyMessage } from "./netlink_tally.ts";
+import type { Source } from "./source.ts";
 
 /**
  * What the last {@linkcode NetlinkSource.snapshot} did, for logs and metrics.
@@ -125,41 +98,15 @@ export interface NetlinkSourceOptions {
   openTransport?: () => NetlinkTransport;
 }
 
-const PROTO_MODES = new Set<NetlinkFilterMode>(["proto+status", "proto"]);
-const STATUS_MODES = new Set<NetlinkFilterMode>(["proto+status", "status"]);
-/** Where to go when the kernel rejects a mode's filter with EINVAL/EOPNOTSUPP. */
-const ON_REJECT: Record<NetlinkFilterMode, NetlinkFilterMode | undefined> = {
-  "proto+status": "status",
-  status: "none",
-  proto: "none",
-  none: undefined,
-};
-
-function filterFor(mode: NetlinkFilterMode): DumpFilter {
-  const f: DumpFilter = {};
-  if (PROTO_MODES.has(mode)) f.protoNum = IPPROTO_TCP;
-  if (STATUS_MODES.has(mode)) f.status = { value: 0, mask: IPS_SEEN_REPLY };
-  return f;
-}
-
 /** Dumps one snapshot runs at once, each on its own socket: IPv4 and IPv6. */
 const MAX_DUMPS = 2;
 /** Sockets in all: the snapshot's, then as many for evidence dumps running beside it. */
 const SLOTS = 2 * MAX_DUMPS;
-const CT_NEW = ctMsgType(IPCTNL_MSG_CT_NEW);
-const HEX_PREVIEW_BYTES = 96;
 
 /** A socket, opened on first use, and its receive buffer. */
 interface Slot {
   transport: NetlinkTransport | undefined;
   buffer: Uint8Array;
-}
-
-function hex(bytes: Uint8Array): string {
-  const n = Math.min(bytes.length, HEX_PREVIEW_BYTES);
-  let s = "";
-  for (let i = 0; i < n; i++) s += bytes[i]!.toString(16).padStart(2, "0");
-  return n < bytes.length ? `${s}… (${bytes.length} bytes)` : s;
 }
 
 /** What one set of parallel dumps asks for, and what it does with each message. */
@@ -168,39 +115,6 @@ interface DumpJob {
   /** A data message of dump `i` (socket `i`), produced between `from` and `to`. */
   onMessage(i: number, m: NetlinkMessage, from: number, to: number): void;
   onFramingError(reason: string, bytes: Uint8Array): void;
-}
-
-/**
- * Counts of one attempt, shared by its dumps; thrown away with the attempt
- * when it is retried.
- */
-class Tally {
-  /** Candidates per dump, in dump order: the IPv4 ones come first in the snapshot. */
-  readonly candidates: Candidate[][];
-  /**
-   * Candidates past `maxCandidates`, not kept. Where the kernel already sends
-   * only unreplied TCP entries (`proto+status`), they are counted without
-   * being decoded, so a flooded table costs no more.
-   */
-  overflow = 0;
-  constructor(
-    readonly maxCandidates: number,
-    dumps: number,
-    readonly kernelFiltered: boolean,
-  ) {
-    this.candidates = Array.from({ length: dumps }, () => []);
-  }
-  scanned = 0;
-  malformed = 0;
-  firstMalformed: { reason: string; line: string } | undefined;
-  /** Messages the kernel filter should have dropped. */
-  nonTcp = 0;
-  replied = 0;
-
-  bad(reason: string, bytes: Uint8Array): void {
-    this.malformed++;
-    this.firstMalformed ??= { reason, line: hex(bytes) };
-  }
 }
 
 /**
@@ -347,51 +261,23 @@ export class NetlinkSource implements Source, EvidenceFinder {
     signal?: AbortSignal,
   ): Promise<Map<string, Endpoint>> {
     if (this.#closed) throw new Error("netlink source is closed");
-    const want = new Set(destinations.map(destinationKey));
     const deadline = this.#clock() + this.#timeoutMs;
     const mode = this.#mode;
-    const families = PROTO_MODES.has(mode)
-      ? [AF_INET, AF_INET6].filter((f) =>
-        destinations.some((d) => (d.family === "ipv4" ? AF_INET : AF_INET6) === f)
-      )
-      : [AF_UNSPEC];
-    const filter: DumpFilter = {};
-    if (PROTO_MODES.has(mode)) filter.protoNum = IPPROTO_TCP;
-    if (STATUS_MODES.has(mode)) filter.status = { value: IPS_DST_NAT, mask: IPS_DST_NAT };
+    const families = dumpFamilies(mode)[0] === AF_UNSPEC
+      ? [AF_UNSPEC]
+      : evidenceFamilies(destinations);
+    const filter = evidenceFilter(mode);
     for (let failures = 0;; failures++) {
-      const found = new Map<string, Endpoint>();
+      const found = new EvidenceCollector(destinations);
       try {
         await this.#dumpAll(
           families,
-          {
-            filter,
-            onMessage: (_i, m) => {
-              if (m.type !== CT_NEW) return;
-              let e;
-              try {
-                e = decodeConntrack(m.payload);
-              } catch (err) {
-                if (err instanceof NetlinkDecodeError) return; // not evidence; snapshots count these
-                throw err;
-              }
-              if (e.proto !== IPPROTO_TCP || e.dport === undefined) return;
-              const to = e.replySrcAddr === undefined ? undefined : translation(e);
-              if (to === undefined) return;
-              const key = destinationKey({
-                family: e.family,
-                dst: formatAddress(e.dstAddr),
-                dport: e.dport,
-                zone: e.zone,
-              });
-              if (want.has(key) && !found.has(key)) found.set(key, to);
-            },
-            onFramingError: () => {},
-          },
+          { filter, onMessage: (_i, m) => found.add(m), onFramingError: () => {} },
           deadline,
           signal,
           MAX_DUMPS,
         );
-        return found;
+        return found.found;
       } catch (e) {
         this.#reset(MAX_DUMPS, SLOTS);
         if (signal?.aborted) throw signal.reason;
@@ -430,15 +316,14 @@ export class NetlinkSource implements Source, EvidenceFinder {
       signal?.throwIfAborted();
       attempts++;
       const mode = this.#mode;
-      const families = PROTO_MODES.has(mode) ? [AF_INET, AF_INET6] : [AF_UNSPEC];
+      const families = dumpFamilies(mode);
       const tally = new Tally(this.#maxCandidates, families.length, mode === "proto+status");
       try {
         await this.#dumpAll(
           families,
           {
-            filter: filterFor(mode),
-            onMessage: (i, m, from, to) =>
-              this.#onMessage(m, from, to, tally, tally.candidates[i]!),
+            filter: snapshotFilter(mode),
+            onMessage: (i, m, from, to) => tallyMessage(m, from, to, tally, tally.candidates[i]!),
             onFramingError: (reason, bytes) => {
               // The unframed rest of a datagram counts as one message seen and malformed.
               tally.scanned++;
@@ -451,7 +336,7 @@ export class NetlinkSource implements Source, EvidenceFinder {
       } catch (e) {
         this.#reset(0, MAX_DUMPS);
         if (signal?.aborted) throw signal.reason;
-        const next = ON_REJECT[mode];
+        const next = modeAfterRejection(mode);
         if (
           e instanceof ErrnoError && next !== undefined &&
           (e.errno === Errno.EINVAL || e.errno === Errno.EOPNOTSUPP)
@@ -481,44 +366,15 @@ export class NetlinkSource implements Source, EvidenceFinder {
       }
       this.#learn(mode, tally);
       this.#last = { mode, attempts, retries };
-      const candidates = tally.candidates.flat();
-      if (candidates.length > this.#maxCandidates) {
-        tally.overflow += candidates.length - this.#maxCandidates;
-        candidates.length = this.#maxCandidates;
-      }
-      return {
-        candidates,
-        scanned: tally.scanned,
-        malformed: tally.malformed,
-        overflow: tally.overflow,
-        firstMalformed: tally.firstMalformed,
-        startedAt,
-        finishedAt: this.#clock(),
-      };
+      return tally.snapshot(startedAt, this.#clock());
     }
   }
 
   /** Stops asking for filter parts the kernel evidently ignores. */
   #learn(mode: NetlinkFilterMode, tally: Tally): void {
-    if (PROTO_MODES.has(mode) && tally.nonTcp > 0) {
-      this.#setMode(
-        mode === "proto+status" ? "status" : "none",
-        `kernel ignored the TCP-only dump filter (${tally.nonTcp} non-TCP entries); not asking for it`,
-      );
-      mode = this.#mode;
-    }
-    if (STATUS_MODES.has(mode)) {
-      // One replied entry can slip through when its reply arrives between
-      // the kernel's filter check and its formatting; two snapshots in a row
-      // with replied entries mean the kernel does not apply the filter.
-      if (tally.replied > 0 && this.#repliedLastSnapshot) {
-        this.#setMode(
-          mode === "proto+status" ? "proto" : "none",
-          `kernel ignored the unreplied-only dump filter (${tally.replied} replied entries); not asking for it`,
-        );
-      }
-      this.#repliedLastSnapshot = tally.replied > 0;
-    }
+    const lesson = learnFromSnapshot(mode, tally, this.#repliedLastSnapshot);
+    for (const c of lesson.changes) this.#setMode(c.mode, c.reason);
+    this.#repliedLastSnapshot = lesson.repliedBefore;
   }
 
   /**
@@ -536,28 +392,12 @@ export class NetlinkSource implements Source, EvidenceFinder {
     if (families.length === 1) {
       return await this.#dump(0, families[0]!, job, deadline, signal, slotBase);
     }
-    signal?.throwIfAborted();
-    // Aborted by the caller's signal or by the first dump to fail.
-    const stop = new AbortController();
-    const onAbort = () => stop.abort(signal!.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    let failure: { error: unknown } | undefined;
-    try {
-      await Promise.all(families.map(async (family, i) => {
-        try {
-          await this.#dump(i, family, job, deadline, stop.signal, slotBase);
-        } catch (error) {
-          // The others then reject with this same error (the abort reason); the first counts.
-          if (failure === undefined) {
-            failure = { error };
-            stop.abort(error);
-          }
-        }
-      }));
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-    }
-    if (failure !== undefined) throw failure.error;
+    await allOrFirstFailure(
+      families.map((family, i) => (stop: AbortSignal) =>
+        this.#dump(i, family, job, deadline, stop, slotBase)
+      ),
+      signal,
+    );
   }
 
   async #dump(
@@ -583,65 +423,4 @@ export class NetlinkSource implements Source, EvidenceFinder {
       onFramingError: job.onFramingError,
     });
   }
-
-  #onMessage(
-    m: NetlinkMessage,
-    from: number,
-    to: number,
-    tally: Tally,
-    into: Candidate[],
-  ): void {
-    tally.scanned++;
-    if (m.type !== CT_NEW) {
-      tally.bad(`unexpected message type 0x${m.type.toString(16)}`, m.payload);
-      return;
-    }
-    const full = into.length >= tally.maxCandidates;
-    if (full && tally.kernelFiltered) {
-      tally.overflow++;
-      return;
-    }
-    let e;
-    try {
-      e = decodeConntrack(m.payload);
-    } catch (err) {
-      if (!(err instanceof NetlinkDecodeError)) throw err;
-      tally.bad(err.message, m.payload);
-      return;
-    }
-    if (e.proto !== IPPROTO_TCP) tally.nonTcp++;
-    if (e.status & IPS_SEEN_REPLY) tally.replied++;
-    if (!isSynSentUnreplied(e)) return;
-    if (full) {
-      tally.overflow++;
-      return;
-    }
-    if (e.replySrcAddr === undefined || e.replySport === undefined) {
-      // Whether the destination was NATed cannot be told: not a candidate for any rule.
-      tally.bad("SYN_SENT entry without a reply tuple", m.payload);
-      return;
-    }
-    const c: Candidate = { ...entryTuple(e), timeout: e.timeout!, seenFrom: from, seenTo: to };
-    if (e.id !== undefined) c.id = e.id;
-    const translated = translation(e);
-    if (translated !== undefined) c.translated = translated;
-    into.push(c);
-  }
-}
-
-/**
- * Where the entry's destination was translated to: the reply source, when it
- * differs from the original destination address or port; `undefined` for an
- * un-NATed entry. An entry without a reply tuple counts as translated to
- * nowhere (`::`/`0.0.0.0` port 0) rather than as un-NATed: never a guess that
- * lets something be deleted.
- */
-export function translation(e: ConntrackEntry): Endpoint | undefined {
-  const r = e.replySrcAddr;
-  if (r === undefined || e.replySport === undefined) {
-    return { addr: e.family === "ipv4" ? "0.0.0.0" : "::", port: 0 };
-  }
-  let same = r.length === e.dstAddr.length && e.replySport === e.dport;
-  for (let i = 0; same && i < r.length; i++) same = r[i] === e.dstAddr[i];
-  return same ? undefined : { addr: formatAddress(r), port: e.replySport };
 }

@@ -3,10 +3,13 @@
  *
  * @module
  */
-import type { Destination, Endpoint, Snapshot, SnapshotOptions } from "../entry.ts";
+import type { Snapshot, SnapshotOptions } from "../snapshot.ts";
+import type { Destination, Endpoint } from "../tuple.ts";
+import { PROC_CONNTRACK_FILE } from "../kernel.ts";
 import { TableScanner } from "../scan.ts";
 import type { EvidenceFinder } from "../unnated.ts";
-import type { Clock, Source } from "./source.ts";
+import type { Clock } from "../basics.ts";
+import type { Source } from "./source.ts";
 
 /** Options for {@linkcode ProcfsSource}. */
 export interface ProcfsSourceOptions {
@@ -24,9 +27,6 @@ export interface ProcfsSourceOptions {
   /** Monotonic milliseconds; default `performance.now`. */
   clock?: Clock;
 }
-
-/** The default table file. */
-export const DEFAULT_PROC_FILE = "/proc/net/nf_conntrack";
 
 /**
  * A {@linkcode Source} over the procfs table file. It never holds the file as
@@ -59,7 +59,7 @@ export class ProcfsSource implements Source, EvidenceFinder {
   #buf: Uint8Array | undefined;
 
   constructor(options: ProcfsSourceOptions = {}) {
-    this.path = options.path ?? DEFAULT_PROC_FILE;
+    this.path = options.path ?? PROC_CONNTRACK_FILE;
     this.#chunkSize = options.chunkSize ?? 256 * 1024;
     this.#sliceMs = options.sliceMs ?? 10;
     this.#clock = options.clock ?? (() => performance.now());
@@ -138,7 +138,7 @@ export function assertRegularFile(path: string): void {
     ? "a socket"
     : "not a regular file";
   throw new TypeError(
-    `${path} is ${kind}: the table must be a regular or procfs file such as ${DEFAULT_PROC_FILE}`,
+    `${path} is ${kind}: the table must be a regular or procfs file such as ${PROC_CONNTRACK_FILE}`,
   );
 }
 

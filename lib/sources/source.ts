@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Snapshot, SnapshotOptions } from "../entry.ts";
+import type { Snapshot, SnapshotOptions } from "../snapshot.ts";
 
 /** Reads the conntrack table once and returns the candidates it found. */
 export interface Source {
@@ -17,6 +17,3 @@ export interface Source {
   /** Releases sockets or handles, if the source holds any. */
   close?(): void;
 }
-
-/** Monotonic milliseconds; `performance.now()` in production, a fake in tests. */
-export type Clock = () => number;

@@ -4,7 +4,7 @@
  * in conntrack_cli_test.ts can only assume. Registered with `kernelTest`.
  */
 import assert from "node:assert/strict";
-import type { Tuple } from "../../lib/entry.ts";
+import type { Tuple } from "../../lib/tuple.ts";
 import { ConntrackCliDeleter } from "../../lib/deleters/conntrack_cli.ts";
 import { denoRunner, type ProcessRunner } from "../../lib/process.ts";
 import { kernelTest } from "../support/machine.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import type { Tuple } from "../../lib/entry.ts";
-import { ConntrackCliDeleter, deleteArgs } from "../../lib/deleters/conntrack_cli.ts";
+import { parseTuple, type Tuple } from "../../lib/tuple.ts";
+import { ConntrackCliDeleter, deleteArgs as buildArgs } from "../../lib/deleters/conntrack_cli.ts";
 import type { ProcessRunner, RunOptions, RunResult } from "../../lib/process.ts";
 import { rfc5952 } from "../support/gen_line.ts";
 
@@ -30,6 +30,13 @@ const printed = (t: Tuple) =>
   } tcp      6 119 SYN_SENT src=${t.src} dst=${t.dst} sport=${t.sport} dport=${t.dport} [UNREPLIED] src=${t.dst} dst=${t.src} sport=${t.dport} dport=${t.sport} mark=0 ${
     t.zone ? `zone=${t.zone} ` : ""
   }use=1`;
+
+/** The arguments for a raw tuple: parsed by the one parser (RangeError when refused), then built. */
+function deleteArgs(t: Tuple): string[] {
+  const r = parseTuple(t);
+  if (!r.ok) throw new RangeError(r.problem);
+  return buildArgs(r.tuple);
+}
 
 class FakeRunner implements ProcessRunner {
   calls: { cmd: string; args: readonly string[]; options: RunOptions }[] = [];
@@ -72,18 +79,20 @@ Deno.test("deleteArgs names the exact tuple, zone, state and status", () => {
   ]);
 });
 
-Deno.test("deleteArgs refuses any tuple field that is not a valid value", () => {
+Deno.test("parseTuple then deleteArgs: refuses any tuple field that is not a valid value, spells addresses canonically", () => {
   const bad: Tuple[] = [
     { ...T1, src: "-F" },
     { ...T1, dst: "10.0.0.2 -F" },
     { ...T1, src: "2001:db8::1" },
-    { ...T2, src: "2001:0db8::1" }, // valid but not canonical
     { ...T1, sport: 65536 },
     { ...T1, dport: -1 },
     { ...T1, zone: 1.5 },
     { ...T1, family: "inet" as Tuple["family"] },
   ];
   for (const t of bad) assert.throws(() => deleteArgs(t), RangeError, JSON.stringify(t));
+  // valid but not canonical: accepted (as the netlink deleter accepts it), sent canonically
+  const args = deleteArgs({ ...T2, src: "2001:0DB8::1" });
+  assert.equal(args[args.indexOf("-s") + 1], "2001:db8::1");
   // whatever string sits in an address field, it either is that address, spelled
   // canonically, or is refused; the generator hits both branches on purpose
   const octet = fc.oneof(fc.constantFrom(0, 255, 256), fc.integer({ min: 0, max: 300 }));
@@ -104,20 +113,22 @@ Deno.test("deleteArgs refuses any tuple field that is not a valid value", () => 
   const isQuad = (a: string) =>
     /^(0|[1-9][0-9]{0,2})(\.(0|[1-9][0-9]{0,2})){3}$/.test(a) &&
     a.split(".").every((o) => Number(o) <= 255);
-  /** Canonical IPv6: what rfc5952 gives for the groups the text stands for. */
-  const isV6 = (a: string) => {
-    if (!/^[0-9a-f:]+$/.test(a)) return false;
+  /** Any IPv6 spelling of eight groups, judged here without lib/addr.ts: its RFC 5952 form, or undefined. */
+  const v6Canonical = (a: string) => {
+    if (!/^[0-9a-fA-F:]+$/.test(a)) return undefined;
     const halves = a.split("::");
-    if (halves.length > 2) return false;
+    if (halves.length > 2) return undefined;
     const parts = halves.map((h) => (h === "" ? [] : h.split(":")));
     const n = parts.reduce((k, p) => k + p.length, 0);
-    if (halves.length === 1 ? n !== 8 : n > 6) return false;
-    if (parts.flat().some((x) => !/^[0-9a-f]{1,4}$/.test(x))) return false;
+    if (halves.length === 1 ? n !== 8 : n > 7) return undefined;
+    if (parts.flat().some((x) => !/^[0-9a-fA-F]{1,4}$/.test(x))) return undefined;
     const groups = halves.length === 1
       ? parts[0]
       : [...parts[0]!, ...new Array(8 - n).fill("0"), ...parts[1]!];
-    return rfc5952(groups!.map((x) => parseInt(x, 16))) === a;
+    return rfc5952(groups!.map((x) => parseInt(x, 16)));
   };
+  const isV6 = (a: string) => v6Canonical(a) !== undefined;
+  const canonicalOf = (family: string, a: string) => family === "ipv4" ? a : v6Canonical(a);
   let accepted = 0, refused = 0;
   for (
     const [family, addr, ok, base] of [
@@ -135,7 +146,7 @@ Deno.test("deleteArgs refuses any tuple field that is not a valid value", () => 
         }
         assert.equal(args !== undefined, ok(a), `${family} ${JSON.stringify(a)}`);
         if (args !== undefined) {
-          assert.equal(args[args.indexOf("-s") + 1], a);
+          assert.equal(args[args.indexOf("-s") + 1], canonicalOf(family, a));
           accepted++;
         } else refused++;
       }),
@@ -145,7 +156,7 @@ Deno.test("deleteArgs refuses any tuple field that is not a valid value", () => 
   assert.ok(accepted > 200 && refused > 1000, `${accepted} accepted, ${refused} refused`);
 });
 
-Deno.test("deleteArgs takes ports and zones 0 to 65535 and refuses 65536, -1 and fractions (boundaries drawn)", () => {
+Deno.test("parseTuple then deleteArgs take ports and zones 0 to 65535 and refuses 65536, -1 and fractions (boundaries drawn)", () => {
   const value = fc.oneof(
     fc.constantFrom(0, 1, 65535, 65536, 65537, -1, 0.5, 65535.5, Number.NaN),
     fc.integer({ min: -70000, max: 140000 }),
@@ -250,4 +261,14 @@ Deno.test("ConntrackCliDeleter splits large batches and scales the deadline with
   await new ConntrackCliDeleter({ runner, batchSize: 2, baseTimeoutMs: 100, perTupleTimeoutMs: 10 })
     .delete(tuples);
   assert.deepEqual(runner.calls.map((c) => c.options.timeoutMs), [120, 120, 110]);
+});
+
+Deno.test("ConntrackCliDeleter.worstCaseMs counts every process killed at its timeout; maxPerPoll defaults to 100", () => {
+  const batch = new ConntrackCliDeleter({ baseTimeoutMs: 5000, perTupleTimeoutMs: 1000 });
+  assert.equal(batch.maxPerPoll, 100);
+  assert.equal(batch.worstCaseMs(100), 5000 + 100 * 1000);
+  assert.equal(batch.worstCaseMs(101), 2 * 5000 + 101 * 1000);
+  const each = new ConntrackCliDeleter({ mode: "each", maxPerPoll: 7 });
+  assert.equal(each.maxPerPoll, 7);
+  assert.equal(each.worstCaseMs(3), 3 * (5000 + 1000));
 });

@@ -6,7 +6,8 @@
  * the reason, where kernel tests cannot run (a failure where CI requires them).
  */
 import assert from "node:assert/strict";
-import type { Snapshot, Tuple } from "../../lib/entry.ts";
+import type { Snapshot } from "../../lib/snapshot.ts";
+import type { Tuple } from "../../lib/tuple.ts";
 import type { DeleteOutcome } from "../../lib/deleters/deleter.ts";
 import type { NetlinkDumpReport } from "../../lib/sources/netlink.ts";
 import { kernelTest } from "../support/machine.ts";
@@ -209,11 +210,11 @@ kernelTest(
 );
 
 kernelTest(
-  "probeNetlink, NetlinkSource.snapshot and NetlinkDeleter.delete report EPERM without CAP_NET_ADMIN",
+  "checkNetlink, NetlinkSource.snapshot and NetlinkDeleter.delete report EPERM without CAP_NET_ADMIN",
   () =>
     withNetns("nl-eperm", async (ns) => {
       await insert(ns, synArgs(43000));
-      const [probe, snap, del] = await runDriver(ns, [{ op: "probe" }, { op: "snapshot" }, {
+      const [probe, snap, del] = await runDriver(ns, [{ op: "checkNetlink" }, { op: "snapshot" }, {
         op: "delete",
         tuples: [v4(43000)],
       }], ["setpriv", "--bounding-set=-net_admin"]) as [

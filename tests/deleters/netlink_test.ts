@@ -1,14 +1,9 @@
 import assert from "node:assert/strict";
-import type { Tuple } from "../../lib/entry.ts";
-import { tupleKey } from "../../lib/entry.ts";
+import type { Tuple } from "../../lib/tuple.ts";
+import { tupleKey } from "../../lib/tuple.ts";
 import { NetlinkDeleter } from "../../lib/deleters/netlink.ts";
-import {
-  ctMsgType,
-  decodeConntrack,
-  entryTuple,
-  IPCTNL_MSG_CT_DELETE,
-  IPCTNL_MSG_CT_GET,
-} from "../../lib/netlink/codec.ts";
+import { decodeConntrack, entryTuple } from "../../lib/netlink/conntrack_entry.ts";
+import { ctMsgType, IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET } from "../../lib/netlink/ctnetlink.ts";
 import { Errno, ErrnoError } from "../../lib/netlink/errno.ts";
 import {
   decodeRequest,
@@ -214,6 +209,34 @@ Deno.test("NetlinkDeleter.delete fails requests the kernel never answers, after 
   assert.ok(o);
   assert.equal(o.result, "failed");
   assert.match(o.error!, /no answer from the kernel within 20 ms/);
+});
+
+Deno.test("NetlinkDeleter measures its reply deadline with the injected clock, not the wall", async () => {
+  const kernel = new FakeKernel(() => []);
+  // An hour-long timeout that the fake clock (one minute per read) runs through at once.
+  let reads = 0;
+  const clock = () => (++reads) * 60_000;
+  const deleter = new NetlinkDeleter({
+    replyTimeoutMs: 3_600_000,
+    clock,
+    openTransport: () => kernel.open(),
+  });
+  const t0 = performance.now();
+  const [o] = await deleter.delete([tupleOf(40001)]);
+  assert.ok(o);
+  assert.equal(o.result, "failed");
+  assert.match(o.error!, /no answer from the kernel within 3600000 ms/);
+  assert.ok(reads >= 60 && reads < 70, `${reads} clock reads`);
+  assert.ok(performance.now() - t0 < 10_000);
+  deleter.close();
+});
+
+Deno.test("NetlinkDeleter.worstCaseMs allows two reply timeouts per batch; maxPerPoll defaults to 10,000", () => {
+  const d = new NetlinkDeleter({ batchSize: 128, replyTimeoutMs: 5000 });
+  assert.equal(d.maxPerPoll, 10_000);
+  assert.equal(d.worstCaseMs(128), 10_000);
+  assert.equal(d.worstCaseMs(129), 20_000);
+  assert.equal(new NetlinkDeleter({ maxPerPoll: 5 }).maxPerPoll, 5);
 });
 
 Deno.test("NetlinkDeleter.delete returns failed 'aborted' outcomes when the signal is already aborted", async () => {

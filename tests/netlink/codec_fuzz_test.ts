@@ -1,21 +1,18 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { MessageBuilder } from "../../lib/netlink/builder.ts";
+import { decodeConntrack, entryTuple } from "../../lib/netlink/conntrack_entry.ts";
+import { ctMsgType, IPCTNL_MSG_CT_NEW, IPS_CONFIRMED } from "../../lib/netlink/ctnetlink.ts";
 import {
   AttrCursor,
-  ctMsgType,
-  decodeConntrack,
   decodeDone,
   decodeError,
-  entryTuple,
   HOST_LE,
-  IPCTNL_MSG_CT_NEW,
-  IPS_CONFIRMED,
-  MessageBuilder,
   NetlinkDecodeError,
   NLMSG_DONE,
   NLMSG_ERROR,
   parseMessages,
-} from "../../lib/netlink/codec.ts";
+} from "../../lib/netlink/message.ts";
 import { NetlinkSource } from "../../lib/sources/netlink.ts";
 import { rfc5952 } from "../support/gen_line.ts";
 import { appendNewRequest } from "../support/netlink_fill.ts";

@@ -6,23 +6,19 @@
  * its `conntrack -L -o extended,id` listing, never from decoding the dumps.
  */
 import assert from "node:assert/strict";
+import { decodeConntrack, entryTuple } from "../../lib/netlink/conntrack_entry.ts";
 import {
-  AttrCursor,
   CTA_MARK,
   ctMsgType,
-  decodeConntrack,
-  decodeDone,
-  entryTuple,
   IPCTNL_MSG_CT_NEW,
   IPS_SEEN_REPLY,
-  isSynSentUnreplied,
-  NLMSG_DONE,
-  parseMessages,
   TCP_CONNTRACK_ESTABLISHED,
   TCP_CONNTRACK_SYN_SENT,
   TCP_CONNTRACK_TIME_WAIT,
-} from "../../lib/netlink/codec.ts";
-import { tupleKey } from "../../lib/entry.ts";
+} from "../../lib/netlink/ctnetlink.ts";
+import { AttrCursor, decodeDone, NLMSG_DONE, parseMessages } from "../../lib/netlink/message.ts";
+import { isSynSentUnreplied } from "../../lib/netlink/syn_sent.ts";
+import { tupleKey } from "../../lib/tuple.ts";
 import { entryPayloads, fixture, FIXTURES } from "../support/netlink_fake.ts";
 
 interface Connection {

@@ -5,8 +5,9 @@
  * where kernel tests cannot run (a failure where CI requires them).
  */
 import assert from "node:assert/strict";
-import type { Candidate, Snapshot, Tuple } from "../../lib/entry.ts";
-import { tupleKey } from "../../lib/entry.ts";
+import type { Candidate, Snapshot } from "../../lib/snapshot.ts";
+import type { Tuple } from "../../lib/tuple.ts";
+import { tupleKey } from "../../lib/tuple.ts";
 import type { NetlinkDumpReport } from "../../lib/sources/netlink.ts";
 import { NETLINK_FIXTURE_ENTRIES } from "../../testbed/fixtures.ts";
 import { kernelTest } from "../support/machine.ts";
@@ -35,7 +36,7 @@ kernelTest(
         "-p tcp -s 10.10.0.1 -d 10.10.0.2 --sport 40007 --dport 80 --state SYN_SENT --status SEEN_REPLY --timeout 120",
       );
       const [probe, kernel, status, proto, none, listing] = await runDriver(ns, [
-        { op: "probe" },
+        { op: "checkNetlink" },
         { op: "snapshot" },
         { op: "snapshot", filter: "status" },
         { op: "snapshot", filter: "proto" },

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { decodeConntrack } from "../../lib/netlink/conntrack_entry.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -6,14 +7,17 @@ import {
   CTA_FILTER,
   CTA_STATUS,
   CTA_STATUS_MASK,
-  decodeConntrack,
+} from "../../lib/netlink/ctnetlink.ts";
+import {
   type NetlinkMessage,
   NLM_F_DUMP_INTR,
   NLM_F_MULTI,
   NLMSG_OVERRUN,
-} from "../../lib/netlink/codec.ts";
+} from "../../lib/netlink/message.ts";
 import { Errno, ErrnoError } from "../../lib/netlink/errno.ts";
-import { type NetlinkFilterMode, NetlinkSource, translation } from "../../lib/sources/netlink.ts";
+import { NetlinkSource } from "../../lib/sources/netlink.ts";
+import { translation } from "../../lib/sources/netlink_evidence.ts";
+import type { NetlinkFilterMode } from "../../lib/sources/netlink_filter.ts";
 import {
   concat,
   decodeRequest,

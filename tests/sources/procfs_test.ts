@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Tuple, tupleKey } from "../../lib/entry.ts";
+import { type Tuple, tupleKey } from "../../lib/tuple.ts";
 import { ProcfsSource } from "../../lib/sources/procfs.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Destination, type Endpoint, tupleKey } from "../../lib/entry.ts";
+import { type Destination, type Endpoint, tupleKey } from "../../lib/tuple.ts";
 import { ConntrackCliSource } from "../../lib/sources/conntrack_cli.ts";
 import { NetlinkSource } from "../../lib/sources/netlink.ts";
 import { ProcfsSource } from "../../lib/sources/procfs.ts";

@@ -4,23 +4,25 @@
  * {@linkcode runDriver} does), does each operation with the real socket, and
  * prints one JSON array of results.
  *
- * Ops: `{op:"snapshot", filter?}`, `{op:"delete", tuples}`, `{op:"probe"}`,
+ * Ops: `{op:"snapshot", filter?}`, `{op:"delete", tuples}`, `{op:"checkNetlink"}`,
  * `{op:"run", cmd:[...]}` (a command in the same namespace, e.g. conntrack),
  * `{op:"deleteCandidates"}` (delete what the last snapshot found).
  *
  * @module
  */
-import type { Tuple } from "../../lib/entry.ts";
+import type { Tuple } from "../../lib/tuple.ts";
 import { NetlinkDeleter } from "../../lib/deleters/netlink.ts";
-import { type NetlinkFilterMode, NetlinkSource, probeNetlink } from "../../lib/sources/netlink.ts";
-import { toTuple } from "../../lib/entry.ts";
+import { checkNetlink } from "../../lib/netlink/capability.ts";
+import { NetlinkSource } from "../../lib/sources/netlink.ts";
+import type { NetlinkFilterMode } from "../../lib/sources/netlink_filter.ts";
+import { toTuple } from "../../lib/tuple.ts";
 import type { Netns } from "../../testbed/netns.ts";
 
 /** One driver operation. */
 export type DriverOp =
   | { op: "snapshot"; filter?: NetlinkFilterMode }
   | { op: "delete"; tuples: Tuple[] }
-  | { op: "probe" }
+  | { op: "checkNetlink" }
   | { op: "run"; cmd: string[] }
   | { op: "deleteCandidates" };
 
@@ -48,8 +50,8 @@ async function main(ops: DriverOp[]): Promise<unknown[]> {
       const ms = performance.now() - t0;
       deleter.close();
       results.push({ outcomes, ms });
-    } else if (op.op === "probe") {
-      results.push(await probeNetlink());
+    } else if (op.op === "checkNetlink") {
+      results.push(await checkNetlink());
     } else if (op.op === "run") {
       const out = await new Deno.Command(op.cmd[0]!, { args: op.cmd.slice(1) }).output();
       results.push({

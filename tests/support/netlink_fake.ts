@@ -4,10 +4,10 @@
  *
  * @module
  */
-import type { Tuple } from "../../lib/entry.ts";
+import type { Tuple } from "../../lib/tuple.ts";
+import { formatAddress } from "../../lib/addr.ts";
 import {
   AF_INET6,
-  AttrCursor,
   CTA_ID,
   CTA_IP_V4_SRC,
   CTA_IP_V6_SRC,
@@ -18,9 +18,11 @@ import {
   CTA_TUPLE_PROTO,
   CTA_ZONE,
   ctMsgType,
-  formatAddress,
-  HOST_LE,
   IPCTNL_MSG_CT_NEW,
+} from "../../lib/netlink/ctnetlink.ts";
+import {
+  AttrCursor,
+  HOST_LE,
   type NetlinkMessage,
   NLM_F_CAPPED,
   NLM_F_MULTI,
@@ -28,7 +30,7 @@ import {
   NLMSG_ERROR,
   NLMSG_HDRLEN,
   parseMessages,
-} from "../../lib/netlink/codec.ts";
+} from "../../lib/netlink/message.ts";
 import type { NetlinkTransport } from "../../lib/netlink/socket.ts";
 
 /** The captured fixtures directory. */

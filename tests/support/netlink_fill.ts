@@ -4,7 +4,8 @@
  *
  * @module
  */
-import type { Tuple } from "../../lib/entry.ts";
+import type { Tuple } from "../../lib/tuple.ts";
+import { MessageBuilder } from "../../lib/netlink/builder.ts";
 import {
   appendTuple,
   CTA_PROTOINFO,
@@ -20,12 +21,8 @@ import {
   IPCTNL_MSG_CT_NEW,
   IPPROTO_TCP,
   IPS_CONFIRMED,
-  MessageBuilder,
-  NLM_F_ACK,
-  NLM_F_CREATE,
-  NLM_F_EXCL,
-  NLM_F_REQUEST,
-} from "../../lib/netlink/codec.ts";
+} from "../../lib/netlink/ctnetlink.ts";
+import { NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST } from "../../lib/netlink/message.ts";
 
 /** One entry to create. */
 export interface EntrySpec extends Tuple {

@@ -4,26 +4,27 @@
  *
  * @module
  */
-import { AF_INET, appendDumpRequest, IPS_TEMPLATE, MessageBuilder } from "./codec.ts";
+import { MessageBuilder } from "./builder.ts";
+import { AF_INET, appendDumpRequest, IPS_TEMPLATE } from "./ctnetlink.ts";
 import { DumpRetryError, runDump } from "./dump.ts";
 import { Errno, ErrnoError } from "./errno.ts";
 import { NetlinkSocket, type NetlinkTransport } from "./socket.ts";
 
-/** The answer of {@linkcode probeNetlink}. */
-export type ProbeResult = { ok: true } | { ok: false; reason: string };
+/** The answer of {@linkcode checkNetlink}. */
+export type NetlinkCheck = { ok: true } | { ok: false; reason: string };
 
 /**
- * Options for {@linkcode probeNetlink}.
+ * Options for {@linkcode checkNetlink}.
  *
  * @example
  * ```ts ignore
  * // ignore: needs root (CAP_NET_ADMIN); dumps this host's conntrack table.
- * import { probeNetlink, type ProbeNetlinkOptions } from "./probe.ts";
- * const options: ProbeNetlinkOptions = { timeoutMs: 2000 };
- * const result = await probeNetlink(options);
+ * import { checkNetlink, type CheckNetlinkOptions } from "./capability.ts";
+ * const options: CheckNetlinkOptions = { timeoutMs: 2000 };
+ * const result = await checkNetlink(options);
  * ```
  */
-export interface ProbeNetlinkOptions {
+export interface CheckNetlinkOptions {
   /** Time allowed; default 5000 ms. */
   timeoutMs?: number;
   /** Opens the socket; tests pass a fake kernel. */
@@ -41,12 +42,12 @@ export interface ProbeNetlinkOptions {
  * @example
  * ```ts ignore
  * // ignore: needs root (CAP_NET_ADMIN); dumps this host's conntrack table.
- * import { probeNetlink } from "./probe.ts";
- * const r = await probeNetlink();
+ * import { checkNetlink } from "./capability.ts";
+ * const r = await checkNetlink();
  * if (!r.ok) console.log(`netlink unavailable: ${r.reason}`);
  * ```
  */
-export async function probeNetlink(options: ProbeNetlinkOptions = {}): Promise<ProbeResult> {
+export async function checkNetlink(options: CheckNetlinkOptions = {}): Promise<NetlinkCheck> {
   const timeoutMs = options.timeoutMs ?? 5000;
   const clock = () => performance.now();
   const deadline = clock() + timeoutMs;
