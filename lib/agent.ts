@@ -12,22 +12,10 @@ import type { DestinationSet } from "./destinations.ts";
 import type { Logger } from "./log.ts";
 import { type Clock, errorText, sleep } from "./basics.ts";
 import { QuietLog } from "./quiet_log.ts";
+import type { AgentObserver, DecisionResult } from "./observer.ts";
 import type { Source } from "./sources/source.ts";
 import type { RenewalTracker, Rule, StaleDecision, TrackResult } from "./tracker.ts";
 import type { EvidenceFinder, UnnatedRule } from "./unnated.ts";
-
-/** The outcome of one deletion decision, including dry-run ones. */
-export type DecisionResult = DeleteOutcome["result"] | "dry_run";
-
-/** Hooks the agent calls after each step (metrics implement these). */
-export interface AgentObserver {
-  snapshotOk?(snapshot: Snapshot, durationMs: number, track: TrackResult): void;
-  snapshotFailed?(error: unknown, durationMs: number): void;
-  deletions?(results: { result: DecisionResult; rule: Rule }[], durationMs: number): void;
-  /** One evidence look-up for the un-NATed rule: destinations asked, found, or the error. */
-  evidenceLookup?(asked: number, found: number, durationMs: number, error?: unknown): void;
-  skippedTicks?(count: number): void;
-}
 
 /** Everything the loop needs. */
 export interface AgentOptions {

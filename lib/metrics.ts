@@ -18,7 +18,7 @@ import processCpuTotal from "prom-client/lib/metrics/processCpuTotal.js";
 import processMaxFileDescriptors from "prom-client/lib/metrics/processMaxFileDescriptors.js";
 import processOpenFileDescriptors from "prom-client/lib/metrics/processOpenFileDescriptors.js";
 import processStartTime from "prom-client/lib/metrics/processStartTime.js";
-import type { AgentObserver, DecisionResult } from "./agent.ts";
+import type { AgentObserver, DecisionResult } from "./observer.ts";
 import type { Snapshot } from "./snapshot.ts";
 import type { Rule, TrackResult } from "./tracker.ts";
 

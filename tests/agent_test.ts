@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { Agent, type DecisionResult } from "../lib/agent.ts";
+import { Agent } from "../lib/agent.ts";
+import type { DecisionResult } from "../lib/observer.ts";
 import type { Snapshot } from "../lib/snapshot.ts";
 import type { Tuple } from "../lib/tuple.ts";
 import type { DeleteOutcome, Deleter, DeleteResult } from "../lib/deleters/deleter.ts";
