@@ -341,9 +341,17 @@ export class Netns {
     if ((spec.zone ?? 0) !== 0) {
       throw new Error(`conntrack -U cannot renew an entry in zone ${spec.zone}; use renew()`);
     }
-    const r = await this.conntrack(["-U", ...tupleArgs(spec), "-t", String(timeoutSec)], {
+    let r = await this.conntrack(["-U", ...tupleArgs(spec), "-t", String(timeoutSec)], {
       check: false,
     });
+    // `-U` walks the table; a walk cut short by concurrent deletes (the agent's) fails with
+    // "Protocol error" or "Interrupted system call" (seen under load). Like a client's next
+    // SYN, try again: at most twice.
+    for (let i = 0; i < 2 && r.code !== 0 && /Protocol error|Interrupted/.test(r.stderr); i++) {
+      r = await this.conntrack(["-U", ...tupleArgs(spec), "-t", String(timeoutSec)], {
+        check: false,
+      });
+    }
     if (r.code === 0 && !/\b0 flow entries/.test(r.stderr)) return true;
     if (/\b0 flow entries/.test(r.stderr)) return false;
     throw new Error(`conntrack -U in ${this.name} exited ${r.code}: ${r.stderr.trim()}`);
