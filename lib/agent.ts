@@ -7,14 +7,14 @@
  */
 import type { Snapshot } from "./snapshot.ts";
 import { type Tuple, tupleKey } from "./tuple.ts";
-import type { DeleteOutcome, Deleter } from "./deleters/deleter.ts";
+import type { Deleter } from "./deleters/deleter.ts";
 import type { DestinationSet } from "./destinations.ts";
 import type { Logger } from "./log.ts";
 import { type Clock, errorText, sleep } from "./basics.ts";
 import { QuietLog } from "./quiet_log.ts";
 import type { AgentObserver, DecisionResult } from "./observer.ts";
 import type { Source } from "./sources/source.ts";
-import type { RenewalTracker, Rule, StaleDecision, TrackResult } from "./tracker.ts";
+import type { RenewalTracker, StaleDecision, TrackResult } from "./tracker.ts";
 import type { EvidenceFinder, UnnatedRule } from "./unnated.ts";
 
 /** Everything the loop needs. */
