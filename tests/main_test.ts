@@ -1,28 +1,8 @@
 import assert from "node:assert/strict";
+import { runMain } from "./support/run_main.ts";
 import { livenessLimits } from "../main.ts";
 import { ConntrackCliDeleter } from "../lib/deleters/conntrack_cli.ts";
 import { NetlinkDeleter } from "../lib/deleters/netlink.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-/** Where Deno keeps its cache passes through the cleared environment; no setting does. */
-const DENO_ENV: Record<string, string> = {};
-for (const k of ["HOME", "DENO_DIR"]) {
-  const v = Deno.env.get(k);
-  if (v !== undefined) DENO_ENV[k] = v;
-}
-
-async function runMain(args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    clearEnv: true,
-    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", NO_COLOR: "1", ...DENO_ENV, ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 Deno.test("main exits 2 at once for a bad setting, naming it, its value and the accepted form", async () => {
   const cases: [string[], Record<string, string>, RegExp][] = [
