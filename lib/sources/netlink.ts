@@ -13,6 +13,7 @@ import { allOrFirstFailure, DumpRetryError, runDump } from "../netlink/dump.ts";
 import { Errno, ErrnoError } from "../netlink/errno.ts";
 import type { NetlinkMessage } from "../netlink/message.ts";
 import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
+import type { NetlinkDumpReport, NetlinkSourceOptions } from "./netlink_options.ts";
 import type { Clock } from "../basics.ts";
 import { EvidenceCollector, evidenceFamilies } from "./netlink_evidence.ts";
 import {
@@ -25,78 +26,6 @@ import {
 } from "./netlink_filter.ts";
 import { Tally, tallyMessage } from "./netlink_tally.ts";
 import type { Source } from "./source.ts";
-
-/**
- * What the last {@linkcode NetlinkSource.snapshot} did, for logs and metrics.
- *
- * @example
- * ```ts ignore
- * // ignore: needs root (CAP_NET_ADMIN); dumps this host's conntrack table.
- * import { NetlinkSource } from "./netlink.ts";
- * const source = new NetlinkSource();
- * await source.snapshot();
- * const { mode, attempts, retries } = source.lastDump!;
- * console.log(`dump mode ${mode}, ${attempts} attempt(s)`, retries);
- * ```
- */
-export interface NetlinkDumpReport {
-  /** The filter mode of the dump that produced the snapshot. */
-  mode: NetlinkFilterMode;
-  /** Dumps started, counting the ones thrown away and retried. */
-  attempts: number;
-  /** Why earlier attempts were thrown away (interrupted dump, ENOBUFS, rejected filter). */
-  retries: string[];
-}
-
-/**
- * Options for {@linkcode NetlinkSource}.
- *
- * @example
- * ```ts
- * import { NetlinkSource, type NetlinkSourceOptions } from "./netlink.ts";
- * const options: NetlinkSourceOptions = {
- *   filter: "proto+status",
- *   maxRetries: 3,
- *   timeoutMs: 10_000,
- *   onFilterModeChange: (mode, reason) => console.warn(`netlink filter mode ${mode}: ${reason}`),
- * };
- * const source = new NetlinkSource(options);
- * ```
- */
-export interface NetlinkSourceOptions {
-  /** Monotonic milliseconds; default `performance.now`. */
-  clock?: Clock;
-  /** The filter mode to try first; default `proto+status`. */
-  filter?: NetlinkFilterMode;
-  /** Times an interrupted or overrun dump is started again before the snapshot fails; default 3. */
-  maxRetries?: number;
-  /** Time allowed for one snapshot, retries included; default 30 000 ms. */
-  timeoutMs?: number;
-  /** Longest single wait for data before abort and deadline are checked; default 100 ms. */
-  pollIntervalMs?: number;
-  /**
-   * Size of each userspace receive buffer (one per socket); default 64 KiB
-   * (a dump datagram is at most 32 KiB).
-   */
-  bufferBytes?: number;
-  /** Socket receive buffer to ask the kernel for, per socket; default 8 MiB. */
-  recvBufferBytes?: number;
-  /**
-   * Keep at most this many candidates per snapshot (see `Snapshot.overflow`);
-   * default unlimited. Each family's dump keeps its first ones in table order,
-   * then the IPv4 ones come first: the same entries are kept poll after poll.
-   */
-  maxCandidates?: number;
-  /** Called when the filter mode changes, with the reason (log it). */
-  onFilterModeChange?: (mode: NetlinkFilterMode, reason: string) => void;
-  /** Called when a dump is thrown away and started again (interrupted, ENOBUFS, …), with why. */
-  onRetry?: (reason: string) => void;
-  /**
-   * Opens a socket (called once per socket: two when both families are
-   * dumped at once); tests pass a fake kernel. Default {@linkcode NetlinkSocket.open}.
-   */
-  openTransport?: () => NetlinkTransport;
-}
 
 /** Dumps one snapshot runs at once, each on its own socket: IPv4 and IPv6. */
 const MAX_DUMPS = 2;
@@ -424,3 +353,5 @@ export class NetlinkSource implements Source, EvidenceFinder {
     });
   }
 }
+
+export type { NetlinkDumpReport, NetlinkSourceOptions } from "./netlink_options.ts";
