@@ -153,7 +153,6 @@ export class UnnatedRule {
         expires: now + this.positiveTtlMs,
       });
     }
-    const lookup = new Map<string, Destination>();
     this.#watch.clear();
     this.#young.clear();
     for (const c of snapshot.candidates) {
@@ -164,13 +163,12 @@ export class UnnatedRule {
       eligible.push({ candidate: c, ageMs, destKey });
       if (this.destinations) continue;
       if (ageMs < this.retryWindowMs) this.#young.add(destKey);
-      if (this.#watch.has(destKey)) continue;
-      const d = { family: c.family, dst: c.dst, dport: c.dport, zone: c.zone };
-      if (this.#watch.size < this.maxLookups) this.#watch.set(destKey, d);
-      if (this.#cache.has(destKey) || lookup.has(destKey)) continue;
-      if (lookup.size < this.maxLookups) lookup.set(destKey, d);
+      if (this.#watch.has(destKey) || this.#watch.size >= this.maxLookups) continue;
+      this.#watch.set(destKey, { family: c.family, dst: c.dst, dport: c.dport, zone: c.zone });
     }
-    return { eligible, lookup: [...lookup.values()] };
+    // To look up now: the watched destinations without a cached answer.
+    const lookup = [...this.#watch].filter(([k]) => !this.#cache.has(k)).map(([, d]) => d);
+    return { eligible, lookup };
   }
 
   /**

@@ -12,6 +12,7 @@ import {
   AF_INET,
   AF_INET6,
   ctMsgType,
+  familyNumber,
   IPCTNL_MSG_CT_NEW,
   IPPROTO_TCP,
 } from "../netlink/ctnetlink.ts";
@@ -47,9 +48,7 @@ export function translation(e: ConntrackEntry): Endpoint | undefined {
 
 /** The families (`nfgen_family`) of the destinations asked about. */
 export function evidenceFamilies(destinations: readonly Destination[]): number[] {
-  return [AF_INET, AF_INET6].filter((f) =>
-    destinations.some((d) => (d.family === "ipv4" ? AF_INET : AF_INET6) === f)
-  );
+  return [AF_INET, AF_INET6].filter((f) => destinations.some((d) => familyNumber(d.family) === f));
 }
 
 /**
