@@ -69,6 +69,10 @@ class Table implements EvidenceFinder {
   }
   findEvidence(ds: readonly Destination[]): Promise<Map<string, Endpoint>> {
     this.lookups.push([...ds]);
+    return Promise.resolve(this.answer(ds));
+  }
+  /** The translated entries to `ds` that exist now, by destination key. */
+  answer(ds: readonly Destination[]): Map<string, Endpoint> {
     const want = new Set(ds.map(destinationKey));
     const found = new Map<string, Endpoint>();
     for (const e of this.entries) {
@@ -76,7 +80,7 @@ class Table implements EvidenceFinder {
       const k = destinationKey(e);
       if (want.has(k) && !found.has(k)) found.set(k, e.translated);
     }
-    return Promise.resolve(found);
+    return found;
   }
 }
 
@@ -380,9 +384,7 @@ class ReadAllTable extends Table {
     const s = await super.snapshot();
     if (o?.evidenceFor === undefined) return s;
     this.asked.push([...o.evidenceFor]);
-    const found = await super.findEvidence(o.evidenceFor);
-    this.lookups.pop(); // not a separate look-up: it came with the read
-    return { ...s, evidence: found };
+    return { ...s, evidence: this.answer(o.evidenceFor) };
   }
 }
 
