@@ -5,9 +5,8 @@
  * only with CAP_NET_ADMIN, so the deletion tests need root (kernel stage).
  */
 import assert from "node:assert/strict";
+import { spawnMain } from "./support/run_main.ts";
 import { machineTest } from "./support/machine.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /** main.ts deletes only with CAP_NET_ADMIN: these tests need root (kernel stage). */
 const asRoot = {
@@ -40,23 +39,15 @@ exec sleep ${deleteSeconds}
   await write();
   // Every rewrite pushes the deadline a second later than the clock moves: a renewal each poll.
   const renewer = setInterval(() => void write(), 50);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      "--source=procfs",
-      `--proc-file=${table}`,
-      "--delete-via=conntrack",
-      `--conntrack-bin=${fake}`,
-      "--interval=100ms",
-      "--threshold=0",
-      "--listen=off",
-    ],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnMain([
+    "--source=procfs",
+    `--proc-file=${table}`,
+    "--delete-via=conntrack",
+    `--conntrack-bin=${fake}`,
+    "--interval=100ms",
+    "--threshold=0",
+    "--listen=off",
+  ]);
   const out = new Response(child.stdout).text();
   const err = new Response(child.stderr).text();
   try {
@@ -120,19 +111,11 @@ Deno.test("main.ts stopped by SIGTERM while its start-up check hangs in a grandc
   // --version starts a background sleep that keeps the pipes open, and waits for it.
   await Deno.writeTextFile(fake, `#!/bin/sh\ntouch '${mark}'\nsleep ${sleeper} &\nwait\n`);
   await Deno.chmod(fake, 0o755);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      "--source=conntrack",
-      `--conntrack-bin=${fake}`,
-      "--listen=off",
-    ],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnMain([
+    "--source=conntrack",
+    `--conntrack-bin=${fake}`,
+    "--listen=off",
+  ]);
   const out = new Response(child.stdout).text();
   const err = new Response(child.stderr).text();
   try {

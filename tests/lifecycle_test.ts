@@ -4,8 +4,7 @@
  * still stops it. Needs no root: procfs source on a file, dry run.
  */
 import assert from "node:assert/strict";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+import { spawnMain } from "./support/run_main.ts";
 
 /** TCP sockets process `pid` listens on, from `ss` (iproute2). */
 async function listening(pid: number): Promise<string[]> {
@@ -20,22 +19,14 @@ Deno.test("main.ts: SIGUSR1 opens no inspector (nothing listens on 9229); SIGHUP
     table,
     "ipv4     2 tcp      6 100 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000 mark=0 zone=0 use=2\n",
   );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      "--source=procfs",
-      `--proc-file=${table}`,
-      "--dry-run",
-      "--interval=100ms",
-      "--listen=off",
-      "--log-level=debug",
-    ],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnMain([
+    "--source=procfs",
+    `--proc-file=${table}`,
+    "--dry-run",
+    "--interval=100ms",
+    "--listen=off",
+    "--log-level=debug",
+  ]);
   const lines: Record<string, unknown>[] = [];
   const reading = (async () => {
     let buf = "";

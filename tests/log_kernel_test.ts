@@ -4,9 +4,8 @@
  * CAP_NET_ADMIN, so this needs root (kernel stage).
  */
 import assert from "node:assert/strict";
+import { spawnMain } from "./support/run_main.ts";
 import { machineTest } from "./support/machine.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /** main.ts deletes only with CAP_NET_ADMIN: these tests need root (kernel stage). */
 const asRoot = {
@@ -45,23 +44,15 @@ echo call >> '${calls}'
       l.close();
       return p;
     })();
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        MAIN,
-        "--source=procfs",
-        `--proc-file=${table}`,
-        "--delete-via=conntrack",
-        `--conntrack-bin=${fake}`,
-        "--interval=100ms",
-        "--threshold=0",
-        `--listen=127.0.0.1:${port}`,
-      ],
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawnMain([
+      "--source=procfs",
+      `--proc-file=${table}`,
+      "--delete-via=conntrack",
+      `--conntrack-bin=${fake}`,
+      "--interval=100ms",
+      "--threshold=0",
+      `--listen=127.0.0.1:${port}`,
+    ]);
     const stderr = new Response(child.stderr).text();
     const count = async () =>
       (await Deno.readTextFile(calls).catch(() => "")).split("\n").length - 1;

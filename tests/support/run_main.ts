@@ -34,3 +34,16 @@ export async function runMain(args: string[], env: Record<string, string> = {}):
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
+
+/**
+ * Starts `deno run -A main.ts ...args` (stdout and stderr piped, no colour)
+ * and returns the child, for tests that signal it or read it while it runs.
+ */
+export function spawnMain(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
