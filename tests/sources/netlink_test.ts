@@ -45,6 +45,16 @@ function filtered(family: number, attrs: Set<number>): Uint8Array[] {
   });
 }
 
+/** What a kernel that ignores every filter but the family sends: the whole table, then DONE. */
+function familyOnlyAnswer(req: NetlinkMessage, k: FakeSocket): Delivery[] {
+  const fam = decodeRequest(req).family;
+  const entries = ALL.filter((p) => !fam || familyOf(p) === fam);
+  return [
+    concat(...entries.map((p) => entryFor(req.seq, k.portId, p))),
+    doneFor(req.seq, k.portId),
+  ];
+}
+
 /** What a kernel that applies filters sends for a dump request: one datagram, then DONE. */
 function goodAnswer(req: NetlinkMessage, s: FakeSocket): Delivery[] {
   const r = decodeRequest(req);
@@ -156,14 +166,7 @@ Deno.test("NetlinkSource.snapshot keeps the same maxCandidates whichever family'
 
 Deno.test("NetlinkSource.snapshot counts only candidates as overflow when the kernel does not filter", async () => {
   // A kernel that ignores every filter and sends the whole table.
-  const kernel = new FakeKernel((req, k) => {
-    const fam = decodeRequest(req).family;
-    const entries = ALL.filter((p) => !fam || familyOf(p) === fam);
-    return [
-      concat(...entries.map((p) => entryFor(req.seq, k.portId, p))),
-      doneFor(req.seq, k.portId),
-    ];
-  });
+  const kernel = new FakeKernel(familyOnlyAnswer);
   const source = new NetlinkSource({
     openTransport: () => kernel.open(),
     filter: "none",
@@ -235,14 +238,7 @@ Deno.test("NetlinkSource.snapshot retries at once when one family needs a retry 
 Deno.test("NetlinkSource.snapshot filters in userspace whatever the kernel sends", async () => {
   for (const filter of ["status", "proto", "none"] as NetlinkFilterMode[]) {
     // A kernel that ignores every filter and sends the whole table.
-    const kernel = new FakeKernel((req, k) => {
-      const fam = decodeRequest(req).family;
-      const entries = ALL.filter((p) => !fam || familyOf(p) === fam);
-      return [
-        concat(...entries.map((p) => entryFor(req.seq, k.portId, p))),
-        doneFor(req.seq, k.portId),
-      ];
-    });
+    const kernel = new FakeKernel(familyOnlyAnswer);
     const source = new NetlinkSource({ filter, openTransport: () => kernel.open() });
     const snap = await source.snapshot();
     assert.deepEqual(sports(snap.candidates), [40001, 40002, 40003], filter);
@@ -342,14 +338,7 @@ Deno.test("NetlinkSource.snapshot steps down to a status-only then an unfiltered
 
 Deno.test("NetlinkSource stops asking for filter parts the kernel silently ignores, and stays correct meanwhile", async () => {
   // An old kernel: ignores CTA_FILTER and CTA_STATUS, honours the family.
-  const kernel = new FakeKernel((req, k) => {
-    const fam = decodeRequest(req).family;
-    const entries = ALL.filter((p) => !fam || familyOf(p) === fam);
-    return [
-      concat(...entries.map((p) => entryFor(req.seq, k.portId, p))),
-      doneFor(req.seq, k.portId),
-    ];
-  });
+  const kernel = new FakeKernel(familyOnlyAnswer);
   const modes: NetlinkFilterMode[] = [];
   const source = new NetlinkSource({
     openTransport: () => kernel.open(),
