@@ -102,6 +102,21 @@ class RecordingDeleter implements Deleter {
   }
 }
 
+/** A client stuck behind an un-NATed SYN_SENT entry to 198.51.100.80:80, created at `createdAt`. */
+function stuckEntry(o: Partial<Entry> & { createdAt: number }): Entry {
+  return {
+    family: "ipv4",
+    src: "192.0.2.7",
+    sport: 40000,
+    dst: "198.51.100.80",
+    dport: 80,
+    zone: 0,
+    unreplied: true,
+    translated: undefined,
+    ...o,
+  };
+}
+
 const silent = createLogger({ level: "error", write: () => {} });
 
 function agentFor(
@@ -192,17 +207,7 @@ Deno.test("un-NATed rule never picks a translated, young, out-of-scope or unprov
 });
 
 Deno.test("un-NATed rule: a restarted agent deletes an old stuck entry on its first poll, with evidence", async () => {
-  const stuck: Entry = {
-    family: "ipv4",
-    src: "192.0.2.7",
-    sport: 40000,
-    dst: "198.51.100.80",
-    dport: 80,
-    zone: 0,
-    unreplied: true,
-    translated: undefined,
-    createdAt: -10_000,
-  };
+  const stuck = stuckEntry({ createdAt: -10_000 });
   const evidence: Entry = {
     ...stuck,
     src: "192.0.2.8",
@@ -249,17 +254,7 @@ Deno.test("un-NATed rule: a restarted agent deletes an old stuck entry on its fi
 
 Deno.test("un-NATed rule: a young destination is asked again at every poll", async () => {
   // A client still in its fast retries (entry younger than 6 s): a "none" holds 1 s at most.
-  const stuck: Entry = {
-    family: "ipv4",
-    src: "192.0.2.7",
-    sport: 40000,
-    dst: "198.51.100.80",
-    dport: 80,
-    zone: 0,
-    unreplied: true,
-    translated: undefined,
-    createdAt: -3000,
-  };
+  const stuck = stuckEntry({ createdAt: -3000 });
   const table = new Table([stuck]);
   const { agent } = agentFor(table, { afterMs: 2000 });
   for (let p = 0; p < 4; p++) {
@@ -276,17 +271,7 @@ Deno.test("un-NATed rule: a young destination is asked again at every poll", asy
 });
 
 Deno.test("un-NATed rule: no evidence is cached for at most 2 s, then asked again; found evidence is kept", async () => {
-  const stuck: Entry = {
-    family: "ipv4",
-    src: "192.0.2.7",
-    sport: 40000,
-    dst: "198.51.100.80",
-    dport: 80,
-    zone: 0,
-    unreplied: true,
-    translated: undefined,
-    createdAt: -9000,
-  };
+  const stuck = stuckEntry({ createdAt: -9000 });
   const table = new Table([stuck]);
   const { agent, deleter } = agentFor(table, { afterMs: 2000 });
   await agent.pollOnce();
