@@ -14,13 +14,17 @@
 FROM denoland/deno:2.9.6 AS build
 WORKDIR /src
 # Dependencies first, so this layer is reused while only the code changes.
+# tests/deno.json is the workspace member holding the test-only packages: the
+# agent itself imports no npm package, and --exclude-unused-npm keeps the
+# test packages of the lock file out of the binary.
 COPY deno.json deno.lock* ./
+COPY tests/deno.json tests/deno.json
 RUN if [ -f deno.lock ]; then deno install --frozen; else deno install; fi
 COPY . .
 ARG DENORT_BIN
 RUN if [ -z "${DENORT_BIN:-}" ]; then unset DENORT_BIN; fi \
  && mkdir -p /out \
- && deno compile -A --v8-flags=--max-semi-space-size=1,--max-old-space-size=64 --output /out/conntrack-cleaner main.ts \
+ && deno compile -A --exclude-unused-npm --v8-flags=--max-semi-space-size=1,--max-old-space-size=64 --output /out/conntrack-cleaner main.ts \
  && /out/conntrack-cleaner --version
 
 # --- 2. gather the binaries and their libraries into /rootfs -------------------

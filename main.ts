@@ -123,10 +123,11 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
       server = startServer({
         listen: settings.listen,
         status: agent.status,
-        metrics: async () => ({
-          body: await metrics.registry.metrics(),
-          contentType: metrics.registry.contentType,
-        }),
+        metrics: () =>
+          Promise.resolve({
+            body: metrics.registry.metrics(),
+            contentType: metrics.registry.contentType,
+          }),
         liveness: livenessLimits(settings.intervalMs, parts),
         onError: (e) => log.error("HTTP handler failed", { error: errorText(e) }),
       });

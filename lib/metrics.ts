@@ -1,23 +1,11 @@
 /**
- * The agent's Prometheus metrics, on a prom-client registry of its own.
+ * The agent's Prometheus metrics, on a registry of its own (lib/prom.ts).
  * No label ever carries a tuple or an address: cardinality stays fixed.
  *
  * @module
  */
-import type * as Prom from "prom-client";
-// Only the parts used, by path: prom-client's index also loads the push
-// gateway (node:http), cluster aggregation, summaries and every default
-// metric, about 6 MB more resident memory (deno task bench, docs/benchmarks.md).
-import Counter from "prom-client/lib/counter.js";
-import Gauge from "prom-client/lib/gauge.js";
-import Histogram from "prom-client/lib/histogram.js";
-import Registry from "prom-client/lib/registry.js";
-import heapSizeAndUsed from "prom-client/lib/metrics/heapSizeAndUsed.js";
-import osMemoryHeap from "prom-client/lib/metrics/osMemoryHeap.js";
-import processCpuTotal from "prom-client/lib/metrics/processCpuTotal.js";
-import processMaxFileDescriptors from "prom-client/lib/metrics/processMaxFileDescriptors.js";
-import processOpenFileDescriptors from "prom-client/lib/metrics/processOpenFileDescriptors.js";
-import processStartTime from "prom-client/lib/metrics/processStartTime.js";
+import { type Counter, type Gauge, type Histogram, Registry } from "./prom.ts";
+import { registerProcessMetrics } from "./process_metrics.ts";
 import type { AgentObserver, DecisionResult } from "./observer.ts";
 import type { Snapshot } from "./snapshot.ts";
 import type { Rule, TrackResult } from "./tracker.ts";
@@ -28,7 +16,7 @@ export interface MetricsOptions {
   deno: string;
   source: string;
   deleter: string;
-  /** Also export prom-client's process metrics (RSS, CPU, fds, …); default true. */
+  /** Also export the standard `process_*` metrics (CPU, RSS, start time, fds); default true. */
   processMetrics?: boolean;
   /** Wall-clock seconds for the last-success gauge; default `Date.now() / 1000`. */
   nowSeconds?: () => number;
@@ -36,21 +24,6 @@ export interface MetricsOptions {
   logLinesDropped?: () => number;
 }
 
-const client = {
-  Registry: Registry as typeof Prom.Registry,
-  Counter: Counter as typeof Prom.Counter,
-  Gauge: Gauge as typeof Prom.Gauge,
-  Histogram: Histogram as typeof Prom.Histogram,
-};
-/** prom-client's process metrics that are kept: CPU, RSS, start time, fds, heap. */
-const PROCESS_METRICS: ((registry: Prom.Registry, config: { prefix: string }) => void)[] = [
-  processCpuTotal,
-  processStartTime,
-  osMemoryHeap,
-  processOpenFileDescriptors,
-  processMaxFileDescriptors,
-  heapSizeAndUsed,
-];
 const PREFIX = "conntrack_cleaner_";
 const DECISION_RESULTS: DecisionResult[] = ["deleted", "already_gone", "failed", "dry_run"];
 const RULES: Rule[] = ["renewals", "unnated"];
@@ -64,145 +37,125 @@ const RULES: Rule[] = ["renewals", "unnated"];
  * import { Metrics } from "./metrics.ts";
  * const m = new Metrics({ version: "0.1.0", deno: Deno.version.deno, source: "procfs", deleter: "conntrack" });
  * m.deletions([{ result: "deleted", rule: "renewals" }], 12);
- * console.log(await m.registry.metrics());
+ * m.registry.metrics().includes('conntrack_cleaner_deletions_total{result="deleted",rule="renewals"} 1'); // => true
  * ```
  */
 export class Metrics implements AgentObserver {
-  readonly registry: Prom.Registry = new client.Registry();
-  #snapshots;
-  #snapshotDuration;
-  #scanned;
-  #malformed;
-  #candidates;
-  #overflow;
-  #renewals;
-  #deletions;
-  #deleteDuration;
-  #evidence;
-  #evidenceDuration;
-  #skipped;
-  #lastSuccess;
+  readonly registry: Registry = new Registry();
+  #snapshots: Counter;
+  #snapshotDuration: Histogram;
+  #scanned: Gauge;
+  #malformed: Counter;
+  #candidates: Gauge;
+  #overflow: Gauge;
+  #renewals: Counter;
+  #deletions: Counter;
+  #deleteDuration: Histogram;
+  #evidence: Counter;
+  #evidenceDuration: Histogram;
+  #skipped: Counter;
+  #lastSuccess: Gauge;
   #now: () => number;
 
   constructor(o: MetricsOptions) {
-    const registers = [this.registry];
+    const r = this.registry;
     this.#now = o.nowSeconds ?? (() => Date.now() / 1000);
-    this.#snapshots = new client.Counter({
-      name: `${PREFIX}snapshots_total`,
-      help: "Reads of the conntrack table, by result (ok, error).",
-      labelNames: ["result"] as const,
-      registers,
-    });
-    this.#snapshotDuration = new client.Histogram({
-      name: `${PREFIX}snapshot_duration_seconds`,
-      help: "How long one read of the conntrack table took.",
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers,
-    });
-    this.#scanned = new client.Gauge({
-      name: `${PREFIX}entries_scanned`,
-      help: "Entries (lines or messages) in the last successful snapshot.",
-      registers,
-    });
-    this.#malformed = new client.Counter({
-      name: `${PREFIX}malformed_lines_total`,
-      help: "Table lines or messages that did not match the format and were skipped.",
-      registers,
-    });
-    this.#candidates = new client.Gauge({
-      name: `${PREFIX}candidates`,
-      help: "SYN_SENT [UNREPLIED] TCP entries tracked now.",
-      registers,
-    });
-    this.#overflow = new client.Gauge({
-      name: `${PREFIX}candidates_over_limit`,
-      help:
-        "SYN_SENT [UNREPLIED] entries in the last snapshot beyond --max-candidates, not tracked.",
-      registers,
-    });
-    this.#renewals = new client.Counter({
-      name: `${PREFIX}renewals_total`,
-      help: "Timeout renewals observed on tracked entries.",
-      registers,
-    });
-    this.#deletions = new client.Counter({
-      name: `${PREFIX}deletions_total`,
-      help:
-        "Stale entries acted on, by result (deleted, already_gone, failed, dry_run) and by the rule that decided (renewals, unnated).",
-      labelNames: ["result", "rule"] as const,
-      registers,
-    });
-    this.#deleteDuration = new client.Histogram({
-      name: `${PREFIX}delete_duration_seconds`,
-      help: "How long deleting one poll's stale entries took.",
-      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60],
-      registers,
-    });
-    this.#evidence = new client.Counter({
-      name: `${PREFIX}evidence_lookups_total`,
-      help:
-        "Reads of the table for the un-NATed rule's evidence (is a destination NATed now?), by result (ok, error).",
-      labelNames: ["result"] as const,
-      registers,
-    });
-    this.#evidenceDuration = new client.Histogram({
-      name: `${PREFIX}evidence_lookup_duration_seconds`,
-      help: "How long one evidence look-up took.",
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers,
-    });
-    this.#skipped = new client.Counter({
-      name: `${PREFIX}skipped_ticks_total`,
-      help: "Poll ticks that came due while the previous poll was still running.",
-      registers,
-    });
-    this.#lastSuccess = new client.Gauge({
-      name: `${PREFIX}last_success_timestamp_seconds`,
-      help: "Unix time of the last successful snapshot.",
-      registers,
-    });
-    new client.Gauge({
-      name: `${PREFIX}build_info`,
-      help: "Always 1; the labels say which build runs.",
-      labelNames: ["version", "deno"] as const,
-      registers,
-    }).set({ version: o.version, deno: o.deno }, 1);
-    new client.Gauge({
-      name: `${PREFIX}source_info`,
-      help: "Always 1; the labels say how the table is read and how entries are deleted.",
-      labelNames: ["source", "deleter"] as const,
-      registers,
-    }).set({ source: o.source, deleter: o.deleter }, 1);
+    this.#snapshots = r.counter(
+      `${PREFIX}snapshots_total`,
+      "Reads of the conntrack table, by result (ok, error).",
+      ["result"],
+    );
+    this.#snapshotDuration = r.histogram(
+      `${PREFIX}snapshot_duration_seconds`,
+      "How long one read of the conntrack table took.",
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    );
+    this.#scanned = r.gauge(
+      `${PREFIX}entries_scanned`,
+      "Entries (lines or messages) in the last successful snapshot.",
+    );
+    this.#malformed = r.counter(
+      `${PREFIX}malformed_lines_total`,
+      "Table lines or messages that did not match the format and were skipped.",
+    );
+    this.#candidates = r.gauge(
+      `${PREFIX}candidates`,
+      "SYN_SENT [UNREPLIED] TCP entries tracked now.",
+    );
+    this.#overflow = r.gauge(
+      `${PREFIX}candidates_over_limit`,
+      "SYN_SENT [UNREPLIED] entries in the last snapshot beyond --max-candidates, not tracked.",
+    );
+    this.#renewals = r.counter(
+      `${PREFIX}renewals_total`,
+      "Timeout renewals observed on tracked entries.",
+    );
+    this.#deletions = r.counter(
+      `${PREFIX}deletions_total`,
+      "Stale entries acted on, by result (deleted, already_gone, failed, dry_run) and by the rule that decided (renewals, unnated).",
+      ["result", "rule"],
+    );
+    this.#deleteDuration = r.histogram(
+      `${PREFIX}delete_duration_seconds`,
+      "How long deleting one poll's stale entries took.",
+      [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60],
+    );
+    this.#evidence = r.counter(
+      `${PREFIX}evidence_lookups_total`,
+      "Reads of the table for the un-NATed rule's evidence (is a destination NATed now?), by result (ok, error).",
+      ["result"],
+    );
+    this.#evidenceDuration = r.histogram(
+      `${PREFIX}evidence_lookup_duration_seconds`,
+      "How long one evidence look-up took.",
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    );
+    this.#skipped = r.counter(
+      `${PREFIX}skipped_ticks_total`,
+      "Poll ticks that came due while the previous poll was still running.",
+    );
+    this.#lastSuccess = r.gauge(
+      `${PREFIX}last_success_timestamp_seconds`,
+      "Unix time of the last successful snapshot.",
+    );
+    r.gauge(
+      `${PREFIX}build_info`,
+      "Always 1; the labels say which build runs.",
+      ["version", "deno"],
+    ).set(1, { version: o.version, deno: o.deno });
+    r.gauge(
+      `${PREFIX}source_info`,
+      "Always 1; the labels say how the table is read and how entries are deleted.",
+      ["source", "deleter"],
+    ).set(1, { source: o.source, deleter: o.deleter });
     const dropped = o.logLinesDropped ?? (() => 0);
     let droppedSeen = 0;
-    new client.Counter({
-      name: `${PREFIX}log_lines_dropped_total`,
-      help: "Log lines that could not be written (stdout closed or broken) and were dropped.",
-      registers,
-      collect() {
+    r.counter(
+      `${PREFIX}log_lines_dropped_total`,
+      "Log lines that could not be written (stdout closed or broken) and were dropped.",
+      [],
+      (c) => {
         const n = dropped();
-        if (n > droppedSeen) this.inc(n - droppedSeen);
+        if (n > droppedSeen) c.inc({}, n - droppedSeen);
         droppedSeen = Math.max(n, droppedSeen);
       },
-    });
+    );
     for (const result of ["ok", "error"]) this.#snapshots.inc({ result }, 0);
     for (const result of DECISION_RESULTS) {
       for (const rule of RULES) this.#deletions.inc({ result, rule }, 0);
     }
     for (const result of ["ok", "error"]) this.#evidence.inc({ result }, 0);
-    if (o.processMetrics ?? true) {
-      for (const collect of PROCESS_METRICS) collect(this.registry, { prefix: PREFIX });
-    }
+    if (o.processMetrics ?? true) registerProcessMetrics(r);
   }
 
   snapshotOk(s: Snapshot, durationMs: number, track: TrackResult): void {
     this.#snapshots.inc({ result: "ok" });
     this.#snapshotDuration.observe(durationMs / 1000);
     this.#scanned.set(s.scanned);
-    this.#malformed.inc(s.malformed);
+    this.#malformed.inc({}, s.malformed);
     this.#candidates.set(track.tracked);
     this.#overflow.set(s.overflow ?? 0);
-    this.#renewals.inc(track.renewals);
+    this.#renewals.inc({}, track.renewals);
     this.#lastSuccess.set(this.#now());
   }
 
@@ -224,6 +177,6 @@ export class Metrics implements AgentObserver {
   }
 
   skippedTicks(count: number): void {
-    this.#skipped.inc(count);
+    this.#skipped.inc({}, count);
   }
 }
