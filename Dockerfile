@@ -3,10 +3,10 @@
 # conntrack-cleaner image: the compiled agent, the `conntrack` binary and the
 # shared libraries both load, on an empty (scratch) base. No shell, no package
 # manager. Build:
-#   docker build -t conntrack-cleaner:0.1.0 .
+#   docker build -t REGISTRY/conntrack-cleaner:0.1.0 .
 # Offline denort (no download by `deno compile`): put it in the build context
 # and pass its path inside the build stage, e.g.
-#   docker build --build-arg DENORT_BIN=/src/denort -t conntrack-cleaner:0.1.0 .
+#   docker build --build-arg DENORT_BIN=/src/denort -t REGISTRY/conntrack-cleaner:0.1.0 .
 
 # --- 1. compile the agent -----------------------------------------------------
 # The V8 flags are deno.json's (`deno task compile`): they are embedded in the
