@@ -119,8 +119,10 @@ function logfmtValue(v: unknown): string {
     v = v.map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x))).join(",");
   } else if (typeof v === "object" && v !== null) v = JSON.stringify(v, jsonValue);
   const s = String(v);
+  // deno-lint-ignore no-control-regex -- control characters are what must be quoted
   if (s !== "" && !/[\s="\\\x00-\x1f\x7f]/.test(s)) return s;
   const escape = (c: string) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  // deno-lint-ignore no-control-regex -- and escaped
   return `"${s.replace(/[\\"\x00-\x1f\x7f]/g, escape)}"`;
 }
 
