@@ -5,17 +5,16 @@
  * @module
  */
 import type { Settings } from "./config.ts";
-import { ConntrackCliDeleter } from "./deleters/conntrack_cli.ts";
 import type { Deleter } from "./deleters/deleter.ts";
 import type { Logger } from "./log.ts";
 import { denoRunner, type ProcessRunner } from "./process.ts";
-import { NetlinkDeleter } from "./deleters/netlink.ts";
-import { ConntrackCliSource } from "./sources/conntrack_cli.ts";
 import { checkNetlink, type NetlinkCheck } from "./netlink/capability.ts";
-import { NetlinkSource } from "./sources/netlink.ts";
-import { assertRegularFile, ProcfsSource } from "./sources/procfs.ts";
 import type { Source } from "./sources/source.ts";
 import type { EvidenceFinder } from "./unnated.ts";
+
+// The sources and deleters are imported when chosen (`import()`), not up
+// front: an agent loads only the one source and deleter it runs, about 2 MB
+// less resident memory (docs/benchmarks.md, issue 14).
 
 /** A setup step that cannot go on: exit code 1 with this message. */
 export class SetupError extends Error {
@@ -113,8 +112,8 @@ async function chooseSource(
   netlink: () => Promise<NetlinkCheck>,
   log?: Logger,
 ): Promise<{ source: Source & EvidenceFinder; sourceReason: string }> {
-  const nl = () =>
-    new NetlinkSource({
+  const nl = async () =>
+    new (await import("./sources/netlink.ts")).NetlinkSource({
       maxCandidates: s.maxCandidates,
       timeoutMs: SOURCE_TIMEOUT_MS,
       onFilterModeChange: (mode, reason) =>
@@ -123,9 +122,13 @@ async function chooseSource(
       onRetry: (reason) => log?.debug("netlink dump started again", { reason }),
     });
   const max = s.maxCandidates;
-  const procfs = () => new ProcfsSource({ path: s.procFile, maxCandidates: max });
-  const cli = () =>
-    new ConntrackCliSource({
+  const procfs = async () =>
+    new (await import("./sources/procfs.ts")).ProcfsSource({
+      path: s.procFile,
+      maxCandidates: max,
+    });
+  const cli = async () =>
+    new (await import("./sources/conntrack_cli.ts")).ConntrackCliSource({
       bin: s.conntrackBin,
       maxCandidates: max,
       timeoutMs: SOURCE_TIMEOUT_MS,
@@ -136,33 +139,36 @@ async function chooseSource(
       if (!p.ok) {
         throw new SetupError(`--source=netlink: a ctnetlink dump does not work: ${p.reason}`);
       }
-      return { source: nl(), sourceReason: "--source=netlink" };
+      return { source: await nl(), sourceReason: "--source=netlink" };
     }
     case "procfs":
       await checkReadable(s.procFile);
-      return { source: procfs(), sourceReason: "--source=procfs" };
+      return { source: await procfs(), sourceReason: "--source=procfs" };
     case "conntrack":
       await checkConntrack(s.conntrackBin, runner);
-      return { source: cli(), sourceReason: "--source=conntrack" };
+      return { source: await cli(), sourceReason: "--source=conntrack" };
     case "auto": {
       if (s.origin["proc-file"] === "flag" || s.origin["proc-file"] === "env") {
         // The user named the file to read: read that one.
         await checkReadable(s.procFile);
-        return { source: procfs(), sourceReason: "auto: --proc-file was given" };
+        return { source: await procfs(), sourceReason: "auto: --proc-file was given" };
       }
       const why: string[] = [];
       const p = await netlink();
-      if (p.ok) return { source: nl(), sourceReason: "auto: a ctnetlink dump works" };
+      if (p.ok) return { source: await nl(), sourceReason: "auto: a ctnetlink dump works" };
       why.push(`netlink: ${p.reason}`);
       try {
         await checkReadable(s.procFile);
-        return { source: procfs(), sourceReason: `auto: ${why[0]}; ${s.procFile} is readable` };
+        return {
+          source: await procfs(),
+          sourceReason: `auto: ${why[0]}; ${s.procFile} is readable`,
+        };
       } catch (e) {
         why.push(`procfs: ${(e as Error).message}`);
       }
       try {
         await checkConntrack(s.conntrackBin, runner);
-        return { source: cli(), sourceReason: `auto: ${why.join("; ")}; using conntrack -L` };
+        return { source: await cli(), sourceReason: `auto: ${why.join("; ")}; using conntrack -L` };
       } catch (e) {
         why.push(`conntrack: ${(e as Error).message}`);
       }
@@ -180,7 +186,10 @@ async function chooseDeleter(
     // A dry run deletes nothing, so it does not need the binary.
     if (!s.dryRun) await checkConntrack(s.conntrackBin, runner);
     return {
-      deleter: new ConntrackCliDeleter({ bin: s.conntrackBin, runner }),
+      deleter: new (await import("./deleters/conntrack_cli.ts")).ConntrackCliDeleter({
+        bin: s.conntrackBin,
+        runner,
+      }),
       deleterReason: reason,
     };
   };
@@ -188,16 +197,20 @@ async function chooseDeleter(
     case "netlink": {
       const p = await netlink();
       if (!p.ok) throw new SetupError(`--delete-via=netlink: ctnetlink does not work: ${p.reason}`);
-      return { deleter: new NetlinkDeleter(), deleterReason: "--delete-via=netlink" };
+      return { deleter: await netlinkDeleter(), deleterReason: "--delete-via=netlink" };
     }
     case "conntrack":
       return await cli("--delete-via=conntrack");
     case "auto": {
       const p = await netlink();
-      if (p.ok) return { deleter: new NetlinkDeleter(), deleterReason: "auto: ctnetlink works" };
+      if (p.ok) return { deleter: await netlinkDeleter(), deleterReason: "auto: ctnetlink works" };
       return await cli(`auto: netlink: ${p.reason}; using the conntrack CLI`);
     }
   }
+}
+
+async function netlinkDeleter(): Promise<Deleter> {
+  return new (await import("./deleters/netlink.ts")).NetlinkDeleter();
 }
 
 /**
@@ -244,7 +257,7 @@ export function effectiveCapabilities(statusFile = "/proc/self/status"): bigint 
  */
 export async function checkReadable(path: string): Promise<void> {
   try {
-    assertRegularFile(path);
+    (await import("./sources/procfs.ts")).assertRegularFile(path);
     using f = await Deno.open(path, { read: true });
     await f.read(new Uint8Array(1));
   } catch (e) {
