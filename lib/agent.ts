@@ -16,6 +16,7 @@ import type { AgentObserver, DecisionResult } from "./observer.ts";
 import type { Source } from "./sources/source.ts";
 import type { RenewalTracker, TrackResult } from "./tracker.ts";
 import { type Decision, mergeWants, type Rule } from "./rules/rule.ts";
+import { RenewalRule } from "./rules/renewals.ts";
 
 /** Everything the loop needs. */
 export interface AgentOptions {
@@ -26,7 +27,7 @@ export interface AgentOptions {
   destinations?: DestinationSet;
   /**
    * The deletion rules, asked in this order; a tuple two rules decide is
-   * acted on once, for the first. Default: none (the agent only tracks).
+   * acted on once, for the first. Default: the renewal rule on `tracker`.
    */
   rules?: readonly Rule[];
   log: Logger;
@@ -103,7 +104,7 @@ export class Agent {
     lastError: undefined,
     polling: false,
   };
-  #o: AgentOptions;
+  #o: AgentOptions & { rules: readonly Rule[] };
   #clock: Clock;
   #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   #warnedOverrun = false;
@@ -115,7 +116,7 @@ export class Agent {
   #reportedGone = new Map<string, number | undefined>();
 
   constructor(options: AgentOptions) {
-    this.#o = options;
+    this.#o = { ...options, rules: options.rules ?? [new RenewalRule(options.tracker)] };
     this.#clock = options.clock ?? (() => performance.now());
     this.#sleep = options.sleep ?? sleep;
     this.#quiet = new QuietLog(options.log, this.#clock);
@@ -166,7 +167,7 @@ export class Agent {
     this.status.polling = true;
     try {
       let snapshot: Snapshot;
-      const rules = this.#o.rules ?? [];
+      const rules = this.#o.rules;
       // What the rules want collected in the same read (evidence keys).
       const wants = mergeWants(rules.map((r) => r.wants?.()));
       try {
@@ -274,7 +275,7 @@ export class Agent {
     }
     if (dryRun) {
       for (const d of stale) {
-        log.info("dry run: would delete stale entry", fields(d, this.#o.rules ?? []));
+        log.info("dry run: would delete stale entry", fields(d, this.#o.rules));
         tracker.forget(d.tuple);
       }
       observer?.deletions?.(stale.map((d) => ({ result: "dry_run", rule: d.rule })), 0);
@@ -287,7 +288,7 @@ export class Agent {
     const results = stale.map((decision, i) => {
       const o = outcomes[i] ?? { tuple: decision.tuple, result: "failed", error: "no outcome" };
       const f = {
-        ...fields(decision, this.#o.rules ?? []),
+        ...fields(decision, this.#o.rules),
         deleter: deleter.name,
         batch: stale.length,
         delete_ms: round(ms),

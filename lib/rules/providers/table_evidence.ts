@@ -50,9 +50,9 @@ export interface TableEvidenceOptions {
 /** What is known of one translated entry of a watched key. */
 interface Sighting {
   /**
-   * `startedAt` of the last read of the key's watch in which the entry was
-   * not there; `undefined` when it was there from the watch's first read
-   * (not known to be newer than anything).
+   * `startedAt` of a read that watched the key and did not list the entry;
+   * `undefined` when it was there from the watch's first read (not known to
+   * be newer than anything).
    */
   absentAt: number | undefined;
   sport: number;
@@ -60,7 +60,7 @@ interface Sighting {
   translated: Endpoint;
 }
 
-/** One key's unbroken run of complete reads: the last one, and the entries in it. */
+/** One key as the last read saw it: when that read started, and the entries in it. */
 interface Watch {
   readAt: number;
   /** By identity: the conntrack id, else `-1 - sport`. */
@@ -82,15 +82,17 @@ interface Watch {
  * };
  * const key = "ipv4 10.1.0.7 10.96.0.10 80 0";
  * const newer = { sport: 40001, replyZone: 0, translated: { addr: "10.244.0.5", port: 8080 } };
- * const read = (at: number, entries: typeof newer[]) => ({
+ * const read = (at: number) => ({
  *   candidates: [{ ...stuck, seenFrom: at, seenTo: at + 1 }], scanned: 1, malformed: 0,
  *   startedAt: at, finishedAt: at + 2,
- *   evidence: { entries: new Map([[key, entries]]), overflow: new Set<string>() },
  * });
- * p.observe({ ...read(0, []), evidence: undefined }); // first sighting of the candidate (at 1)
+ * const evidence = (entries: typeof newer[]) => ({
+ *   entries: new Map([[key, entries]]), overflow: new Set<string>(),
+ * });
+ * p.observe(read(0)); // first sighting of the candidate (sameSince 1); its key was not asked yet
  * p.wants()?.evidenceFor?.length; // => 1: its key is watched from the next read on
- * p.observe(read(1000, [])); // watched: no translated entry of this client yet
- * p.observe(read(2000, [newer])); // the client's newer connection, translated
+ * p.observe({ ...read(1000), evidence: evidence([]) }); // watched: no translated entry yet
+ * p.observe({ ...read(2000), evidence: evidence([newer]) }); // the client's newer connection
  * p.vouch({ candidate: stuck, sameSince: 1, now: 2000 })?.reason;
  * // => "this client's newer connection (sport 40001) to it was translated to 10.244.0.5:8080"
  * ```
@@ -100,7 +102,6 @@ export class TableEvidenceProvider implements NatProvider {
   readonly maxKeys: number;
   #watch = new Map<string, Watch>();
   #want = new Map<string, ClientKey>();
-  #lastReadAt: number | undefined;
 
   constructor(options: TableEvidenceOptions = {}) {
     this.maxKeys = options.maxKeys ?? 1024;
@@ -116,21 +117,20 @@ export class TableEvidenceProvider implements NatProvider {
   }
 
   observe(s: Snapshot): void {
-    const prev = this.#lastReadAt;
-    this.#lastReadAt = s.startedAt;
     const next = new Map<string, Watch>();
     const ev = s.evidence;
     for (const [key, list] of ev?.entries ?? []) {
       if (ev!.overflow.has(key) || !this.#want.has(key)) continue;
+      // The key's last complete read (the previous observed one), if it was watched there.
       const old = this.#watch.get(key);
-      // The watch goes on only if the key was complete in the read just before this one.
-      const going = old !== undefined && old.readAt === prev;
       const entries = new Map<number, Sighting>();
       for (const e of list) {
         const ident = e.id ?? -1 - e.sport;
-        const seen = going ? old.entries.get(ident) : undefined;
+        const seen = old?.entries.get(ident);
         entries.set(ident, {
-          absentAt: seen !== undefined ? seen.absentAt : going ? old.readAt : undefined,
+          // Not in the key's last read: made after that read started. From the watch's first read
+          // on: unknown (it may be older than anything).
+          absentAt: seen !== undefined ? seen.absentAt : old?.readAt,
           sport: e.sport,
           replyZone: e.replyZone,
           translated: e.translated,
@@ -138,7 +138,7 @@ export class TableEvidenceProvider implements NatProvider {
       }
       next.set(key, { readAt: s.startedAt, entries });
     }
-    this.#watch = next;
+    this.#watch = next; // only what this read saw: nothing is carried across reads
     // Watch every un-NATed candidate's key from the next read on, eligible or not yet.
     this.#want.clear();
     for (const c of s.candidates) {
@@ -156,10 +156,10 @@ export class TableEvidenceProvider implements NatProvider {
     }
   }
 
-  vouch({ candidate: c, sameSince, now }: VouchQuery): Vouch | undefined {
+  vouch({ candidate: c, sameSince }: VouchQuery): Vouch | undefined {
     if (c.translated !== undefined || sameSince === undefined) return undefined;
     const w = this.#watch.get(clientKey(c));
-    if (w === undefined || w.readAt !== now) return undefined;
+    if (w === undefined) return undefined;
     for (const e of w.entries.values()) {
       if (e.replyZone !== c.zone) continue;
       // Absent from a read that started after this entry was first seen: made after it.
