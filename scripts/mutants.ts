@@ -372,7 +372,7 @@ export const MUTANTS: Mutant[] = [
     name: "evidence bounds ignored",
     file: "lib/evidence.ts",
     search: "if (list.length >= this.#perKey || this.#room <= 0) {",
-    replace: "if (false) {",
+    replace: "if (list.length > Number.MAX_SAFE_INTEGER) {",
     tests: [...UNNATED, "tests/scan_test.ts"],
   },
   {
