@@ -373,7 +373,14 @@ export const MUTANTS: Mutant[] = [
     file: "lib/evidence.ts",
     search: "if (list.length >= this.#perKey || this.#room <= 0) {",
     replace: "if (list.length > Number.MAX_SAFE_INTEGER) {",
-    tests: [...UNNATED, "tests/scan_test.ts"],
+    tests: [...UNNATED, "tests/scan_test.ts", "tests/evidence_test.ts"],
+  },
+  {
+    name: "evidence bound on all keys ignored",
+    file: "lib/evidence.ts",
+    search: "if (list.length >= this.#perKey || this.#room <= 0) {",
+    replace: "if (list.length >= this.#perKey) {",
+    tests: ["tests/evidence_test.ts"],
   },
   {
     name: "--destinations provider vouches for every destination",
