@@ -1,0 +1,423 @@
+/**
+ * A node in front of a slow real server, with real sockets, for the
+ * do-no-harm end-to-end tests: five namespaces this module makes and always
+ * removes.
+ *
+ * ```
+ *  clients ──veth── node ──veth── backend (fast, port 8080: the DNAT target)
+ *  (subnets A, B)    │
+ *                    └─veth── relay ──veth── server (owns the VIP, port 80)
+ *                             (frames from the server delayed `delayMs`)
+ * ```
+ *
+ * - The node routes, tracks connections and filters like kube-proxy's
+ *   iptables mode: `-m conntrack --ctstate INVALID -j DROP` in FORWARD (and
+ *   INPUT if asked), a `CCT-SERVICES` chain in nat PREROUTING and a `CCT-OUTPUT` chain
+ *   in nat OUTPUT (both empty until a test adds rules), and MASQUERADE for
+ *   everything leaving toward the server.
+ * - The VIP is a real address of the server, routed by the node toward it,
+ *   so a connection that no DNAT rule catches reaches the real server
+ *   through MASQUERADE, and its SYN-ACK arrives `delayMs` late.
+ * - This kernel has no netem: `frame_delay.c` (compiled with `cc` into a
+ *   temporary directory) relays Ethernet frames between the node and the
+ *   server, delaying the server's. Both ends know each other's MAC address
+ *   (permanent neighbour entries), so no ARP/ND crosses the delay.
+ * - Both servers answer `ping\n` with `pong\n` (see `tcp_session.ts`), so a
+ *   connection reset after the handshake is seen as a failure.
+ *
+ * Addresses are from the benchmarking and documentation ranges only
+ * (198.18.0.0/15, 2001:db8::/32). Needs root, iproute2, iptables
+ * (ip6tables), conntrack-tools and a C compiler (`cc`).
+ *
+ * @example
+ * ```ts
+ * import { withSlowNet } from "./slow_net.ts";
+ * await withSlowNet("example", { delayMs: 3000 }, async (net) => {
+ *   const run = net.sessions(net.clients, [{ id: "b1", host: net.addr.ipv4.vip, port: 80,
+ *     localAddress: net.addr.ipv4.clientB, at: Date.now(), deadlineMs: 10_000 }]);
+ *   console.log((await run.results).get("b1"));
+ * });
+ * ```
+ *
+ * @module
+ */
+import type { SessionRequest } from "./tcp_session.ts";
+import { type Netns, withNetns } from "./netns.ts";
+import { readLines } from "./stuck_client.ts";
+
+const TCP_SESSION = new URL("./tcp_session.ts", import.meta.url).pathname;
+const FRAME_DELAY_C = new URL("./frame_delay.c", import.meta.url).pathname;
+
+/** The addresses of one family. */
+export interface SlowAddresses {
+  /** The client in subnet A (DNATed where a rule says "subnet A"). */
+  clientA: string;
+  /** The client in subnet B (reaches the server through MASQUERADE). */
+  clientB: string;
+  subnetA: string;
+  subnetB: string;
+  nodeA: string;
+  nodeB: string;
+  backend: string;
+  nodeBackend: string;
+  /** The server's link address and the node's on that link. */
+  server: string;
+  nodeServer: string;
+  /** The address clients connect to: the server's own, DNATed to the backend by some rules. */
+  vip: string;
+  vipPrefix: string;
+  prefixLen: number;
+}
+
+/** Addresses by family (benchmarking / documentation ranges only). */
+export const SLOW_ADDRESSES: Record<"ipv4" | "ipv6", SlowAddresses> = {
+  ipv4: {
+    clientA: "198.18.1.2",
+    clientB: "198.18.5.2",
+    subnetA: "198.18.1.0/24",
+    subnetB: "198.18.5.0/24",
+    nodeA: "198.18.1.1",
+    nodeB: "198.18.5.1",
+    backend: "198.18.2.2",
+    nodeBackend: "198.18.2.1",
+    server: "198.18.6.2",
+    nodeServer: "198.18.6.1",
+    vip: "198.19.0.10",
+    vipPrefix: "198.19.0.0/24",
+    prefixLen: 24,
+  },
+  ipv6: {
+    clientA: "2001:db8:1::2",
+    clientB: "2001:db8:5::2",
+    subnetA: "2001:db8:1::/64",
+    subnetB: "2001:db8:5::/64",
+    nodeA: "2001:db8:1::1",
+    nodeB: "2001:db8:5::1",
+    backend: "2001:db8:2::2",
+    nodeBackend: "2001:db8:2::1",
+    server: "2001:db8:6::2",
+    nodeServer: "2001:db8:6::1",
+    vip: "2001:db8:cafe::10",
+    vipPrefix: "2001:db8:cafe::/64",
+    prefixLen: 64,
+  },
+};
+
+/** The service port on the VIP (and the real server's port). */
+export const VIP_PORT = 80;
+/** The backend's port (the DNAT target). */
+export const BACKEND_PORT = 8080;
+
+const NODE_SERVER_MAC = "02:00:00:00:06:01";
+const SERVER_MAC = "02:00:00:00:06:02";
+
+/** Options for {@linkcode withSlowNet}. */
+export interface SlowNetOptions {
+  /** How late the server's frames reach the node, ms. */
+  delayMs: number;
+  /** The server drops every SYN to the VIP (nobody answers there), for the stuck-client story. */
+  deadVip?: boolean;
+  /** Also drop INVALID packets in INPUT (default: FORWARD only, as kube-proxy does). */
+  inputInvalidDrop?: boolean;
+}
+
+/** How one session ended (see `tcp_session.ts`). */
+export interface SessionResult {
+  id: string;
+  /** Epoch ms of the first `connect()`. */
+  startedAt: number;
+  event: "answered" | "error" | "deadline";
+  code?: string;
+  /** From the first `connect()` to the answer, error or deadline. */
+  ms: number;
+  /** From the first `connect()` to the handshake's end (answered only). */
+  connectedMs?: number;
+  /** The source port of the attempt that ended it (fixed ports: known from the start). */
+  localPort: number;
+  attempt: number;
+  /** Every attempt's source port, in order. */
+  ports: number[];
+}
+
+/** Sessions started with {@linkcode SlowNet.sessions}. */
+export interface SessionsRun {
+  /** Resolves when every session has its result (held connections may still be open). */
+  results: Promise<Map<string, SessionResult>>;
+}
+
+/** The five namespaces (see the module doc). */
+export class SlowNet {
+  readonly clients: Netns;
+  readonly node: Netns;
+  readonly backend: Netns;
+  readonly relay: Netns;
+  readonly server: Netns;
+  readonly addr = SLOW_ADDRESSES;
+
+  constructor(clients: Netns, node: Netns, backend: Netns, relay: Netns, server: Netns) {
+    this.clients = clients;
+    this.node = node;
+    this.backend = backend;
+    this.relay = relay;
+    this.server = server;
+  }
+
+  /**
+   * Appends a DNAT rule to `CCT-SERVICES` (nat PREROUTING) or, with
+   * `chain: "CCT-OUTPUT"`, to nat OUTPUT (node processes): VIP:80 → the
+   * backend, for sources in `from` (default: all).
+   */
+  async dnat(
+    family: "ipv4" | "ipv6",
+    o: { from?: string; chain?: "CCT-SERVICES" | "CCT-OUTPUT" } = {},
+  ): Promise<void> {
+    const a = SLOW_ADDRESSES[family];
+    const to = family === "ipv4"
+      ? `${a.backend}:${BACKEND_PORT}`
+      : `[${a.backend}]:${BACKEND_PORT}`;
+    await must(this.node, [
+      tables(family),
+      ...["-t", "nat", "-A", o.chain ?? "CCT-SERVICES"],
+      ...(o.from !== undefined ? ["-s", o.from] : []),
+      ...["-d", a.vip, "-p", "tcp", "--dport", String(VIP_PORT)],
+      ...["-j", "DNAT", "--to-destination", to],
+    ]);
+  }
+
+  /** Removes every rule of `chain` (the Service is gone). */
+  async flush(family: "ipv4" | "ipv6", chain: "CCT-SERVICES" | "CCT-OUTPUT"): Promise<void> {
+    await must(this.node, [tables(family), "-t", "nat", "-F", chain]);
+  }
+
+  /** Runs `tcp_session.ts` with `requests` in `ns` (the clients or the node). */
+  sessions(ns: Netns, requests: SessionRequest[]): SessionsRun {
+    const child = ns.spawn(
+      [Deno.execPath(), "run", "-A", TCP_SESSION, JSON.stringify(requests)],
+      { stdout: "piped", stderr: "piped", env: { NO_COLOR: "1" } },
+    );
+    const err = new Response(child.stderr).text();
+    const results = (async () => {
+      const out = new Map<string, SessionResult>();
+      const seen = new Map<string, { startedAt: number; ports: number[] }>();
+      for await (const line of readLines(child.stdout)) {
+        const ev = JSON.parse(line);
+        if (ev.event === "connect") {
+          const s = seen.get(ev.id) ?? { startedAt: ev.at as number, ports: [] as number[] };
+          s.ports.push(ev.localPort);
+          seen.set(ev.id, s);
+          continue;
+        }
+        const s = seen.get(ev.id)!;
+        out.set(ev.id, {
+          id: ev.id,
+          startedAt: s.startedAt,
+          event: ev.event,
+          ...(ev.code !== undefined ? { code: String(ev.code) } : {}),
+          ms: ev.ms,
+          ...(ev.connectedMs !== undefined ? { connectedMs: ev.connectedMs } : {}),
+          localPort: ev.localPort ?? s.ports.at(-1) ?? 0,
+          attempt: ev.attempt ?? 0,
+          ports: s.ports,
+        });
+        if (out.size === requests.length) return out;
+      }
+      const status = await child.status;
+      throw new Error(
+        `sessions in ${ns.name} exited ${status.code} with ${out.size}/${requests.length} ` +
+          `results: ${await err}`,
+      );
+    })();
+    results.catch(() => {});
+    return { results };
+  }
+}
+
+function tables(family: "ipv4" | "ipv6"): string {
+  return family === "ipv4" ? "iptables" : "ip6tables";
+}
+
+async function must(ns: Netns, cmd: string[]): Promise<void> {
+  const r = await ns.exec(cmd);
+  if (r.code !== 0) {
+    throw new Error(`${cmd.join(" ")} in ${ns.name} exited ${r.code}: ${r.stderr.trim()}`);
+  }
+}
+
+/**
+ * Makes the five namespaces (`cct-LABEL-c-…`, `-n-`, `-b-`, `-r-`, `-s-`),
+ * wires them for both families, compiles and starts the relay, starts both
+ * servers, runs `fn`, and removes everything afterwards, also when `fn` or
+ * the setup throws.
+ */
+export async function withSlowNet<T>(
+  label: string,
+  options: SlowNetOptions,
+  fn: (net: SlowNet) => Promise<T>,
+): Promise<T> {
+  const p = label.slice(0, 16);
+  const dir = await Deno.makeTempDir({ prefix: "cct-frame-delay-" });
+  try {
+    const bin = `${dir}/frame_delay`;
+    const cc = await new Deno.Command("cc", {
+      args: ["-O2", "-Wall", "-o", bin, FRAME_DELAY_C],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (cc.code !== 0) throw new Error(`cc frame_delay.c: ${new TextDecoder().decode(cc.stderr)}`);
+    return await withNetns(
+      `${p}-c`,
+      (clients) =>
+        withNetns(
+          `${p}-n`,
+          (node) =>
+            withNetns(`${p}-b`, (backend) =>
+              withNetns(`${p}-r`, (relay) =>
+                withNetns(`${p}-s`, async (server) => {
+                  const net = new SlowNet(clients, node, backend, relay, server);
+                  await wire(net, options);
+                  await startRelay(relay, bin, options.delayMs);
+                  await startServer(backend, "backend", BACKEND_PORT);
+                  await startServer(server, "vip", VIP_PORT);
+                  return await fn(net);
+                }))),
+        ),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function wire(net: SlowNet, options: SlowNetOptions): Promise<void> {
+  const { clients, node, backend, relay, server } = net;
+  const veth = (ns: Netns, here: string, there: string, peer: Netns) =>
+    must(ns, [
+      "ip",
+      "link",
+      "add",
+      here,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      there,
+      "netns",
+      peer.name,
+    ]);
+  // Made from inside the namespaces, peers moved straight into the other one:
+  // no interface ever exists on the host.
+  await veth(node, "cl", "eth0", clients);
+  await veth(node, "bk", "eth0", backend);
+  await veth(node, "sv", "r0", relay);
+  await veth(relay, "r1", "eth0", server);
+  await must(node, ["ip", "link", "set", "sv", "address", NODE_SERVER_MAC]);
+  await must(server, ["ip", "link", "set", "eth0", "address", SERVER_MAC]);
+  // The relay is no host: no addresses, no IPv6 of its own, nothing it would send.
+  for (const dev of ["r0", "r1"]) {
+    await must(relay, ["sysctl", "-qw", `net.ipv6.conf.${dev}.disable_ipv6=1`]);
+    await must(relay, ["ip", "link", "set", dev, "up"]);
+  }
+  await must(node, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+  await must(node, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+  for (const family of ["ipv4", "ipv6"] as const) {
+    const a = SLOW_ADDRESSES[family];
+    const ip = family === "ipv4" ? ["ip", "-4"] : ["ip", "-6"];
+    const nodad = family === "ipv6" ? ["nodad"] : [];
+    const addr = (ns: Netns, address: string, dev: string, len = a.prefixLen) =>
+      must(ns, [...ip, "addr", "add", `${address}/${len}`, "dev", dev, ...nodad]);
+    await addr(node, a.nodeA, "cl");
+    await addr(node, a.nodeB, "cl");
+    await addr(node, a.nodeBackend, "bk");
+    await addr(node, a.nodeServer, "sv");
+    await addr(clients, a.clientA, "eth0");
+    await addr(clients, a.clientB, "eth0");
+    await addr(backend, a.backend, "eth0");
+    await addr(server, a.server, "eth0");
+    await addr(server, a.vip, "lo", family === "ipv4" ? 32 : 128);
+  }
+  for (const dev of ["cl", "bk", "sv"]) await must(node, ["ip", "link", "set", dev, "up"]);
+  for (const ns of [clients, backend, server]) await must(ns, ["ip", "link", "set", "eth0", "up"]);
+  for (const family of ["ipv4", "ipv6"] as const) {
+    const a = SLOW_ADDRESSES[family];
+    const ip = family === "ipv4" ? ["ip", "-4"] : ["ip", "-6"];
+    await must(clients, [...ip, "route", "add", "default", "via", a.nodeA]);
+    await must(backend, [...ip, "route", "add", "default", "via", a.nodeBackend]);
+    await must(server, [...ip, "route", "add", "default", "via", a.nodeServer]);
+    const neigh = (ns: Netns, to: string, mac: string, dev: string) =>
+      must(ns, [...ip, "neigh", "replace", to, "lladdr", mac, "dev", dev, "nud", "permanent"]);
+    await neigh(node, a.server, SERVER_MAC, "sv");
+    await neigh(server, a.nodeServer, NODE_SERVER_MAC, "eth0");
+    await must(node, [...ip, "route", "add", a.vipPrefix, "via", a.server, "dev", "sv"]);
+    const t = tables(family);
+    // kube-proxy's iptables mode drops forwarded packets conntrack calls INVALID. A SYN-ACK
+    // that no entry expects is addressed to the node itself (the MASQUERADE address) and goes
+    // through INPUT: the node's stack answers it with a RST unless `inputInvalidDrop`.
+    const chains = options.inputInvalidDrop ? ["FORWARD", "INPUT"] : ["FORWARD"];
+    for (const chain of chains) {
+      await must(node, [t, "-A", chain, "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"]);
+    }
+    await must(node, [t, "-t", "nat", "-N", "CCT-SERVICES"]);
+    await must(node, [t, "-t", "nat", "-A", "PREROUTING", "-j", "CCT-SERVICES"]);
+    await must(node, [t, "-t", "nat", "-N", "CCT-OUTPUT"]);
+    await must(node, [t, "-t", "nat", "-A", "OUTPUT", "-j", "CCT-OUTPUT"]);
+    await must(node, [t, "-t", "nat", "-A", "POSTROUTING", "-o", "sv", "-j", "MASQUERADE"]);
+    if (options.deadVip) {
+      await must(server, [t, "-t", "raw", "-A", "PREROUTING", "-d", a.vip, "-j", "DROP"]);
+    }
+  }
+}
+
+/** Starts the relay in `relay` (node side r0 → server side r1 at once, back after `delayMs`). */
+async function startRelay(relay: Netns, bin: string, delayMs: number): Promise<void> {
+  const child = relay.spawn([bin, "r0", "r1", "0", String(delayMs)], {
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const err = new Response(child.stderr).text();
+  const lines = readLines(child.stdout);
+  const first = await lines.next();
+  if (first.value !== "ready") {
+    const s = await child.status;
+    throw new Error(`frame_delay exited ${s.code}: ${await err}`);
+  }
+  // Keep draining stdout; the namespace's close kills it.
+  (async () => {
+    for await (const _ of lines) { /* nothing more is printed */ }
+  })();
+}
+
+/**
+ * Starts a listener on every address of `ns` at `port` that answers
+ * `ping\n` with `pong\n` and closes once the client has.
+ */
+async function startServer(ns: Netns, what: string, port: number): Promise<void> {
+  const code = `
+    const l = Deno.listen({ hostname: "::", port: ${port} });
+    console.log("listening");
+    for await (const c of l) {
+      (async () => {
+        let got = "";
+        const dec = new TextDecoder();
+        try {
+          for await (const chunk of c.readable) {
+            got += dec.decode(chunk);
+            if (got.includes("ping\\n")) {
+              got = "";
+              await c.write(new TextEncoder().encode("pong\\n"));
+            }
+          }
+        } catch { /* reset */ }
+        try { c.close(); } catch { /* closed */ }
+      })();
+    }`;
+  const child = ns.spawn([Deno.execPath(), "eval", code], {
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  });
+  const err = new Response(child.stderr).text();
+  const first = await readLines(child.stdout).next();
+  if (first.value !== "listening") {
+    const s = await child.status;
+    throw new Error(`${what} server in ${ns.name} exited ${s.code}: ${await err}`);
+  }
+}
