@@ -45,7 +45,6 @@ import {
 const DELAY_MS = 3000;
 const FAMILIES = ["ipv4", "ipv6"] as const;
 type Family = typeof FAMILIES[number];
-const V4 = SLOW_ADDRESSES.ipv4, V6 = SLOW_ADDRESSES.ipv6;
 
 /** A client connection whose node entry must survive: its fixed source port(s). */
 interface Watched {
@@ -414,6 +413,7 @@ kernelTest(
 kernelTest(
   "the benefit stays: a client stuck before the DNAT rule is freed within 7 s of its first SYN once its own newer connection is NATed (zero config, IPv4), and within 6 s by --destinations alone (IPv6)",
   async () => {
+    assert.equal(SLOW_ADDRESSES.ipv6.vip, "2001:db8:cafe::10"); // the item of DESTINATIONS
     const [none, zero, dest] = await runs().benefit;
     const ctx = JSON.stringify(none);
     console.log(`${none!.label}: stuck client ${none!.stuck.event} after ${none!.stuck.ms} ms`);
