@@ -119,6 +119,11 @@ export interface SlowNetOptions {
   deadVip?: boolean;
   /** Also drop INVALID packets in INPUT (default: FORWARD only, as kube-proxy does). */
   inputInvalidDrop?: boolean;
+  /**
+   * Start a server on the node itself at {@linkcode BACKEND_PORT}, the target
+   * of {@linkcode SlowNet.redirect} (a transparent proxy).
+   */
+  nodeServer?: boolean;
 }
 
 /** How one session ended (see `tcp_session.ts`). */
@@ -184,6 +189,19 @@ export class SlowNet {
     ]);
   }
 
+  /**
+   * Appends a REDIRECT rule to `CCT-SERVICES`: VIP:80 from `from` goes to the
+   * node's own port {@linkcode BACKEND_PORT} (needs `nodeServer`).
+   */
+  async redirect(family: "ipv4" | "ipv6", from: string): Promise<void> {
+    await must(this.node, [
+      tables(family),
+      ...["-t", "nat", "-A", "CCT-SERVICES", "-s", from, "-d", SLOW_ADDRESSES[family].vip],
+      ...["-p", "tcp", "--dport", String(VIP_PORT), "-j", "REDIRECT"],
+      ...["--to-ports", String(BACKEND_PORT)],
+    ]);
+  }
+
   /** Removes every rule of `chain` (the Service is gone). */
   async flush(family: "ipv4" | "ipv6", chain: "CCT-SERVICES" | "CCT-OUTPUT"): Promise<void> {
     await must(this.node, [tables(family), "-t", "nat", "-F", chain]);
@@ -236,27 +254,28 @@ function tables(family: "ipv4" | "ipv6"): string {
   return family === "ipv4" ? "iptables" : "ip6tables";
 }
 
-async function must(ns: Netns, cmd: string[]): Promise<void> {
-  const r = await ns.exec(cmd);
+async function must(ns: Netns, cmd: string[], stdin?: string): Promise<void> {
+  const r = await ns.exec(cmd, stdin === undefined ? {} : { stdin });
   if (r.code !== 0) {
     throw new Error(`${cmd.join(" ")} in ${ns.name} exited ${r.code}: ${r.stderr.trim()}`);
   }
 }
 
+/** Runs `ip` commands (without the leading `ip`) in one `ip -batch -` inside `ns`. */
+function ipBatch(ns: Netns, lines: string[]): Promise<void> {
+  return must(ns, ["ip", "-batch", "-"], lines.join("\n") + "\n");
+}
+
+let compiled: Promise<string> | undefined;
+
 /**
- * Makes the five namespaces (`cct-LABEL-c-…`, `-n-`, `-b-`, `-r-`, `-s-`),
- * wires them for both families, compiles and starts the relay, starts both
- * servers, runs `fn`, and removes everything afterwards, also when `fn` or
- * the setup throws.
+ * Compiles frame_delay.c once per process into a temporary directory that is
+ * removed when the process ends; resolves with the binary's path.
  */
-export async function withSlowNet<T>(
-  label: string,
-  options: SlowNetOptions,
-  fn: (net: SlowNet) => Promise<T>,
-): Promise<T> {
-  const p = label.slice(0, 16);
-  const dir = await Deno.makeTempDir({ prefix: "cct-frame-delay-" });
-  try {
+function frameDelayBinary(): Promise<string> {
+  compiled ??= (async () => {
+    const dir = await Deno.makeTempDir({ prefix: "cct-frame-delay-" });
+    globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
     const bin = `${dir}/frame_delay`;
     const cc = await new Deno.Command("cc", {
       args: ["-O2", "-Wall", "-o", bin, FRAME_DELAY_C],
@@ -264,104 +283,133 @@ export async function withSlowNet<T>(
       stderr: "piped",
     }).output();
     if (cc.code !== 0) throw new Error(`cc frame_delay.c: ${new TextDecoder().decode(cc.stderr)}`);
-    return await withNetns(
-      `${p}-c`,
-      (clients) =>
-        withNetns(
-          `${p}-n`,
-          (node) =>
-            withNetns(`${p}-b`, (backend) =>
-              withNetns(`${p}-r`, (relay) =>
-                withNetns(`${p}-s`, async (server) => {
-                  const net = new SlowNet(clients, node, backend, relay, server);
-                  await wire(net, options);
-                  await startRelay(relay, bin, options.delayMs);
-                  await startServer(backend, "backend", BACKEND_PORT);
-                  await startServer(server, "vip", VIP_PORT);
-                  return await fn(net);
-                }))),
-        ),
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+    return bin;
+  })();
+  return compiled;
+}
+
+/**
+ * Makes the five namespaces (`cct-LABEL-c-…`, `-n-`, `-b-`, `-r-`, `-s-`),
+ * wires them for both families, starts the relay (compiled once per process)
+ * and the servers, runs `fn`, and removes everything afterwards, also when
+ * `fn` or the setup throws.
+ */
+export async function withSlowNet<T>(
+  label: string,
+  options: SlowNetOptions,
+  fn: (net: SlowNet) => Promise<T>,
+): Promise<T> {
+  const p = label.slice(0, 16);
+  const bin = await frameDelayBinary();
+  return await withNetns(
+    `${p}-c`,
+    (clients) =>
+      withNetns(
+        `${p}-n`,
+        (node) =>
+          withNetns(`${p}-b`, (backend) =>
+            withNetns(`${p}-r`, (relay) =>
+              withNetns(`${p}-s`, async (server) => {
+                const net = new SlowNet(clients, node, backend, relay, server);
+                await wire(net, options);
+                await Promise.all([
+                  startRelay(relay, bin, options.delayMs),
+                  startServer(backend, "backend", BACKEND_PORT),
+                  startServer(server, "vip", VIP_PORT),
+                  options.nodeServer ? startServer(node, "node", BACKEND_PORT) : undefined,
+                ]);
+                return await fn(net);
+              }))),
+      ),
+  );
 }
 
 async function wire(net: SlowNet, options: SlowNetOptions): Promise<void> {
   const { clients, node, backend, relay, server } = net;
-  const veth = (ns: Netns, here: string, there: string, peer: Netns) =>
-    must(ns, [
-      "ip",
-      "link",
-      "add",
-      here,
-      "type",
-      "veth",
-      "peer",
-      "name",
-      there,
-      "netns",
-      peer.name,
-    ]);
-  // Made from inside the namespaces, peers moved straight into the other one:
+  // Before any link exists: no duplicate address detection (a link-local address still
+  // tentative cannot resolve neighbours, and the first SYN would wait 1 s); the relay is no
+  // host (no IPv6 of its own, nothing it would send); the node forwards.
+  const noDad = ["net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"];
+  await Promise.all([
+    must(node, [
+      ...["sysctl", "-qw", ...noDad],
+      ...["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"],
+    ]),
+    must(relay, ["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]),
+    ...[clients, backend, server].map((ns) => must(ns, ["sysctl", "-qw", ...noDad])),
+  ]);
+  // The links are made from inside the namespaces, peers moved straight into the other one:
   // no interface ever exists on the host.
-  await veth(node, "cl", "eth0", clients);
-  await veth(node, "bk", "eth0", backend);
-  await veth(node, "sv", "r0", relay);
-  await veth(relay, "r1", "eth0", server);
-  await must(node, ["ip", "link", "set", "sv", "address", NODE_SERVER_MAC]);
-  await must(server, ["ip", "link", "set", "eth0", "address", SERVER_MAC]);
-  // The relay is no host: no addresses, no IPv6 of its own, nothing it would send.
-  for (const dev of ["r0", "r1"]) {
-    await must(relay, ["sysctl", "-qw", `net.ipv6.conf.${dev}.disable_ipv6=1`]);
-    await must(relay, ["ip", "link", "set", dev, "up"]);
-  }
-  await must(node, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-  await must(node, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+  await ipBatch(node, [
+    `link add cl type veth peer name eth0 netns ${clients.name}`,
+    `link add bk type veth peer name eth0 netns ${backend.name}`,
+    `link add sv type veth peer name r0 netns ${relay.name}`,
+    `link set sv address ${NODE_SERVER_MAC}`,
+  ]);
+  await ipBatch(relay, [`link add r1 type veth peer name eth0 netns ${server.name}`]);
+  const ip: Map<Netns, string[]> = new Map([
+    [node, []],
+    [relay, ["link set r0 up", "link set r1 up"]],
+    [clients, []],
+    [backend, []],
+    [server, [`link set eth0 address ${SERVER_MAC}`]],
+  ]);
+  const add = (ns: Netns, line: string) => ip.get(ns)!.push(line);
   for (const family of ["ipv4", "ipv6"] as const) {
     const a = SLOW_ADDRESSES[family];
-    const ip = family === "ipv4" ? ["ip", "-4"] : ["ip", "-6"];
-    const nodad = family === "ipv6" ? ["nodad"] : [];
+    const nodad = family === "ipv6" ? " nodad" : "";
     const addr = (ns: Netns, address: string, dev: string, len = a.prefixLen) =>
-      must(ns, [...ip, "addr", "add", `${address}/${len}`, "dev", dev, ...nodad]);
-    await addr(node, a.nodeA, "cl");
-    await addr(node, a.nodeB, "cl");
-    await addr(node, a.nodeBackend, "bk");
-    await addr(node, a.nodeServer, "sv");
-    await addr(clients, a.clientA, "eth0");
-    await addr(clients, a.clientB, "eth0");
-    await addr(backend, a.backend, "eth0");
-    await addr(server, a.server, "eth0");
-    await addr(server, a.vip, "lo", family === "ipv4" ? 32 : 128);
+      add(ns, `addr add ${address}/${len} dev ${dev}${nodad}`);
+    addr(node, a.nodeA, "cl");
+    addr(node, a.nodeB, "cl");
+    addr(node, a.nodeBackend, "bk");
+    addr(node, a.nodeServer, "sv");
+    addr(clients, a.clientA, "eth0");
+    addr(clients, a.clientB, "eth0");
+    addr(backend, a.backend, "eth0");
+    addr(server, a.server, "eth0");
+    addr(server, a.vip, "lo", family === "ipv4" ? 32 : 128);
   }
-  for (const dev of ["cl", "bk", "sv"]) await must(node, ["ip", "link", "set", dev, "up"]);
-  for (const ns of [clients, backend, server]) await must(ns, ["ip", "link", "set", "eth0", "up"]);
+  for (const dev of ["cl", "bk", "sv"]) add(node, `link set ${dev} up`);
+  for (const ns of [clients, backend, server]) add(ns, "link set eth0 up");
   for (const family of ["ipv4", "ipv6"] as const) {
     const a = SLOW_ADDRESSES[family];
-    const ip = family === "ipv4" ? ["ip", "-4"] : ["ip", "-6"];
-    await must(clients, [...ip, "route", "add", "default", "via", a.nodeA]);
-    await must(backend, [...ip, "route", "add", "default", "via", a.nodeBackend]);
-    await must(server, [...ip, "route", "add", "default", "via", a.nodeServer]);
-    const neigh = (ns: Netns, to: string, mac: string, dev: string) =>
-      must(ns, [...ip, "neigh", "replace", to, "lladdr", mac, "dev", dev, "nud", "permanent"]);
-    await neigh(node, a.server, SERVER_MAC, "sv");
-    await neigh(server, a.nodeServer, NODE_SERVER_MAC, "eth0");
-    await must(node, [...ip, "route", "add", a.vipPrefix, "via", a.server, "dev", "sv"]);
+    add(clients, `route add default via ${a.nodeA}`);
+    add(backend, `route add default via ${a.nodeBackend}`);
+    add(server, `route add default via ${a.nodeServer}`);
+    const perm = "nud permanent";
+    add(node, `neigh replace ${a.server} lladdr ${SERVER_MAC} dev sv ${perm}`);
+    add(server, `neigh replace ${a.nodeServer} lladdr ${NODE_SERVER_MAC} dev eth0 ${perm}`);
+    add(node, `route add ${a.vipPrefix} via ${a.server} dev sv`);
+  }
+  await Promise.all([...ip].map(([ns, lines]) => ipBatch(ns, lines)));
+  for (const family of ["ipv4", "ipv6"] as const) {
     const t = tables(family);
     // kube-proxy's iptables mode drops forwarded packets conntrack calls INVALID. A SYN-ACK
     // that no entry expects is addressed to the node itself (the MASQUERADE address) and goes
     // through INPUT: the node's stack answers it with a RST unless `inputInvalidDrop`.
-    const chains = options.inputInvalidDrop ? ["FORWARD", "INPUT"] : ["FORWARD"];
-    for (const chain of chains) {
-      await must(node, [t, "-A", chain, "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"]);
-    }
-    await must(node, [t, "-t", "nat", "-N", "CCT-SERVICES"]);
-    await must(node, [t, "-t", "nat", "-A", "PREROUTING", "-j", "CCT-SERVICES"]);
-    await must(node, [t, "-t", "nat", "-N", "CCT-OUTPUT"]);
-    await must(node, [t, "-t", "nat", "-A", "OUTPUT", "-j", "CCT-OUTPUT"]);
-    await must(node, [t, "-t", "nat", "-A", "POSTROUTING", "-o", "sv", "-j", "MASQUERADE"]);
+    const invalid = (options.inputInvalidDrop ? ["FORWARD", "INPUT"] : ["FORWARD"])
+      .map((chain) => `-A ${chain} -m conntrack --ctstate INVALID -j DROP`);
+    await must(
+      node,
+      [`${t}-restore`],
+      [
+        "*filter",
+        ...invalid,
+        "COMMIT",
+        "*nat",
+        ":CCT-SERVICES - [0:0]",
+        ":CCT-OUTPUT - [0:0]",
+        "-A PREROUTING -j CCT-SERVICES",
+        "-A OUTPUT -j CCT-OUTPUT",
+        "-A POSTROUTING -o sv -j MASQUERADE",
+        "COMMIT",
+        "",
+      ].join("\n"),
+    );
     if (options.deadVip) {
-      await must(server, [t, "-t", "raw", "-A", "PREROUTING", "-d", a.vip, "-j", "DROP"]);
+      const vip = SLOW_ADDRESSES[family].vip;
+      await must(server, [t, "-t", "raw", "-A", "PREROUTING", "-d", vip, "-j", "DROP"]);
     }
   }
 }

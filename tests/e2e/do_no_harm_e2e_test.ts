@@ -129,14 +129,21 @@ async function earlyTables(net: SlowNet, t0: number): Promise<CtEntry[][]> {
 }
 
 /**
- * Source-restricted DNAT: VIP:80 is DNATed to the backend only for subnet A;
- * subnet B reaches the real server at VIP:80 through MASQUERADE. Subnet A
+ * Source-restricted DNAT: VIP:80 is DNATed to the backend (or, with
+ * `redirect`, REDIRECTed to a transparent proxy on the node) only for subnet
+ * A; subnet B reaches the real server at VIP:80 through MASQUERADE. Subnet A
  * connects before, with and after subnet B (one held open, the others closed).
  */
-async function restricted(withAgent: boolean): Promise<Outcome> {
-  const label = `source-restricted DNAT ${withAgent ? "with" : "without"} the agent`;
-  return await withSlowNet(`dnh-r-${withAgent ? "a" : "n"}`, { delayMs: DELAY_MS }, async (net) => {
-    for (const f of FAMILIES) await net.dnat(f, { from: SLOW_ADDRESSES[f].subnetA });
+async function restricted(withAgent: boolean, redirect = false): Promise<Outcome> {
+  const label = `source-restricted ${redirect ? "REDIRECT" : "DNAT"} ` +
+    `${withAgent ? "with" : "without"} the agent`;
+  const name = `dnh-${redirect ? "x" : "r"}-${withAgent ? "a" : "n"}`;
+  const options = { delayMs: DELAY_MS, nodeServer: redirect };
+  return await withSlowNet(name, options, async (net) => {
+    for (const f of FAMILIES) {
+      const subnetA = SLOW_ADDRESSES[f].subnetA;
+      await (redirect ? net.redirect(f, subnetA) : net.dnat(f, { from: subnetA }));
+    }
     const r = await withMaybeAgent(net, withAgent, [], async () => {
       const t0 = Date.now() + 1000;
       const reqs: SessionRequest[] = [], watched: Watched[] = [];
@@ -352,6 +359,7 @@ const DESTINATIONS = "[2001:db8:cafe::10/128]:80";
 let all:
   | {
     restricted: Promise<Outcome[]>;
+    redirect: Promise<Outcome[]>;
     removed: Promise<Outcome[]>;
     output: Promise<Outcome[]>;
     benefit: Promise<Benefit[]>;
@@ -362,7 +370,8 @@ function runs() {
   if (all === undefined) {
     const both = (f: (withAgent: boolean) => Promise<Outcome>) => Promise.all([f(false), f(true)]);
     all = {
-      restricted: both(restricted),
+      restricted: both((withAgent) => restricted(withAgent)),
+      redirect: both((withAgent) => restricted(withAgent, true)),
       removed: both(removedRule),
       output: both(outputOnly),
       benefit: Promise.all([
@@ -381,6 +390,15 @@ kernelTest(
   "source-restricted DNAT (subnet A) + MASQUERADE for subnet B + INVALID drop, server 3 s late: every subnet-B client (fixed ports, exponential backoff) connects and keeps its entry, with and without the agent (IPv4, IPv6)",
   async () => {
     const outcomes = await runs().restricted;
+    for (const o of outcomes) console.log(summary(o));
+    for (const o of outcomes) checkNoHarm(o);
+  },
+);
+
+kernelTest(
+  "source-restricted REDIRECT (subnet A to a transparent proxy on the node) + MASQUERADE for subnet B, server 3 s late: every subnet-B client connects and keeps its entry, with and without the agent (IPv4, IPv6)",
+  async () => {
+    const outcomes = await runs().redirect;
     for (const o of outcomes) console.log(summary(o));
     for (const o of outcomes) checkNoHarm(o);
   },
