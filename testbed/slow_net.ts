@@ -19,7 +19,7 @@
  *   so a connection that no DNAT rule catches reaches the real server
  *   through MASQUERADE, and its SYN-ACK arrives `delayMs` late.
  * - This kernel has no netem: `frame_delay.c` (compiled with `cc` into a
- *   temporary directory) relays Ethernet frames between the node and the
+ *   temporary directory, as is the servers' `pong_server.c`) relays Ethernet frames between the node and the
  *   server, delaying the server's. Both ends know each other's MAC address
  *   (permanent neighbour entries), so no ARP/ND crosses the delay.
  * - Both servers answer `ping\n` with `pong\n` (see `tcp_session.ts`), so a
@@ -34,7 +34,9 @@
  * import { withSlowNet } from "./slow_net.ts";
  * await withSlowNet("example", { delayMs: 3000 }, async (net) => {
  *   const run = net.sessions(net.clients, [{ id: "b1", host: net.addr.ipv4.vip, port: 80,
- *     localAddress: net.addr.ipv4.clientB, at: Date.now(), deadlineMs: 10_000 }]);
+ *     localAddress: net.addr.ipv4.clientB, atMs: 0, deadlineMs: 10_000 }]);
+ *   await run.ready;
+ *   await run.start(Date.now());
  *   console.log((await run.results).get("b1"));
  * });
  * ```
@@ -43,10 +45,9 @@
  */
 import type { SessionRequest } from "./tcp_session.ts";
 import { type Netns, withNetns } from "./netns.ts";
-import { readLines } from "./stuck_client.ts";
+import { type CtEntry, parseConntrackList, readLines } from "./stuck_client.ts";
 
 const TCP_SESSION = new URL("./tcp_session.ts", import.meta.url).pathname;
-const FRAME_DELAY_C = new URL("./frame_delay.c", import.meta.url).pathname;
 
 /** The addresses of one family. */
 export interface SlowAddresses {
@@ -108,6 +109,11 @@ export const VIP_PORT = 80;
 /** The backend's port (the DNAT target). */
 export const BACKEND_PORT = 8080;
 
+/** The probe entry of {@linkcode SlowNet.watchEvents} (never a real connection). */
+const PROBE = { src: "198.18.255.1", dst: "198.18.255.2", sport: 1, dport: 2 };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 const NODE_SERVER_MAC = "02:00:00:00:06:01";
 const SERVER_MAC = "02:00:00:00:06:02";
 
@@ -146,8 +152,45 @@ export interface SessionResult {
 
 /** Sessions started with {@linkcode SlowNet.sessions}. */
 export interface SessionsRun {
+  /** Resolves once the child runs and waits for its start time. */
+  ready: Promise<void>;
+  /** Lets the sessions go: each `atMs` counts from `at` (epoch ms). */
+  start(at: number): Promise<void>;
   /** Resolves when every session has its result (held connections may still be open). */
   results: Promise<Map<string, SessionResult>>;
+}
+
+/** One event of `conntrack -E` (see {@linkcode SlowNet.watchEvents}). */
+export interface CtEvent {
+  type: "NEW" | "DESTROY";
+  /** Epoch ms, from the kernel's event timestamp as conntrack printed it. */
+  at: number;
+  /**
+   * Caused by a process (`[USERSPACE]`: a `conntrack -D`, the agent's
+   * delete), not by the kernel (expiry, a new SYN on a closed entry).
+   */
+  userspace: boolean;
+  entry: CtEntry;
+}
+
+/** A running {@linkcode SlowNet.watchEvents}. */
+export interface EventWatch {
+  /** Stops listening; resolves with every event seen (the probe's left out). */
+  stop(): Promise<CtEvent[]>;
+}
+
+/** Parses one line of `conntrack -E -o timestamp,extended,id`; undefined if it is none. */
+export function parseEventLine(line: string): CtEvent | undefined {
+  const m = /^\[(\d+)\.(\d+)\]\s+\[(NEW|DESTROY)\]\s+(.*)$/.exec(line.trim());
+  if (m === null) return undefined;
+  const entry = parseConntrackList(m[4]!)[0];
+  if (entry === undefined) return undefined;
+  return {
+    type: m[3] as CtEvent["type"],
+    at: Number(m[1]) * 1000 + Math.floor(Number(`0.${m[2]}`) * 1000),
+    userspace: m[4]!.includes("[USERSPACE]"),
+    entry,
+  };
 }
 
 /** The five namespaces (see the module doc). */
@@ -207,18 +250,27 @@ export class SlowNet {
     await must(this.node, [tables(family), "-t", "nat", "-F", chain]);
   }
 
-  /** Runs `tcp_session.ts` with `requests` in `ns` (the clients or the node). */
+  /**
+   * Runs `tcp_session.ts` with `requests` in `ns` (the clients or the node);
+   * they wait for {@linkcode SessionsRun.start}.
+   */
   sessions(ns: Netns, requests: SessionRequest[]): SessionsRun {
     const child = ns.spawn(
       [Deno.execPath(), "run", "-A", TCP_SESSION, JSON.stringify(requests)],
-      { stdout: "piped", stderr: "piped", env: { NO_COLOR: "1" } },
+      { stdin: "piped", stdout: "piped", stderr: "piped", env: { NO_COLOR: "1" } },
     );
     const err = new Response(child.stderr).text();
+    let onReady: () => void = () => {};
+    const ready = new Promise<void>((r) => onReady = r);
     const results = (async () => {
       const out = new Map<string, SessionResult>();
       const seen = new Map<string, { startedAt: number; ports: number[] }>();
       for await (const line of readLines(child.stdout)) {
         const ev = JSON.parse(line);
+        if (ev.event === "ready") {
+          onReady();
+          continue;
+        }
         if (ev.event === "connect") {
           const s = seen.get(ev.id) ?? { startedAt: ev.at as number, ports: [] as number[] };
           s.ports.push(ev.localPort);
@@ -246,7 +298,59 @@ export class SlowNet {
       );
     })();
     results.catch(() => {});
-    return { results };
+    return {
+      ready: Promise.race([ready, results.then(() => {})]),
+      async start(at: number) {
+        const w = child.stdin.getWriter();
+        await w.write(new TextEncoder().encode(`${at}\n`));
+        await w.close();
+      },
+      results,
+    };
+  }
+
+  /**
+   * Listens to the node's conntrack events (`conntrack -E -e NEW,DESTROY`)
+   * until `stop()`. Resolves once listening: a probe entry (198.18.255.1 →
+   * 198.18.255.2, made and deleted here) has been seen.
+   */
+  async watchEvents(): Promise<EventWatch> {
+    const child = this.node.spawn(
+      ["conntrack", "-E", "-e", "NEW,DESTROY", "-o", "timestamp,extended,id", "-b", "8388608"],
+      { stdout: "piped", stderr: "piped" },
+    );
+    const err = new Response(child.stderr).text();
+    const events: CtEvent[] = [];
+    let onProbe: () => void = () => {};
+    const probed = new Promise<void>((r) => onProbe = r);
+    const reading = (async () => {
+      for await (const line of readLines(child.stdout)) {
+        const ev = parseEventLine(line);
+        if (ev === undefined) continue;
+        if (ev.entry.src === PROBE.src) onProbe();
+        else events.push(ev);
+      }
+    })();
+    const spec = { ...PROBE, state: "SYN_SENT" as const, timeout: 30 };
+    for (let i = 0; i < 50; i++) {
+      await this.node.insert(spec);
+      await this.node.delete(spec);
+      const seen = await Promise.race([probed.then(() => true), sleep(100).then(() => false)]);
+      if (seen) break;
+      if (i === 49) throw new Error(`conntrack -E in ${this.node.name} saw no event: ${await err}`);
+    }
+    return {
+      async stop() {
+        try {
+          child.kill("SIGTERM");
+        } catch { /* gone */ }
+        await child.status;
+        await reading;
+        const e = await err;
+        if (/ENOBUFS/.test(e)) throw new Error(`conntrack -E lost events: ${e}`);
+        return events;
+      },
+    };
   }
 }
 
@@ -266,24 +370,37 @@ function ipBatch(ns: Netns, lines: string[]): Promise<void> {
   return must(ns, ["ip", "-batch", "-"], lines.join("\n") + "\n");
 }
 
-let compiled: Promise<string> | undefined;
+/** The C helpers, compiled (see {@linkcode binaries}). */
+interface Binaries {
+  frameDelay: string;
+  pongServer: string;
+}
+
+let compiled: Promise<Binaries> | undefined;
 
 /**
- * Compiles frame_delay.c once per process into a temporary directory that is
- * removed when the process ends; resolves with the binary's path.
+ * Compiles frame_delay.c and pong_server.c once per process into a
+ * temporary directory that is removed when the process ends.
  */
-function frameDelayBinary(): Promise<string> {
+function binaries(): Promise<Binaries> {
   compiled ??= (async () => {
-    const dir = await Deno.makeTempDir({ prefix: "cct-frame-delay-" });
+    const dir = await Deno.makeTempDir({ prefix: "cct-slow-net-" });
     globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
-    const bin = `${dir}/frame_delay`;
-    const cc = await new Deno.Command("cc", {
-      args: ["-O2", "-Wall", "-o", bin, FRAME_DELAY_C],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (cc.code !== 0) throw new Error(`cc frame_delay.c: ${new TextDecoder().decode(cc.stderr)}`);
-    return bin;
+    const build = async (name: string) => {
+      const src = new URL(`./${name}.c`, import.meta.url).pathname, bin = `${dir}/${name}`;
+      const cc = await new Deno.Command("cc", {
+        args: ["-O2", "-Wall", "-o", bin, src],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      if (cc.code !== 0) throw new Error(`cc ${name}.c: ${new TextDecoder().decode(cc.stderr)}`);
+      return bin;
+    };
+    const [frameDelay, pongServer] = await Promise.all([
+      build("frame_delay"),
+      build("pong_server"),
+    ]);
+    return { frameDelay, pongServer };
   })();
   return compiled;
 }
@@ -300,7 +417,7 @@ export async function withSlowNet<T>(
   fn: (net: SlowNet) => Promise<T>,
 ): Promise<T> {
   const p = label.slice(0, 16);
-  const bin = await frameDelayBinary();
+  const bin = await binaries();
   return await withNetns(
     `${p}-c`,
     (clients) =>
@@ -313,10 +430,10 @@ export async function withSlowNet<T>(
                 const net = new SlowNet(clients, node, backend, relay, server);
                 await wire(net, options);
                 await Promise.all([
-                  startRelay(relay, bin, options.delayMs),
-                  startServer(backend, "backend", BACKEND_PORT),
-                  startServer(server, "vip", VIP_PORT),
-                  options.nodeServer ? startServer(node, "node", BACKEND_PORT) : undefined,
+                  startRelay(relay, bin.frameDelay, options.delayMs),
+                  startServer(backend, bin.pongServer, BACKEND_PORT),
+                  startServer(server, bin.pongServer, VIP_PORT),
+                  options.nodeServer ? startServer(node, bin.pongServer, BACKEND_PORT) : undefined,
                 ]);
                 return await fn(net);
               }))),
@@ -433,39 +550,13 @@ async function startRelay(relay: Netns, bin: string, delayMs: number): Promise<v
   })();
 }
 
-/**
- * Starts a listener on every address of `ns` at `port` that answers
- * `ping\n` with `pong\n` and closes once the client has.
- */
-async function startServer(ns: Netns, what: string, port: number): Promise<void> {
-  const code = `
-    const l = Deno.listen({ hostname: "::", port: ${port} });
-    console.log("listening");
-    for await (const c of l) {
-      (async () => {
-        let got = "";
-        const dec = new TextDecoder();
-        try {
-          for await (const chunk of c.readable) {
-            got += dec.decode(chunk);
-            if (got.includes("ping\\n")) {
-              got = "";
-              await c.write(new TextEncoder().encode("pong\\n"));
-            }
-          }
-        } catch { /* reset */ }
-        try { c.close(); } catch { /* closed */ }
-      })();
-    }`;
-  const child = ns.spawn([Deno.execPath(), "eval", code], {
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  });
+/** Starts `pong_server` (see pong_server.c) in `ns` on `port`, every address. */
+async function startServer(ns: Netns, bin: string, port: number): Promise<void> {
+  const child = ns.spawn([bin, String(port)], { stdout: "piped", stderr: "piped" });
   const err = new Response(child.stderr).text();
   const first = await readLines(child.stdout).next();
   if (first.value !== "listening") {
     const s = await child.status;
-    throw new Error(`${what} server in ${ns.name} exited ${s.code}: ${await err}`);
+    throw new Error(`pong_server in ${ns.name} exited ${s.code}: ${await err}`);
   }
 }

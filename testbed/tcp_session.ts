@@ -13,6 +13,9 @@
  * deadline.
  *
  * Usage: `deno run -A tcp_session.ts '[{"id":…,"host":…,"port":…,…}, …]'`.
+ * Once started it prints `{"event":"ready"}` and waits for one line on stdin:
+ * the start time T (epoch ms) that every `atMs` counts from (so a slow start
+ * of this process under load cannot bunch the sessions together).
  * Reports on stdout, one JSON object per line:
  * `{"id":…,"event":"connect","at":EPOCH_MS,"attempt":N,"localPort":N}` at each
  * `connect()`, then once per session one of
@@ -34,8 +37,8 @@ export interface SessionRequest {
   localAddress?: string;
   /** Fixed source port of the first attempt; omitted: ephemeral. */
   localPort?: number;
-  /** Epoch ms of the first `connect()`. */
-  at: number;
+  /** The first `connect()`, in ms after the start time given on stdin. */
+  atMs: number;
   /** Give up this long after the first `connect()`. */
   deadlineMs: number;
   /** Keep the connection open this long after the answer (default 0). */
@@ -104,8 +107,8 @@ function attempt(
   });
 }
 
-async function session(req: SessionRequest): Promise<void> {
-  const wait = req.at - Date.now();
+async function session(req: SessionRequest, start: number): Promise<void> {
+  const wait = start + req.atMs - Date.now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   const t0 = Date.now();
   const retries = req.retries ?? 0;
@@ -136,6 +139,16 @@ async function session(req: SessionRequest): Promise<void> {
 
 if (import.meta.main) {
   const sessions = JSON.parse(Deno.args[0]!) as SessionRequest[];
-  await Promise.all(sessions.map(session));
+  report({ event: "ready" });
+  const reader = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
+  let line = "";
+  while (!line.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    line += value;
+  }
+  const start = Number(line.trim());
+  if (!Number.isFinite(start)) throw new Error(`bad start time ${JSON.stringify(line)}`);
+  await Promise.all(sessions.map((s) => session(s, start)));
   Deno.exit(0);
 }
