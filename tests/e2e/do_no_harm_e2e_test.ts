@@ -463,7 +463,7 @@ kernelTest(
     console.log(`${none!.label}: stuck client ${none!.stuck.event} after ${none!.stuck.ms} ms`);
     assert.equal(none!.stuck.event, "deadline", `without the agent it stays stuck: ${ctx}`);
     assert.equal(none!.newer?.event, "answered", ctx);
-    checkFreed(zero!, 7000, /NATed/);
+    checkFreed(zero!, 7000, /translated to 198\.18\.2\.2:8080/);
     checkFreed(dest!, 6000, /--destinations/);
   },
 );
