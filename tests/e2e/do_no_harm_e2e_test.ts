@@ -268,8 +268,12 @@ function summary(o: Outcome): string {
   const bad = slow.filter((s) => s?.event !== "answered")
     .map((s) => `${s?.id}: ${s?.event}${s?.code ? ` ${s.code}` : ""} at ${s?.ms} ms`);
   const deleted = o.events.filter((e) => e.type === "DESTROY" && e.userspace).length;
-  return `${o.label}: ${ok}/${slow.length} slow clients answered, ${deleted} entries deleted` +
-    (bad.length ? ` (${bad.join("; ")})` : "");
+  const connected = slow.flatMap((s) => s?.connectedMs ?? []).sort((x, y) => x - y);
+  const range = connected.length
+    ? ` (connected ${(connected[0]! / 1000).toFixed(1)}–${(connected.at(-1)! / 1000).toFixed(1)} s)`
+    : "";
+  return `${o.label}: ${ok}/${slow.length} slow clients answered${range}, ` +
+    `${deleted} entries deleted` + (bad.length ? ` (${bad.join("; ")})` : "");
 }
 
 /** Every connection answered, through the slow server where expected, and no entry deleted. */
