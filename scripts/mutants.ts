@@ -41,6 +41,14 @@ const UNNATED = ["tests/rules/unnated_test.ts"];
 
 /** The mutants; adding one is adding an entry here. */
 export const MUTANTS: Mutant[] = [
+  // doc examples: a `// =>` result that is wrong must fail (issue 13: it used to be a comment)
+  {
+    name: "doc example result wrong",
+    file: "lib/duration.ts",
+    search: 'parseGoDuration("1m30s"); // => 90000',
+    replace: 'parseGoDuration("1m30s"); // => 90001',
+    tests: ["tests/doc_results_test.ts"],
+  },
   // tracker: the deadline interval, the margin, the threshold, one renewal per poll
   {
     name: "tracker lower bound uses seenTo",
