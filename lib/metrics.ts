@@ -8,7 +8,7 @@ import { type Counter, type Gauge, type Histogram, Registry } from "./prom.ts";
 import { registerProcessMetrics } from "./process_metrics.ts";
 import type { AgentObserver, DecisionResult } from "./observer.ts";
 import type { Snapshot } from "./snapshot.ts";
-import type { Rule, TrackResult } from "./tracker.ts";
+import type { TrackResult } from "./tracker.ts";
 
 /** Options for {@linkcode Metrics}. */
 export interface MetricsOptions {
@@ -22,11 +22,12 @@ export interface MetricsOptions {
   nowSeconds?: () => number;
   /** Log lines dropped so far (the logger's count), read at each scrape. */
   logLinesDropped?: () => number;
+  /** The active rules' names (each rule's `name`), so their counters exist from the start. */
+  rules?: readonly string[];
 }
 
 const PREFIX = "conntrack_cleaner_";
 const DECISION_RESULTS: DecisionResult[] = ["deleted", "already_gone", "failed", "dry_run"];
-const RULES: Rule[] = ["renewals", "unnated"];
 
 /**
  * The registry and every metric, fed by the agent through
@@ -35,7 +36,9 @@ const RULES: Rule[] = ["renewals", "unnated"];
  * @example
  * ```ts
  * import { Metrics } from "./metrics.ts";
- * const m = new Metrics({ version: "0.1.0", deno: Deno.version.deno, source: "procfs", deleter: "conntrack" });
+ * const m = new Metrics({
+ *   version: "0.1.0", deno: Deno.version.deno, source: "procfs", deleter: "conntrack", rules: ["renewals"],
+ * });
  * m.deletions([{ result: "deleted", rule: "renewals" }], 12);
  * m.registry.metrics().includes('conntrack_cleaner_deletions_total{result="deleted",rule="renewals"} 1'); // => true
  * ```
@@ -52,7 +55,7 @@ export class Metrics implements AgentObserver {
   #deletions: Counter;
   #deleteDuration: Histogram;
   #evidence: Counter;
-  #evidenceDuration: Histogram;
+  #evidenceKeys: Gauge;
   #skipped: Counter;
   #lastSuccess: Gauge;
   #now: () => number;
@@ -92,7 +95,7 @@ export class Metrics implements AgentObserver {
     );
     this.#deletions = r.counter(
       `${PREFIX}deletions_total`,
-      "Stale entries acted on, by result (deleted, already_gone, failed, dry_run) and by the rule that decided (renewals, unnated).",
+      "Stale entries acted on, by result (deleted, already_gone, failed, dry_run) and by the rule that decided.",
       ["result", "rule"],
     );
     this.#deleteDuration = r.histogram(
@@ -101,14 +104,13 @@ export class Metrics implements AgentObserver {
       [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60],
     );
     this.#evidence = r.counter(
-      `${PREFIX}evidence_lookups_total`,
-      "Reads of the table for the un-NATed rule's evidence (is a destination NATed now?), by result (ok, error).",
+      `${PREFIX}evidence_reads_total`,
+      "Reads of the table asked to collect the un-NATed rule's evidence in the same read, by result (ok, missing: none came, nothing is proven in that poll).",
       ["result"],
     );
-    this.#evidenceDuration = r.histogram(
-      `${PREFIX}evidence_lookup_duration_seconds`,
-      "How long one evidence look-up took.",
-      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    this.#evidenceKeys = r.gauge(
+      `${PREFIX}evidence_keys`,
+      "Client/destination keys whose translated entries the last read was asked to collect.",
     );
     this.#skipped = r.counter(
       `${PREFIX}skipped_ticks_total`,
@@ -142,9 +144,9 @@ export class Metrics implements AgentObserver {
     );
     for (const result of ["ok", "error"]) this.#snapshots.inc({ result }, 0);
     for (const result of DECISION_RESULTS) {
-      for (const rule of RULES) this.#deletions.inc({ result, rule }, 0);
+      for (const rule of o.rules ?? []) this.#deletions.inc({ result, rule }, 0);
     }
-    for (const result of ["ok", "error"]) this.#evidence.inc({ result }, 0);
+    for (const result of ["ok", "missing"]) this.#evidence.inc({ result }, 0);
     if (o.processMetrics ?? true) registerProcessMetrics(r);
   }
 
@@ -164,16 +166,16 @@ export class Metrics implements AgentObserver {
     this.#snapshotDuration.observe(durationMs / 1000);
   }
 
-  deletions(results: { result: DecisionResult; rule: Rule }[], durationMs: number): void {
+  deletions(results: { result: DecisionResult; rule: string }[], durationMs: number): void {
     for (const { result, rule } of results) this.#deletions.inc({ result, rule });
     if (!results.every((r) => r.result === "dry_run")) {
       this.#deleteDuration.observe(durationMs / 1000);
     }
   }
 
-  evidenceLookup(_asked: number, _found: number, durationMs: number, error?: unknown): void {
-    this.#evidence.inc({ result: error === undefined ? "ok" : "error" });
-    this.#evidenceDuration.observe(durationMs / 1000);
+  evidenceRead(keys: number, delivered: boolean): void {
+    if (keys > 0) this.#evidence.inc({ result: delivered ? "ok" : "missing" });
+    this.#evidenceKeys.set(keys);
   }
 
   skippedTicks(count: number): void {

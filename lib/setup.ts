@@ -10,7 +10,6 @@ import type { Logger } from "./log.ts";
 import { denoRunner, type ProcessRunner } from "./process.ts";
 import { checkNetlink, type NetlinkCheck } from "./netlink/capability.ts";
 import type { Source } from "./sources/source.ts";
-import type { EvidenceFinder } from "./unnated.ts";
 
 // The sources and deleters are imported when chosen (`import()`), not up
 // front: an agent loads only the one source and deleter it runs, about 2 MB
@@ -23,8 +22,8 @@ export class SetupError extends Error {
 
 /** The chosen parts and why they were chosen (for the start-up log). */
 export interface Parts {
-  /** Reads the table, and looks up evidence for the un-NATed rule. */
-  source: Source & EvidenceFinder;
+  /** Reads the table (and the un-NATed rule's evidence with it). */
+  source: Source;
   sourceReason: string;
   deleter: Deleter;
   deleterReason: string;
@@ -111,7 +110,7 @@ async function chooseSource(
   runner: ProcessRunner,
   netlink: () => Promise<NetlinkCheck>,
   log?: Logger,
-): Promise<{ source: Source & EvidenceFinder; sourceReason: string }> {
+): Promise<{ source: Source; sourceReason: string }> {
   const nl = async () =>
     new (await import("./sources/netlink.ts")).NetlinkSource({
       maxCandidates: s.maxCandidates,

@@ -88,6 +88,7 @@ async function main(): Promise<void> {
   await Deno.writeTextFile(table, idleProcFile());
   const skip = await canRunKernelTests();
   const run = async (ns: Netns | undefined) => {
+    if (ns) await ns.insertMany(idleTable());
     const quiet = { stdout: "null", stderr: "null" } as const;
     const agentArgs = ["run", "-A", ...V8_FLAGS, MAIN, "--dry-run", "--listen=127.0.0.1:0"];
     const procs: [string, Deno.ChildProcess][] = [

@@ -6,6 +6,7 @@
  * @module
  */
 import { Metrics } from "../../lib/metrics.ts";
+import { RULE_INFO } from "../../lib/rules/catalog.ts";
 
 /** One metric family as Prometheus scrapes it. */
 export interface ExpectedMetric {
@@ -26,6 +27,7 @@ function fromRegistry(): ExpectedMetric[] {
     deno: Deno.version.deno,
     source: "procfs",
     deleter: "conntrack",
+    rules: RULE_INFO.map((r) => r.name),
   });
   return m.registry.families().map((f) => {
     const values: Record<string, Set<string>> = {};
