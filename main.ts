@@ -50,8 +50,12 @@ export async function main(
     return await run(settings, log, shutdown);
   } finally {
     shutdown.dispose();
+    await log.flush?.(LOG_FLUSH_MS);
   }
 }
+
+/** At exit, queued log lines get this long to be written (a stalled reader gets no more). */
+const LOG_FLUSH_MS = 1000;
 
 /** Sets up the parts and runs the loop until `shutdown.stop`. */
 async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise<number> {

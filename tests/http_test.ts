@@ -185,7 +185,10 @@ console.log(s.addr.port);`;
     const before = cpuSeconds(child.pid);
     await pause(1500);
     const used = cpuSeconds(child.pid) - before;
-    assert.ok(used < 0.3, `the server used ${used.toFixed(2)} s of CPU in 1.5 s with no descriptors`);
+    assert.ok(
+      used < 0.3,
+      `the server used ${used.toFixed(2)} s of CPU in 1.5 s with no descriptors`,
+    );
     assert.match(await ask(port, PROBE, 5000), /^HTTP\/1\.1 200 OK\r\n/, "a probe is still served");
   } finally {
     for (const c of held) c.close();
