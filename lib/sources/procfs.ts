@@ -8,7 +8,7 @@ import type { Destination, Endpoint } from "../tuple.ts";
 import { PROC_CONNTRACK_FILE } from "../kernel.ts";
 import { TableScanner } from "../scan.ts";
 import type { EvidenceFinder } from "../unnated.ts";
-import type { Clock } from "../basics.ts";
+import { type Clock, yieldToIo } from "../basics.ts";
 import type { Source } from "./source.ts";
 
 /** Options for {@linkcode ProcfsSource}. */
@@ -39,7 +39,8 @@ export interface ProcfsSourceOptions {
  * reads cost about half as much again as `cat` on this file (each read(2)
  * hops to another thread), while synchronous ones cost what `cat` costs. So
  * the source reads and scans for at most `sliceMs`, then yields to the event
- * loop through a message channel (no timer clamping), and goes on.
+ * loop through a timer (which lets sockets run too; a message channel does
+ * not), and goes on.
  *
  * @example
  * ```ts ignore
@@ -91,7 +92,6 @@ export class ProcfsSource implements Source, EvidenceFinder {
     const buf = this.#buf ??= new Uint8Array(this.#chunkSize);
     assertRegularFile(this.path);
     using file = Deno.openSync(this.path, { read: true });
-    using pause = new Pause();
     let prevStart = startedAt;
     let sliceStart = startedAt;
     for (;;) {
@@ -104,7 +104,7 @@ export class ProcfsSource implements Source, EvidenceFinder {
       scanner.push(buf.subarray(0, n), prevStart, end);
       prevStart = start;
       if (this.#clock() - sliceStart >= this.#sliceMs) {
-        await pause.yield();
+        await yieldToIo();
         sliceStart = this.#clock();
       }
     }
@@ -140,26 +140,4 @@ export function assertRegularFile(path: string): void {
   throw new TypeError(
     `${path} is ${kind}: the table must be a regular or procfs file such as ${PROC_CONNTRACK_FILE}`,
   );
-}
-
-/** Lets the event loop run pending work (I/O, timers) and comes back at once. */
-class Pause {
-  #channel = new MessageChannel();
-  #wake: (() => void) | undefined;
-
-  constructor() {
-    this.#channel.port1.onmessage = () => this.#wake?.();
-  }
-
-  yield(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#wake = resolve;
-      this.#channel.port2.postMessage(null);
-    });
-  }
-
-  [Symbol.dispose](): void {
-    this.#channel.port1.close();
-    this.#channel.port2.close();
-  }
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type Tuple, tupleKey } from "../../lib/tuple.ts";
 import { ProcfsSource } from "../../lib/sources/procfs.ts";
+import { serveHttp } from "../../lib/http.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
 const expected: {
@@ -21,7 +22,8 @@ Deno.test("ProcfsSource.snapshot reads a captured table in small chunks and find
       const source = new ProcfsSource({
         path: new URL(file, FIXTURES).pathname,
         chunkSize,
-        sliceMs: 0,
+        // A yield every few hundred reads of the fake clock (a yield is a timer turn: ~1 ms).
+        sliceMs: 1000,
         clock: () => now++,
       });
       const snap = await source.snapshot();
@@ -60,6 +62,49 @@ Deno.test("ProcfsSource.snapshot lets timers and I/O run while it reads a large 
     }
     assert.ok(ticks > 0, "the interval fired during the snapshot");
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ProcfsSource.snapshot lets sockets run while it reads: HTTP requests are answered during the read", async () => {
+  const dir = await Deno.makeTempDir();
+  const server = serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    handler: () => ({ status: 200, body: "ok\n" }),
+  });
+  try {
+    const path = `${dir}/table`;
+    const line =
+      "ipv4     2 tcp      6 431999 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=443 " +
+      "src=10.0.0.2 dst=10.0.0.1 sport=443 dport=40000 [ASSURED] mark=0 zone=0 use=2\n";
+    await Deno.writeTextFile(path, line.repeat(100_000));
+    let reading = true;
+    // A slow table: every read takes 1 ms of the loop's time, in 16 KiB reads (~1,000 of them).
+    const clock = () => performance.now();
+    const source = new ProcfsSource({ path, chunkSize: 16 * 1024, sliceMs: 5, clock });
+    const origRead = Deno.FsFile.prototype.readSync;
+    Deno.FsFile.prototype.readSync = function (p: Uint8Array) {
+      const until = performance.now() + 1;
+      while (performance.now() < until) { /* a slow procfs read */ }
+      return origRead.call(this, p);
+    };
+    const snap = source.snapshot().finally(() => reading = false);
+    let answeredDuringRead = 0;
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await fetch(`http://127.0.0.1:${server.addr.port}/healthz`);
+        await r.text();
+        if (reading) answeredDuringRead++;
+      }
+      assert.equal((await snap).scanned, 100_000);
+    } finally {
+      Deno.FsFile.prototype.readSync = origRead;
+      await snap.catch(() => {});
+    }
+    assert.equal(answeredDuringRead, 3, "every request was answered before the read ended");
+  } finally {
+    await server.shutdown();
     await Deno.remove(dir, { recursive: true });
   }
 });
