@@ -5,30 +5,59 @@
  *
  * @module
  */
-import { Agent } from "./lib/agent.ts";
-import { errorText } from "./lib/basics.ts";
-import {
-  describeSettings,
-  formatListen,
-  helpText,
-  loadConfig,
-  type Settings,
-} from "./lib/config.ts";
-import { describeRules, readSynSentTimeout } from "./lib/kernel.ts";
-import { handleShutdown, type Shutdown } from "./lib/lifecycle.ts";
-import { createLogger, type Logger } from "./lib/log.ts";
-import { Metrics } from "./lib/metrics.ts";
-import { type RunningServer, startServer } from "./lib/server.ts";
-import { type Parts, setUp, SetupError } from "./lib/setup.ts";
-import { RenewalTracker } from "./lib/tracker.ts";
-import { UnnatedRule } from "./lib/unnated.ts";
-import { VERSION } from "./lib/version.ts";
+import { catchEarlySignals, type EarlySignals } from "./lib/early_signals.ts";
+import type { Settings } from "./lib/config.ts";
+import type { Shutdown } from "./lib/lifecycle.ts";
+import type { Logger } from "./lib/log.ts";
+import type { RunningServer } from "./lib/server.ts";
+import type { Parts } from "./lib/setup.ts";
+
+/**
+ * The agent's modules, loaded by dynamic import: only lib/early_signals.ts
+ * is loaded before main.ts runs, so signals are handled while the rest
+ * (prom-client included) loads.
+ */
+async function load() {
+  const [agent, basics, config, kernel, lifecycle, log, metrics, server, setup, tracker, unnated] =
+    await Promise.all([
+      import("./lib/agent.ts"),
+      import("./lib/basics.ts"),
+      import("./lib/config.ts"),
+      import("./lib/kernel.ts"),
+      import("./lib/lifecycle.ts"),
+      import("./lib/log.ts"),
+      import("./lib/metrics.ts"),
+      import("./lib/server.ts"),
+      import("./lib/setup.ts"),
+      import("./lib/tracker.ts"),
+      import("./lib/unnated.ts"),
+    ]);
+  const { VERSION } = await import("./lib/version.ts");
+  return {
+    ...agent,
+    ...basics,
+    ...config,
+    ...kernel,
+    ...lifecycle,
+    ...log,
+    ...metrics,
+    ...server,
+    ...setup,
+    ...tracker,
+    ...unnated,
+    VERSION,
+  };
+}
+type Modules = Awaited<ReturnType<typeof load>>;
 
 /** Runs the agent; resolves to the process exit code. */
 export async function main(
   args: readonly string[],
   env: (name: string) => string | undefined,
+  early?: EarlySignals,
 ): Promise<number> {
+  const m = await load();
+  const { loadConfig, helpText, VERSION, createLogger, handleShutdown } = m;
   const cfg = loadConfig(args, env);
   if (cfg.kind === "help") {
     console.log(helpText());
@@ -45,9 +74,9 @@ export async function main(
   }
   const settings = cfg.settings;
   const log = createLogger({ format: settings.logFormat, level: settings.logLevel });
-  const shutdown = handleShutdown(log);
+  const shutdown = handleShutdown(log, early ? { early } : {});
   try {
-    return await run(settings, log, shutdown);
+    return await run(m, settings, log, shutdown);
   } finally {
     shutdown.dispose();
     await log.flush?.(LOG_FLUSH_MS);
@@ -58,7 +87,27 @@ export async function main(
 const LOG_FLUSH_MS = 1000;
 
 /** Sets up the parts and runs the loop until `shutdown.stop`. */
-async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise<number> {
+async function run(
+  m: Modules,
+  settings: Settings,
+  log: Logger,
+  shutdown: Shutdown,
+): Promise<number> {
+  const {
+    setUp,
+    SetupError,
+    VERSION,
+    describeSettings,
+    readSynSentTimeout,
+    describeRules,
+    Metrics,
+    Agent,
+    RenewalTracker,
+    UnnatedRule,
+    startServer,
+    formatListen,
+    errorText,
+  } = m;
   let parts;
   try {
     parts = await setUp(settings, { log, signal: shutdown.kill });
@@ -189,5 +238,7 @@ export function livenessLimits(
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args, (name) => Deno.env.get(name)));
+  // Before anything else loads: see lib/early_signals.ts.
+  const early = catchEarlySignals();
+  Deno.exit(await main(Deno.args, (name) => Deno.env.get(name), early));
 }

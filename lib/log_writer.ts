@@ -62,10 +62,10 @@ export class QueuedWriter {
     }
     this.#queue.push(bytes);
     this.#queued += bytes.length;
-    // Started a microtask later, so the lines of one turn go out in one write.
-    this.#pumping ??= Promise.resolve().then(() => this.#pump()).finally(() =>
-      this.#pumping = undefined
-    );
+    if (this.#pumping === undefined) {
+      // Started a microtask later, so the lines of one turn go out in one write.
+      this.#pumping = Promise.resolve().then(() => this.#pump());
+    }
   }
 
   /** Lines dropped so far: queue full, or the write failed (stdout closed). */
@@ -88,7 +88,12 @@ export class QueuedWriter {
   }
 
   async #pump(): Promise<void> {
-    while (this.#queue.length > 0) {
+    for (;;) {
+      if (this.#queue.length === 0) {
+        // Cleared in the same step that saw the queue empty: the next write starts a new pump.
+        this.#pumping = undefined;
+        return;
+      }
       // Several lines in one write, up to BATCH_BYTES (a longer line alone).
       let n = 0, size = 0;
       while (n < this.#queue.length && (n === 0 || size + this.#queue[n]!.length <= BATCH_BYTES)) {

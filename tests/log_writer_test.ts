@@ -66,3 +66,18 @@ Deno.test("QueuedWriter: lines whose write fails (stdout closed) are dropped and
   await w.flush(1000);
   assert.deepEqual(out, ["c\n"]);
 });
+
+Deno.test("QueuedWriter: a line written just as the queue empties is written too", async () => {
+  // Lines at every microtask distance from the end of the previous write.
+  for (let gap = 0; gap < 40; gap++) {
+    const out: string[] = [];
+    const w = new QueuedWriter({
+      sink: { write: (p) => (out.push(dec.decode(p)), Promise.resolve(p.length)) },
+    });
+    w.write("a");
+    for (let k = 0; k < gap; k++) await Promise.resolve();
+    w.write("b");
+    await w.flush(1000);
+    assert.equal(out.join(""), "a\nb\n", `b written ${gap} microtasks after a`);
+  }
+});
