@@ -13,7 +13,7 @@ import { NetlinkDeleter } from "./deleters/netlink.ts";
 import { ConntrackCliSource } from "./sources/conntrack_cli.ts";
 import { checkNetlink, type NetlinkCheck } from "./netlink/capability.ts";
 import { NetlinkSource } from "./sources/netlink.ts";
-import { assertRegularFile, ProcfsSource } from "./sources/procfs.ts";
+import { openTable, ProcfsSource } from "./sources/procfs.ts";
 import type { Source } from "./sources/source.ts";
 import type { EvidenceFinder } from "./unnated.ts";
 
@@ -244,9 +244,9 @@ export function effectiveCapabilities(statusFile = "/proc/self/status"): bigint 
  */
 export async function checkReadable(path: string): Promise<void> {
   try {
-    assertRegularFile(path);
-    using f = await Deno.open(path, { read: true });
-    await f.read(new Uint8Array(1));
+    // Opened without blocking and checked by its descriptor (see openTable).
+    using f = openTable(path);
+    f.readSync(new Uint8Array(1));
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new SetupError(

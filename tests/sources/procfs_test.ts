@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import { type Tuple, tupleKey } from "../../lib/tuple.ts";
 import { ProcfsSource } from "../../lib/sources/procfs.ts";
 import { serveHttp } from "../../lib/http.ts";
@@ -83,12 +84,12 @@ Deno.test("ProcfsSource.snapshot lets sockets run while it reads: HTTP requests 
     // A slow table: every read takes 1 ms of the loop's time, in 16 KiB reads (~1,000 of them).
     const clock = () => performance.now();
     const source = new ProcfsSource({ path, chunkSize: 16 * 1024, sliceMs: 5, clock });
-    const origRead = Deno.FsFile.prototype.readSync;
-    Deno.FsFile.prototype.readSync = function (p: Uint8Array) {
+    const origRead = fs.readSync;
+    fs.readSync = ((...args: Parameters<typeof fs.readSync>) => {
       const until = performance.now() + 1;
       while (performance.now() < until) { /* a slow procfs read */ }
-      return origRead.call(this, p);
-    };
+      return origRead(...args);
+    }) as typeof fs.readSync;
     const snap = source.snapshot().finally(() => reading = false);
     let answeredDuringRead = 0;
     try {
@@ -99,7 +100,7 @@ Deno.test("ProcfsSource.snapshot lets sockets run while it reads: HTTP requests 
       }
       assert.equal((await snap).scanned, 100_000);
     } finally {
-      Deno.FsFile.prototype.readSync = origRead;
+      fs.readSync = origRead;
       await snap.catch(() => {});
     }
     assert.equal(answeredDuringRead, 3, "every request was answered before the read ended");
@@ -119,4 +120,53 @@ Deno.test("ProcfsSource.snapshot rejects for a missing file and stops when abort
     new ProcfsSource({ path: fixture }).snapshot(AbortSignal.abort(new Error("stop"))),
     /stop/,
   );
+});
+
+Deno.test("ProcfsSource: a --proc-file that is or becomes a FIFO is refused at once, never blocks in open(2)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const fifo = `${dir}/fifo`, real = `${dir}/table`, link = `${dir}/link`;
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert.ok(mk.success);
+    await Deno.writeTextFile(real, "");
+    await Deno.symlink(real, link);
+    // In a child: a FIFO with no writer would block its whole thread in open(2).
+    const code = `
+import { ProcfsSource } from ${
+      JSON.stringify(new URL("../../lib/sources/procfs.ts", import.meta.url).href)
+    };
+const out = [];
+try { await new ProcfsSource({ path: ${JSON.stringify(fifo)} }).snapshot(); out.push("read"); }
+catch (e) { out.push(e.message); }
+// A symlink that points at the table when checked by path and at the FIFO
+// right after: every stat by path flips it.
+const flip = () => { Deno.removeSync(${JSON.stringify(link)}); Deno.symlinkSync(${
+      JSON.stringify(fifo)
+    }, ${JSON.stringify(link)}); };
+for (const name of ["statSync", "lstatSync"]) {
+  const orig = Deno[name];
+  Deno[name] = (p) => { const st = orig(p); if (p === ${JSON.stringify(link)}) flip(); return st; };
+}
+try { const s = await new ProcfsSource({ path: ${
+      JSON.stringify(link)
+    } }).snapshot(); out.push("read " + s.scanned); }
+catch (e) { out.push(e.message); }
+console.log(JSON.stringify(out));`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", code],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    const out = await child.output();
+    clearTimeout(timer);
+    const dec = new TextDecoder();
+    assert.equal(out.code, 0, `blocked or failed: ${dec.decode(out.stderr)}`);
+    const [direct, flipped] = JSON.parse(dec.decode(out.stdout));
+    assert.match(direct, /is a FIFO: the table must be a regular or procfs file/);
+    // Either the open saw the table (nothing checked by path first) or it saw the FIFO and refused.
+    assert.match(flipped, /^read 0$|is a FIFO/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
