@@ -139,7 +139,7 @@ async function chooseSource(
       return { source: nl(), sourceReason: "--source=netlink" };
     }
     case "procfs":
-      await checkReadable(s.procFile);
+      checkReadable(s.procFile);
       return { source: procfs(), sourceReason: "--source=procfs" };
     case "conntrack":
       await checkConntrack(s.conntrackBin, runner);
@@ -147,7 +147,7 @@ async function chooseSource(
     case "auto": {
       if (s.origin["proc-file"] === "flag" || s.origin["proc-file"] === "env") {
         // The user named the file to read: read that one.
-        await checkReadable(s.procFile);
+        checkReadable(s.procFile);
         return { source: procfs(), sourceReason: "auto: --proc-file was given" };
       }
       const why: string[] = [];
@@ -155,7 +155,7 @@ async function chooseSource(
       if (p.ok) return { source: nl(), sourceReason: "auto: a ctnetlink dump works" };
       why.push(`netlink: ${p.reason}`);
       try {
-        await checkReadable(s.procFile);
+        checkReadable(s.procFile);
         return { source: procfs(), sourceReason: `auto: ${why[0]}; ${s.procFile} is readable` };
       } catch (e) {
         why.push(`procfs: ${(e as Error).message}`);
@@ -242,7 +242,7 @@ export function effectiveCapabilities(statusFile = "/proc/self/status"): bigint 
  * a regular file (procfs files are) is opened: a FIFO or a device could block
  * the whole process in open(2) or read(2).
  */
-export async function checkReadable(path: string): Promise<void> {
+export function checkReadable(path: string): void {
   try {
     // Opened without blocking and checked by its descriptor (see openTable).
     using f = openTable(path);
