@@ -11,6 +11,8 @@ import type { Shutdown } from "./lib/lifecycle.ts";
 import type { Logger } from "./lib/log.ts";
 import type { RunningServer } from "./lib/server.ts";
 import type { Parts } from "./lib/setup.ts";
+import type { Rule } from "./lib/rules/rule.ts";
+import type { NatProvider } from "./lib/rules/providers/provider.ts";
 
 /**
  * The agent's modules, loaded by dynamic import: only lib/early_signals.ts
@@ -18,7 +20,7 @@ import type { Parts } from "./lib/setup.ts";
  * (prom-client included) loads.
  */
 async function load() {
-  const [agent, basics, config, kernel, lifecycle, log, metrics, server, setup, tracker, unnated] =
+  const [agent, basics, config, kernel, lifecycle, log, metrics, server, setup, tracker] =
     await Promise.all([
       import("./lib/agent.ts"),
       import("./lib/basics.ts"),
@@ -30,7 +32,13 @@ async function load() {
       import("./lib/server.ts"),
       import("./lib/setup.ts"),
       import("./lib/tracker.ts"),
-      import("./lib/unnated.ts"),
+    ]);
+  const [{ UnnatedRule }, { RenewalRule }, { DestinationsProvider }, { TableEvidenceProvider }] =
+    await Promise.all([
+      import("./lib/rules/unnated.ts"),
+      import("./lib/rules/renewals.ts"),
+      import("./lib/rules/providers/destinations.ts"),
+      import("./lib/rules/providers/table_evidence.ts"),
     ]);
   const { VERSION } = await import("./lib/version.ts");
   return {
@@ -44,7 +52,10 @@ async function load() {
     ...server,
     ...setup,
     ...tracker,
-    ...unnated,
+    UnnatedRule,
+    RenewalRule,
+    DestinationsProvider,
+    TableEvidenceProvider,
     VERSION,
   };
 }
@@ -103,7 +114,10 @@ async function run(
     Metrics,
     Agent,
     RenewalTracker,
+    RenewalRule,
     UnnatedRule,
+    DestinationsProvider,
+    TableEvidenceProvider,
     startServer,
     formatListen,
     errorText,
@@ -133,15 +147,32 @@ async function run(
   const synSentTimeout = settings.unnatedAfterMs === undefined
     ? undefined
     : await readSynSentTimeout();
-  const rules = describeRules({
+  const tracker = new RenewalTracker({ threshold: settings.threshold });
+  // Who may vouch that a destination is NATed now (the un-NATed rule's providers), one line each.
+  const providers: NatProvider[] = settings.destinations
+    ? [new DestinationsProvider(settings.destinations)]
+    : [new TableEvidenceProvider()];
+  const rules: Rule[] = [new RenewalRule(tracker)];
+  if (settings.unnatedAfterMs !== undefined) {
+    rules.push(
+      new UnnatedRule({
+        afterMs: settings.unnatedAfterMs,
+        synSentTimeoutS: typeof synSentTimeout === "number" ? synSentTimeout : undefined,
+        providers,
+      }),
+    );
+  }
+  const report = describeRules({
+    rules: rules.map((r) => r.name),
+    providers: settings.unnatedAfterMs === undefined ? [] : providers.map((p) => p.name),
     release: Deno.osRelease(),
     threshold: settings.threshold,
     unnatedAfter: describeSettings(settings).unnated_after as string,
     destinations: settings.destinations?.toString() ?? "all",
     synSentTimeout,
   });
-  log.info("rules", rules.fields);
-  for (const w of rules.warnings) log.warn(w);
+  log.info("rules", report.fields);
+  for (const w of report.warnings) log.warn(w);
 
   const metrics = new Metrics({
     version: VERSION,
@@ -149,20 +180,14 @@ async function run(
     source: source.name,
     deleter: deleter.name,
     logLinesDropped: () => log.dropped?.() ?? 0,
+    rules: rules.map((r) => r.name),
   });
   const agent = new Agent({
     source,
     deleter,
-    tracker: new RenewalTracker({ threshold: settings.threshold }),
+    tracker,
     ...(settings.destinations ? { destinations: settings.destinations } : {}),
-    ...(settings.unnatedAfterMs === undefined ? {} : {
-      unnated: new UnnatedRule({
-        afterMs: settings.unnatedAfterMs,
-        synSentTimeoutS: typeof synSentTimeout === "number" ? synSentTimeout : undefined,
-        destinations: settings.destinations,
-      }),
-      evidence: source,
-    }),
+    rules,
     log,
     intervalMs: settings.intervalMs,
     dryRun: settings.dryRun,
@@ -210,8 +235,8 @@ const LIVENESS_GRACE_MS = 30_000;
 
 /**
  * The /healthz limits: between polls, the interval plus grace; within a poll,
- * the source's timeout twice (the snapshot, then an evidence lookup for the
- * un-NATed rule) plus the deleter's worst case for its per-poll limit (every
+ * the source's timeout twice (the candidates' read, then, for the conntrack
+ * CLI, the un-NATed rule's evidence listing) plus the deleter's worst case for its per-poll limit (every
  * step running into its timeout), plus grace.
  *
  * @example

@@ -143,7 +143,7 @@ export function formatIPv6(groups: readonly number[]): string {
  * @example
  * ```ts
  * import { addressBytes } from "./addr.ts";
- * addressBytes("ipv4", "10.0.0.1"); // => Uint8Array [10, 0, 0, 1]
+ * addressBytes("ipv4", "10.0.0.1"); // => new Uint8Array([10, 0, 0, 1])
  * addressBytes("ipv4", "::1"); // => undefined
  * ```
  */

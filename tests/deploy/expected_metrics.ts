@@ -6,6 +6,7 @@
  * @module
  */
 import { Metrics } from "../../lib/metrics.ts";
+import { RULE_INFO } from "../../lib/rules/catalog.ts";
 
 /** One metric family as Prometheus scrapes it. */
 export interface ExpectedMetric {
@@ -26,6 +27,7 @@ async function fromRegistry(): Promise<ExpectedMetric[]> {
     deno: Deno.version.deno,
     source: "procfs",
     deleter: "conntrack",
+    rules: RULE_INFO.map((r) => r.name),
   });
   // Let prom-client's default collectors run once so every family has its series.
   await new Promise((r) => setTimeout(r, 50));

@@ -1,0 +1,94 @@
+/**
+ * Every `// =>` result in the JSDoc examples of main.ts and lib/ holds
+ * (`deno test --doc` only type-checks and runs them), and the checker itself
+ * fails on a wrong result, on a check that never runs and on a form it does
+ * not understand.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { extractExamples, resultValue, rewriteExample, runExample } from "./support/doc_results.ts";
+
+const ROOT = new URL("../", import.meta.url);
+
+async function sources(): Promise<string[]> {
+  const out = [new URL("main.ts", ROOT).pathname];
+  const walk = async (dir: URL) => {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory) await walk(new URL(`${e.name}/`, dir));
+      else if (e.name.endsWith(".ts")) out.push(new URL(e.name, dir).pathname);
+    }
+  };
+  await walk(new URL("lib/", ROOT));
+  return out.sort();
+}
+
+const files = await sources();
+let total = 0;
+for (const file of files) {
+  const examples = extractExamples(file, await Deno.readTextFile(file))
+    .map((ex) => ({ ex, rewritten: rewriteExample(ex) }))
+    .filter((e) => e.rewritten.checks.length > 0);
+  total += examples.reduce((n, e) => n + e.rewritten.checks.length, 0);
+  if (examples.length === 0) continue;
+  const name = file.slice(new URL(ROOT).pathname.length);
+  Deno.test(`the // => results of ${name}'s examples hold`, async () => {
+    for (const { rewritten } of examples) await runExample(rewritten);
+  });
+}
+
+Deno.test("the examples of main.ts and lib/ hold at least 70 `// =>` results", () => {
+  // Found by this file's own extraction: a broken extractor that finds none would pass above.
+  assert.ok(total >= 70, `only ${total} found`);
+});
+
+const example = (code: string) => ({ file: "/x/example.ts", line: 1, code: code.split("\n") });
+
+Deno.test("a wrong // => result fails: f(); // => 3 when f() returns 2", async () => {
+  const r = rewriteExample(example("const f = () => 2;\nf(); // => 3"));
+  assert.equal(r.checks.length, 1);
+  await assert.rejects(runExample(r), /example\.ts:2: the example's `\/\/ =>` result/);
+  await runExample(rewriteExample(example("const f = () => 2;\nf(); // => 2")));
+});
+
+Deno.test("results are compared deeply and strictly, on the next line and across lines", async () => {
+  const ok = [
+    'const o = { a: [1, "2"] };\no;\n// => { a: [1, "2"] }',
+    "const f = (x: { n: number }) => x.n;\nf({\n  n: 1,\n}); // => 1",
+    "const a = [1, 2];\na;\n// => [1,\n//    2]",
+    "const p = Promise.resolve(4);\nawait p; // => 4 (resolved)",
+    "const n = 0;\nn; // => 0: an ACK",
+    "const s = '// => not a marker';\ns.length; // => 18",
+  ];
+  for (const code of ok) await runExample(rewriteExample(example(code)));
+  const bad = [
+    'const o = { a: [1, "2"] };\no;\n// => { a: [1, 2] }',
+    "const f = (x: { n: number }) => x.n;\nf({\n  n: 1,\n}); // => 2",
+    "const a = [1, 2];\na;\n// => [1,\n//    3]",
+    "const p = Promise.resolve(4);\nawait p; // => 5 (resolved)",
+    "const u = new Uint8Array([1]);\nu; // => [1]",
+  ];
+  for (const code of bad) await assert.rejects(runExample(rewriteExample(example(code))), code);
+});
+
+Deno.test("a // => check that never runs fails", async () => {
+  const r = rewriteExample(example("const x = 1 as number;\nif (x === 2) x; // => 2"));
+  await assert.rejects(runExample(r), /never ran: \/x\/example\.ts:2/);
+});
+
+Deno.test("a // => after anything but an expression statement is an error naming the line", () => {
+  assert.throws(
+    () => rewriteExample(example("const x = 1; // => 1")),
+    /example\.ts:1:.*expression/,
+  );
+  assert.throws(() => rewriteExample(example("// => 1")), /example\.ts:1: .*no statement/);
+  assert.throws(() => rewriteExample(example("f(); // => 1 2 3")), /cannot read the result/);
+});
+
+Deno.test("the value ends where a note begins, but never inside a value", () => {
+  assert.equal(resultValue("undefined (Go wants a unit)"), "undefined");
+  assert.equal(resultValue('"status"'), '"status"');
+  assert.equal(resultValue("true: throw it away"), "true");
+  assert.equal(resultValue('{ ok: false, reason: "a: b" }'), '{ ok: false, reason: "a: b" }');
+  assert.equal(resultValue("1 2"), undefined);
+});
