@@ -13,7 +13,7 @@ import { NetlinkDeleter } from "./deleters/netlink.ts";
 import { ConntrackCliSource } from "./sources/conntrack_cli.ts";
 import { checkNetlink, type NetlinkCheck } from "./netlink/capability.ts";
 import { NetlinkSource } from "./sources/netlink.ts";
-import { assertRegularFile, ProcfsSource } from "./sources/procfs.ts";
+import { openTable, ProcfsSource } from "./sources/procfs.ts";
 import type { Source } from "./sources/source.ts";
 
 /** A setup step that cannot go on: exit code 1 with this message. */
@@ -138,7 +138,7 @@ async function chooseSource(
       return { source: nl(), sourceReason: "--source=netlink" };
     }
     case "procfs":
-      await checkReadable(s.procFile);
+      checkReadable(s.procFile);
       return { source: procfs(), sourceReason: "--source=procfs" };
     case "conntrack":
       await checkConntrack(s.conntrackBin, runner);
@@ -146,7 +146,7 @@ async function chooseSource(
     case "auto": {
       if (s.origin["proc-file"] === "flag" || s.origin["proc-file"] === "env") {
         // The user named the file to read: read that one.
-        await checkReadable(s.procFile);
+        checkReadable(s.procFile);
         return { source: procfs(), sourceReason: "auto: --proc-file was given" };
       }
       const why: string[] = [];
@@ -154,7 +154,7 @@ async function chooseSource(
       if (p.ok) return { source: nl(), sourceReason: "auto: a ctnetlink dump works" };
       why.push(`netlink: ${p.reason}`);
       try {
-        await checkReadable(s.procFile);
+        checkReadable(s.procFile);
         return { source: procfs(), sourceReason: `auto: ${why[0]}; ${s.procFile} is readable` };
       } catch (e) {
         why.push(`procfs: ${(e as Error).message}`);
@@ -241,11 +241,11 @@ export function effectiveCapabilities(statusFile = "/proc/self/status"): bigint 
  * a regular file (procfs files are) is opened: a FIFO or a device could block
  * the whole process in open(2) or read(2).
  */
-export async function checkReadable(path: string): Promise<void> {
+export function checkReadable(path: string): void {
   try {
-    assertRegularFile(path);
-    using f = await Deno.open(path, { read: true });
-    await f.read(new Uint8Array(1));
+    // Opened without blocking and checked by its descriptor (see openTable).
+    using f = openTable(path);
+    f.readSync(new Uint8Array(1));
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new SetupError(
