@@ -5,35 +5,70 @@
  *
  * @module
  */
-import { Agent } from "./lib/agent.ts";
-import { errorText } from "./lib/basics.ts";
-import {
-  describeSettings,
-  formatListen,
-  helpText,
-  loadConfig,
-  type Settings,
-} from "./lib/config.ts";
-import { describeRules, readSynSentTimeout } from "./lib/kernel.ts";
-import { handleShutdown, type Shutdown } from "./lib/lifecycle.ts";
-import { createLogger, type Logger } from "./lib/log.ts";
-import { Metrics } from "./lib/metrics.ts";
-import { type RunningServer, startServer } from "./lib/server.ts";
-import { type Parts, setUp, SetupError } from "./lib/setup.ts";
-import { RenewalTracker } from "./lib/tracker.ts";
-import { UnnatedRule } from "./lib/rules/unnated.ts";
-import { RenewalRule } from "./lib/rules/renewals.ts";
+import { catchEarlySignals, type EarlySignals } from "./lib/early_signals.ts";
+import type { Settings } from "./lib/config.ts";
+import type { Shutdown } from "./lib/lifecycle.ts";
+import type { Logger } from "./lib/log.ts";
+import type { RunningServer } from "./lib/server.ts";
+import type { Parts } from "./lib/setup.ts";
 import type { Rule } from "./lib/rules/rule.ts";
 import type { NatProvider } from "./lib/rules/providers/provider.ts";
-import { DestinationsProvider } from "./lib/rules/providers/destinations.ts";
-import { TableEvidenceProvider } from "./lib/rules/providers/table_evidence.ts";
-import { VERSION } from "./lib/version.ts";
+
+/**
+ * The agent's modules, loaded by dynamic import: only lib/early_signals.ts
+ * is loaded before main.ts runs, so signals are handled while the rest
+ * (prom-client included) loads.
+ */
+async function load() {
+  const [agent, basics, config, kernel, lifecycle, log, metrics, server, setup, tracker] =
+    await Promise.all([
+      import("./lib/agent.ts"),
+      import("./lib/basics.ts"),
+      import("./lib/config.ts"),
+      import("./lib/kernel.ts"),
+      import("./lib/lifecycle.ts"),
+      import("./lib/log.ts"),
+      import("./lib/metrics.ts"),
+      import("./lib/server.ts"),
+      import("./lib/setup.ts"),
+      import("./lib/tracker.ts"),
+    ]);
+  const [{ UnnatedRule }, { RenewalRule }, { DestinationsProvider }, { TableEvidenceProvider }] =
+    await Promise.all([
+      import("./lib/rules/unnated.ts"),
+      import("./lib/rules/renewals.ts"),
+      import("./lib/rules/providers/destinations.ts"),
+      import("./lib/rules/providers/table_evidence.ts"),
+    ]);
+  const { VERSION } = await import("./lib/version.ts");
+  return {
+    ...agent,
+    ...basics,
+    ...config,
+    ...kernel,
+    ...lifecycle,
+    ...log,
+    ...metrics,
+    ...server,
+    ...setup,
+    ...tracker,
+    UnnatedRule,
+    RenewalRule,
+    DestinationsProvider,
+    TableEvidenceProvider,
+    VERSION,
+  };
+}
+type Modules = Awaited<ReturnType<typeof load>>;
 
 /** Runs the agent; resolves to the process exit code. */
 export async function main(
   args: readonly string[],
   env: (name: string) => string | undefined,
+  early?: EarlySignals,
 ): Promise<number> {
+  const m = await load();
+  const { loadConfig, helpText, VERSION, createLogger, handleShutdown } = m;
   const cfg = loadConfig(args, env);
   if (cfg.kind === "help") {
     console.log(helpText());
@@ -50,16 +85,43 @@ export async function main(
   }
   const settings = cfg.settings;
   const log = createLogger({ format: settings.logFormat, level: settings.logLevel });
-  const shutdown = handleShutdown(log);
+  const shutdown = handleShutdown(log, early ? { early } : {});
   try {
-    return await run(settings, log, shutdown);
+    return await run(m, settings, log, shutdown);
   } finally {
     shutdown.dispose();
+    await log.flush?.(LOG_FLUSH_MS);
   }
 }
 
+/** At exit, queued log lines get this long to be written (a stalled reader gets no more). */
+const LOG_FLUSH_MS = 1000;
+
 /** Sets up the parts and runs the loop until `shutdown.stop`. */
-async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise<number> {
+async function run(
+  m: Modules,
+  settings: Settings,
+  log: Logger,
+  shutdown: Shutdown,
+): Promise<number> {
+  const {
+    setUp,
+    SetupError,
+    VERSION,
+    describeSettings,
+    readSynSentTimeout,
+    describeRules,
+    Metrics,
+    Agent,
+    RenewalTracker,
+    RenewalRule,
+    UnnatedRule,
+    DestinationsProvider,
+    TableEvidenceProvider,
+    startServer,
+    formatListen,
+    errorText,
+  } = m;
   let parts;
   try {
     parts = await setUp(settings, { log, signal: shutdown.kill });
@@ -202,5 +264,7 @@ export function livenessLimits(
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args, (name) => Deno.env.get(name)));
+  // Before anything else loads: see lib/early_signals.ts.
+  const early = catchEarlySignals();
+  Deno.exit(await main(Deno.args, (name) => Deno.env.get(name), early));
 }

@@ -10,7 +10,7 @@ import { type Tuple, tupleKey } from "./tuple.ts";
 import type { Deleter } from "./deleters/deleter.ts";
 import type { DestinationSet } from "./destinations.ts";
 import type { Logger } from "./log.ts";
-import { type Clock, errorText, sleep } from "./basics.ts";
+import { type Clock, errorText, sleep, yieldToIo } from "./basics.ts";
 import { QuietLog } from "./quiet_log.ts";
 import { PollDecisionLog } from "./decision_log.ts";
 import type { AgentObserver, DecisionResult } from "./observer.ts";
@@ -153,6 +153,7 @@ export class Agent {
           this.#warnedOverrun = true;
         } else this.#o.log.debug("poll overran the interval", fields);
         tick = now; // start again from here rather than firing a burst
+        await yieldToIo(); // the probes get their turn between two polls
         continue;
       }
       tick += interval;

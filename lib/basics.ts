@@ -33,6 +33,25 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /**
+ * Lets the event loop run everything pending — socket I/O included — and
+ * comes back at once. A timer, not a microtask or a message: Deno polls
+ * sockets only when the loop turns, and a `MessageChannel` message resolves
+ * without turning it (measured: probes starved).
+ *
+ * @example
+ * ```ts
+ * import { yieldToIo } from "./basics.ts";
+ * for (let slice = 0; slice < 3; slice++) {
+ *   // … up to 10 ms of synchronous work …
+ *   await yieldToIo();
+ * }
+ * ```
+ */
+export function yieldToIo(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
  * An error's message, whatever was thrown.
  *
  * @example

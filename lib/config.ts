@@ -59,8 +59,12 @@ export const MAX_INTERVAL_MS = 3_600_000;
 export const MAX_THRESHOLD = 1_000_000;
 export const MAX_CANDIDATES = 10_000_000;
 export const MAX_UNNATED_AFTER_MS = 3_600_000;
-/** Default `--listen`: outside the Prometheus exporter range and the Kubernetes component ports. */
-export const DEFAULT_LISTEN = "0.0.0.0:10395";
+/**
+ * Default `--listen`: loopback only (nothing is exposed off the node unless
+ * asked; the DaemonSet binds the node IP). The port is outside the Prometheus
+ * exporter range and the Kubernetes component ports.
+ */
+export const DEFAULT_LISTEN = "127.0.0.1:10395";
 
 interface Option {
   flag: string;
@@ -116,7 +120,7 @@ export const OPTIONS: readonly Option[] = [
     flag: "listen",
     env: "CONNTRACK_CLEANER_LISTEN",
     default: DEFAULT_LISTEN,
-    form: "HOST:PORT (IPv6 as [ADDR]:PORT) or off",
+    form: "HOST:PORT (IPv6 as [ADDR]:PORT; [IPv4]:PORT works too) or off",
     help: "address of /metrics, /healthz and /readyz",
   },
   {
@@ -317,13 +321,17 @@ export function formatListen(l: ListenAddress): string {
   return l.hostname.includes(":") ? `[${l.hostname}]:${l.port}` : `${l.hostname}:${l.port}`;
 }
 
-/** `0.0.0.0:10395`, `[::1]:9999`, `localhost:8080` → address; port 0 picks a free one. */
+/** `0.0.0.0:10395`, `[::1]:9999`, `[10.0.0.7]:10395`, `localhost:8080` → address; port 0 picks a free one. */
 export function parseListen(s: string): ListenAddress | undefined {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(0|[1-9][0-9]{0,4})$/.exec(s);
   if (!m) return undefined;
   const port = Number(m[3]);
   if (port > 65535) return undefined;
   if (m[1] !== undefined) {
+    // Brackets around IPv4 too, for a `[$(NODE_IP)]:PORT` that fits either family.
+    if (!m[1].includes(":")) {
+      return canonicalIPv4(m[1]) === undefined ? undefined : { hostname: m[1], port };
+    }
     const v6 = canonicalIPv6(m[1]);
     return v6 === undefined ? undefined : { hostname: v6, port };
   }

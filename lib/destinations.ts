@@ -42,22 +42,29 @@ export const DESTINATIONS_FORM =
  */
 export class DestinationSet {
   readonly items: readonly DestinationItem[];
+  #v4: PrefixIndex;
+  #v6: PrefixIndex;
 
   constructor(items: readonly DestinationItem[]) {
     if (items.length === 0) throw new RangeError("a destination set needs at least one item");
     this.items = items;
+    this.#v4 = new PrefixIndex(items, "ipv4");
+    this.#v6 = new PrefixIndex(items, "ipv6");
   }
 
-  /** The first item that holds `addr` (canonical spelling) and `port`, if any. */
+  /**
+   * The first item (in list order) that holds `addr` (canonical spelling)
+   * and `port`, if any. Indexed: one hash look-up per distinct prefix length
+   * of the family, then a binary search over that network's port ranges, so
+   * the cost does not grow with the number of items.
+   */
   match(family: Family, addr: string, port: number): DestinationItem | undefined {
-    let groups: number[] | undefined;
-    for (const item of this.items) {
-      if (item.family !== family || port < item.portLow || port > item.portHigh) continue;
-      groups ??= toGroups(family, addr);
-      if (groups === undefined) return undefined;
-      if (inPrefix(groups, item.groups, item.prefix)) return item;
-    }
-    return undefined;
+    const index = family === "ipv4" ? this.#v4 : this.#v6;
+    if (index.empty) return undefined;
+    const groups = toGroups(family, addr);
+    if (groups === undefined) return undefined;
+    const i = index.first(groups, port);
+    return i < 0 ? undefined : this.items[i];
   }
 
   /** The items in canonical spelling, comma-separated. */
@@ -174,7 +181,128 @@ function masked(groups: readonly number[], prefix: number): number[] {
   });
 }
 
-function inPrefix(addr: readonly number[], net: readonly number[], prefix: number): boolean {
-  const m = masked(addr, prefix);
-  return m.every((g, i) => g === net[i]);
+/** A trie node: one 16-bit group deeper than its parent. */
+interface TrieNode {
+  children: Map<number, TrieNode>;
+  /** Items whose prefix ends exactly at this node's depth (before building: their indexes). */
+  exact: PortSegments | undefined;
+  /** Items whose prefix ends 1 to 15 bits into the next group, by that many bits. */
+  partial: { mask: number; nets: Map<number, PortSegments> }[];
+}
+
+/**
+ * One family's items in a trie over 16-bit groups (2 levels for IPv4, 8 for
+ * IPv6). A look-up walks the address's groups and, at each node, asks the
+ * items ending there or a few bits further by one hash look-up per distinct
+ * length; each network's port ranges are cut into segments naming the first
+ * item (lowest index) that covers them.
+ */
+class PrefixIndex {
+  readonly empty: boolean;
+  #root: TrieNode = { children: new Map(), exact: undefined, partial: [] };
+
+  constructor(items: readonly DestinationItem[], family: Family) {
+    // Indexes first, by node and length; PortSegments once all are known.
+    const lists = new Map<TrieNode, Map<number, Map<number, number[]>>>();
+    let count = 0;
+    items.forEach((item, i) => {
+      if (item.family !== family) return;
+      count++;
+      const whole = item.prefix >> 4, bits = item.prefix & 15;
+      let node = this.#root;
+      for (let d = 0; d < whole; d++) {
+        const g = item.groups[d]!;
+        let child = node.children.get(g);
+        if (!child) {
+          node.children.set(g, child = { children: new Map(), exact: undefined, partial: [] });
+        }
+        node = child;
+      }
+      let byBits = lists.get(node);
+      if (!byBits) lists.set(node, byBits = new Map());
+      let nets = byBits.get(bits);
+      if (!nets) byBits.set(bits, nets = new Map());
+      const key = bits === 0 ? 0 : item.groups[whole]!;
+      const list = nets.get(key);
+      if (list) list.push(i);
+      else nets.set(key, [i]);
+    });
+    for (const [node, byBits] of lists) {
+      for (const [bits, nets] of [...byBits].sort((x, y) => x[0] - y[0])) {
+        if (bits === 0) {
+          node.exact = new PortSegments(nets.get(0)!, items);
+          continue;
+        }
+        const built = new Map<number, PortSegments>();
+        for (const [key, list] of nets) built.set(key, new PortSegments(list, items));
+        node.partial.push({ mask: (0xffff << (16 - bits)) & 0xffff, nets: built });
+      }
+    }
+    this.empty = count === 0;
+  }
+
+  /** Index of the first item holding the address (as groups) and port, or -1. */
+  first(groups: readonly number[], port: number): number {
+    let best = -1;
+    const better = (seg: PortSegments | undefined) => {
+      const i = seg === undefined ? -1 : seg.first(port);
+      if (i >= 0 && (best < 0 || i < best)) best = i;
+    };
+    let node: TrieNode | undefined = this.#root;
+    for (let d = 0; node !== undefined; d++) {
+      better(node.exact);
+      if (d === groups.length) break;
+      const g = groups[d]!;
+      for (const p of node.partial) better(p.nets.get(g & p.mask));
+      node = node.children.get(g);
+    }
+    return best;
+  }
+}
+
+/** The port ranges of the items of one network: which item comes first at each port. */
+class PortSegments {
+  /** Segment `k` is ports `starts[k]` to `starts[k + 1] - 1`. */
+  #starts: number[];
+  /** The first item covering segment `k`, or -1. */
+  #first: Int32Array;
+
+  /** `indexes` in ascending order. */
+  constructor(indexes: readonly number[], items: readonly DestinationItem[]) {
+    const points = new Set<number>();
+    for (const i of indexes) points.add(items[i]!.portLow).add(items[i]!.portHigh + 1);
+    this.#starts = [...points].sort((a, b) => a - b);
+    const n = this.#starts.length - 1;
+    this.#first = new Int32Array(Math.max(0, n)).fill(-1);
+    // Paint each segment once, in item order: `next` skips painted runs.
+    const next = Int32Array.from({ length: n + 1 }, (_, k) => k);
+    const find = (k: number): number => {
+      while (next[k] !== k) k = next[k] = next[next[k]!]!;
+      return k;
+    };
+    for (const i of indexes) {
+      const from = this.#segment(items[i]!.portLow);
+      const to = this.#segment(items[i]!.portHigh + 1);
+      for (let k = find(from); k < to; k = find(k)) {
+        this.#first[k] = i;
+        next[k] = k + 1;
+      }
+    }
+  }
+
+  first(port: number): number {
+    const k = this.#segment(port + 1) - 1;
+    return k < 0 || k >= this.#first.length ? -1 : this.#first[k]!;
+  }
+
+  /** How many segment starts are ≤ `port` - 1 … i.e. the index of the first start ≥ `port`. */
+  #segment(port: number): number {
+    let lo = 0, hi = this.#starts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.#starts[mid]! < port) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
 }

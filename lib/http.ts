@@ -3,7 +3,8 @@
  * reads request heads only (no bodies), answers anything malformed with 400
  * and closes, gives each connection a deadline to send a whole request head
  * (idle and half-sent connections are closed), and caps how many connections
- * are open at once. Nothing a client sends is logged.
+ * are open at once, closing the longest-idle one to make room for a new one.
+ * Nothing a client sends is logged.
  *
  * `Deno.serve` answers a bad `Host` with a 500 through its error handler and
  * has no idle timeout or connection cap: hence this.
@@ -35,10 +36,15 @@ export interface HttpOptions {
    * within this long of opening or of its previous answer; default 30 s.
    */
   idleTimeoutMs?: number | undefined;
-  /** Connections open at once; more are answered 503 and closed. Default 64. */
+  /**
+   * Connections open at once; a new one past this closes the connection that
+   * has gone longest without completing a request. Default 64.
+   */
   maxConnections?: number | undefined;
   /** Longest request head accepted (431 beyond); default 8 KiB. */
   maxHeadBytes?: number;
+  /** Serve on this listener instead of binding `hostname:port` (tests). */
+  listener?: Deno.Listener | undefined;
   /** A handler threw (a bug, not the client's fault): answered 500. */
   onError?: ((error: unknown) => void) | undefined;
 }
@@ -128,6 +134,16 @@ export function parseHead(
  * Listens and serves until `shutdown()`. Throws at once when the address
  * cannot be bound.
  *
+ * Nobody who can reach the port can starve it: when `maxConnections` are
+ * open, a new connection closes the one that has gone longest without
+ * completing a request (accepted or last answered longest ago: idle,
+ * keep-alive and trickling connections alike), so a short request on a new
+ * connection is always served. A request head must arrive whole within
+ * `idleTimeoutMs` of the connection's opening or its previous answer; bytes
+ * trickling in do not extend it. When accept(2) fails (out of descriptors),
+ * the longest-idle connection is closed and accepting backs off (10 ms,
+ * doubling to 1 s) instead of spinning.
+ *
  * @example
  * ```ts
  * import { serveHttp } from "./http.ts";
@@ -142,12 +158,24 @@ export function parseHead(
  */
 export function serveHttp(o: HttpOptions): HttpServer {
   const idleMs = o.idleTimeoutMs ?? 30_000;
-  const max = o.maxConnections ?? 64;
+  const max = Math.max(1, o.maxConnections ?? 64);
   const maxHead = o.maxHeadBytes ?? 8192;
-  const listener = Deno.listen({ hostname: o.hostname, port: o.port, transport: "tcp" });
-  const open = new Set<Deno.Conn>();
+  const listener = o.listener ??
+    Deno.listen({ hostname: o.hostname, port: o.port, transport: "tcp" });
+  // Insertion order is "last progress" order: the first is the one to evict.
+  const open = new Map<Deno.Conn, true>();
   const done = new Set<Promise<void>>();
   let closing = false;
+
+  const progressed = (conn: Deno.Conn) => {
+    if (!open.delete(conn)) return false;
+    open.set(conn, true);
+    return true;
+  };
+  const evictOldest = () => {
+    const oldest = open.keys().next();
+    if (!oldest.done) close(oldest.value);
+  };
 
   const serve = async (conn: Deno.Conn) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -161,12 +189,15 @@ export function serveHttp(o: HttpOptions): HttpServer {
       for (;;) {
         arm();
         let end: number;
-        while ((end = headEnd(buf)) < 0) {
+        let scanned = 0;
+        while ((end = headEnd(buf, scanned)) < 0) {
+          if (end === BARE_LF) return await answer(conn, 400, "bare LF in request head\n", false);
           if (buf.length > maxHead) {
             return await answer(conn, 431, "request head too large\n", false);
           }
           const n = await conn.read(chunk);
           if (n === null) return;
+          scanned = buf.length;
           buf = concat(buf, chunk.subarray(0, n));
         }
         if (end > maxHead) return await answer(conn, 431, "request head too large\n", false);
@@ -183,10 +214,10 @@ export function serveHttp(o: HttpOptions): HttpServer {
           res = { status: 500, body: "internal error\n" };
         }
         await answer(conn, res.status, res.body, keep, head.method, res.headers);
-        if (!keep) return;
+        if (!keep || !progressed(conn)) return;
       }
     } catch {
-      // Reset, closed at the deadline, or at shutdown: nothing to say.
+      // Reset, closed at the deadline, evicted, or at shutdown: nothing to say.
     } finally {
       clearTimeout(timer);
       close(conn);
@@ -200,26 +231,34 @@ export function serveHttp(o: HttpOptions): HttpServer {
     } catch { /* already closed */ }
   };
 
+  const track = (p: Promise<void>) => {
+    done.add(p);
+    void p.then(() => done.delete(p));
+  };
+
   const accepting = (async () => {
+    let backoffMs = 0;
     for (;;) {
       let conn: Deno.Conn;
       try {
         conn = await listener.accept();
+        backoffMs = 0;
       } catch {
         if (closing) return;
-        continue; // EMFILE and the like: the next accept may work
-      }
-      open.add(conn);
-      if (open.size > max) {
-        const p = answer(conn, 503, "too many connections\n", false).catch(() => {})
-          .finally(() => close(conn));
-        done.add(p);
-        void p.then(() => done.delete(p));
+        // EMFILE and the like: free a descriptor, and do not spin on a
+        // listener that stays readable.
+        evictOldest();
+        backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, backoffMs * 2));
+        await new Promise((r) => setTimeout(r, backoffMs));
         continue;
       }
-      const p = serve(conn);
-      done.add(p);
-      void p.then(() => done.delete(p));
+      if (closing) {
+        conn.close();
+        continue;
+      }
+      while (open.size >= max) evictOldest();
+      open.set(conn, true);
+      track(serve(conn));
     }
   })();
 
@@ -229,17 +268,29 @@ export function serveHttp(o: HttpOptions): HttpServer {
     async shutdown() {
       closing = true;
       listener.close();
-      for (const c of [...open]) close(c);
+      for (const c of [...open.keys()]) close(c);
       await accepting;
       await Promise.all(done);
     },
   };
 }
 
-/** Index of the blank line ending the head, or -1. */
-function headEnd(b: Uint8Array): number {
-  for (let i = 0; i + 3 < b.length; i++) {
-    if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i;
+const MIN_BACKOFF_MS = 10;
+const MAX_BACKOFF_MS = 1000;
+/** {@linkcode headEnd}'s answer for a head with a line ending in a bare LF. */
+const BARE_LF = -2;
+
+/**
+ * Index of the blank line ending the head, -1 while incomplete, or
+ * {@linkcode BARE_LF} when a line ends in LF without CR (answered 400 at
+ * once rather than waited on: such a head never ends in CRLF CRLF). Bytes
+ * before `from` were looked at already.
+ */
+function headEnd(b: Uint8Array, from = 0): number {
+  for (let i = from; i < b.length; i++) {
+    if (b[i] !== 10) continue;
+    if (i === 0 || b[i - 1] !== 13) return BARE_LF;
+    if (i >= 3 && b[i - 2] === 10 && b[i - 3] === 13) return i - 3;
   }
   return -1;
 }

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { errorText } from "./basics.ts";
+import { type EarlySignals, ignoreSigusr1 } from "./early_signals.ts";
 import type { Logger } from "./log.ts";
 
 /** Options for {@linkcode handleShutdown}. */
@@ -20,38 +20,8 @@ export interface ShutdownOptions {
   exit?: (code: number) => void;
   /** Sets SIGUSR1 to SIG_IGN; returns why not, if it cannot. Default {@linkcode ignoreSigusr1}. */
   ignoreSigusr1?: () => string | undefined;
-}
-
-const SIGUSR1 = 10;
-const SIG_IGN = 1n;
-
-/**
- * Sets SIGUSR1's disposition to SIG_IGN through libc's `signal(2)` (FFI).
- * Deno starts a V8 inspector on 127.0.0.1:9229 at SIGUSR1 — code execution as
- * the agent for anyone on the node's loopback — and a signal listener does not
- * stop it; an ignored signal is never delivered. Returns why it could not,
- * or `undefined` on success. Linux only (the signal number is Linux's).
- *
- * @example
- * ```ts
- * import { ignoreSigusr1 } from "./lifecycle.ts";
- * const why = ignoreSigusr1(); // undefined: SIGUSR1 is now ignored
- * ```
- */
-export function ignoreSigusr1(): string | undefined {
-  try {
-    const libc = Deno.dlopen("libc.so.6", {
-      signal: { parameters: ["i32", "usize"], result: "usize" },
-    });
-    try {
-      const prev = BigInt(libc.symbols.signal(SIGUSR1, SIG_IGN));
-      return prev === 2n ** 64n - 1n ? "signal(2) returned SIG_ERR" : undefined;
-    } finally {
-      libc.close();
-    }
-  } catch (e) {
-    return errorText(e);
-  }
+  /** Signals caught before this took over (main.ts's first step): a SIGTERM there stops at once. */
+  early?: EarlySignals;
 }
 
 /** The signals the rest of the program watches; `dispose()` removes the handlers. */
@@ -105,6 +75,12 @@ export function handleShutdown(log: Logger, options: ShutdownOptions = {}): Shut
     ["SIGUSR1", ignored("SIGUSR1")],
   ];
   for (const [sig, fn] of handlers) Deno.addSignalListener(sig, fn);
+  const early = options.early;
+  early?.dispose();
+  if (early?.sigusr1Error !== undefined) {
+    log.warn("cannot set SIGUSR1 to ignored", { reason: early.sigusr1Error });
+  }
+  if (early?.stop !== undefined) handler(early.stop)();
   const usr1 = options.ignoreSigusr1 ?? ignoreSigusr1;
   const noInspector = () => {
     const why = usr1();

@@ -1,11 +1,13 @@
 /**
  * Structured logs: one JSON object per line (default) or logfmt text,
- * written synchronously to stdout so nothing is lost at exit. A line that
- * cannot be written (stdout closed, the reader gone) is dropped and counted:
- * logging never stops the agent.
+ * queued for stdout without ever blocking (lib/log_writer.ts); `flush` before
+ * exit. A line that cannot be written (stdout closed, the reader gone, the
+ * reader stalled and the queue full) is dropped and counted: logging never
+ * stops the agent.
  *
  * @module
  */
+import { QueuedWriter } from "./log_writer.ts";
 
 /** Log verbosity, most verbose first. */
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
@@ -25,23 +27,21 @@ export interface Logger {
   error(msg: string, fields?: Fields): void;
   /** Lines that could not be written and were dropped, so far. */
   dropped?(): number;
+  /** Waits until the queued lines are written, at most `timeoutMs`. */
+  flush?(timeoutMs: number): Promise<void>;
 }
 
 /** Options for {@linkcode createLogger}. */
 export interface LoggerOptions {
   format?: LogFormat;
   level?: LogLevel;
-  /** Where lines go; default: stdout, synchronously. A throw drops (and counts) the line. */
+  /**
+   * Where lines go, synchronously; a throw drops (and counts) the line.
+   * Default: a {@linkcode QueuedWriter} on stdout.
+   */
   write?: (line: string) => void;
   /** Wall clock for the `time` field; default `new Date()`. */
   now?: () => Date;
-}
-
-const encoder = new TextEncoder();
-function writeStdout(line: string): void {
-  const bytes = encoder.encode(line + "\n");
-  let off = 0;
-  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
 }
 
 /**
@@ -58,7 +58,8 @@ function writeStdout(line: string): void {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const format = options.format ?? "json";
   const min = LOG_LEVELS.indexOf(options.level ?? "info");
-  const write = options.write ?? writeStdout;
+  const queue = options.write ? undefined : new QueuedWriter();
+  const write = options.write ?? ((line: string) => queue!.write(line));
   const now = options.now ?? (() => new Date());
   const enabled = (level: LogLevel) => LOG_LEVELS.indexOf(level) >= min;
   let dropped = 0;
@@ -81,7 +82,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     info: emit("info"),
     warn: emit("warn"),
     error: emit("error"),
-    dropped: () => dropped,
+    dropped: () => dropped + (queue?.dropped() ?? 0),
+    flush: (timeoutMs) => queue?.flush(timeoutMs) ?? Promise.resolve(),
   };
 }
 

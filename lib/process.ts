@@ -5,6 +5,7 @@
  * @module
  */
 import { errorText } from "./basics.ts";
+import { becomeSubreaper, exited, killOrphans, startedChild } from "./reaper.ts";
 
 /** What {@linkcode ProcessRunner.run} needs. */
 export interface RunOptions {
@@ -48,8 +49,10 @@ export const PIPE_GRACE_MS = 250;
  * The program runs in a process group of its own (`detached`: it is the
  * leader of a new session), and a timeout or an abort kills the whole group
  * with SIGKILL, so a script's `sleep` in the background dies with it. When the
- * program exits, whatever it left running in its group is killed too. No
- * pipe is read more than {@linkcode PIPE_GRACE_MS} past that point.
+ * program exits, whatever it left running in its group is killed too, and so
+ * is whatever left the group (`setsid`): the agent is a child subreaper, so
+ * those are reparented to it and killed as orphans (lib/reaper.ts). No pipe
+ * is read more than {@linkcode PIPE_GRACE_MS} past that point.
  *
  * @example
  * ```ts
@@ -60,6 +63,7 @@ export const PIPE_GRACE_MS = 250;
  */
 export const denoRunner: ProcessRunner = {
   async run(cmd, args, options) {
+    becomeSubreaper();
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command(cmd, {
@@ -76,6 +80,7 @@ export const denoRunner: ProcessRunner = {
       return { code: -1, stdout: "", stderr: "", timedOut: false, spawnError: why };
     }
     const pid = child.pid;
+    startedChild(pid);
     let timedOut = false;
     let cutTimer: ReturnType<typeof setTimeout> | undefined;
     const cut = Promise.withResolvers<void>();
@@ -93,8 +98,11 @@ export const denoRunner: ProcessRunner = {
     options.signal?.addEventListener("abort", killGroup, { once: true });
     try {
       // Once the program itself exits, what it left in its group goes too.
-      const status = child.status.then((s) => {
+      const status = child.status.then(async (s) => {
+        exited(pid);
         killGroup();
+        // What left the group (setsid) was reparented here when the program died.
+        await killOrphans();
         return s;
       });
       const stdout = drain(child.stdout, cut.promise, options.onStdout);

@@ -9,11 +9,13 @@ import type { Deleter } from "./deleters/deleter.ts";
 import type { Logger } from "./log.ts";
 import { denoRunner, type ProcessRunner } from "./process.ts";
 import { checkNetlink, type NetlinkCheck } from "./netlink/capability.ts";
+import { openTable, ProcfsSource } from "./sources/procfs.ts";
 import type { Source } from "./sources/source.ts";
 
-// The sources and deleters are imported when chosen (`import()`), not up
-// front: an agent loads only the one source and deleter it runs, about 2 MB
-// less resident memory (docs/benchmarks.md, issue 14).
+// The netlink and CLI sources and the deleters are imported when chosen
+// (`import()`), not up front: an agent loads only what it runs, about 0.5 MB
+// less resident memory (docs/benchmarks.md, issue 14). procfs.ts is needed
+// by the readability check anyway.
 
 /** A setup step that cannot go on: exit code 1 with this message. */
 export class SetupError extends Error {
@@ -121,8 +123,8 @@ async function chooseSource(
       onRetry: (reason) => log?.debug("netlink dump started again", { reason }),
     });
   const max = s.maxCandidates;
-  const procfs = async () =>
-    new (await import("./sources/procfs.ts")).ProcfsSource({
+  const procfs = () =>
+    new ProcfsSource({
       path: s.procFile,
       maxCandidates: max,
     });
@@ -141,27 +143,24 @@ async function chooseSource(
       return { source: await nl(), sourceReason: "--source=netlink" };
     }
     case "procfs":
-      await checkReadable(s.procFile);
-      return { source: await procfs(), sourceReason: "--source=procfs" };
+      checkReadable(s.procFile);
+      return { source: procfs(), sourceReason: "--source=procfs" };
     case "conntrack":
       await checkConntrack(s.conntrackBin, runner);
       return { source: await cli(), sourceReason: "--source=conntrack" };
     case "auto": {
       if (s.origin["proc-file"] === "flag" || s.origin["proc-file"] === "env") {
         // The user named the file to read: read that one.
-        await checkReadable(s.procFile);
-        return { source: await procfs(), sourceReason: "auto: --proc-file was given" };
+        checkReadable(s.procFile);
+        return { source: procfs(), sourceReason: "auto: --proc-file was given" };
       }
       const why: string[] = [];
       const p = await netlink();
       if (p.ok) return { source: await nl(), sourceReason: "auto: a ctnetlink dump works" };
       why.push(`netlink: ${p.reason}`);
       try {
-        await checkReadable(s.procFile);
-        return {
-          source: await procfs(),
-          sourceReason: `auto: ${why[0]}; ${s.procFile} is readable`,
-        };
+        checkReadable(s.procFile);
+        return { source: procfs(), sourceReason: `auto: ${why[0]}; ${s.procFile} is readable` };
       } catch (e) {
         why.push(`procfs: ${(e as Error).message}`);
       }
@@ -254,11 +253,11 @@ export function effectiveCapabilities(statusFile = "/proc/self/status"): bigint 
  * a regular file (procfs files are) is opened: a FIFO or a device could block
  * the whole process in open(2) or read(2).
  */
-export async function checkReadable(path: string): Promise<void> {
+export function checkReadable(path: string): void {
   try {
-    (await import("./sources/procfs.ts")).assertRegularFile(path);
-    using f = await Deno.open(path, { read: true });
-    await f.read(new Uint8Array(1));
+    // Opened without blocking and checked by its descriptor (see openTable).
+    using f = openTable(path);
+    f.readSync(new Uint8Array(1));
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new SetupError(

@@ -414,15 +414,15 @@ export const MUTANTS: Mutant[] = [
   {
     name: "--destinations port range ignores its upper end",
     file: "lib/destinations.ts",
-    search: "port < item.portLow || port > item.portHigh",
-    replace: "port < item.portLow",
+    search: "const to = this.#segment(items[i]!.portHigh + 1);",
+    replace: "const to = this.#first.length;",
     tests: ["tests/destinations_test.ts", ...UNNATED],
   },
   {
     name: "--destinations prefix ignored",
     file: "lib/destinations.ts",
-    search: "if (inPrefix(groups, item.groups, item.prefix)) return item;",
-    replace: "return item;",
+    search: "const whole = item.prefix >> 4, bits = item.prefix & 15;",
+    replace: "const whole = 0, bits = 0;",
     tests: ["tests/destinations_test.ts", ...UNNATED],
   },
 ];

@@ -306,3 +306,24 @@ Deno.test("Agent.pollOnce logs the first 10 deletions of a poll at info, then on
   assert.equal(summary[0]!.deleted_renewals, 25);
   assert.equal(summary[0]!.level, "info");
 });
+
+Deno.test("Agent.run: polls that always overrun the interval still let the event loop turn between them", async () => {
+  const s = setup();
+  s.source.readMs = 2500; // every read outlasts the 1 s interval
+  const stop = new AbortController();
+  let timerFired = false;
+  let readsWhenTimerFired = -1;
+  setTimeout(() => {
+    timerFired = true;
+    readsWhenTimerFired = s.source.reads;
+  }, 0);
+  const snapshot = s.source.snapshot.bind(s.source);
+  s.source.snapshot = () => {
+    // Without a yield between polls, the timer above could only fire after the loop ends.
+    if (s.source.reads >= 200) stop.abort();
+    return snapshot();
+  };
+  await s.agent.run(stop.signal);
+  assert.ok(timerFired);
+  assert.ok(readsWhenTimerFired < 200, `the timer fired after ${readsWhenTimerFired} polls`);
+});

@@ -114,6 +114,8 @@ Deno.test("loadConfig answers --help and --version", () => {
 
 Deno.test("parseListen reads IPv4, bracketed IPv6, host names and off-limits ports", () => {
   assert.deepEqual(parseListen("0.0.0.0:10395"), { hostname: "0.0.0.0", port: 10395 });
+  assert.deepEqual(parseListen("[10.0.0.7]:10395"), { hostname: "10.0.0.7", port: 10395 });
+  assert.equal(parseListen("[10.0.0.256]:10395"), undefined);
   assert.deepEqual(parseListen("[::]:9000"), { hostname: "::", port: 9000 });
   assert.deepEqual(parseListen("[0:0:0:0:0:0:0:1]:1"), { hostname: "::1", port: 1 });
   assert.deepEqual(parseListen("localhost:0"), { hostname: "localhost", port: 0 });

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
+import { formatIPv6 } from "../lib/addr.ts";
 import { DestinationSet, parseDestinations } from "../lib/destinations.ts";
 
 function set(s: string): DestinationSet {
@@ -78,4 +80,56 @@ Deno.test("DestinationSet.match holds exactly the prefix and the port range, per
 
 Deno.test("DestinationSet refuses to be empty", () => {
   assert.throws(() => new DestinationSet([]), RangeError);
+});
+
+/** The reference: every item in order, bit by bit. */
+function linearMatch(set: DestinationSet, family: "ipv4" | "ipv6", groups: number[], port: number) {
+  return set.items.find((item) => {
+    if (item.family !== family || port < item.portLow || port > item.portHigh) return false;
+    for (let b = 0; b < item.prefix; b++) {
+      const bit = (g: readonly number[]) => (g[b >> 4]! >> (15 - (b & 15))) & 1;
+      if (bit(groups) !== bit(item.groups)) return false;
+    }
+    return true;
+  });
+}
+
+const hex = (g: number[]) => g.map((x) => x.toString(16)).join(":");
+const dotted = (g: number[]) => [g[0]! >> 8, g[0]! & 255, g[1]! >> 8, g[1]! & 255].join(".");
+
+Deno.test("DestinationSet.match (indexed) answers as the first matching item in list order would", () => {
+  // Few distinct values, so that items overlap, nest and share networks.
+  const group = fc.constantFrom(0, 1, 0x8000, 0xff00, 0xffff, 0x0db8);
+  const addr = fc.oneof(
+    fc.tuple(fc.constant("ipv4" as const), fc.array(group, { minLength: 2, maxLength: 2 })),
+    fc.tuple(fc.constant("ipv6" as const), fc.array(group, { minLength: 8, maxLength: 8 })),
+  );
+  const port = fc.constantFrom(0, 1, 80, 443, 444, 65535);
+  const item = fc.tuple(addr, fc.nat({ max: 128 }), fc.option(fc.tuple(port, port)));
+  fc.assert(
+    fc.property(
+      fc.array(item, { minLength: 1, maxLength: 30 }),
+      fc.array(fc.tuple(addr, port), { minLength: 1, maxLength: 20 }),
+      (items, queries) => {
+        const text = items.map(([[family, g], p, ports]) => {
+          const prefix = Math.min(p, family === "ipv4" ? 32 : 128);
+          const net = g.map((x, i) => {
+            const bits = Math.min(16, Math.max(0, prefix - i * 16));
+            return bits === 0 ? 0 : x & ((0xffff << (16 - bits)) & 0xffff);
+          });
+          const cidr = `${family === "ipv4" ? dotted(net) : hex(net)}/${prefix}`;
+          if (ports === null) return cidr;
+          const [lo, hi] = ports[0] <= ports[1] ? ports : [ports[1], ports[0]];
+          return `${family === "ipv6" ? `[${cidr}]` : cidr}:${lo}-${hi}`;
+        });
+        const set = parseDestinations(text.join(","));
+        if (typeof set === "string") throw new Error(set);
+        for (const [[family, g], p] of queries) {
+          const a = family === "ipv4" ? dotted(g) : formatIPv6(g);
+          assert.equal(set.match(family, a, p), linearMatch(set, family, g, p), `${a} ${p}`);
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
 });

@@ -14,7 +14,7 @@ import { ConntrackCliSource } from "../lib/sources/conntrack_cli.ts";
 let serial = 0;
 
 /** A stand-in conntrack that starts `sleep <marker>` and waits for it; the marker finds orphans. */
-async function hangingConntrack(style: "background" | "subshell") {
+async function hangingConntrack(style: "background" | "subshell" | "setsid") {
   const dir = await Deno.makeTempDir({ prefix: "hang-" });
   const marker = `${900 + (Deno.pid % 1000)}.${++serial}${Date.now() % 100000}`;
   const bin = `${dir}/conntrack`;
@@ -22,7 +22,10 @@ async function hangingConntrack(style: "background" | "subshell") {
     // The script is killed at the timeout; the sleep keeps stdout and stderr open.
     ? `sleep ${marker} &\nwait\n`
     // A child shell (not exec'd) whose own child hangs.
-    : `sh -c 'sleep ${marker}; echo done'\n`;
+    : style === "subshell"
+    ? `sh -c 'sleep ${marker}; echo done'\n`
+    // A grandchild that leaves the process group: a session of its own.
+    : `setsid sh -c 'sleep ${marker}; echo done' &\nwait\n`;
   await Deno.writeTextFile(bin, `#!/bin/sh\n${body}`);
   await Deno.chmod(bin, 0o755);
   return {
@@ -46,7 +49,7 @@ async function hangingConntrack(style: "background" | "subshell") {
   };
 }
 
-for (const style of ["background", "subshell"] as const) {
+for (const style of ["background", "subshell", "setsid"] as const) {
   Deno.test(`denoRunner kills the whole process group at the timeout (${style} grandchild)`, async () => {
     const fake = await hangingConntrack(style);
     try {
@@ -146,6 +149,26 @@ Deno.test("ConntrackCliDeleter: a delete that hangs in a grandchild fails at its
     assert.ok(ms < 1400, `took ${Math.round(ms)} ms (limit 400 ms)`);
     assert.deepEqual(await fake.orphans(), []);
   } finally {
+    await fake.cleanup();
+  }
+});
+
+Deno.test("denoRunner kills what a finished program left in a session of its own (setsid)", async () => {
+  const fake = await hangingConntrack("background");
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/p`,
+      `#!/bin/sh\nsetsid sh -c 'sleep ${fake.marker}' >/dev/null 2>&1 &\nsleep 0.3\necho out\nexit 0\n`,
+    );
+    await Deno.chmod(`${dir}/p`, 0o755);
+    for (let i = 0; i < 3; i++) {
+      const q = await denoRunner.run(`${dir}/p`, [], { timeoutMs: 60_000 });
+      assert.deepEqual([q.code, q.stdout], [0, "out\n"]);
+      assert.deepEqual(await fake.orphans(), [], `no orphan after run ${i + 1}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
     await fake.cleanup();
   }
 });

@@ -5,10 +5,11 @@
  *
  * @module
  */
+import fs from "node:fs";
 import type { Snapshot, SnapshotOptions } from "../snapshot.ts";
 import { PROC_CONNTRACK_FILE } from "../kernel.ts";
 import { TableScanner } from "../scan.ts";
-import type { Clock } from "../basics.ts";
+import { type Clock, yieldToIo } from "../basics.ts";
 import type { Source } from "./source.ts";
 
 /** Options for {@linkcode ProcfsSource}. */
@@ -39,7 +40,8 @@ export interface ProcfsSourceOptions {
  * reads cost about half as much again as `cat` on this file (each read(2)
  * hops to another thread), while synchronous ones cost what `cat` costs. So
  * the source reads and scans for at most `sliceMs`, then yields to the event
- * loop through a message channel (no timer clamping), and goes on.
+ * loop through a timer (which lets sockets run too; a message channel does
+ * not), and goes on.
  *
  * @example
  * ```ts ignore
@@ -79,9 +81,7 @@ export class ProcfsSource implements Source {
   async #read(scanner: TableScanner, startedAt: number, signal?: AbortSignal): Promise<void> {
     // One buffer, reused across polls: the scanner copies what it keeps.
     const buf = this.#buf ??= new Uint8Array(this.#chunkSize);
-    assertRegularFile(this.path);
-    using file = Deno.openSync(this.path, { read: true });
-    using pause = new Pause();
+    using file = openTable(this.path);
     let prevStart = startedAt;
     let sliceStart = startedAt;
     for (;;) {
@@ -94,7 +94,7 @@ export class ProcfsSource implements Source {
       scanner.push(buf.subarray(0, n), prevStart, end);
       prevStart = start;
       if (this.#clock() - sliceStart >= this.#sliceMs) {
-        await pause.yield();
+        await yieldToIo();
         sliceStart = this.#clock();
       }
     }
@@ -106,6 +106,7 @@ export class ProcfsSource implements Source {
  * Throws unless `path` is (or links to) a regular file; procfs table files
  * are. Opening a FIFO blocks until a writer comes, and reading a device or a
  * socket may block: either would freeze the whole process, probes included.
+ * See {@linkcode openTable}.
  *
  * @example
  * ```ts
@@ -114,42 +115,81 @@ export class ProcfsSource implements Source {
  * ```
  */
 export function assertRegularFile(path: string): void {
-  const st = Deno.statSync(path);
-  if (st.isFile) return;
-  const kind = st.isDirectory
-    ? "a directory"
-    : st.isFifo
-    ? "a FIFO"
-    : st.isCharDevice
-    ? "a character device"
-    : st.isBlockDevice
-    ? "a block device"
-    : st.isSocket
-    ? "a socket"
-    : "not a regular file";
-  throw new TypeError(
-    `${path} is ${kind}: the table must be a regular or procfs file such as ${PROC_CONNTRACK_FILE}`,
-  );
+  openTable(path)[Symbol.dispose]();
 }
 
-/** Lets the event loop run pending work (I/O, timers) and comes back at once. */
-class Pause {
-  #channel = new MessageChannel();
-  #wake: (() => void) | undefined;
+/** An open table file: synchronous reads, `null` at its end. */
+export interface TableFile {
+  readSync(buf: Uint8Array): number | null;
+  [Symbol.dispose](): void;
+}
 
-  constructor() {
-    this.#channel.port1.onmessage = () => this.#wake?.();
+/**
+ * Opens `path` for reading without ever blocking in open(2) (`O_NONBLOCK`:
+ * a FIFO with no writer does not hold the process), then checks what was
+ * opened (fstat on the descriptor, not stat on the path: a symlink flipped
+ * between a check and the open cannot slip a FIFO in) and refuses anything
+ * but a regular file.
+ *
+ * @example
+ * ```ts ignore
+ * // ignore: reads this host's /proc/net/nf_conntrack.
+ * import { openTable } from "./procfs.ts";
+ * using file = openTable("/proc/net/nf_conntrack");
+ * file.readSync(new Uint8Array(4096));
+ * ```
+ */
+export function openTable(path: string): TableFile {
+  const { O_RDONLY, O_NONBLOCK, O_CLOEXEC } = fs.constants as Record<string, number>;
+  let fd: number;
+  try {
+    fd = fs.openSync(path, O_RDONLY! | O_NONBLOCK! | (O_CLOEXEC ?? 0));
+  } catch (e) {
+    throw denoError(e);
   }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) {
+      const kind = st.isDirectory()
+        ? "a directory"
+        : st.isFIFO()
+        ? "a FIFO"
+        : st.isCharacterDevice()
+        ? "a character device"
+        : st.isBlockDevice()
+        ? "a block device"
+        : st.isSocket()
+        ? "a socket"
+        : "not a regular file";
+      throw new TypeError(
+        `${path} is ${kind}: the table must be a regular or procfs file such as ${PROC_CONNTRACK_FILE}`,
+      );
+    }
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+  return {
+    readSync(buf) {
+      let n: number;
+      try {
+        n = fs.readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        throw denoError(e);
+      }
+      return n === 0 ? null : n;
+    },
+    [Symbol.dispose]() {
+      fs.closeSync(fd);
+    },
+  };
+}
 
-  yield(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#wake = resolve;
-      this.#channel.port2.postMessage(null);
-    });
-  }
-
-  [Symbol.dispose](): void {
-    this.#channel.port1.close();
-    this.#channel.port2.close();
-  }
+/** node:fs errors as the `Deno.errors` classes the callers tell apart. */
+function denoError(e: unknown): unknown {
+  const code = (e as { code?: string }).code;
+  const message = e instanceof Error ? e.message : String(e);
+  if (code === "ENOENT") return new Deno.errors.NotFound(message);
+  if (code === "EACCES" || code === "EPERM") return new Deno.errors.PermissionDenied(message);
+  return e;
 }

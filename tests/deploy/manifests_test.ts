@@ -25,6 +25,7 @@ interface Manifest {
 interface EnvVar {
   name: string;
   value?: string;
+  valueFrom?: { fieldRef?: { fieldPath?: string } };
 }
 interface Port {
   name?: string;
@@ -342,19 +343,44 @@ Deno.test("daemonset: sets CONNTRACK_TABLE_DUMP_FREQUENCY=1s and CONNECTION_RENE
   assert.equal(byName.get("CONNECTION_RENEWAL_THRESHOLD"), "3");
 });
 
-Deno.test("daemonset: env holds only variables the agent reads, each once", () => {
+/** Values as the kubelet hands them over: `$(NODE_IP)` expanded (to a sample node address). */
+function expandedEnv(nodeIp: string): Map<string, string> {
+  return new Map(
+    (container().env ?? []).filter((e) => e.name !== "NODE_IP").map((
+      e,
+    ) => [e.name, (e.value ?? "").replaceAll("$(NODE_IP)", nodeIp)]),
+  );
+}
+
+Deno.test("daemonset: env holds only variables the agent reads (and NODE_IP for them), each once", () => {
   const names = (container().env ?? []).map((e) => e.name);
   assert.equal(new Set(names).size, names.length, "no duplicate env names");
-  for (const name of names) assert.ok(AGENT_ENV.includes(name), `${name} is read by the agent`);
-  // and the agent accepts every value, with the container's args
-  const env = new Map((container().env ?? []).map((e) => [e.name, e.value ?? ""]));
+  for (const name of names) {
+    if (name === "NODE_IP") continue;
+    assert.ok(AGENT_ENV.includes(name), `${name} is read by the agent`);
+  }
+  const nodeIp = container().env?.find((e) => e.name === "NODE_IP");
+  assert.equal(
+    nodeIp?.valueFrom?.fieldRef?.fieldPath,
+    "status.hostIP",
+    "NODE_IP: the downward API",
+  );
+  assert.equal(names.indexOf("NODE_IP"), names.indexOf("CONNTRACK_CLEANER_LISTEN") - 1);
+  // and the agent accepts every value, with the container's args, on IPv4 and IPv6 nodes
+  for (const ip of ["10.0.0.7", "fd00::7"]) {
+    const env = expandedEnv(ip);
+    const r = loadConfig(container().args ?? [], (name) => env.get(name));
+    assert.equal(r.kind, "run", r.kind === "error" ? r.message : "");
+    if (r.kind === "run") assert.equal(r.settings.listen?.hostname, ip);
+  }
+  const env = expandedEnv("10.0.0.7");
   const r = loadConfig(container().args ?? [], (name) => env.get(name));
   assert.equal(r.kind, "run", r.kind === "error" ? r.message : "");
 });
 
-Deno.test("daemonset: listens on 0.0.0.0:10395, the named container port `metrics`", () => {
+Deno.test("daemonset: listens on the node IP, port 10395, the named container port `metrics`", () => {
   const c = container();
-  assert.equal(listenSetting(c), "0.0.0.0:10395");
+  assert.equal(listenSetting(c), "[$(NODE_IP)]:10395");
   const metrics = c.ports?.find((p) => p.name === "metrics");
   assert.ok(metrics, "a container port named metrics");
   assert.equal(metrics.containerPort, listenPort(c));
