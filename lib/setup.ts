@@ -9,13 +9,12 @@ import type { Deleter } from "./deleters/deleter.ts";
 import type { Logger } from "./log.ts";
 import { denoRunner, type ProcessRunner } from "./process.ts";
 import { checkNetlink, type NetlinkCheck } from "./netlink/capability.ts";
-import { openTable, ProcfsSource } from "./sources/procfs.ts";
 import type { Source } from "./sources/source.ts";
 
 // The netlink and CLI sources and the deleters are imported when chosen
-// (`import()`), not up front: an agent loads only what it runs, about 0.5 MB
-// less resident memory (docs/benchmarks.md, issue 14). procfs.ts is needed
-// by the readability check anyway.
+// (`import()`), not up front: an agent loads only what it runs (procfs.ts
+// only when the procfs table is considered; it brings node:fs). See
+// docs/benchmarks.md, issue 14.
 
 /** A setup step that cannot go on: exit code 1 with this message. */
 export class SetupError extends Error {
@@ -123,8 +122,8 @@ async function chooseSource(
       onRetry: (reason) => log?.debug("netlink dump started again", { reason }),
     });
   const max = s.maxCandidates;
-  const procfs = () =>
-    new ProcfsSource({
+  const procfs = async () =>
+    new (await import("./sources/procfs.ts")).ProcfsSource({
       path: s.procFile,
       maxCandidates: max,
     });
@@ -143,24 +142,27 @@ async function chooseSource(
       return { source: await nl(), sourceReason: "--source=netlink" };
     }
     case "procfs":
-      checkReadable(s.procFile);
-      return { source: procfs(), sourceReason: "--source=procfs" };
+      await checkReadable(s.procFile);
+      return { source: await procfs(), sourceReason: "--source=procfs" };
     case "conntrack":
       await checkConntrack(s.conntrackBin, runner);
       return { source: await cli(), sourceReason: "--source=conntrack" };
     case "auto": {
       if (s.origin["proc-file"] === "flag" || s.origin["proc-file"] === "env") {
         // The user named the file to read: read that one.
-        checkReadable(s.procFile);
-        return { source: procfs(), sourceReason: "auto: --proc-file was given" };
+        await checkReadable(s.procFile);
+        return { source: await procfs(), sourceReason: "auto: --proc-file was given" };
       }
       const why: string[] = [];
       const p = await netlink();
       if (p.ok) return { source: await nl(), sourceReason: "auto: a ctnetlink dump works" };
       why.push(`netlink: ${p.reason}`);
       try {
-        checkReadable(s.procFile);
-        return { source: procfs(), sourceReason: `auto: ${why[0]}; ${s.procFile} is readable` };
+        await checkReadable(s.procFile);
+        return {
+          source: await procfs(),
+          sourceReason: `auto: ${why[0]}; ${s.procFile} is readable`,
+        };
       } catch (e) {
         why.push(`procfs: ${(e as Error).message}`);
       }
@@ -253,7 +255,10 @@ export function effectiveCapabilities(statusFile = "/proc/self/status"): bigint 
  * a regular file (procfs files are) is opened: a FIFO or a device could block
  * the whole process in open(2) or read(2).
  */
-export function checkReadable(path: string): void {
+export async function checkReadable(path: string): Promise<void> {
+  // Imported here: procfs.ts brings node:fs (Deno's Node layer, a few MB), which an
+  // agent reading the table through netlink never needs.
+  const { openTable } = await import("./sources/procfs.ts");
   try {
     // Opened without blocking and checked by its descriptor (see openTable).
     using f = openTable(path);

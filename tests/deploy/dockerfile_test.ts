@@ -206,9 +206,10 @@ Deno.test("deno compile embeds no test package: main.ts's graph has no npm packa
   }).output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   const info = JSON.parse(new TextDecoder().decode(out.stdout));
-  // (info.npmPackages lists the whole workspace's resolution, test packages included.)
+  // (info.npmPackages lists the whole workspace's resolution, test packages included.
+  // node: built-ins are part of Deno, not packages compile would embed.)
   const foreign = (info.modules as { specifier: string }[])
-    .map((m) => m.specifier).filter((s) => !s.startsWith("file:"));
+    .map((m) => m.specifier).filter((s) => !s.startsWith("file:") && !s.startsWith("node:"));
   assert.deepEqual(foreign, []);
   const [build] = stages();
   const copies = build!.instructions.filter((i) => i.keyword === "COPY").map((i) => i.args);
