@@ -96,6 +96,7 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
     source: source.name,
     deleter: deleter.name,
     logLinesDropped: () => log.dropped?.() ?? 0,
+    ...(parts.eventStats ? { eventStats: parts.eventStats } : {}),
   });
   const agent = new Agent({
     source,

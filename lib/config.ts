@@ -13,7 +13,7 @@ import { formatDuration, parseGoDuration } from "./duration.ts";
 import { PROC_CONNTRACK_FILE } from "./kernel.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 
-export const SOURCES = ["auto", "netlink", "procfs", "conntrack"] as const;
+export const SOURCES = ["auto", "events", "netlink", "procfs", "conntrack"] as const;
 export type SourceChoice = typeof SOURCES[number];
 export const DELETERS = ["auto", "netlink", "conntrack"] as const;
 export type DeleterChoice = typeof DELETERS[number];
@@ -41,6 +41,8 @@ export interface Settings {
   /** `undefined` when `--listen=off`. */
   listen: ListenAddress | undefined;
   source: SourceChoice;
+  /** `--resync-interval` in ms: the events source's safety-net full read. */
+  resyncIntervalMs: number;
   deleteVia: DeleterChoice;
   /** For each setting, where its value came from: shown in the start-up log. */
   origin: Record<string, "flag" | "env" | "default">;
@@ -59,6 +61,8 @@ export const MAX_INTERVAL_MS = 3_600_000;
 export const MAX_THRESHOLD = 1_000_000;
 export const MAX_CANDIDATES = 10_000_000;
 export const MAX_UNNATED_AFTER_MS = 3_600_000;
+export const MIN_RESYNC_MS = 10_000;
+export const MAX_RESYNC_MS = 86_400_000;
 /** Default `--listen`: outside the Prometheus exporter range and the Kubernetes component ports. */
 export const DEFAULT_LISTEN = "0.0.0.0:10395";
 
@@ -123,6 +127,14 @@ export const OPTIONS: readonly Option[] = [
     default: "auto",
     form: SOURCES.join("|"),
     help: "how the table is read",
+  },
+  {
+    flag: "resync-interval",
+    env: "CONNTRACK_CLEANER_RESYNC_INTERVAL",
+    default: "5m",
+    form: "a Go duration from 10s to 24h",
+    help:
+      "events source: how often the whole table is read anyway, as a safety net (lost events are signalled and read at once)",
   },
   {
     flag: "delete-via",
@@ -279,6 +291,10 @@ export function loadConfig(
     }),
     listen: get("listen", (s) => (s === "off" ? null : parseListen(s))) ?? undefined,
     source: get("source", (s) => oneOf(SOURCES, s)),
+    resyncIntervalMs: get("resync-interval", (s) => {
+      const ms = parseGoDuration(s);
+      return ms !== undefined && ms >= MIN_RESYNC_MS && ms <= MAX_RESYNC_MS ? ms : undefined;
+    }),
     deleteVia: get("delete-via", (s) => oneOf(DELETERS, s)),
     procFile: get("proc-file", nonEmpty),
     conntrackBin: get("conntrack-bin", nonEmpty),
@@ -302,6 +318,7 @@ export function describeSettings(s: Settings): Record<string, unknown> {
     dry_run: s.dryRun,
     listen: s.listen ? formatListen(s.listen) : "off",
     source: s.source,
+    resync_interval: formatDuration(s.resyncIntervalMs),
     delete_via: s.deleteVia,
     proc_file: s.procFile,
     conntrack_bin: s.conntrackBin,
