@@ -96,7 +96,8 @@ export async function getEntries(
       }
       if (type !== CT_NEW) return false;
       try {
-        const entry = decodeConntrack(payload.payload);
+        // A copy: the entry's addresses are views, and the buffer takes the next answers.
+        const entry = decodeConntrack(payload.payload.slice());
         const got = tupleKey(entryTuple(entry));
         out[i] = got === tupleKey(tuples[i]!)
           ? { kind: "entry", entry, seenFrom: sentAt, seenTo: o.clock() }
