@@ -94,4 +94,3 @@ export function classifyEvent(m: NetlinkMessage): ConntrackEvent | undefined {
     translated: created && entry.proto === IPPROTO_TCP && (entry.status & IPS_DST_NAT) !== 0,
   };
 }
-

@@ -179,6 +179,10 @@ export class NetlinkEventsSource implements Source, EvidenceFinder {
       this.#due ??= "error";
     }
     await this.#drain(signal);
+    if (this.#events === undefined) {
+      // The drain found the socket broken: subscribe again before the dump.
+      this.#events = (this.#o.openEvents ?? (() => openEventSocket(this.#eventOptions())))();
+    }
     if (this.#due === undefined && this.#leftOut && this.#tracked.size < this.#max) {
       this.#due = "limit";
     }
@@ -344,7 +348,9 @@ export class NetlinkEventsSource implements Source, EvidenceFinder {
     if (!p.ok) return;
     if (ev.translated) {
       const to = translation(ev.entry);
-      if (to !== undefined) this.#heard.add({ tuple: p.tuple, translated: to, heardAt: this.#clock() });
+      if (to !== undefined) {
+        this.#heard.add({ tuple: p.tuple, translated: to, heardAt: this.#clock() });
+      }
     }
     if (!ev.candidate) return;
     const key = tupleKey(p.tuple);
