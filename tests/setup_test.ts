@@ -57,7 +57,10 @@ Deno.test("setUp auto prefers events, then netlink for reading, and netlink for 
     runner: conntrack(false),
   });
   assert.equal(q.source.name, "netlink");
-  assert.equal(q.sourceReason, "auto: a ctnetlink dump works; events: EPERM (Operation not permitted)");
+  assert.equal(
+    q.sourceReason,
+    "auto: a ctnetlink dump works; events: EPERM (Operation not permitted)",
+  );
   assert.equal(q.eventStats, undefined);
   q.source.close?.();
   q.deleter.close?.();
