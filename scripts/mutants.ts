@@ -311,6 +311,28 @@ export const MUTANTS: Mutant[] = [
     replace: "return item;",
     tests: ["tests/destinations_test.ts", ...UNNATED],
   },
+  // events source: the kernel filter, overflow, re-reading candidates
+  {
+    name: "event filter lets UDP through",
+    file: "lib/netlink/bpf.ts",
+    search: 'jeq(IPPROTO_TCP, "info", "drop")',
+    replace: 'jeq(IPPROTO_TCP, "info", "info")',
+    tests: ["tests/netlink/bpf_test.ts"],
+  },
+  {
+    name: "events: ENOBUFS does not make the poll dump",
+    file: "lib/sources/netlink_events.ts",
+    search: 'this.stats.overflows++;\n          this.#due = "overflow";',
+    replace: "this.stats.overflows++;",
+    tests: ["tests/sources/netlink_events_test.ts"],
+  },
+  {
+    name: "events: a re-read entry that got its reply stays a candidate",
+    file: "lib/sources/netlink_events.ts",
+    search: 'a.kind === "entry" && isSynSentUnreplied(a.entry)',
+    replace: 'a.kind === "entry"',
+    tests: ["tests/sources/netlink_events_test.ts"],
+  },
 ];
 
 /** Applies `m` to `text`; throws unless `m.search` occurs exactly once. */
