@@ -16,7 +16,6 @@ import { NetlinkSource } from "./sources/netlink.ts";
 import { type EventsStats, NetlinkEventsSource } from "./sources/netlink_events.ts";
 import { assertRegularFile, ProcfsSource } from "./sources/procfs.ts";
 import type { Source } from "./sources/source.ts";
-import type { EvidenceFinder } from "./unnated.ts";
 
 /** A setup step that cannot go on: exit code 1 with this message. */
 export class SetupError extends Error {
@@ -25,8 +24,8 @@ export class SetupError extends Error {
 
 /** The chosen parts and why they were chosen (for the start-up log). */
 export interface Parts {
-  /** Reads the table, and looks up evidence for the un-NATed rule. */
-  source: Source & EvidenceFinder;
+  /** Reads the table (and the un-NATed rule's evidence with it). */
+  source: Source;
   sourceReason: string;
   deleter: Deleter;
   deleterReason: string;
@@ -128,7 +127,7 @@ async function chooseSource(
   netlink: () => Promise<NetlinkCheck>,
   events: () => Promise<NetlinkCheck>,
   log?: Logger,
-): Promise<{ source: Source & EvidenceFinder; sourceReason: string }> {
+): Promise<{ source: Source; sourceReason: string }> {
   const nl = () =>
     new NetlinkSource({
       maxCandidates: s.maxCandidates,

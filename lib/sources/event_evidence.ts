@@ -1,34 +1,37 @@
 /**
  * The translated entries the events source has heard of (new TCP entries
- * with `IPS_DST_NAT`), by destination, bounded: what the un-NATed rule's
- * evidence is looked up in, each one read again before it counts. Pure.
+ * with `IPS_DST_NAT`), by client key, bounded: where the events source's
+ * evidence reads start; each entry is read again before it is delivered.
+ * Pure.
  *
  * @module
  */
-import { type Destination, destinationKey, type Endpoint, type ParsedTuple } from "../tuple.ts";
+import { type ClientKey, clientKey, type ParsedTuple } from "../tuple.ts";
 
 /** One translated entry, as its creation event told. */
 export interface HeardEntry {
   tuple: ParsedTuple;
-  /** Where its destination was translated to. */
-  translated: Endpoint;
   /** Monotonic ms when the agent received its creation event. */
   heardAt: number;
 }
 
 /** Options for {@linkcode EventEvidence}. */
 export interface EventEvidenceOptions {
-  /** Entries kept per destination, newest first; default 8. */
-  perDestination?: number;
-  /** Destinations kept; the least recently heard go first; default 4096. */
-  destinations?: number;
-  /** Entries older than this are forgotten; default 120 000 ms (a SYN_SENT lifetime). */
+  /** Entries kept per client key, newest first; default 64. */
+  perKey?: number;
+  /** Client keys kept; the least recently heard go first; default 4096. */
+  keys?: number;
+  /** Entries heard longer ago are forgotten; default 600 000 ms. */
   maxAgeMs?: number;
 }
 
 /**
- * Translated entries by {@linkcode destinationKey}. Memory is bounded by
- * `perDestination × destinations` whatever the rate of new connections.
+ * Translated entries by {@linkcode clientKey}. Memory is bounded by
+ * `perKey × keys` whatever the rate of new connections. An entry that is
+ * forgotten (bounds, age, gone) is never delivered again: the source lists
+ * an entry only from the first read after its creation event on, so an
+ * entry missing from one read and listed in a later one was created in
+ * between, which is what the un-NATed rule infers.
  *
  * @example
  * ```ts
@@ -36,8 +39,8 @@ export interface EventEvidenceOptions {
  * import { parseTuple } from "../tuple.ts";
  * const ev = new EventEvidence();
  * const r = parseTuple({ family: "ipv4", src: "10.1.0.5", dst: "10.96.0.10", sport: 41000, dport: 80, zone: 0 });
- * if (r.ok) ev.add({ tuple: r.tuple, translated: { addr: "10.244.1.7", port: 8080 }, heardAt: 1000 });
- * ev.entriesFor([{ family: "ipv4", dst: "10.96.0.10", dport: 80, zone: 0 }], 2000).length; // => 1
+ * if (r.ok) ev.add({ tuple: r.tuple, heardAt: 1000 });
+ * ev.entriesFor([{ family: "ipv4", src: "10.1.0.5", dst: "10.96.0.10", dport: 80, zone: 0 }], 2000).length; // => 1
  * ```
  */
 export class EventEvidence {
@@ -47,19 +50,19 @@ export class EventEvidence {
   #maxAge: number;
 
   constructor(o: EventEvidenceOptions = {}) {
-    this.#per = o.perDestination ?? 8;
-    this.#max = o.destinations ?? 4096;
-    this.#maxAge = o.maxAgeMs ?? 120_000;
+    this.#per = o.perKey ?? 64;
+    this.#max = o.keys ?? 4096;
+    this.#maxAge = o.maxAgeMs ?? 600_000;
   }
 
-  /** Destinations held now. */
+  /** Client keys held now. */
   get size(): number {
     return this.#by.size;
   }
 
   /** Records a translated entry (newest first; the oldest beyond the bounds go). */
   add(e: HeardEntry): void {
-    const key = destinationKey({ ...e.tuple });
+    const key = clientKey(e.tuple);
     const list = this.#by.get(key) ?? [];
     this.#by.delete(key); // re-inserted last: the Map's order is least recently heard first
     list.unshift(e);
@@ -68,11 +71,11 @@ export class EventEvidence {
     while (this.#by.size > this.#max) this.#by.delete(this.#by.keys().next().value!);
   }
 
-  /** The entries heard for these destinations and not older than `maxAgeMs` at `now`. */
-  entriesFor(destinations: readonly Destination[], now: number): HeardEntry[] {
+  /** The entries heard for these keys and not older than `maxAgeMs` at `now`. */
+  entriesFor(keys: readonly ClientKey[], now: number): HeardEntry[] {
     const out: HeardEntry[] = [];
-    for (const d of destinations) {
-      const key = destinationKey(d);
+    for (const k of keys) {
+      const key = clientKey(k);
       const list = this.#by.get(key);
       if (list === undefined) continue;
       const fresh = list.filter((e) => now - e.heardAt <= this.#maxAge);
@@ -85,7 +88,7 @@ export class EventEvidence {
 
   /** Forgets one entry (it was read again and is gone, or no longer translated). */
   remove(e: HeardEntry): void {
-    const key = destinationKey({ ...e.tuple });
+    const key = clientKey(e.tuple);
     const list = this.#by.get(key);
     if (list === undefined) return;
     const rest = list.filter((x) => x !== e);

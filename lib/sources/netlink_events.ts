@@ -6,10 +6,10 @@
  * @module
  */
 import type { Clock } from "../basics.ts";
-import type { Candidate, Snapshot, SnapshotOptions } from "../snapshot.ts";
-import { type Destination, destinationKey, type Endpoint, parseTuple, tupleKey } from "../tuple.ts";
+import type { Candidate, EvidenceRead, Snapshot, SnapshotOptions } from "../snapshot.ts";
+import { type ClientKey, clientKey, parseTuple, tupleKey } from "../tuple.ts";
 import type { ParsedTuple } from "../tuple.ts";
-import type { EvidenceFinder } from "../unnated.ts";
+import { EvidenceBuilder } from "../evidence.ts";
 import { entryTuple } from "../netlink/conntrack_entry.ts";
 import { Errno, ErrnoError } from "../netlink/errno.ts";
 import { classifyEvent, openEventSocket } from "../netlink/events.ts";
@@ -87,10 +87,14 @@ export interface EventsSourceOptions {
  *   created meanwhile is missed; an entry lost to an overflow is found by
  *   the dump of the very poll that sees the overflow.
  *
- * Evidence ({@linkcode EvidenceFinder}) comes from the translated entries
- * heard since the socket was subscribed, each read again by a GET: only
- * entries still in the table count. Entries created before the agent
- * started are not known (the dump does not collect them).
+ * Evidence (`SnapshotOptions.evidenceFor`, the `EvidenceRead` contract)
+ * comes from the translated entries heard as new since the socket was
+ * subscribed, each read again by a GET in the same snapshot: only entries
+ * still in the table are listed. Entries created before the subscription,
+ * or lost to an overflow, are never listed (the dump does not collect
+ * them): a translated entry is listed from the first read after its
+ * creation on, which is what the un-NATed rule needs to tell it is newer
+ * than a candidate.
  *
  * @example
  * ```ts ignore
@@ -103,7 +107,7 @@ export interface EventsSourceOptions {
  * source.close();
  * ```
  */
-export class NetlinkEventsSource implements Source, EvidenceFinder {
+export class NetlinkEventsSource implements Source {
   readonly name = "events";
   readonly stats: EventsStats = {
     received: 0,
@@ -147,15 +151,6 @@ export class NetlinkEventsSource implements Source, EvidenceFinder {
 
   snapshot(signal?: AbortSignal, options: SnapshotOptions = {}): Promise<Snapshot> {
     const run = this.#queue.then(() => this.#snapshot(signal, options));
-    this.#queue = run.catch(() => {});
-    return run;
-  }
-
-  findEvidence(
-    destinations: readonly Destination[],
-    signal?: AbortSignal,
-  ): Promise<Map<string, Endpoint>> {
-    const run = this.#queue.then(() => this.#findEvidence(destinations, signal));
     this.#queue = run.catch(() => {});
     return run;
   }
@@ -205,7 +200,8 @@ export class NetlinkEventsSource implements Source, EvidenceFinder {
     };
     const ask = options.evidenceFor ?? [];
     if (ask.length > 0) {
-      const evidence = await this.#findEvidence(ask, signal).catch(() => undefined);
+      // No evidence rather than evidence that may be incomplete: nothing is known this poll.
+      const evidence = await this.#evidenceRead(ask, signal).catch(() => undefined);
       if (evidence !== undefined) snap.evidence = evidence;
     }
     return snap;
@@ -346,11 +342,9 @@ export class NetlinkEventsSource implements Source, EvidenceFinder {
     if (ev === undefined) return;
     const p = parseTuple(entryTuple(ev.entry));
     if (!p.ok) return;
-    if (ev.translated) {
-      const to = translation(ev.entry);
-      if (to !== undefined) {
-        this.#heard.add({ tuple: p.tuple, translated: to, heardAt: this.#clock() });
-      }
+    // Translated by its reply tuple too (IPS_DST_NAT alone can be set without a translation).
+    if (ev.translated && translation(ev.entry) !== undefined) {
+      this.#heard.add({ tuple: p.tuple, heardAt: this.#clock() });
     }
     if (!ev.candidate) return;
     const key = tupleKey(p.tuple);
@@ -367,34 +361,36 @@ export class NetlinkEventsSource implements Source, EvidenceFinder {
     this.#firstMalformed ??= { reason, line: "" };
   }
 
-  async #findEvidence(
-    destinations: readonly Destination[],
-    signal?: AbortSignal,
-  ): Promise<Map<string, Endpoint>> {
-    if (this.#closed) throw new Error("events source is closed");
+  /**
+   * The evidence read for `keys` (see `EvidenceRead`): the translated entries
+   * heard for them since the socket was subscribed, each read again now by
+   * GET; gone or no longer translated ones are forgotten. Events queued so
+   * far are heard first, so an entry in the table before this read is known
+   * unless it was created before the subscription or lost to an overflow:
+   * then it is never listed, in this read or any later one.
+   */
+  async #evidenceRead(keys: readonly ClientKey[], signal?: AbortSignal): Promise<EvidenceRead> {
     await this.#drain(signal);
-    const heard = this.#heard.entriesFor(destinations, this.#clock());
-    const found = new Map<string, Endpoint>();
-    if (heard.length === 0) return found;
+    const found = new EvidenceBuilder(keys);
+    const heard = this.#heard.entriesFor(keys, this.#clock());
+    if (heard.length === 0) return found.read();
     const answers = await this.#getAll(heard.map((h) => h.tuple), signal);
-    let failed: string | undefined;
     heard.forEach((h, i) => {
       const a = answers[i]!;
-      if (a.kind === "error") {
-        failed ??= a.error;
-        return;
-      }
+      if (a.kind === "error") throw new Error(`reading evidence entries failed: ${a.error}`);
       const to = a.kind === "entry" ? translation(a.entry) : undefined;
-      if (to === undefined) {
+      if (a.kind !== "entry" || to === undefined) {
         this.#heard.remove(h);
         return;
       }
-      const key = destinationKey(h.tuple);
-      if (!found.has(key)) found.set(key, to);
+      const e = a.entry;
+      found.add(clientKey(h.tuple), {
+        sport: h.tuple.sport,
+        replyZone: e.replyZone,
+        translated: to,
+        ...(e.id !== undefined ? { id: e.id } : {}),
+      });
     });
-    if (failed !== undefined && found.size === 0) {
-      throw new Error(`reading evidence entries failed: ${failed}`);
-    }
-    return found;
+    return found.read();
   }
 }

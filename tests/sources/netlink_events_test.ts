@@ -234,41 +234,70 @@ function natPayload(s: EntrySpec, backend: string, port: number): Uint8Array {
   return b.bytes().slice(16);
 }
 
-Deno.test("events source: evidence is a translated entry heard as new and still in the table when asked", async () => {
+Deno.test("events source: evidence lists, per client key, the translated entries heard as new and read again in this snapshot; never one it did not hear", async () => {
   const node = new Node();
   const nat = new Map<string, Uint8Array>();
-  const source = node.source();
-  await source.snapshot();
-  const svc = { family: "ipv4" as const, dst: "10.96.0.10", dport: 80, zone: 0 };
-  assert.equal((await source.findEvidence([svc])).size, 0, "nothing heard");
-  const e = spec(7, { tcpState: ESTABLISHED, status: IPS_DST_NAT | 2 });
-  nat.set(tupleKey(tupleOf(e)), natPayload(e, "10.244.0.5", 8080));
-  node.table.set(tupleKey(tupleOf(e)), e);
   node.payloadOf = (s) => nat.get(tupleKey(tupleOf(s))) ?? payload(s);
-  node.events.sockets[0]!.queue.push(
-    frame(
-      ctMsgType(IPCTNL_MSG_CT_NEW),
-      NLM_F_CREATE | NLM_F_EXCL,
-      0,
-      0,
-      nat.get(tupleKey(tupleOf(e)))!,
-    ),
-  );
-  // An update of a translated entry (no NLM_F_CREATE) is not heard as new.
+  const translated = (s: EntrySpec, backend: string) => {
+    nat.set(tupleKey(tupleOf(s)), natPayload(s, backend, 8080));
+    node.table.set(tupleKey(tupleOf(s)), s);
+  };
+  const heard = (s: EntrySpec, flags = NLM_F_CREATE | NLM_F_EXCL) =>
+    node.events.sockets.at(-1)!.queue.push(
+      frame(ctMsgType(IPCTNL_MSG_CT_NEW), flags, 0, 0, nat.get(tupleKey(tupleOf(s)))!),
+    );
+  const key = (i: number) => ({
+    family: "ipv4" as const,
+    src: `10.0.0.${i}`,
+    dst: "10.96.0.10",
+    dport: 80,
+    zone: 0,
+  });
+  const read = async (...is: number[]) => {
+    const snap = await source.snapshot(undefined, { evidenceFor: is.map(key) });
+    return snap.evidence && {
+      entries: Object.fromEntries([...snap.evidence.entries].map(([k, v]) => [k, v])),
+      overflow: [...snap.evidence.overflow],
+    };
+  };
+  // There before the agent subscribed: never heard, never listed.
+  const before = spec(6, { tcpState: ESTABLISHED, status: IPS_DST_NAT | 2 });
+  translated(before, "10.244.0.4");
+  const source = node.source();
+  assert.deepEqual(await read(6), {
+    entries: { "ipv4 10.0.0.6 10.96.0.10 80 0": [] },
+    overflow: [],
+  });
+
+  const e = spec(7, { tcpState: ESTABLISHED, status: IPS_DST_NAT | 2 });
+  translated(e, "10.244.0.5");
+  heard(e);
   const f = spec(8, { tcpState: ESTABLISHED, status: IPS_DST_NAT | 2 });
-  node.events.sockets[0]!.queue.push(
-    frame(ctMsgType(IPCTNL_MSG_CT_NEW), 0, 0, 0, natPayload(f, "10.244.0.6", 8080)),
-  );
-  const before = node.kernel.requests.length;
-  assert.deepEqual(
-    Object.fromEntries(await source.findEvidence([svc])),
-    { "ipv4 10.96.0.10 80 0": { addr: "10.244.0.5", port: 8080 } },
-  );
-  assert.equal(node.kernel.requests.length, before + 1, "read again by one GET");
-  assert.equal((await source.findEvidence([{ ...svc, dst: "10.96.0.11" }])).size, 0);
-  assert.equal(node.kernel.requests.length, before + 1, "nothing heard there: no read");
+  translated(f, "10.244.0.6");
+  heard(f, 0); // an update, not a creation
+  const gets = node.kernel.requests.length;
+  assert.deepEqual(await read(6, 7, 8), {
+    entries: {
+      "ipv4 10.0.0.6 10.96.0.10 80 0": [],
+      "ipv4 10.0.0.7 10.96.0.10 80 0": [{
+        sport: 40007,
+        replyZone: 0,
+        translated: { addr: "10.244.0.5", port: 8080 },
+      }],
+      "ipv4 10.0.0.8 10.96.0.10 80 0": [],
+    },
+    overflow: [],
+  });
+  assert.equal(node.kernel.requests.length, gets + 1, "one GET: the entry heard, read again");
+
   node.table.delete(tupleKey(tupleOf(e)));
-  assert.equal((await source.findEvidence([svc])).size, 0, "gone: no evidence");
-  assert.equal((await source.findEvidence([svc])).size, 0);
-  assert.equal(node.kernel.requests.length, before + 2, "and forgotten");
+  assert.deepEqual((await read(7))?.entries, { "ipv4 10.0.0.7 10.96.0.10 80 0": [] }, "gone");
+  const after = node.kernel.requests.length;
+  translated(e, "10.244.0.5"); // the same tuple again, but no event: not listed
+  assert.deepEqual((await read(7))?.entries, { "ipv4 10.0.0.7 10.96.0.10 80 0": [] });
+  assert.equal(node.kernel.requests.length, after, "the gone one was forgotten");
+
+  heard(e);
+  node.getsFail = Errno.EPERM;
+  assert.equal(await read(7), undefined, "a failed read of evidence: none at all");
 });
