@@ -151,7 +151,7 @@ export function tallyMessage(
  * candidateOf({
  *   family: "ipv4", proto: 6, srcAddr: new Uint8Array([10, 0, 0, 1]), dstAddr: new Uint8Array([10, 0, 0, 2]),
  *   sport: 40000, dport: 80, replySrcAddr: new Uint8Array([10, 0, 0, 2]), replySport: 80,
- *   zone: 0, status: 8, tcpState: 1, timeout: 117, id: 7,
+ *   zone: 0, replyZone: 0, status: 8, tcpState: 1, timeout: 117, id: 7,
  * }, 1, 2)?.timeout; // => 117
  * ```
  */
