@@ -441,6 +441,13 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/netlink/events_test.ts", "tests/sources/netlink_events_test.ts"],
   },
   {
+    name: "events: a GET answer for another tuple is taken for the one asked",
+    file: "lib/netlink/get_batch.ts",
+    search: "out[i] = got === tupleKey(tuples[i]!)",
+    replace: "out[i] = got === got",
+    tests: ["tests/netlink/get_batch_test.ts"],
+  },
+  {
     name: "events: ENOBUFS does not make the poll dump",
     file: "lib/sources/netlink_events.ts",
     search: 'this.stats.overflows++;\n          this.#due = "overflow";',
