@@ -354,11 +354,10 @@ export const MUTANTS: Mutant[] = [
     tests: UNNATED,
   },
   {
-    name: "evidence not seen this poll: a key missing from the read keeps its last watch",
+    name: "evidence not seen this poll: a read that does not list the key vouches",
     file: "lib/rules/providers/table_evidence.ts",
-    search: "    this.#watch = next; // only",
-    replace:
-      "    for (const [k, w] of this.#watch) if (!next.has(k)) next.set(k, w);\n    this.#watch = next; // only",
+    search: "if (w === undefined || w.readAt !== now) return undefined;",
+    replace: "if (w === undefined) return undefined;",
     tests: UNNATED,
   },
   {
