@@ -180,6 +180,7 @@ async function run(
     source: source.name,
     deleter: deleter.name,
     logLinesDropped: () => log.dropped?.() ?? 0,
+    ...(parts.eventStats ? { eventStats: parts.eventStats } : {}),
     rules: rules.map((r) => r.name),
   });
   const agent = new Agent({

@@ -34,9 +34,21 @@ export interface MetricsOptions {
   nowSeconds?: () => number;
   /** Log lines dropped so far (the logger's count), read at each scrape. */
   logLinesDropped?: () => number;
+  /** The events source's counters, read at each scrape (absent for other sources). */
+  eventStats?: () => EventCounters;
   /** The active rules' names (each rule's `name`), so their counters exist from the start. */
   rules?: readonly string[];
 }
+
+/** What the events source counts (`EventsStats` in lib/sources/netlink_events.ts). */
+export interface EventCounters {
+  received: number;
+  overflows: number;
+  resyncs: Readonly<Record<string, number>>;
+}
+
+/** Resync reasons, for the label (the events source's `ResyncReason`). */
+const RESYNC_REASONS = ["start", "overflow", "error", "periodic", "limit"];
 
 const client = {
   Registry: Registry as typeof Prom.Registry,
@@ -187,6 +199,7 @@ export class Metrics implements AgentObserver {
         droppedSeen = Math.max(n, droppedSeen);
       },
     });
+    this.#eventMetrics(registers, o.eventStats);
     for (const result of ["ok", "error"]) this.#snapshots.inc({ result }, 0);
     for (const result of DECISION_RESULTS) {
       for (const rule of o.rules ?? []) this.#deletions.inc({ result, rule }, 0);
@@ -195,6 +208,48 @@ export class Metrics implements AgentObserver {
     if (o.processMetrics ?? true) {
       for (const collect of PROCESS_METRICS) collect(this.registry, { prefix: PREFIX });
     }
+  }
+
+  /** Counters that follow the events source's own counts, read at each scrape. */
+  #eventMetrics(registers: Prom.Registry[], stats: (() => EventCounters) | undefined): void {
+    const read = stats ?? ((): EventCounters => ({ received: 0, overflows: 0, resyncs: {} }));
+    const seen = { received: 0, overflows: 0, resyncs: {} as Record<string, number> };
+    new client.Counter({
+      name: `${PREFIX}events_received_total`,
+      help: "Conntrack event messages received (events source; after the kernel's filter).",
+      registers,
+      collect() {
+        const n = read().received;
+        if (n > seen.received) this.inc(n - seen.received);
+        seen.received = Math.max(n, seen.received);
+      },
+    });
+    new client.Counter({
+      name: `${PREFIX}events_overflows_total`,
+      help: "Times the event socket overflowed (ENOBUFS): events were dropped, the table is read.",
+      registers,
+      collect() {
+        const n = read().overflows;
+        if (n > seen.overflows) this.inc(n - seen.overflows);
+        seen.overflows = Math.max(n, seen.overflows);
+      },
+    });
+    const resyncs = new client.Counter({
+      name: `${PREFIX}resyncs_total`,
+      help:
+        "Full reads of the table by the events source, by reason (start, overflow, error, periodic, limit).",
+      labelNames: ["reason"] as const,
+      registers,
+      collect() {
+        const now = read().resyncs;
+        for (const reason of RESYNC_REASONS) {
+          const n = now[reason] ?? 0, was = seen.resyncs[reason] ?? 0;
+          if (n > was) this.inc({ reason }, n - was);
+          seen.resyncs[reason] = Math.max(n, was);
+        }
+      },
+    });
+    for (const reason of RESYNC_REASONS) resyncs.inc({ reason }, 0);
   }
 
   snapshotOk(s: Snapshot, durationMs: number, track: TrackResult): void {

@@ -425,6 +425,49 @@ export const MUTANTS: Mutant[] = [
     replace: "const whole = 0, bits = 0;",
     tests: ["tests/destinations_test.ts", ...UNNATED],
   },
+  // events source: the kernel filter, overflow, re-reading candidates
+  {
+    name: "event filter lets UDP through",
+    file: "lib/netlink/bpf.ts",
+    search: 'jeq(IPPROTO_TCP, "info", "drop")',
+    replace: 'jeq(IPPROTO_TCP, "info", "info")',
+    tests: ["tests/netlink/bpf_test.ts"],
+  },
+  {
+    name: "event filter passes updates of translated entries as new",
+    file: "lib/netlink/bpf.ts",
+    search: 'jset(NLM_F_CREATE >> 8, "status", "drop")',
+    replace: 'jset(NLM_F_CREATE >> 8, "status", "status")',
+    tests: ["tests/netlink/bpf_test.ts"],
+  },
+  {
+    name: "events: an update of a translated entry counts as a new one (evidence)",
+    file: "lib/netlink/events.ts",
+    search: "const created = (m.flags & NLM_F_CREATE) !== 0;",
+    replace: "const created = m.flags >= 0;",
+    tests: ["tests/netlink/events_test.ts", "tests/sources/netlink_events_test.ts"],
+  },
+  {
+    name: "events: a GET answer for another tuple is taken for the one asked",
+    file: "lib/netlink/get_batch.ts",
+    search: "out[i] = got === tupleKey(tuples[i]!)",
+    replace: "out[i] = got === got",
+    tests: ["tests/netlink/get_batch_test.ts"],
+  },
+  {
+    name: "events: ENOBUFS does not make the poll dump",
+    file: "lib/sources/netlink_events.ts",
+    search: 'this.stats.overflows++;\n          this.#due = "overflow";',
+    replace: "this.stats.overflows++;",
+    tests: ["tests/sources/netlink_events_test.ts"],
+  },
+  {
+    name: "events: a re-read entry that got its reply stays a candidate",
+    file: "lib/sources/netlink_events.ts",
+    search: 'a.kind === "entry" && isSynSentUnreplied(a.entry)',
+    replace: 'a.kind === "entry"',
+    tests: ["tests/sources/netlink_events_test.ts"],
+  },
 ];
 
 /** Applies `m` to `text`; throws unless `m.search` occurs exactly once. */

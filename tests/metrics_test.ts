@@ -83,6 +83,7 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
     "deleter",
     "deno",
     "le",
+    "reason",
     "result",
     "rule",
     "source",
