@@ -128,6 +128,7 @@ export class FetchKubeApi implements KubeApi {
       timeoutSeconds: String(o.timeoutSeconds),
     });
     // The head must come within the request timeout, then a byte at least every idleMs.
+    signal.throwIfAborted();
     const stop = new AbortController();
     const onAbort = () => stop.abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
@@ -153,7 +154,7 @@ export class FetchKubeApi implements KubeApi {
     return (async function* () {
       try {
         if (body === null) return;
-        for await (const line of lines(body, rearm)) yield parseEvent(line);
+        for await (const line of lines(body, rearm, stop.signal)) yield parseEvent(line);
       } finally {
         end();
       }
@@ -231,25 +232,42 @@ export function parseEvent(line: string): WatchEvent {
   throw new ApiError(0, "BadEvent", `watch: unknown event type ${JSON.stringify(type)}`);
 }
 
-/** The non-empty lines of a byte stream; a line over {@linkcode MAX_LINE_BYTES} throws. */
+/**
+ * The non-empty lines of a byte stream; a line over {@linkcode MAX_LINE_BYTES}
+ * throws, and so does `signal` aborting (with its reason), even while a read
+ * is pending.
+ */
 export async function* lines(
   body: ReadableStream<Uint8Array>,
   onBytes: () => void = () => {},
+  signal?: AbortSignal,
 ): AsyncIterable<string> {
   const decoder = new TextDecoder();
+  const reader = body.getReader();
+  const onAbort = () => reader.cancel(signal?.reason).catch(() => {});
+  signal?.addEventListener("abort", onAbort, { once: true });
   let buf = "";
-  for await (const chunk of body) {
-    onBytes();
-    buf += decoder.decode(chunk, { stream: true });
-    let nl;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, nl).trim();
-      buf = buf.slice(nl + 1);
-      if (line !== "") yield line;
+  try {
+    while (true) {
+      signal?.throwIfAborted();
+      const { done, value } = await reader.read();
+      signal?.throwIfAborted();
+      if (done) break;
+      onBytes();
+      buf += decoder.decode(value, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (line !== "") yield line;
+      }
+      if (buf.length > MAX_LINE_BYTES) {
+        throw new ApiError(0, "LineTooLong", `watch: a line over ${MAX_LINE_BYTES} bytes`);
+      }
     }
-    if (buf.length > MAX_LINE_BYTES) {
-      throw new ApiError(0, "LineTooLong", `watch: a line over ${MAX_LINE_BYTES} bytes`);
-    }
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    reader.releaseLock();
   }
   const last = (buf + decoder.decode()).trim();
   if (last !== "") yield last;
