@@ -55,7 +55,10 @@ interface Watcher {
   resource: Resource;
   bookmarks: boolean;
   push(line: string): void;
+  /** Breaks the stream (the client sees an error). */
   drop(): void;
+  /** Ends the stream as a server does at its timeout. */
+  end(): void;
 }
 
 /** One request the fake answered, for assertions. */
@@ -166,7 +169,7 @@ export class FakeKubeApi {
   }
 
   async close(): Promise<void> {
-    this.dropWatches();
+    for (const w of [...this.#watchers]) w.end();
     await this.#server.shutdown();
   }
 
@@ -251,6 +254,12 @@ export class FakeKubeApi {
       push: (line) => {
         try {
           ctl.enqueue(enc.encode(line + "\n"));
+        } catch { /* closed */ }
+      },
+      end: () => {
+        this.#watchers.delete(watcher);
+        try {
+          ctl.close();
         } catch { /* closed */ }
       },
       drop: () => {
