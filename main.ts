@@ -21,7 +21,12 @@ import { Metrics } from "./lib/metrics.ts";
 import { type RunningServer, startServer } from "./lib/server.ts";
 import { type Parts, setUp, SetupError } from "./lib/setup.ts";
 import { RenewalTracker } from "./lib/tracker.ts";
-import { UnnatedRule } from "./lib/unnated.ts";
+import { UnnatedRule } from "./lib/rules/unnated.ts";
+import { RenewalRule } from "./lib/rules/renewals.ts";
+import type { Rule } from "./lib/rules/rule.ts";
+import type { NatProvider } from "./lib/rules/providers/provider.ts";
+import { DestinationsProvider } from "./lib/rules/providers/destinations.ts";
+import { TableEvidenceProvider } from "./lib/rules/providers/table_evidence.ts";
 import { VERSION } from "./lib/version.ts";
 
 /** Runs the agent; resolves to the process exit code. */
@@ -80,15 +85,32 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
   const synSentTimeout = settings.unnatedAfterMs === undefined
     ? undefined
     : await readSynSentTimeout();
-  const rules = describeRules({
+  const tracker = new RenewalTracker({ threshold: settings.threshold });
+  // Who may vouch that a destination is NATed now (the un-NATed rule's providers), one line each.
+  const providers: NatProvider[] = settings.destinations
+    ? [new DestinationsProvider(settings.destinations)]
+    : [new TableEvidenceProvider()];
+  const rules: Rule[] = [new RenewalRule(tracker)];
+  if (settings.unnatedAfterMs !== undefined) {
+    rules.push(
+      new UnnatedRule({
+        afterMs: settings.unnatedAfterMs,
+        synSentTimeoutS: typeof synSentTimeout === "number" ? synSentTimeout : undefined,
+        providers,
+      }),
+    );
+  }
+  const report = describeRules({
+    rules: rules.map((r) => r.name),
+    providers: settings.unnatedAfterMs === undefined ? [] : providers.map((p) => p.name),
     release: Deno.osRelease(),
     threshold: settings.threshold,
     unnatedAfter: describeSettings(settings).unnated_after as string,
     destinations: settings.destinations?.toString() ?? "all",
     synSentTimeout,
   });
-  log.info("rules", rules.fields);
-  for (const w of rules.warnings) log.warn(w);
+  log.info("rules", report.fields);
+  for (const w of report.warnings) log.warn(w);
 
   const metrics = new Metrics({
     version: VERSION,
@@ -96,20 +118,14 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
     source: source.name,
     deleter: deleter.name,
     logLinesDropped: () => log.dropped?.() ?? 0,
+    rules: rules.map((r) => r.name),
   });
   const agent = new Agent({
     source,
     deleter,
-    tracker: new RenewalTracker({ threshold: settings.threshold }),
+    tracker,
     ...(settings.destinations ? { destinations: settings.destinations } : {}),
-    ...(settings.unnatedAfterMs === undefined ? {} : {
-      unnated: new UnnatedRule({
-        afterMs: settings.unnatedAfterMs,
-        synSentTimeoutS: typeof synSentTimeout === "number" ? synSentTimeout : undefined,
-        destinations: settings.destinations,
-      }),
-      evidence: source,
-    }),
+    rules,
     log,
     intervalMs: settings.intervalMs,
     dryRun: settings.dryRun,
@@ -157,8 +173,8 @@ const LIVENESS_GRACE_MS = 30_000;
 
 /**
  * The /healthz limits: between polls, the interval plus grace; within a poll,
- * the source's timeout twice (the snapshot, then an evidence lookup for the
- * un-NATed rule) plus the deleter's worst case for its per-poll limit (every
+ * the source's timeout twice (the candidates' read, then, for the conntrack
+ * CLI, the un-NATed rule's evidence listing) plus the deleter's worst case for its per-poll limit (every
  * step running into its timeout), plus grace.
  *
  * @example

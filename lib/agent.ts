@@ -1,5 +1,5 @@
 /**
- * The poll loop: snapshot → tracker → delete, on a fixed schedule, never
+ * The poll loop: snapshot → tracker → rules → delete, on a fixed schedule, never
  * overlapping, until the signal aborts. All effects come in through
  * {@linkcode AgentOptions} so tests can drive it with fakes.
  *
@@ -14,8 +14,9 @@ import { type Clock, errorText, sleep } from "./basics.ts";
 import { QuietLog } from "./quiet_log.ts";
 import type { AgentObserver, DecisionResult } from "./observer.ts";
 import type { Source } from "./sources/source.ts";
-import type { RenewalTracker, StaleDecision, TrackResult } from "./tracker.ts";
-import type { EvidenceFinder, UnnatedRule } from "./unnated.ts";
+import type { RenewalTracker, TrackResult } from "./tracker.ts";
+import { type Decision, mergeWants, type Rule } from "./rules/rule.ts";
+import { RenewalRule } from "./rules/renewals.ts";
 
 /** Everything the loop needs. */
 export interface AgentOptions {
@@ -24,10 +25,11 @@ export interface AgentOptions {
   tracker: RenewalTracker;
   /** Only candidates whose original destination is inside this set are considered, by every rule. */
   destinations?: DestinationSet;
-  /** The un-NATed rule; absent when `--unnated-after=off`. */
-  unnated?: UnnatedRule;
-  /** Where the un-NATed rule's evidence is looked up (needed unless `destinations` is set). */
-  evidence?: EvidenceFinder;
+  /**
+   * The deletion rules, asked in this order; a tuple two rules decide is
+   * acted on once, for the first. Default: the renewal rule on `tracker`.
+   */
+  rules?: readonly Rule[];
   log: Logger;
   intervalMs: number;
   dryRun?: boolean;
@@ -47,7 +49,7 @@ export interface AgentOptions {
 export interface PollReport {
   ok: boolean;
   track?: TrackResult;
-  results: { decision: StaleDecision; result: DecisionResult; error?: string | undefined }[];
+  results: { decision: Decision; result: DecisionResult; error?: string | undefined }[];
 }
 
 /** Liveness and readiness as the HTTP probes see them. */
@@ -76,13 +78,16 @@ export interface AgentStatus {
  * // ignore: needs root; runs the agent, which deletes from this host's conntrack table.
  * import { Agent } from "./agent.ts";
  * import { RenewalTracker } from "./tracker.ts";
+ * import { RenewalRule } from "./rules/renewals.ts";
  * import { ProcfsSource } from "./sources/procfs.ts";
  * import { ConntrackCliDeleter } from "./deleters/conntrack_cli.ts";
  * import { createLogger } from "./log.ts";
+ * const tracker = new RenewalTracker({ threshold: 3 });
  * const agent = new Agent({
  *   source: new ProcfsSource(),
  *   deleter: new ConntrackCliDeleter(),
- *   tracker: new RenewalTracker({ threshold: 3 }),
+ *   tracker,
+ *   rules: [new RenewalRule(tracker)],
  *   log: createLogger(),
  *   intervalMs: 1000,
  * });
@@ -99,11 +104,11 @@ export class Agent {
     lastError: undefined,
     polling: false,
   };
-  #o: AgentOptions;
+  #o: AgentOptions & { rules: readonly Rule[] };
   #clock: Clock;
   #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   #warnedOverrun = false;
-  /** Dry run: un-NATed entries already reported (tuple keys), while they stay eligible. */
+  /** Dry run: entries already reported (tuple keys), while they stay candidates. */
   #dryRunSaid = new Set<string>();
   /** Warnings and failure lines that would repeat every poll, said once a minute. */
   #quiet: QuietLog;
@@ -111,7 +116,7 @@ export class Agent {
   #reportedGone = new Map<string, number | undefined>();
 
   constructor(options: AgentOptions) {
-    this.#o = options;
+    this.#o = { ...options, rules: options.rules ?? [new RenewalRule(options.tracker)] };
     this.#clock = options.clock ?? (() => performance.now());
     this.#sleep = options.sleep ?? sleep;
     this.#quiet = new QuietLog(options.log, this.#clock);
@@ -162,13 +167,11 @@ export class Agent {
     this.status.polling = true;
     try {
       let snapshot: Snapshot;
-      // Evidence the un-NATed rule will want, asked on the way where the source can.
-      const watch = this.#o.unnated?.watchList(started, this.#o.intervalMs) ?? [];
+      const rules = this.#o.rules;
+      // What the rules want collected in the same read (evidence keys).
+      const wants = mergeWants(rules.map((r) => r.wants?.()));
       try {
-        snapshot = await source.snapshot(
-          signal,
-          watch.length > 0 ? { evidenceFor: watch } : undefined,
-        );
+        snapshot = await source.snapshot(signal, wants.evidenceFor ? wants : undefined);
       } catch (e) {
         if (signal?.aborted) {
           // Shutting down: not a failure of the table, and there is no next poll.
@@ -193,8 +196,8 @@ export class Agent {
       }
       this.status.lastSnapshotOk = true;
       this.status.lastError = undefined;
-      if (snapshot.evidence !== undefined && watch.length > 0) {
-        this.#o.unnated?.learn(watch, snapshot.evidence, snapshot.finishedAt);
+      if (wants.evidenceFor) {
+        observer?.evidenceRead?.(wants.evidenceFor.length, snapshot.evidence !== undefined);
       }
       const scoped = this.#scope(snapshot);
       const track = tracker.observe(scoped);
@@ -202,7 +205,7 @@ export class Agent {
       this.#noteMalformed(snapshot);
       this.#noteOverflow(snapshot);
       this.#noteStillThere(snapshot);
-      const stale = [...track.stale, ...await this.#unnated(scoped, track.stale, signal)];
+      const stale = this.#decide(rules, scoped, track);
       log.debug("poll", {
         scanned: snapshot.scanned,
         candidates: snapshot.candidates.length,
@@ -228,40 +231,30 @@ export class Agent {
     return { ...s, candidates };
   }
 
-  /** The un-NATed rule's decisions for this snapshot, evidence looked up as needed. */
-  async #unnated(
-    s: Snapshot,
-    already: readonly StaleDecision[],
-    signal?: AbortSignal,
-  ): Promise<StaleDecision[]> {
-    const { unnated, evidence, tracker, observer } = this.#o;
-    if (unnated === undefined) return [];
-    const plan = unnated.plan(s, (c) => tracker.sameSince(c));
-    if (plan.eligible.length === 0) {
-      this.#dryRunSaid.clear();
-      return [];
-    }
-    if (plan.lookup.length > 0 && evidence !== undefined) {
-      const t0 = this.#clock();
-      try {
-        const found = await evidence.findEvidence(plan.lookup, signal);
-        unnated.learn(plan.lookup, found, this.#clock());
-        observer?.evidenceLookup?.(plan.lookup.length, found.size, this.#clock() - t0);
-      } catch (e) {
-        observer?.evidenceLookup?.(plan.lookup.length, 0, this.#clock() - t0, e);
-        if (signal?.aborted) return [];
-        this.#quiet.warn("looking up evidence for the un-NATed rule failed; will retry", {
-          destinations: plan.lookup.length,
-          error: errorText(e),
-        });
+  /**
+   * Every rule's decisions for this read, each tuple once (the first rule's);
+   * in a dry run, each entry said once while it stays a candidate.
+   */
+  #decide(rules: readonly Rule[], s: Snapshot, track: TrackResult): Decision[] {
+    const input = {
+      snapshot: s,
+      track,
+      sameSince: this.#o.tracker.sameSince.bind(this.#o.tracker),
+    };
+    const taken = new Set<string>();
+    const out: Decision[] = [];
+    for (const rule of rules) {
+      for (const d of rule.decide(input)) {
+        const key = tupleKey(d.tuple);
+        if (taken.has(key)) continue;
+        taken.add(key);
+        out.push(d);
       }
     }
-    const taken = new Set(already.map((d) => tupleKey(d.tuple)));
-    const out = unnated.decide(plan, this.#clock()).filter((d) => !taken.has(tupleKey(d.tuple)));
     if (!this.#o.dryRun) return out;
     // A dry run deletes nothing: say each entry once while it stays, not at every poll.
-    const eligible = new Set(plan.eligible.map((e) => tupleKey(e.candidate)));
-    for (const k of this.#dryRunSaid) if (!eligible.has(k)) this.#dryRunSaid.delete(k);
+    const present = new Set(s.candidates.map(tupleKey));
+    for (const k of this.#dryRunSaid) if (!present.has(k)) this.#dryRunSaid.delete(k);
     return out.filter((d) => {
       const key = tupleKey(d.tuple);
       if (this.#dryRunSaid.has(key)) return false;
@@ -270,7 +263,7 @@ export class Agent {
     });
   }
 
-  async #act(all: StaleDecision[], signal?: AbortSignal): Promise<PollReport["results"]> {
+  async #act(all: Decision[], signal?: AbortSignal): Promise<PollReport["results"]> {
     const { deleter, tracker, log, observer, dryRun } = this.#o;
     const max = this.#o.maxDeletesPerPoll ?? Infinity;
     const stale = all.length > max ? all.slice(0, max) : all;
@@ -282,7 +275,7 @@ export class Agent {
     }
     if (dryRun) {
       for (const d of stale) {
-        log.info("dry run: would delete stale entry", fields(d));
+        log.info("dry run: would delete stale entry", fields(d, this.#o.rules));
         tracker.forget(d.tuple);
       }
       observer?.deletions?.(stale.map((d) => ({ result: "dry_run", rule: d.rule })), 0);
@@ -295,7 +288,7 @@ export class Agent {
     const results = stale.map((decision, i) => {
       const o = outcomes[i] ?? { tuple: decision.tuple, result: "failed", error: "no outcome" };
       const f = {
-        ...fields(decision),
+        ...fields(decision, this.#o.rules),
         deleter: deleter.name,
         batch: stale.length,
         delete_ms: round(ms),
@@ -374,7 +367,8 @@ export class Agent {
   }
 }
 
-function fields(d: StaleDecision): Record<string, unknown> {
+/** The log fields of a decision: the tuple, the rule, why, and the rule's own details. */
+function fields(d: Decision, rules: readonly Rule[]): Record<string, unknown> {
   const t: Tuple = d.tuple;
   return {
     family: t.family,
@@ -385,9 +379,7 @@ function fields(d: StaleDecision): Record<string, unknown> {
     zone: t.zone,
     rule: d.rule,
     reason: d.reason,
-    ...(d.rule === "renewals"
-      ? { renewals: d.renewals, tracked_s: round(d.trackedMs / 1000) }
-      : { age_s: round((d.ageMs ?? 0) / 1000) }),
+    ...rules.find((r) => r.name === d.rule)?.logFields(d),
   };
 }
 

@@ -11,6 +11,7 @@ import { canonicalIPv4, canonicalIPv6 } from "./addr.ts";
 import { DESTINATIONS_FORM, type DestinationSet, parseDestinations } from "./destinations.ts";
 import { formatDuration, parseGoDuration } from "./duration.ts";
 import { PROC_CONNTRACK_FILE } from "./kernel.ts";
+import { RULE_INFO } from "./rules/catalog.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 
 export const SOURCES = ["auto", "netlink", "procfs", "conntrack"] as const;
@@ -165,12 +166,8 @@ export function helpText(): string {
   });
   return [
     "conntrack-cleaner: deletes TCP conntrack entries stuck in SYN_SENT [UNREPLIED], so the",
-    "client's next SYN gets a fresh entry that meets the current NAT rules. Two rules:",
-    "  renewals  the entry's timeout keeps being renewed (kernels before 5.14), more than",
-    "            --threshold times;",
-    "  unnated   the entry's destination was not translated, it is --unnated-after old, and",
-    "            the destination is NATed now (inside --destinations, or, by default, another",
-    "            entry to it in the same zone was translated).",
+    "client's next SYN gets a fresh entry that meets the current NAT rules. The rules:",
+    ...RULE_INFO.flatMap(({ name, summary }) => wrap(`${name.padEnd(9)} ${summary};`, 86, 12)),
     "",
     "Usage: conntrack-cleaner [flags]",
     "",
@@ -362,4 +359,18 @@ function argsError(e: unknown): string {
     return `${msg.replace(/\.$/, "")}: see --help`;
   }
   return msg;
+}
+
+/** `text` in lines of at most `width` characters, indented 2, continuation lines `indent`. */
+function wrap(text: string, width: number, indent: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = " ".repeat(indent - 2) + word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  lines.push(line);
+  return lines.map((l) => `  ${l}`);
 }

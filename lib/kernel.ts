@@ -92,13 +92,18 @@ export interface RulesReport {
  * ```ts
  * import { describeRules } from "./kernel.ts";
  * const r = describeRules({
- *   release: "6.18.44", threshold: 3, unnatedAfter: "off", destinations: "all", synSentTimeout: 120,
+ *   rules: ["renewals"], providers: [], release: "6.18.44", threshold: 3, unnatedAfter: "off",
+ *   destinations: "all", synSentTimeout: 120,
  * });
  * r.fields.kernel_renews_syn_sent; // => "no"
  * r.warnings.length; // => 1: only the renewal rule, on a kernel that does not renew
  * ```
  */
 export function describeRules(o: {
+  /** The active rules' names, in order (each rule's `name`). */
+  rules: readonly string[];
+  /** The un-NATed rule's providers' names (empty when it is off). */
+  providers: readonly string[];
   release: string;
   threshold: number;
   /** `off` or a duration. */
@@ -109,8 +114,7 @@ export function describeRules(o: {
   synSentTimeout: number | string | undefined;
 }): RulesReport {
   const renews = synSentRenewal(o.release);
-  const unnated = o.unnatedAfter !== "off";
-  const rules = ["renewals", ...(unnated ? ["unnated"] : [])];
+  const unnated = o.rules.includes("unnated");
   const warnings: string[] = [];
   if (!unnated && renews === "no") {
     warnings.push(
@@ -125,13 +129,11 @@ export function describeRules(o: {
   }
   return {
     fields: {
-      rules,
+      rules: [...o.rules],
       renewals_after: `more than ${o.threshold} renewals`,
       unnated_after: o.unnatedAfter,
       destinations: o.destinations,
-      evidence: unnated
-        ? (o.destinations === "all" ? "looked up in the table" : "not needed: --destinations")
-        : "off",
+      nated_now_from: unnated ? [...o.providers] : "off",
       kernel: o.release,
       kernel_renews_syn_sent: renews,
       ...(typeof o.synSentTimeout === "number" ? { syn_sent_timeout_s: o.synSentTimeout } : {}),

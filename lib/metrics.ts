@@ -20,7 +20,7 @@ import processOpenFileDescriptors from "prom-client/lib/metrics/processOpenFileD
 import processStartTime from "prom-client/lib/metrics/processStartTime.js";
 import type { AgentObserver, DecisionResult } from "./observer.ts";
 import type { Snapshot } from "./snapshot.ts";
-import type { Rule, TrackResult } from "./tracker.ts";
+import type { TrackResult } from "./tracker.ts";
 
 /** Options for {@linkcode Metrics}. */
 export interface MetricsOptions {
@@ -34,6 +34,8 @@ export interface MetricsOptions {
   nowSeconds?: () => number;
   /** Log lines dropped so far (the logger's count), read at each scrape. */
   logLinesDropped?: () => number;
+  /** The active rules' names (each rule's `name`), so their counters exist from the start. */
+  rules?: readonly string[];
 }
 
 const client = {
@@ -53,7 +55,6 @@ const PROCESS_METRICS: ((registry: Prom.Registry, config: { prefix: string }) =>
 ];
 const PREFIX = "conntrack_cleaner_";
 const DECISION_RESULTS: DecisionResult[] = ["deleted", "already_gone", "failed", "dry_run"];
-const RULES: Rule[] = ["renewals", "unnated"];
 
 /**
  * The registry and every metric, fed by the agent through
@@ -62,7 +63,9 @@ const RULES: Rule[] = ["renewals", "unnated"];
  * @example
  * ```ts
  * import { Metrics } from "./metrics.ts";
- * const m = new Metrics({ version: "0.1.0", deno: Deno.version.deno, source: "procfs", deleter: "conntrack" });
+ * const m = new Metrics({
+ *   version: "0.1.0", deno: Deno.version.deno, source: "procfs", deleter: "conntrack", rules: ["renewals"],
+ * });
  * m.deletions([{ result: "deleted", rule: "renewals" }], 12);
  * console.log(await m.registry.metrics());
  * ```
@@ -79,7 +82,7 @@ export class Metrics implements AgentObserver {
   #deletions;
   #deleteDuration;
   #evidence;
-  #evidenceDuration;
+  #evidenceKeys;
   #skipped;
   #lastSuccess;
   #now: () => number;
@@ -128,7 +131,7 @@ export class Metrics implements AgentObserver {
     this.#deletions = new client.Counter({
       name: `${PREFIX}deletions_total`,
       help:
-        "Stale entries acted on, by result (deleted, already_gone, failed, dry_run) and by the rule that decided (renewals, unnated).",
+        "Stale entries acted on, by result (deleted, already_gone, failed, dry_run) and by the rule that decided.",
       labelNames: ["result", "rule"] as const,
       registers,
     });
@@ -139,16 +142,15 @@ export class Metrics implements AgentObserver {
       registers,
     });
     this.#evidence = new client.Counter({
-      name: `${PREFIX}evidence_lookups_total`,
+      name: `${PREFIX}evidence_reads_total`,
       help:
-        "Reads of the table for the un-NATed rule's evidence (is a destination NATed now?), by result (ok, error).",
+        "Reads of the table asked to collect the un-NATed rule's evidence in the same read, by result (ok, missing: none came, nothing is proven in that poll).",
       labelNames: ["result"] as const,
       registers,
     });
-    this.#evidenceDuration = new client.Histogram({
-      name: `${PREFIX}evidence_lookup_duration_seconds`,
-      help: "How long one evidence look-up took.",
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    this.#evidenceKeys = new client.Gauge({
+      name: `${PREFIX}evidence_keys`,
+      help: "Client/destination keys whose translated entries the last read was asked to collect.",
       registers,
     });
     this.#skipped = new client.Counter({
@@ -187,9 +189,9 @@ export class Metrics implements AgentObserver {
     });
     for (const result of ["ok", "error"]) this.#snapshots.inc({ result }, 0);
     for (const result of DECISION_RESULTS) {
-      for (const rule of RULES) this.#deletions.inc({ result, rule }, 0);
+      for (const rule of o.rules ?? []) this.#deletions.inc({ result, rule }, 0);
     }
-    for (const result of ["ok", "error"]) this.#evidence.inc({ result }, 0);
+    for (const result of ["ok", "missing"]) this.#evidence.inc({ result }, 0);
     if (o.processMetrics ?? true) {
       for (const collect of PROCESS_METRICS) collect(this.registry, { prefix: PREFIX });
     }
@@ -211,16 +213,16 @@ export class Metrics implements AgentObserver {
     this.#snapshotDuration.observe(durationMs / 1000);
   }
 
-  deletions(results: { result: DecisionResult; rule: Rule }[], durationMs: number): void {
+  deletions(results: { result: DecisionResult; rule: string }[], durationMs: number): void {
     for (const { result, rule } of results) this.#deletions.inc({ result, rule });
     if (!results.every((r) => r.result === "dry_run")) {
       this.#deleteDuration.observe(durationMs / 1000);
     }
   }
 
-  evidenceLookup(_asked: number, _found: number, durationMs: number, error?: unknown): void {
-    this.#evidence.inc({ result: error === undefined ? "ok" : "error" });
-    this.#evidenceDuration.observe(durationMs / 1000);
+  evidenceRead(keys: number, delivered: boolean): void {
+    this.#evidence.inc({ result: delivered ? "ok" : "missing" });
+    this.#evidenceKeys.set(keys);
   }
 
   skippedTicks(count: number): void {

@@ -7,7 +7,7 @@
  */
 import type { DeleteOutcome } from "./deleters/deleter.ts";
 import type { Snapshot } from "./snapshot.ts";
-import type { Rule, TrackResult } from "./tracker.ts";
+import type { TrackResult } from "./tracker.ts";
 
 /** The outcome of one deletion decision, including dry-run ones. */
 export type DecisionResult = DeleteOutcome["result"] | "dry_run";
@@ -16,8 +16,11 @@ export type DecisionResult = DeleteOutcome["result"] | "dry_run";
 export interface AgentObserver {
   snapshotOk?(snapshot: Snapshot, durationMs: number, track: TrackResult): void;
   snapshotFailed?(error: unknown, durationMs: number): void;
-  deletions?(results: { result: DecisionResult; rule: Rule }[], durationMs: number): void;
-  /** One evidence look-up for the un-NATed rule: destinations asked, found, or the error. */
-  evidenceLookup?(asked: number, found: number, durationMs: number, error?: unknown): void;
+  deletions?(results: { result: DecisionResult; rule: string }[], durationMs: number): void;
+  /**
+   * A read that was asked to collect evidence for `keys` keys, and whether it
+   * delivered it (see `EvidenceRead` in lib/snapshot.ts).
+   */
+  evidenceRead?(keys: number, delivered: boolean): void;
   skippedTicks?(count: number): void;
 }

@@ -53,6 +53,8 @@ export interface TcpEntry {
   reply: Direction;
   /** Zone of the original direction: `zone=` or `zone-orig=`, else 0. */
   zone: number;
+  /** Zone of the reply direction: `zone=` or `zone-reply=`, else 0. */
+  replyZone: number;
   unreplied: boolean;
   /** `ASSURED`, `OFFLOAD`, `HW_OFFLOAD`, or `undefined`. */
   flag: string | undefined;
@@ -144,8 +146,10 @@ export function parseLine(line: string): ParsedLine {
   const reply = parseDirection(t, i, family);
   if (typeof reply === "string") return bad(`reply tuple: ${reply}`);
   i += 4;
+  let replyZone: number | undefined;
   if (t[i]?.startsWith("zone-reply=")) {
-    if (parseUint(t[i]!.slice(11), 65535) === undefined) return bad(`bad zone ${quote(t[i])}`);
+    replyZone = parseUint(t[i]!.slice(11), 65535);
+    if (replyZone === undefined) return bad(`bad zone ${quote(t[i])}`);
     i++;
   }
   i = skipCounters(t, i);
@@ -165,8 +169,8 @@ export function parseLine(line: string): ParsedLine {
     i++;
   }
   if (t[i]?.startsWith("zone=")) {
-    if (zone !== undefined) return bad("more than one zone");
-    zone = parseUint(t[i]!.slice(5), 65535);
+    if (zone !== undefined || replyZone !== undefined) return bad("more than one zone");
+    zone = replyZone = parseUint(t[i]!.slice(5), 65535);
     if (zone === undefined) return bad(`bad zone ${quote(t[i])}`);
     i++;
   }
@@ -189,6 +193,7 @@ export function parseLine(line: string): ParsedLine {
       original: orig,
       reply,
       zone: zone ?? 0,
+      replyZone: replyZone ?? 0,
       unreplied,
       flag,
       mark,

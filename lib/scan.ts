@@ -12,7 +12,8 @@
  */
 import { canonicalIPv6 } from "./addr.ts";
 import type { Candidate, Snapshot } from "./snapshot.ts";
-import { type Destination, destinationKey, type Endpoint } from "./tuple.ts";
+import { type ClientKey, clientKey } from "./tuple.ts";
+import { EvidenceBuilder } from "./evidence.ts";
 import { fastCandidate } from "./fast_line.ts";
 import { candidateOf, parseLine } from "./parse.ts";
 
@@ -30,8 +31,8 @@ export const MAX_LINE_BYTES = 4096;
 export interface TableScannerOptions {
   /** Keep at most this many candidates; default unlimited. */
   maxCandidates?: number | undefined;
-  /** Also collect evidence for these destinations (the un-NATed rule's). */
-  evidenceFor?: readonly Destination[];
+  /** Also collect translated TCP entries of these keys (the un-NATed rule's evidence). */
+  evidenceFor?: readonly ClientKey[];
   /** Collect candidates; default true. */
   candidates?: boolean;
 }
@@ -81,14 +82,10 @@ export class TableScanner {
   #decoder = new TextDecoder();
 
   /**
-   * With `evidenceFor`: for each destination asked (by
-   * {@linkcode destinationKey}), the first TCP entry to it, in any state,
-   * whose destination was translated: where to.
+   * With `evidenceFor`: the translated TCP entries, in any state, of each
+   * key asked (see `EvidenceRead` in lib/snapshot.ts); none by default.
    */
-  readonly evidence = new Map<string, Endpoint>();
-  /** The destinations asked, and their addresses (a cheap first check); none by default. */
-  #want: Set<string> | undefined;
-  #wantAddr: Set<string> | undefined;
+  readonly evidence: EvidenceBuilder | undefined;
   #candidates: boolean;
 
   /**
@@ -101,8 +98,7 @@ export class TableScanner {
     this.maxCandidates = options.maxCandidates ?? Infinity;
     this.#candidates = options.candidates ?? true;
     if (options.evidenceFor !== undefined && options.evidenceFor.length > 0) {
-      this.#want = new Set(options.evidenceFor.map(destinationKey));
-      this.#wantAddr = new Set(options.evidenceFor.map((d) => d.dst));
+      this.evidence = new EvidenceBuilder(options.evidenceFor);
     }
   }
 
@@ -137,7 +133,7 @@ export class TableScanner {
   /** What was found, as a {@linkcode Snapshot} read between `startedAt` and `finishedAt`. */
   snapshot(startedAt: number, finishedAt: number): Snapshot {
     return {
-      ...(this.#want !== undefined ? { evidence: this.evidence } : {}),
+      ...(this.evidence !== undefined ? { evidence: this.evidence.read() } : {}),
       candidates: this.candidates,
       scanned: this.scanned,
       malformed: this.malformed,
@@ -191,7 +187,7 @@ export class TableScanner {
     }
     if (!startsWith(buf, p, end, TCP)) return; // another protocol
     p += TCP.length;
-    if (this.#want !== undefined) this.#evidenceLine(buf, start, end, p);
+    if (this.evidence !== undefined) this.#evidenceLine(this.evidence, buf, start, end, p);
     if (!this.#candidates) return;
     while (p < end && buf[p]! >= 48 && buf[p]! <= 57) p++; // timeout (absent when offloaded)
     if (p < end && buf[p] === 32) p++;
@@ -216,12 +212,18 @@ export class TableScanner {
   }
 
   /** Evidence mode: a TCP line whose fields start at `p`. */
-  #evidenceLine(buf: Uint8Array, start: number, end: number, p: number): void {
+  #evidenceLine(
+    ev: EvidenceBuilder,
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    p: number,
+  ): void {
     // Only lines whose original destination address was asked for are parsed.
     const dst = firstDst(buf, p, end);
     if (dst === undefined) return;
     const addr = dst.includes(":") ? canonicalIPv6(dst) : dst;
-    if (addr === undefined || !this.#wantAddr!.has(addr)) return;
+    if (addr === undefined || !ev.wantsAddress(addr)) return;
     const text = this.#decoder.decode(buf.subarray(start, end));
     const r = parseLine(text);
     // A malformed line is no evidence; the candidate pass (or the snapshot) counts it.
@@ -229,10 +231,18 @@ export class TableScanner {
     const e = r.entry;
     const { original: o, reply } = e;
     if (reply.src === o.dst && reply.sport === o.dport) return; // not translated
-    const key = destinationKey({ family: e.family, dst: o.dst, dport: o.dport, zone: e.zone });
-    if (this.#want!.has(key) && !this.evidence.has(key)) {
-      this.evidence.set(key, { addr: reply.src, port: reply.sport });
-    }
+    const key = clientKey({
+      family: e.family,
+      src: o.src,
+      dst: o.dst,
+      dport: o.dport,
+      zone: e.zone,
+    });
+    ev.add(key, {
+      sport: o.sport,
+      replyZone: e.replyZone,
+      translated: { addr: reply.src, port: reply.sport },
+    });
   }
 
   #reject(reason: string, buf: Uint8Array, start: number, end: number): void {

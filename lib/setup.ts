@@ -15,7 +15,6 @@ import { checkNetlink, type NetlinkCheck } from "./netlink/capability.ts";
 import { NetlinkSource } from "./sources/netlink.ts";
 import { assertRegularFile, ProcfsSource } from "./sources/procfs.ts";
 import type { Source } from "./sources/source.ts";
-import type { EvidenceFinder } from "./unnated.ts";
 
 /** A setup step that cannot go on: exit code 1 with this message. */
 export class SetupError extends Error {
@@ -24,8 +23,8 @@ export class SetupError extends Error {
 
 /** The chosen parts and why they were chosen (for the start-up log). */
 export interface Parts {
-  /** Reads the table, and looks up evidence for the un-NATed rule. */
-  source: Source & EvidenceFinder;
+  /** Reads the table (and the un-NATed rule's evidence with it). */
+  source: Source;
   sourceReason: string;
   deleter: Deleter;
   deleterReason: string;
@@ -112,7 +111,7 @@ async function chooseSource(
   runner: ProcessRunner,
   netlink: () => Promise<NetlinkCheck>,
   log?: Logger,
-): Promise<{ source: Source & EvidenceFinder; sourceReason: string }> {
+): Promise<{ source: Source; sourceReason: string }> {
   const nl = () =>
     new NetlinkSource({
       maxCandidates: s.maxCandidates,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Destination, Endpoint, Tuple } from "./tuple.ts";
+import type { ClientKey, Endpoint, Tuple } from "./tuple.ts";
 
 /** One TCP entry in `SYN_SENT` with `[UNREPLIED]`, as one snapshot saw it. */
 export interface Candidate extends Tuple {
@@ -47,19 +47,70 @@ export interface Snapshot {
   startedAt: number;
   finishedAt: number;
   /**
-   * Present when evidence was asked for (see {@linkcode SnapshotOptions})
-   * and the source collected it in the same read: for each destination
-   * asked (by `destinationKey` (lib/tuple.ts)) that has one, where an entry to it
-   * was translated to. Absent: nothing is known (ask elsewhere).
+   * Present only when evidence was asked for (see {@linkcode SnapshotOptions})
+   * and this very read collected it for every key asked; absent when it was
+   * not asked or could not be collected (then nothing is known this poll).
    */
-  evidence?: ReadonlyMap<string, Endpoint>;
+  evidence?: EvidenceRead;
 }
+
+/**
+ * One translated TCP entry of a read: an entry whose original destination
+ * was translated (DNAT, REDIRECT: the reply source differs from the original
+ * destination), in any TCP state, listed under its original direction's
+ * {@linkcode ClientKey}.
+ */
+export interface TranslatedEntry {
+  /**
+   * The kernel's conntrack id, where the source knows it (netlink). Sources
+   * without ids identify an entry by its key and `sport`.
+   */
+  id?: number;
+  /** The original source port (the rest of the tuple is the key). */
+  sport: number;
+  /** The reply direction's zone (the key holds the original direction's). */
+  replyZone: number;
+  /** Where the destination was translated to: the reply tuple's source. */
+  translated: Endpoint;
+}
+
+/**
+ * The evidence contract: what a source that was asked for keys delivers,
+ * from the same read as the candidates (procfs: the same pass; netlink: an
+ * `IPS_DST_NAT` dump beside the candidates'; the CLI: `-L --dst-nat`; an
+ * events source: its view of the table at the read).
+ *
+ * - Complete: every translated TCP entry with an asked key that was in the
+ *   table throughout the read is listed, unless its key is in `overflow`.
+ *   The un-NATed rule takes an entry missing from a read as proof that it was
+ *   not there yet, so a source that cannot promise this for a key must put
+ *   the key in `overflow` (or deliver no `evidence` at all).
+ * - Current: a listed entry was in the table during the read.
+ * - Every key asked is in `entries` (an empty list when it has none), or in
+ *   `overflow`; keys not asked may be absent.
+ */
+export interface EvidenceRead {
+  /** By {@linkcode clientKey} (lib/tuple.ts): the translated TCP entries of the key. */
+  entries: ReadonlyMap<string, readonly TranslatedEntry[]>;
+  /**
+   * Keys with more entries than the source keeps (see
+   * {@linkcode MAX_EVIDENCE_PER_KEY}, {@linkcode MAX_EVIDENCE_ENTRIES}):
+   * nothing is known of them in this read.
+   */
+  overflow: ReadonlySet<string>;
+}
+
+/** A source keeps at most this many translated entries per key and read; more: overflow. */
+export const MAX_EVIDENCE_PER_KEY = 4096;
+/** A source keeps at most this many translated entries per read in all; more: overflow. */
+export const MAX_EVIDENCE_ENTRIES = 16_384;
 
 /** What a snapshot may collect on the way. */
 export interface SnapshotOptions {
   /**
-   * Destinations to look evidence up for in the same read, where the source
-   * reads the whole table anyway (procfs); other sources ignore it.
+   * Keys (client address, destination, zone) to collect translated TCP
+   * entries for in the same read (see {@linkcode EvidenceRead}). Every
+   * source honours it.
    */
-  evidenceFor?: readonly Destination[];
+  evidenceFor?: readonly ClientKey[];
 }

@@ -36,19 +36,11 @@ export interface TrackerOptions {
   marginMs?: number;
 }
 
-/** The rule that found an entry stale. */
-export type Rule = "renewals" | "unnated";
-
-/** An entry found stale: delete it (or, in a dry run, say so). */
-export interface StaleDecision {
+/** An entry renewed more than the threshold (the renewal rule turns it into a decision). */
+export interface Renewed {
   tuple: Tuple;
-  /** Which rule decided, and why in words (for the log line). */
-  rule: Rule;
-  reason: string;
-  /** Renewals observed (more than the threshold for the renewal rule). */
+  /** Renewals observed (more than the threshold). */
   renewals: number;
-  /** For the un-NATed rule: how old the entry is at least, in milliseconds. */
-  ageMs?: number;
   /** Milliseconds between the first snapshot that saw it and this one. */
   trackedMs: number;
   /** The kernel's id, where the source knows it. */
@@ -58,7 +50,7 @@ export interface StaleDecision {
 /** What one {@linkcode RenewalTracker.observe} call decided. */
 export interface TrackResult {
   /** Entries with more renewals than the threshold, in snapshot order. */
-  stale: StaleDecision[];
+  stale: Renewed[];
   /** Renewals counted in this snapshot. */
   renewals: number;
   /** Candidates tracked after this snapshot. */
@@ -126,7 +118,7 @@ export class RenewalTracker {
   observe(snapshot: Snapshot): TrackResult {
     const poll = ++this.#poll;
     let renewals = 0;
-    const stale: StaleDecision[] = [];
+    const stale: Renewed[] = [];
     for (const c of snapshot.candidates) {
       const key = tupleKey(c);
       const lo = c.seenFrom + c.timeout * 1000 - this.marginMs;
@@ -160,8 +152,6 @@ export class RenewalTracker {
       if (t.renewals > this.threshold && !again) {
         stale.push({
           tuple: t.tuple,
-          rule: "renewals",
-          reason: `renewed ${t.renewals} times, more than the threshold ${this.threshold}`,
           renewals: t.renewals,
           trackedMs: snapshot.startedAt - t.firstSeen,
           ...(c.id !== undefined ? { id: c.id } : {}),

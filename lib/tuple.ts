@@ -136,6 +136,30 @@ export function destinationKey(d: Destination): string {
   return `${d.family} ${d.dst} ${d.dport} ${d.zone}`;
 }
 
+/**
+ * Whose path to where: a client address toward a destination address and
+ * port, in a zone. The un-NATed rule's table evidence is asked and kept by
+ * this key: only an entry with the same key speaks for the client's path.
+ */
+export interface ClientKey extends Destination {
+  src: string;
+}
+
+/**
+ * A string that identifies a {@linkcode ClientKey}: family, source and
+ * destination address, destination port, zone.
+ *
+ * @example
+ * ```ts
+ * import { clientKey } from "./tuple.ts";
+ * clientKey({ family: "ipv4", src: "10.1.0.7", dst: "10.96.0.10", dport: 80, zone: 0 });
+ * // => "ipv4 10.1.0.7 10.96.0.10 80 0"
+ * ```
+ */
+export function clientKey(k: ClientKey): string {
+  return `${k.family} ${k.src} ${k.dst} ${k.dport} ${k.zone}`;
+}
+
 /** Copies only the tuple fields of a candidate (or anything wider). */
 export function toTuple(t: Tuple): Tuple {
   return {

@@ -19,7 +19,7 @@
  * | loop    | lib/agent.ts                                                 |
  * | parts   | lib/sources/, lib/deleters/, lib/setup.ts, lib/server.ts,    |
  * |         | lib/metrics.ts, lib/lifecycle.ts, lib/config.ts,             |
- * |         | lib/tracker.ts, lib/unnated.ts                               |
+ * |         | lib/tracker.ts, lib/rules/                                   |
  * | helpers | every other lib/ module (addr, parse, scan, duration, log,   |
  * |         | entry, process, netlink/ …)                                  |
  *
@@ -54,7 +54,7 @@ export const LAYERS: Layer[] = [
       "lib/lifecycle.ts",
       "lib/config.ts",
       "lib/tracker.ts",
-      "lib/unnated.ts",
+      "lib/rules/",
     ],
   },
   { name: "helpers", paths: ["lib/"] },

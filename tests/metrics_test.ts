@@ -14,6 +14,7 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
     deleter: "conntrack",
     processMetrics: false,
     nowSeconds: () => 1700000000,
+    rules: ["renewals", "unnated"],
   });
   const before = await m.registry.metrics();
   for (const rule of ["renewals", "unnated"]) {
@@ -42,8 +43,8 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
     { result: "failed", rule: "unnated" },
   ], 40);
   m.deletions([{ result: "dry_run", rule: "unnated" }], 0);
-  m.evidenceLookup(3, 1, 20);
-  m.evidenceLookup(2, 0, 5, new Error("EPERM"));
+  m.evidenceRead(3, true);
+  m.evidenceRead(2, false);
   m.skippedTicks(2);
   const t = await m.registry.metrics();
   assert.equal(value(t, 'conntrack_cleaner_snapshots_total{result="ok"}'), 2);
@@ -64,9 +65,9 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
   assert.equal(del("failed", "renewals"), 0);
   assert.equal(del("dry_run", "unnated"), 1);
   assert.equal(del("dry_run", "renewals"), 0);
-  assert.equal(value(t, 'conntrack_cleaner_evidence_lookups_total{result="ok"}'), 1);
-  assert.equal(value(t, 'conntrack_cleaner_evidence_lookups_total{result="error"}'), 1);
-  assert.equal(value(t, "conntrack_cleaner_evidence_lookup_duration_seconds_count"), 2);
+  assert.equal(value(t, 'conntrack_cleaner_evidence_reads_total{result="ok"}'), 1);
+  assert.equal(value(t, 'conntrack_cleaner_evidence_reads_total{result="missing"}'), 1);
+  assert.equal(value(t, "conntrack_cleaner_evidence_keys"), 2);
   assert.equal(
     value(t, "conntrack_cleaner_delete_duration_seconds_count"),
     1,

@@ -43,7 +43,7 @@ function linesOf(name: string): string[] {
 }
 
 /** The comparable part of a parsed TCP entry (timeout and use vary between captures). */
-function shape(family: string, e: Omit<TcpEntry, "timeout" | "use" | "family">) {
+function shape(family: string, e: Omit<TcpEntry, "timeout" | "use" | "family" | "replyZone">) {
   return {
     family,
     state: e.state,
@@ -143,7 +143,7 @@ for (const name of FILES) {
   });
 }
 
-Deno.test("parseLine reads zone=5, zone=65535 and zone-orig=7 of captured lines, and zone 0 for zone-reply=8 only", () => {
+Deno.test("parseLine reads zone=5, zone=65535 and zone-orig=7 of captured lines, and zone 0 for zone-reply=8 only; reply zones likewise", () => {
   for (const name of FILES) {
     const zones = new Map<string, number>();
     for (const line of linesOf(name)) {
@@ -155,6 +155,10 @@ Deno.test("parseLine reads zone=5, zone=65535 and zone-orig=7 of captured lines,
       if (line.includes(" zone=65535 ")) assert.equal(e.zone, 65535, line);
       if (line.includes(" zone-orig=7 ")) assert.equal(e.zone, 7, line);
       if (line.includes(" zone-reply=8 ")) assert.equal(e.zone, 0, line);
+      // The reply direction's zone: zone= holds both ways, zone-orig= only the original.
+      if (line.includes(" zone=5 ")) assert.equal(e.replyZone, 5, line);
+      if (line.includes(" zone-orig=7 ")) assert.equal(e.replyZone, 0, line);
+      if (line.includes(" zone-reply=8 ")) assert.equal(e.replyZone, 8, line);
       if (!/ zone(-orig)?=/.test(line)) assert.equal(e.zone, 0, line);
     }
     // The same tuple in zone 0 and zone 5 is two entries, in both families.

@@ -23,6 +23,7 @@ Deno.test("parseLine reads a captured SYN_SENT [UNREPLIED] IPv6 line in zone 5 a
     original: { src: "2001:db8::1", dst: "2001:db8::2", sport: 40000, dport: 80 },
     reply: { src: "2001:db8::2", dst: "2001:db8::1", sport: 80, dport: 40000 },
     zone: 5,
+    replyZone: 5,
     unreplied: true,
     flag: undefined,
     mark: 0,

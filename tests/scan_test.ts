@@ -109,40 +109,74 @@ Deno.test("TableScanner keeps at most maxCandidates and counts the rest as overf
   assert.equal(s.snapshot(0, 1).overflow, 3);
 });
 
-Deno.test("TableScanner collects candidates and evidence for asked destinations in one pass", () => {
+Deno.test("TableScanner collects candidates and, for the keys asked, translated TCP entries in one pass", () => {
   // Lines as this kernel printed them for `conntrack -I … --dst-nat` entries in a test namespace.
   const lines = [
     "ipv4     2 tcp      6 99 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=1000 dport=80 src=10.9.9.9 dst=10.0.0.1 sport=8080 dport=1000 mark=0 zone=0 use=2",
     "ipv4     2 tcp      6 99 SYN_SENT src=10.0.0.1 dst=10.0.0.3 sport=1000 dport=80 [UNREPLIED] src=10.0.0.3 dst=10.0.0.1 sport=80 dport=1000 mark=0 zone=0 use=2",
     "ipv6     10 tcp      6 99 SYN_SENT src=2001:0db8:0000:0000:0000:0000:0000:0001 dst=2001:0db8:0000:0000:0000:0000:0000:0002 sport=1000 dport=80 [UNREPLIED] src=2001:0db8:0000:0000:0000:0000:0000:0009 dst=2001:0db8:0000:0000:0000:0000:0000:0001 sport=8080 dport=1000 mark=0 zone=5 use=2",
+    // TIME_WAIT after a short request: evidence too.
+    "ipv4     2 tcp      6 99 TIME_WAIT src=10.0.0.1 dst=10.0.0.2 sport=1003 dport=80 src=10.9.9.9 dst=10.0.0.1 sport=8080 dport=1003 [ASSURED] mark=0 zone=0 use=2",
+    // Another client to the address and port asked: not listed under 10.0.0.1's key.
+    "ipv4     2 tcp      6 99 ESTABLISHED src=10.0.0.7 dst=10.0.0.2 sport=1004 dport=80 src=10.9.9.9 dst=10.0.0.7 sport=8080 dport=1004 mark=0 zone=0 use=2",
+    // A directional zone: listed under the original zone, with the reply zone it has.
+    "ipv4     2 tcp      6 99 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=1005 dport=80 zone-orig=4 src=10.9.9.9 dst=10.0.0.1 sport=8080 dport=1005 mark=0 use=2",
     // Translated, but to another port of the address asked: not evidence for port 80.
     "ipv4     2 tcp      6 99 ESTABLISHED src=10.0.0.1 dst=10.0.0.3 sport=1001 dport=443 src=10.9.9.8 dst=10.0.0.1 sport=8443 dport=1001 mark=0 zone=0 use=2",
     // Same address and port, not translated: not evidence.
-    "ipv4     2 tcp      6 99 ESTABLISHED src=10.0.0.5 dst=10.0.0.3 sport=1002 dport=80 src=10.0.0.3 dst=10.0.0.5 sport=80 dport=1002 mark=0 zone=0 use=2",
+    "ipv4     2 tcp      6 99 ESTABLISHED src=10.0.0.1 dst=10.0.0.3 sport=1002 dport=80 src=10.0.0.3 dst=10.0.0.1 sport=80 dport=1002 mark=0 zone=0 use=2",
+    // UDP, DNATed to the same address and port: not TCP evidence.
+    "ipv4     2 udp      17 29 src=10.0.0.1 dst=10.0.0.3 sport=1006 dport=80 src=10.9.9.8 dst=10.0.0.1 sport=8080 dport=1006 mark=0 zone=0 use=2",
   ];
   const ask = [
-    { family: "ipv4" as const, dst: "10.0.0.2", dport: 80, zone: 0 },
-    { family: "ipv4" as const, dst: "10.0.0.3", dport: 80, zone: 0 },
-    { family: "ipv6" as const, dst: "2001:db8::2", dport: 80, zone: 5 },
-    { family: "ipv6" as const, dst: "2001:db8::2", dport: 80, zone: 0 },
+    { family: "ipv4" as const, src: "10.0.0.1", dst: "10.0.0.2", dport: 80, zone: 0 },
+    { family: "ipv4" as const, src: "10.0.0.1", dst: "10.0.0.2", dport: 80, zone: 4 },
+    { family: "ipv4" as const, src: "10.0.0.1", dst: "10.0.0.3", dport: 80, zone: 0 },
+    { family: "ipv6" as const, src: "2001:db8::1", dst: "2001:db8::2", dport: 80, zone: 5 },
+    { family: "ipv6" as const, src: "2001:db8::1", dst: "2001:db8::2", dport: 80, zone: 0 },
   ];
   const s = new TableScanner({ evidenceFor: ask });
   s.push(new TextEncoder().encode(lines.join("\n") + "\n"), 0, 1);
   s.end();
-  assert.deepEqual([...s.evidence].sort(), [
-    ["ipv4 10.0.0.2 80 0", { addr: "10.9.9.9", port: 8080 }],
-    ["ipv6 2001:db8::2 80 5", { addr: "2001:db8::9", port: 8080 }],
+  const ev = s.snapshot(0, 1).evidence!;
+  assert.deepEqual([...ev.entries].sort(), [
+    ["ipv4 10.0.0.1 10.0.0.2 80 0", [
+      { sport: 1000, replyZone: 0, translated: { addr: "10.9.9.9", port: 8080 } },
+      { sport: 1003, replyZone: 0, translated: { addr: "10.9.9.9", port: 8080 } },
+    ]],
+    ["ipv4 10.0.0.1 10.0.0.2 80 4", [
+      { sport: 1005, replyZone: 0, translated: { addr: "10.9.9.9", port: 8080 } },
+    ]],
+    ["ipv4 10.0.0.1 10.0.0.3 80 0", []],
+    ["ipv6 2001:db8::1 2001:db8::2 80 0", []],
+    ["ipv6 2001:db8::1 2001:db8::2 80 5", [
+      { sport: 1000, replyZone: 5, translated: { addr: "2001:db8::9", port: 8080 } },
+    ]],
   ]);
+  assert.equal(ev.overflow.size, 0);
   assert.deepEqual(s.candidates.map((c) => [c.dst, c.translated ?? null]), [
     ["10.0.0.3", null],
     ["2001:db8::2", { addr: "2001:db8::9", port: 8080 }],
   ]);
   assert.equal(s.malformed, 0);
-  assert.equal(s.snapshot(0, 1).evidence, s.evidence);
   const only = new TableScanner({ evidenceFor: ask, candidates: false });
   only.push(new TextEncoder().encode(lines.join("\n") + "\n"), 0, 1);
   only.end();
   assert.equal(only.candidates.length, 0);
-  assert.equal(only.evidence.size, 2);
+  assert.deepEqual(only.snapshot(0, 1).evidence, ev);
   assert.equal(new TableScanner().snapshot(0, 1).evidence, undefined, "not asked: unknown");
+});
+
+Deno.test("TableScanner puts a key with more translated entries than it keeps in overflow, with none listed", () => {
+  const line = (sport: number) =>
+    `ipv4     2 tcp      6 99 TIME_WAIT src=10.0.0.1 dst=10.0.0.2 sport=${sport} dport=80 src=10.9.9.9 dst=10.0.0.1 sport=8080 dport=${sport} [ASSURED] mark=0 zone=0 use=2`;
+  const lines = Array.from({ length: 4097 }, (_, i) => line(1024 + i));
+  const s = new TableScanner({
+    evidenceFor: [{ family: "ipv4", src: "10.0.0.1", dst: "10.0.0.2", dport: 80, zone: 0 }],
+  });
+  s.push(new TextEncoder().encode(lines.join("\n") + "\n"), 0, 1);
+  s.end();
+  const ev = s.snapshot(0, 1).evidence!;
+  assert.deepEqual([...ev.overflow], ["ipv4 10.0.0.1 10.0.0.2 80 0"]);
+  assert.deepEqual(ev.entries.get("ipv4 10.0.0.1 10.0.0.2 80 0"), []);
 });

@@ -65,6 +65,11 @@ export interface ConntrackEntry {
   replySport?: number;
   /** `CTA_ZONE`, else the original tuple's `CTA_TUPLE_ZONE`, else 0. */
   zone: number;
+  /**
+   * `CTA_ZONE`, else the reply tuple's `CTA_TUPLE_ZONE`, else 0: differs
+   * from `zone` for an entry with a directional zone.
+   */
+  replyZone: number;
   /** `CTA_STATUS` (`IPS_*` bits). */
   status: number;
   /** `CTA_PROTOINFO_TCP_STATE`, for TCP entries that carry it. */
@@ -269,6 +274,7 @@ function toEntry(family: Family, d: Decoded): ConntrackEntry {
     srcAddr: orig!.src!,
     dstAddr: orig!.dst!,
     zone: d.zone ?? orig!.zone ?? 0,
+    replyZone: d.zone ?? reply?.zone ?? 0,
     status: d.status!,
   };
   if (orig!.sport !== undefined) entry.sport = orig!.sport;
@@ -290,7 +296,7 @@ function toEntry(family: Family, d: Decoded): ConntrackEntry {
  * import { entryTuple } from "./conntrack_entry.ts";
  * entryTuple({
  *   family: "ipv4", proto: 6, srcAddr: new Uint8Array([10, 0, 0, 1]), dstAddr: new Uint8Array([10, 0, 0, 2]),
- *   sport: 40000, dport: 80, zone: 0, status: 8,
+ *   sport: 40000, dport: 80, zone: 0, replyZone: 0, status: 8,
  * }); // => { family: "ipv4", src: "10.0.0.1", dst: "10.0.0.2", sport: 40000, dport: 80, zone: 0 }
  * ```
  */

@@ -17,7 +17,7 @@ import { IPPROTO_TCP, IPS_SEEN_REPLY, TCP_CONNTRACK_SYN_SENT } from "./ctnetlink
  * import { isSynSentUnreplied } from "./syn_sent.ts";
  * isSynSentUnreplied({
  *   family: "ipv4", proto: 6, srcAddr: new Uint8Array(4), dstAddr: new Uint8Array(4),
- *   zone: 0, status: 8, tcpState: 1, timeout: 100,
+ *   zone: 0, replyZone: 0, status: 8, tcpState: 1, timeout: 100,
  * }); // => true
  * ```
  */

@@ -1,16 +1,15 @@
 /**
  * Reads the table through conntrack-tools: `conntrack -L -p tcp -u UNREPLIED
  * -o extended`, once per address family, parsed by the same scanner as the
- * procfs file. For kernels without `/proc/net/nf_conntrack` where FFI is not
- * wanted.
+ * procfs file; the un-NATed rule's evidence by `conntrack -L --dst-nat`. For
+ * kernels without `/proc/net/nf_conntrack` where FFI is not wanted.
  *
  * @module
  */
-import type { Snapshot } from "../snapshot.ts";
-import type { Destination, Endpoint, Family } from "../tuple.ts";
+import type { Snapshot, SnapshotOptions } from "../snapshot.ts";
+import type { Family } from "../tuple.ts";
 import { denoRunner, type ProcessRunner } from "../process.ts";
 import { TableScanner } from "../scan.ts";
-import type { EvidenceFinder } from "../unnated.ts";
 import type { Clock } from "../basics.ts";
 import type { Source } from "./source.ts";
 
@@ -50,7 +49,7 @@ export function evidenceArgs(family: Family): string[] {
  * console.log(snap.candidates.length);
  * ```
  */
-export class ConntrackCliSource implements Source, EvidenceFinder {
+export class ConntrackCliSource implements Source {
   readonly name = "conntrack";
   readonly bin: string;
   #timeoutMs: number;
@@ -66,32 +65,34 @@ export class ConntrackCliSource implements Source, EvidenceFinder {
     this.#runner = options.runner ?? denoRunner;
   }
 
-  async snapshot(signal?: AbortSignal): Promise<Snapshot> {
+  /**
+   * One snapshot; with `options.evidenceFor`, also `conntrack -L --dst-nat`
+   * of each family asked about, after the candidates' listings. When an
+   * evidence listing fails, the snapshot comes without evidence (never half
+   * the evidence taken for whole).
+   */
+  async snapshot(signal?: AbortSignal, options: SnapshotOptions = {}): Promise<Snapshot> {
     const startedAt = this.#clock();
     const scanner = new TableScanner({ maxCandidates: this.#maxCandidates });
     for (const family of ["ipv4", "ipv6"] as const) {
       await this.#list(listArgs(family), scanner, signal);
     }
     scanner.end();
-    return scanner.snapshot(startedAt, this.#clock());
-  }
-
-  /**
-   * Evidence for the un-NATed rule: `conntrack -L --dst-nat` of each family
-   * asked about (see {@linkcode EvidenceFinder}).
-   */
-  async findEvidence(
-    destinations: readonly Destination[],
-    signal?: AbortSignal,
-  ): Promise<Map<string, Endpoint>> {
-    const scanner = new TableScanner({ evidenceFor: destinations, candidates: false });
-    for (const family of ["ipv4", "ipv6"] as const) {
-      if (destinations.some((d) => d.family === family)) {
-        await this.#list(evidenceArgs(family), scanner, signal);
+    const keys = options.evidenceFor ?? [];
+    if (keys.length === 0) return scanner.snapshot(startedAt, this.#clock());
+    const found = new TableScanner({ evidenceFor: keys, candidates: false });
+    try {
+      for (const family of ["ipv4", "ipv6"] as const) {
+        if (keys.some((k) => k.family === family)) {
+          await this.#list(evidenceArgs(family), found, signal);
+        }
       }
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      return scanner.snapshot(startedAt, this.#clock()); // no evidence: nothing proven this poll
     }
-    scanner.end();
-    return scanner.evidence;
+    found.end();
+    return { ...scanner.snapshot(startedAt, this.#clock()), evidence: found.evidence!.read() };
   }
 
   async #list(args: string[], scanner: TableScanner, signal?: AbortSignal): Promise<void> {

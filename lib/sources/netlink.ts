@@ -5,8 +5,8 @@
  * @module
  */
 import type { Snapshot, SnapshotOptions } from "../snapshot.ts";
-import type { Destination, Endpoint } from "../tuple.ts";
-import type { EvidenceFinder } from "../unnated.ts";
+import type { ClientKey } from "../tuple.ts";
+import type { EvidenceRead } from "../snapshot.ts";
 import { MessageBuilder } from "../netlink/builder.ts";
 import { AF_UNSPEC, appendDumpRequest, type DumpFilter } from "../netlink/ctnetlink.ts";
 import { allOrFirstFailure, DumpRetryError, runDump } from "../netlink/dump.ts";
@@ -90,7 +90,7 @@ interface DumpJob {
  * }
  * ```
  */
-export class NetlinkSource implements Source, EvidenceFinder {
+export class NetlinkSource implements Source {
   readonly name = "netlink";
   #clock: Clock;
   #mode: NetlinkFilterMode;
@@ -146,10 +146,12 @@ export class NetlinkSource implements Source, EvidenceFinder {
   }
 
   /**
-   * One snapshot. With `options.evidenceFor`, an evidence dump (see
-   * {@linkcode NetlinkSource.findEvidence}) runs beside it on sockets of its
-   * own, so the two kernel walks overlap; the snapshot carries `evidence`
-   * when that dump succeeded (else none: nothing is known).
+   * One snapshot. With `options.evidenceFor`, an evidence dump runs beside
+   * it on sockets of its own, so the two kernel walks overlap: one dump per
+   * family asked about, in which the kernel sends only TCP entries with
+   * `IPS_DST_NAT` (as far as the filter mode allows); each is checked again
+   * here, by its tuples. The snapshot carries `evidence` when that dump
+   * succeeded (else none: nothing is known).
    */
   snapshot(signal?: AbortSignal, options: SnapshotOptions = {}): Promise<Snapshot> {
     // One snapshot at a time (a socket runs one dump at a time): a second call waits for the first.
@@ -165,39 +167,19 @@ export class NetlinkSource implements Source, EvidenceFinder {
     return run;
   }
 
-  /**
-   * Evidence for the un-NATed rule (see {@linkcode EvidenceFinder}): one dump
-   * per family asked about, in which the kernel sends only TCP entries with
-   * `IPS_DST_NAT` (as far as the filter mode allows); each is checked again
-   * here, by its tuples. Runs after the snapshot in progress, on its sockets.
-   */
-  findEvidence(
-    destinations: readonly Destination[],
-    signal?: AbortSignal,
-  ): Promise<Map<string, Endpoint>> {
-    const run = this.#queue.then(() => this.#findEvidence(destinations, signal));
-    this.#queue = run.catch(() => {});
-    return run;
-  }
-
   close(): void {
     this.#closed = true;
     this.#reset();
   }
 
-  async #findEvidence(
-    destinations: readonly Destination[],
-    signal?: AbortSignal,
-  ): Promise<Map<string, Endpoint>> {
+  async #findEvidence(keys: readonly ClientKey[], signal?: AbortSignal): Promise<EvidenceRead> {
     if (this.#closed) throw new Error("netlink source is closed");
     const deadline = this.#clock() + this.#timeoutMs;
     const mode = this.#mode;
-    const families = dumpFamilies(mode)[0] === AF_UNSPEC
-      ? [AF_UNSPEC]
-      : evidenceFamilies(destinations);
+    const families = dumpFamilies(mode)[0] === AF_UNSPEC ? [AF_UNSPEC] : evidenceFamilies(keys);
     const filter = evidenceFilter(mode);
     for (let failures = 0;; failures++) {
-      const found = new EvidenceCollector(destinations);
+      const found = new EvidenceCollector(keys);
       try {
         await this.#dumpAll(
           families,
@@ -206,7 +188,7 @@ export class NetlinkSource implements Source, EvidenceFinder {
           signal,
           MAX_DUMPS,
         );
-        return found.found;
+        return found.read();
       } catch (e) {
         this.#reset(MAX_DUMPS, SLOTS);
         if (signal?.aborted) throw signal.reason;

@@ -1,12 +1,14 @@
 /**
  * Evidence for the un-NATed rule from a ctnetlink dump: where an entry's
- * destination was translated to, and which of the destinations asked about
- * have such an entry. Pure; no I/O.
+ * destination was translated to, and the translated TCP entries of the keys
+ * asked about. Pure; no I/O.
  *
  * @module
  */
 import { formatAddress } from "../addr.ts";
-import { type Destination, destinationKey, type Endpoint } from "../tuple.ts";
+import { type ClientKey, clientKey, type Endpoint } from "../tuple.ts";
+import { EvidenceBuilder } from "../evidence.ts";
+import type { EvidenceRead } from "../snapshot.ts";
 import { type ConntrackEntry, decodeConntrack } from "../netlink/conntrack_entry.ts";
 import {
   AF_INET,
@@ -32,7 +34,7 @@ const CT_NEW = ctMsgType(IPCTNL_MSG_CT_NEW);
  * import { translation } from "./netlink_evidence.ts";
  * translation({
  *   family: "ipv4", proto: 6, srcAddr: new Uint8Array([10, 0, 0, 1]), dstAddr: new Uint8Array([10, 96, 0, 1]),
- *   dport: 80, replySrcAddr: new Uint8Array([10, 244, 1, 5]), replySport: 8080, zone: 0, status: 40,
+ *   dport: 80, replySrcAddr: new Uint8Array([10, 244, 1, 5]), replySport: 8080, zone: 0, replyZone: 0, status: 40,
  * }); // => { addr: "10.244.1.5", port: 8080 }
  * ```
  */
@@ -46,30 +48,35 @@ export function translation(e: ConntrackEntry): Endpoint | undefined {
   return same ? undefined : { addr: formatAddress(r), port: e.replySport };
 }
 
-/** The families (`nfgen_family`) of the destinations asked about. */
-export function evidenceFamilies(destinations: readonly Destination[]): number[] {
-  return [AF_INET, AF_INET6].filter((f) => destinations.some((d) => familyNumber(d.family) === f));
+/** The families (`nfgen_family`) of the keys asked about. */
+export function evidenceFamilies(keys: readonly ClientKey[]): number[] {
+  return [AF_INET, AF_INET6].filter((f) => keys.some((k) => familyNumber(k.family) === f));
 }
 
 /**
- * Collects, from the messages of an evidence dump, the first translation
- * seen for each destination asked about (by {@linkcode destinationKey}).
- * Messages that do not decode are not evidence (snapshots count those).
+ * Collects, from the messages of an evidence dump, the translated TCP
+ * entries of each key asked about (see `EvidenceRead` in lib/snapshot.ts),
+ * with their conntrack ids. Whatever the dump's filter mode, each message is
+ * checked here: TCP, translated, a key asked. Messages that do not decode
+ * are not evidence (snapshots count those).
  *
  * @example
  * ```ts
  * import { EvidenceCollector } from "./netlink_evidence.ts";
- * const c = new EvidenceCollector([{ family: "ipv4", dst: "10.96.0.10", dport: 53, zone: 0 }]);
- * c.found.size; // => 0
+ * const c = new EvidenceCollector([{ family: "ipv4", src: "10.1.0.7", dst: "10.96.0.10", dport: 53, zone: 0 }]);
+ * c.read().entries.get("ipv4 10.1.0.7 10.96.0.10 53 0"); // => []
  * ```
  */
 export class EvidenceCollector {
-  /** What was found, by destination key. */
-  readonly found = new Map<string, Endpoint>();
-  #want: Set<string>;
+  #found: EvidenceBuilder;
 
-  constructor(destinations: readonly Destination[]) {
-    this.#want = new Set(destinations.map(destinationKey));
+  constructor(keys: readonly ClientKey[]) {
+    this.#found = new EvidenceBuilder(keys);
+  }
+
+  /** What was collected. */
+  read(): EvidenceRead {
+    return this.#found.read();
   }
 
   /** Looks at one data message of the evidence dump. */
@@ -82,15 +89,23 @@ export class EvidenceCollector {
       if (err instanceof NetlinkDecodeError) return;
       throw err;
     }
-    if (e.proto !== IPPROTO_TCP || e.dport === undefined) return;
+    if (e.proto !== IPPROTO_TCP || e.dport === undefined || e.sport === undefined) return;
     const to = e.replySrcAddr === undefined ? undefined : translation(e);
     if (to === undefined) return;
-    const key = destinationKey({
+    const dst = formatAddress(e.dstAddr);
+    if (!this.#found.wantsAddress(dst)) return;
+    const key = clientKey({
       family: e.family,
-      dst: formatAddress(e.dstAddr),
+      src: formatAddress(e.srcAddr),
+      dst,
       dport: e.dport,
       zone: e.zone,
     });
-    if (this.#want.has(key) && !this.found.has(key)) this.found.set(key, to);
+    this.#found.add(key, {
+      sport: e.sport,
+      replyZone: e.replyZone,
+      translated: to,
+      ...(e.id !== undefined ? { id: e.id } : {}),
+    });
   }
 }

@@ -1,13 +1,13 @@
 /**
- * Reads `/proc/net/nf_conntrack` as a stream and returns its candidates.
+ * Reads `/proc/net/nf_conntrack` as a stream and returns its candidates, and
+ * the un-NATed rule's evidence (translated entries of the keys asked) from
+ * the same pass.
  *
  * @module
  */
 import type { Snapshot, SnapshotOptions } from "../snapshot.ts";
-import type { Destination, Endpoint } from "../tuple.ts";
 import { PROC_CONNTRACK_FILE } from "../kernel.ts";
 import { TableScanner } from "../scan.ts";
-import type { EvidenceFinder } from "../unnated.ts";
 import type { Clock } from "../basics.ts";
 import type { Source } from "./source.ts";
 
@@ -49,7 +49,7 @@ export interface ProcfsSourceOptions {
  * console.log(snap.scanned, snap.candidates.length);
  * ```
  */
-export class ProcfsSource implements Source, EvidenceFinder {
+export class ProcfsSource implements Source {
   readonly name = "procfs";
   readonly path: string;
   #chunkSize: number;
@@ -74,16 +74,6 @@ export class ProcfsSource implements Source, EvidenceFinder {
     });
     await this.#read(scanner, startedAt, signal);
     return scanner.snapshot(startedAt, this.#clock());
-  }
-
-  /** Evidence for the un-NATed rule: one more read of the file (see {@linkcode EvidenceFinder}). */
-  async findEvidence(
-    destinations: readonly Destination[],
-    signal?: AbortSignal,
-  ): Promise<Map<string, Endpoint>> {
-    const scanner = new TableScanner({ evidenceFor: destinations, candidates: false });
-    await this.#read(scanner, this.#clock(), signal);
-    return scanner.evidence;
   }
 
   async #read(scanner: TableScanner, startedAt: number, signal?: AbortSignal): Promise<void> {

@@ -7,7 +7,12 @@ import {
   CTA_FILTER,
   CTA_STATUS,
   CTA_STATUS_MASK,
+  IPPROTO_UDP,
+  IPS_DST_NAT,
+  IPS_SEEN_REPLY,
 } from "../../lib/netlink/ctnetlink.ts";
+import { clientKey } from "../../lib/tuple.ts";
+import { dumpedPayload } from "../support/netlink_fill.ts";
 import {
   type NetlinkMessage,
   NLM_F_DUMP_INTR,
@@ -519,6 +524,7 @@ Deno.test("translation tells a NATed destination by its address or its port, and
     sport: 40000,
     dport: 80,
     zone: 0,
+    replyZone: 0,
     status: 8,
   };
   const reply = (addr: number[], port: number) => ({
@@ -533,4 +539,64 @@ Deno.test("translation tells a NATed destination by its address or its port, and
     port: 8080,
   });
   assert.deepEqual(translation(base), { addr: "0.0.0.0", port: 0 }, "no reply tuple: not un-NATed");
+});
+
+Deno.test("NetlinkSource.snapshot with evidenceFor lists this client's translated TCP entries with their ids and reply zones, in every filter mode", async () => {
+  const nat = { addr: "10.244.0.5", port: 8080 };
+  const base = {
+    family: "ipv4" as const,
+    src: "10.10.0.1",
+    dst: "10.10.0.2",
+    dport: 80,
+    zone: 0,
+    timeout: 100,
+    replySrc: nat.addr,
+    replySport: nat.port,
+    status: IPS_DST_NAT | IPS_SEEN_REPLY,
+    tcpState: 3,
+  };
+  const extra = [
+    dumpedPayload({ ...base, sport: 41000, id: 11 }), // this client, translated: evidence
+    dumpedPayload({ ...base, sport: 41001, id: 12, proto: IPPROTO_UDP }), // DNATed UDP: not TCP
+    dumpedPayload({ ...base, src: "10.10.0.9", sport: 41003, id: 13 }), // another client
+    dumpedPayload({ ...base, sport: 41002, id: 14, replyZone: 5 }), // zone-reply=5 only
+    dumpedPayload({ ...base, sport: 41004, id: 15, replySrc: "10.10.0.2", replySport: 80 }), // un-NATed
+  ];
+  const key = { family: "ipv4" as const, src: "10.10.0.1", dst: "10.10.0.2", dport: 80, zone: 0 };
+  for (const filter of ["proto+status", "status", "proto", "none"] as NetlinkFilterMode[]) {
+    // A kernel that ignores every filter but the family: each dump gets the whole table.
+    const kernel = new FakeKernel((req, k) => {
+      const fam = decodeRequest(req).family;
+      const entries = [...ALL, ...extra].filter((p) => !fam || familyOf(p) === fam);
+      return [
+        concat(...entries.map((p) => entryFor(req.seq, k.portId, p))),
+        doneFor(req.seq, k.portId),
+      ];
+    });
+    const source = new NetlinkSource({ filter, openTransport: () => kernel.open() });
+    const snap = await source.snapshot(undefined, { evidenceFor: [key] });
+    assert.deepEqual(sports(snap.candidates), [40001, 40002, 40003], filter);
+    assert.deepEqual(snap.evidence?.entries.get(clientKey(key)), [
+      { sport: 41000, replyZone: 0, translated: nat, id: 11 },
+      { sport: 41002, replyZone: 5, translated: nat, id: 14 },
+    ], filter);
+    assert.equal(snap.evidence?.overflow.size, 0);
+    source.close();
+  }
+});
+
+Deno.test("NetlinkSource.snapshot without evidence when the evidence dump fails: nothing is known", async () => {
+  const key = { family: "ipv4" as const, src: "10.10.0.1", dst: "10.10.0.2", dport: 80, zone: 0 };
+  const kernel = new FakeKernel((req, k) => {
+    const r = decodeRequest(req);
+    if (r.status === IPS_DST_NAT) {
+      return [errorFor(req, k.portId, Errno.EPERM)];
+    }
+    return goodAnswer(req, k);
+  });
+  const source = new NetlinkSource({ openTransport: () => kernel.open() });
+  const snap = await source.snapshot(undefined, { evidenceFor: [key] });
+  assert.deepEqual(sports(snap.candidates), [40001, 40002, 40003]);
+  assert.equal(snap.evidence, undefined);
+  source.close();
 });

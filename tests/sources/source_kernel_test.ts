@@ -126,27 +126,55 @@ kernelTest(
           timeout: 300,
           dnat: "10.244.0.7:80",
         },
+        // A short request of the same client, closed: TIME_WAIT evidence.
+        {
+          ...v4,
+          sport: 40005,
+          dport: 80,
+          state: "TIME_WAIT",
+          timeout: 120,
+          dnat: "10.244.0.5:8080",
+        },
+        // Another client's translated connection: listed under its own key only.
+        {
+          src: "192.0.2.2",
+          dst: v4.dst,
+          sport: 40006,
+          dport: 80,
+          state: "ESTABLISHED",
+          timeout: 300,
+          dnat: "10.244.0.5:8080",
+        },
       ];
       await ns.insertMany(specs);
+      const key = (src: string, dst: string, dport: number, zone: number) => ({
+        family: src.includes(":") ? "ipv6" : "ipv4",
+        src,
+        dst,
+        dport,
+        zone,
+      });
       const ask = [
-        { family: "ipv4", dst: v4.dst, dport: 80, zone: 0 },
-        { family: "ipv4", dst: v4.dst, dport: 80, zone: 9 },
-        { family: "ipv4", dst: v4.dst, dport: 443, zone: 0 },
-        { family: "ipv4", dst: v4.dst, dport: 81, zone: 0 },
-        { family: "ipv6", dst: v6.dst, dport: 80, zone: 7 },
-        { family: "ipv6", dst: v6.dst, dport: 80, zone: 0 },
+        key(v4.src, v4.dst, 80, 0),
+        key(v4.src, v4.dst, 80, 9),
+        key(v4.src, v4.dst, 443, 0),
+        key(v4.src, v4.dst, 81, 0),
+        key(v6.src, v6.dst, 80, 7),
+        key(v6.src, v6.dst, 80, 0),
       ];
       const r = await ns.exec([Deno.execPath(), "run", "-A", DRIVER], {
         env: { NO_COLOR: "1", EVIDENCE_FOR: JSON.stringify(ask) },
       });
       assert.equal(r.code, 0, r.stderr);
       const got = JSON.parse(r.stdout);
-      const wantEvidence = [
-        ["ipv4 198.51.100.80 443 0", { addr: "10.244.0.6", port: 8443 }],
-        ["ipv4 198.51.100.80 80 0", { addr: "10.244.0.5", port: 8080 }],
-        ["ipv6 2001:db8:5::80 80 7", { addr: "2001:db8:b::5", port: 8080 }],
-      ];
+      const e = (sport: number, replyZone: number, addr: string, port: number, id: boolean) => ({
+        sport,
+        replyZone,
+        translated: { addr, port },
+        id,
+      });
       for (const name of ["procfs", "netlink", "conntrack"]) {
+        const id = name === "netlink";
         assert.deepEqual(got[name].keys, [
           "ipv4 192.0.2.1 198.51.100.80 40000 80 0",
           "ipv4 192.0.2.1 198.51.100.80 40002 443 0",
@@ -157,12 +185,18 @@ kernelTest(
           [null, { addr: "10.244.0.6", port: 8443 }, null],
           `${name}: only the DNATed candidate is translated`,
         );
-        assert.deepEqual(got[name].evidence, wantEvidence, `${name} evidence`);
-        assert.deepEqual(
-          got[name].snapshotEvidence,
-          name === "conntrack" ? null : wantEvidence,
-          `${name}: evidence asked of the snapshot (the CLI lists only unreplied entries: none)`,
-        );
+        assert.deepEqual(got[name].evidence, [
+          ["ipv4 192.0.2.1 198.51.100.80 443 0", [e(40002, 0, "10.244.0.6", 8443, id)]],
+          ["ipv4 192.0.2.1 198.51.100.80 80 0", [
+            e(40001, 0, "10.244.0.5", 8080, id),
+            e(40005, 0, "10.244.0.5", 8080, id),
+          ]],
+          ["ipv4 192.0.2.1 198.51.100.80 80 9", []],
+          ["ipv4 192.0.2.1 198.51.100.80 81 0", []],
+          ["ipv6 2001:db8:c::1 2001:db8:5::80 80 0", []],
+          ["ipv6 2001:db8:c::1 2001:db8:5::80 80 7", [e(40001, 7, "2001:db8:b::5", 8080, id)]],
+        ], `${name} evidence`);
+        assert.deepEqual(got[name].overflow, [], name);
       }
     });
   },

@@ -13,6 +13,7 @@ import {
   CTA_IP_V6_SRC,
   CTA_PROTO_DST_PORT,
   CTA_PROTO_SRC_PORT,
+  CTA_STATUS,
   CTA_TUPLE_IP,
   CTA_TUPLE_ORIG,
   CTA_TUPLE_PROTO,
@@ -239,6 +240,8 @@ export interface DecodedRequest {
   family: number;
   tuple?: Tuple;
   id?: number;
+  /** `CTA_STATUS`, when the request filters on it. */
+  status?: number;
   attrs: Set<number>;
 }
 
@@ -272,6 +275,8 @@ export function decodeRequest(m: NetlinkMessage): DecodedRequest {
       zone = view.getUint16(top.start, false);
     } else if (top.type === CTA_ID) {
       out.id = view.getUint32(top.start, false);
+    } else if (top.type === CTA_STATUS) {
+      out.status = view.getUint32(top.start, false);
     }
   }
   if (src && dst) {

@@ -1,0 +1,58 @@
+/**
+ * The renewal rule, for kernels that renew a stuck entry at every
+ * retransmitted SYN (before 5.14, and some stable sublevels): an entry whose
+ * expiry moved later more than `--threshold` times is stuck. The counting is
+ * the {@linkcode RenewalTracker}'s (lib/tracker.ts); this rule turns what it
+ * found into decisions.
+ *
+ * @module
+ */
+import type { RenewalTracker } from "../tracker.ts";
+import type { Decision, Rule, RuleInput } from "./rule.ts";
+
+/**
+ * Entries renewed more than the tracker's threshold.
+ *
+ * @example
+ * ```ts
+ * import { RenewalRule } from "./renewals.ts";
+ * import { RenewalTracker } from "../tracker.ts";
+ * const rule = new RenewalRule(new RenewalTracker({ threshold: 3 }));
+ * const tuple = { family: "ipv4" as const, src: "10.0.0.1", dst: "10.0.0.2", sport: 40000, dport: 80, zone: 0 };
+ * const snapshot = { candidates: [], scanned: 0, malformed: 0, startedAt: 0, finishedAt: 1 };
+ * const track = { stale: [{ tuple, renewals: 4, trackedMs: 4000 }], renewals: 1, tracked: 1, forgotten: 0 };
+ * rule.decide({ snapshot, track, sameSince: () => undefined })[0]?.reason;
+ * // => "renewed 4 times, more than the threshold 3"
+ * ```
+ */
+export class RenewalRule implements Rule {
+  static readonly info = {
+    name: "renewals",
+    summary: "the entry's timeout keeps being renewed (kernels before 5.14), more than " +
+      "--threshold times",
+  } as const;
+  readonly name = RenewalRule.info.name;
+  readonly summary = RenewalRule.info.summary;
+  #threshold: number;
+
+  constructor(tracker: Pick<RenewalTracker, "threshold">) {
+    this.#threshold = tracker.threshold;
+  }
+
+  decide(input: RuleInput): Decision[] {
+    return input.track.stale.map((r) => ({
+      rule: "renewals",
+      tuple: r.tuple,
+      reason: `renewed ${r.renewals} times, more than the threshold ${this.#threshold}`,
+      renewals: r.renewals,
+      trackedMs: r.trackedMs,
+      ...(r.id !== undefined ? { id: r.id } : {}),
+    }));
+  }
+
+  logFields(d: Decision): Record<string, unknown> {
+    return d.rule === "renewals"
+      ? { renewals: d.renewals, tracked_s: Math.round(d.trackedMs) / 1000 }
+      : {};
+  }
+}

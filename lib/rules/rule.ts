@@ -1,0 +1,101 @@
+/**
+ * The one seam for deletion rules: a {@linkcode Rule} says what it needs from
+ * the next read of the table, and decides, purely, from what one read and the
+ * tracker's history of each candidate say. The agent asks every rule,
+ * de-duplicates their decisions once (first rule wins) and deletes.
+ *
+ * Each rule's decisions carry details of their own ({@linkcode DecisionDetails},
+ * discriminated by `rule`): adding a rule is a file in `lib/rules/`, a member
+ * of that union, and one line where `main.ts` lists the rules.
+ *
+ * @module
+ */
+import type { Candidate, Snapshot, SnapshotOptions } from "../snapshot.ts";
+import type { Tuple } from "../tuple.ts";
+import type { TrackResult } from "../tracker.ts";
+
+/** What a rule is given for one poll. */
+export interface RuleInput {
+  /**
+   * The read, with only the candidates inside `--destinations` (all by
+   * default); its `evidence` is the whole read's, as the source delivered it.
+   */
+  snapshot: Snapshot;
+  /** What the tracker made of this read (renewals counted, renewed entries). */
+  track: TrackResult;
+  /**
+   * From when (monotonic ms, a `seenTo`) the tracker knows this very entry
+   * unchanged: reset by a new kernel id or a counted renewal (an entry
+   * replaced between reads, on sources without ids). `undefined`: unknown.
+   */
+  sameSince(c: Candidate): number | undefined;
+}
+
+/** One rule's details of a decision, by rule name. */
+export type DecisionDetails =
+  | {
+    rule: "renewals";
+    /** Renewals observed (more than the threshold). */
+    renewals: number;
+    /** Milliseconds between the first read that saw the entry and this one. */
+    trackedMs: number;
+  }
+  | {
+    rule: "unnated";
+    /** How old the entry is at least, in milliseconds. */
+    ageMs: number;
+    /** The provider that vouched that the destination is NATed now for this client. */
+    provider: string;
+  };
+
+/** A rule's name, as logs and metrics label it. */
+export type RuleName = DecisionDetails["rule"];
+
+/** An entry to delete (or, in a dry run, to report), and why. */
+export type Decision = DecisionDetails & {
+  tuple: Tuple;
+  /** Why, in words, for the log line. */
+  reason: string;
+  /** The kernel's id, where the source knows it: the deleter deletes only that entry. */
+  id?: number;
+};
+
+/** A deletion rule. */
+export interface Rule {
+  readonly name: RuleName;
+  /** One line for `--help` and the start-up log: when this rule deletes. */
+  readonly summary: string;
+  /**
+   * What the rule wants collected in the next read (evidence keys), from
+   * what it saw so far; `undefined`: nothing beyond the candidates.
+   */
+  wants?(): SnapshotOptions | undefined;
+  /**
+   * The decisions for one read. Pure apart from the rule's own memory of
+   * earlier reads (called once per successful read, in order).
+   */
+  decide(input: RuleInput): Decision[];
+  /** The decision's details as log fields (besides tuple, rule and reason). */
+  logFields(d: Decision): Record<string, unknown>;
+}
+
+/**
+ * Merges what the rules want from the next read into one set of options.
+ *
+ * @example
+ * ```ts
+ * import { mergeWants } from "./rule.ts";
+ * const key = { family: "ipv4" as const, src: "10.1.0.7", dst: "10.96.0.10", dport: 80, zone: 0 };
+ * mergeWants([{ evidenceFor: [key] }, undefined, { evidenceFor: [key] }]).evidenceFor?.length; // => 1
+ * mergeWants([undefined]); // => {}
+ * ```
+ */
+export function mergeWants(wants: readonly (SnapshotOptions | undefined)[]): SnapshotOptions {
+  const keys = new Map<string, NonNullable<SnapshotOptions["evidenceFor"]>[number]>();
+  for (const w of wants) {
+    for (const k of w?.evidenceFor ?? []) {
+      keys.set(`${k.family} ${k.src} ${k.dst} ${k.dport} ${k.zone}`, k);
+    }
+  }
+  return keys.size > 0 ? { evidenceFor: [...keys.values()] } : {};
+}

@@ -1,0 +1,128 @@
+/**
+ * The un-NATed rule, for kernels that no longer renew stuck entries: a TCP
+ * `SYN_SENT` `[UNREPLIED]` entry whose destination was not translated, at
+ * least `afterMs` old, whose destination a {@linkcode NatProvider} vouches
+ * is NATed now for this client:
+ *
+ * - `destinations` (lib/rules/providers/destinations.ts): inside
+ *   `--destinations`; the operator vouches for every client;
+ * - `table` (lib/rules/providers/table_evidence.ts, zero config): this same
+ *   client's newer connection to it was translated, and is in this read.
+ *
+ * Age is a lower bound: the larger of what the kernel's remaining timeout
+ * says (`synSentTimeoutS − timeout − 1` s, since the kernel rounds down) and
+ * the time since the tracker first saw this very entry (`seenFrom` of this
+ * read minus `sameSince`).
+ *
+ * @module
+ */
+import type { Candidate } from "../snapshot.ts";
+import { toTuple } from "../tuple.ts";
+import type { NatProvider } from "./providers/provider.ts";
+import { type Decision, mergeWants, type Rule, type RuleInput } from "./rule.ts";
+import type { SnapshotOptions } from "../snapshot.ts";
+
+/** Options for {@linkcode UnnatedRule}. */
+export interface UnnatedRuleOptions {
+  /** Minimum age, in milliseconds. */
+  afterMs: number;
+  /**
+   * The kernel's `nf_conntrack_tcp_timeout_syn_sent`, in seconds; `undefined`
+   * when unknown (age then comes from the time since first seen only).
+   */
+  synSentTimeoutS: number | undefined;
+  /** Who may vouch that a destination is NATed now; asked in order, the first "yes" wins. */
+  providers: readonly NatProvider[];
+}
+
+/**
+ * The rule.
+ *
+ * @example
+ * ```ts
+ * import { UnnatedRule } from "./unnated.ts";
+ * import { DestinationsProvider } from "./providers/destinations.ts";
+ * import { parseDestinations } from "../destinations.ts";
+ * const set = parseDestinations("198.51.100.80/32:80");
+ * if (typeof set !== "string") {
+ *   const rule = new UnnatedRule({
+ *     afterMs: 2000, synSentTimeoutS: 120, providers: [new DestinationsProvider(set)],
+ *   });
+ *   const stuck = {
+ *     family: "ipv4" as const, src: "192.0.2.7", dst: "198.51.100.80", sport: 40000, dport: 80,
+ *     zone: 0, timeout: 116, seenFrom: 1000, seenTo: 1001, id: 7,
+ *   };
+ *   const snapshot = { candidates: [stuck], scanned: 1, malformed: 0, startedAt: 1000, finishedAt: 1002 };
+ *   const track = { stale: [], renewals: 0, tracked: 1, forgotten: 0 };
+ *   const [d] = rule.decide({ snapshot, track, sameSince: () => 1001 });
+ *   d?.rule === "unnated" && [d.ageMs, d.provider, d.id]; // => [3000, "destinations", 7]
+ * }
+ * ```
+ */
+export class UnnatedRule implements Rule {
+  static readonly info = {
+    name: "unnated",
+    summary: "the entry's destination was not translated, it is --unnated-after old, " +
+      "and the destination is NATed now for this client (inside --destinations, or, by default, " +
+      "the same client's newer connection to it was translated)",
+  } as const;
+  readonly name = UnnatedRule.info.name;
+  readonly summary = UnnatedRule.info.summary;
+  readonly afterMs: number;
+  readonly synSentTimeoutS: number | undefined;
+  readonly providers: readonly NatProvider[];
+
+  constructor(o: UnnatedRuleOptions) {
+    if (!(o.afterMs >= 0)) throw new RangeError(`afterMs must be >= 0, got ${o.afterMs}`);
+    this.afterMs = o.afterMs;
+    this.synSentTimeoutS = o.synSentTimeoutS;
+    this.providers = o.providers;
+  }
+
+  wants(): SnapshotOptions | undefined {
+    return mergeWants(this.providers.map((p) => p.wants?.()));
+  }
+
+  decide(input: RuleInput): Decision[] {
+    const s = input.snapshot;
+    for (const p of this.providers) p.observe?.(s);
+    const out: Decision[] = [];
+    for (const c of s.candidates) {
+      if (c.translated !== undefined) continue;
+      const sameSince = input.sameSince(c);
+      const ageMs = this.ageMs(c, sameSince);
+      if (ageMs < this.afterMs) continue;
+      for (const p of this.providers) {
+        const v = p.vouch({ candidate: c, sameSince, now: s.startedAt });
+        if (v === undefined) continue;
+        out.push({
+          rule: "unnated",
+          tuple: toTuple(c),
+          reason: v.reason,
+          ageMs,
+          provider: p.name,
+          ...(c.id !== undefined ? { id: c.id } : {}),
+        });
+        break;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A lower bound of the candidate's age at the moment it was seen, in ms:
+   * from the kernel's remaining timeout, or from `sameSince` (when the entry
+   * was first seen unchanged), whichever says more.
+   */
+  ageMs(c: Candidate, sameSince: number | undefined): number {
+    const kernel = this.synSentTimeoutS === undefined
+      ? 0
+      : Math.max(0, this.synSentTimeoutS - c.timeout - 1) * 1000;
+    const seen = sameSince === undefined ? 0 : Math.max(0, c.seenFrom - sameSince);
+    return Math.max(kernel, seen);
+  }
+
+  logFields(d: Decision): Record<string, unknown> {
+    return d.rule === "unnated" ? { age_s: Math.round(d.ageMs) / 1000, provider: d.provider } : {};
+  }
+}
