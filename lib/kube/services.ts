@@ -141,16 +141,21 @@ export class KubeServices {
 
   /**
    * When the endpoint `endpoint` (`addr port`) stopped serving the Service
-   * port at (`addr`, `port`), if it did while this view watched, is not
-   * serving again, and the view is live; else `undefined`.
+   * port at (`addr`, `port`), and which Service that is, if it stopped while
+   * this view watched, is not serving again (behind any Service port there),
+   * and the view is live; else `undefined`.
    */
-  removedAt(addr: string, port: number, endpoint: string): number | undefined {
+  removedAt(
+    addr: string,
+    port: number,
+    endpoint: string,
+  ): { at: number; service: string } | undefined {
     if (this.freshness() !== "live") return undefined;
     const view = this.view();
     if (view.servingAt(addr, port)?.has(endpoint)) return undefined;
     for (const t of view.targetsAt(addr, port)) {
       const at = this.#removed.get(`${servicePortKey(t.service, t.port.name)}\u0000${endpoint}`);
-      if (at !== undefined) return at;
+      if (at !== undefined) return { at, service: t.service };
     }
     return undefined;
   }

@@ -84,7 +84,10 @@ Deno.test("removedAt: an endpoint seen serving, then gone or serving: false; nev
       () => kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080") !== undefined,
       "1.6 not serving",
     );
-    assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.5 8080"), 1_001_000, "1.5 gone");
+    assert.deepEqual(kube.removedAt("10.96.0.10", 80, "10.244.1.5 8080"), {
+      at: 1_001_000,
+      service: "web/shop",
+    }, "1.5 gone");
     assert.equal(
       kube.removedAt("10.96.0.10", 81, "10.244.1.5 8080"),
       undefined,
@@ -145,4 +148,29 @@ Deno.test("with slices left out over the bound, nothing counts as removed", asyn
     await until(() => kube.view().servingAt("10.96.0.10", 80)?.size === 1, "the change");
     assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080"), undefined);
   }, { maxSlices: 1 });
+});
+
+Deno.test("an endpoint removed from one Service but serving another at the same address is kept", async () => {
+  await withServices(async ({ fake, kube }) => {
+    const shared = { externalIPs: ["198.51.100.7"], ports: [{ name: "http", port: 80 }] };
+    fake.set("services", service("web", "shop", { clusterIPs: ["10.96.0.10"], ...shared }));
+    fake.set("services", service("web", "blue", { clusterIPs: ["10.96.0.11"], ...shared }));
+    fake.set(
+      "endpointslices",
+      endpointSlice("web", "blue", "ipv4", [{ name: "http", port: 8080 }], [{
+        addr: "10.244.1.5",
+      }]),
+    );
+    await until(() => kube.view().servingAt("198.51.100.7", 80)?.size === 2, "both Services");
+    fake.set("endpointslices", slice([{ addr: "10.244.1.6" }]));
+    await until(
+      () => kube.removedAt("10.96.0.10", 80, "10.244.1.5 8080") !== undefined,
+      "1.5 gone from shop",
+    );
+    assert.equal(
+      kube.removedAt("198.51.100.7", 80, "10.244.1.5 8080"),
+      undefined,
+      "still serving blue there",
+    );
+  });
 });
