@@ -27,6 +27,11 @@ import type { Rule } from "./lib/rules/rule.ts";
 import type { NatProvider } from "./lib/rules/providers/provider.ts";
 import { DestinationsProvider } from "./lib/rules/providers/destinations.ts";
 import { TableEvidenceProvider } from "./lib/rules/providers/table_evidence.ts";
+import { KubernetesProvider } from "./lib/rules/providers/kubernetes.ts";
+import { StaleEndpointRule } from "./lib/rules/stale_endpoint.ts";
+import { AccessError } from "./lib/kube/access.ts";
+import { kubeReadiness } from "./lib/kube/services.ts";
+import { type RunningKube, startKubernetes } from "./lib/kube/start.ts";
 import { VERSION } from "./lib/version.ts";
 
 /** Runs the agent; resolves to the process exit code. */
@@ -85,11 +90,30 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
   const synSentTimeout = settings.unnatedAfterMs === undefined
     ? undefined
     : await readSynSentTimeout();
+  let kube: RunningKube | undefined;
+  try {
+    kube = await startKubernetes(
+      {
+        kubernetes: settings.kubernetes,
+        kubeconfig: settings.kubeconfig,
+        userAgent: `conntrack-cleaner/${VERSION}`,
+      },
+      log,
+      shutdown.stop,
+    );
+  } catch (e) {
+    if (!(e instanceof AccessError)) throw e;
+    log.error(`Kubernetes: ${e.message}`);
+    source.close?.();
+    deleter.close?.();
+    return 1;
+  }
   const tracker = new RenewalTracker({ threshold: settings.threshold });
   // Who may vouch that a destination is NATed now (the un-NATed rule's providers), one line each.
   const providers: NatProvider[] = settings.destinations
     ? [new DestinationsProvider(settings.destinations)]
     : [new TableEvidenceProvider()];
+  if (kube) providers.push(new KubernetesProvider(kube.services));
   const rules: Rule[] = [new RenewalRule(tracker)];
   if (settings.unnatedAfterMs !== undefined) {
     rules.push(
@@ -99,6 +123,15 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
         providers,
       }),
     );
+    if (kube) {
+      rules.push(
+        new StaleEndpointRule({
+          afterMs: settings.unnatedAfterMs,
+          synSentTimeoutS: typeof synSentTimeout === "number" ? synSentTimeout : undefined,
+          endpoints: kube.services,
+        }),
+      );
+    }
   }
   const report = describeRules({
     rules: rules.map((r) => r.name),
@@ -119,6 +152,7 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
     deleter: deleter.name,
     logLinesDropped: () => log.dropped?.() ?? 0,
     rules: rules.map((r) => r.name),
+    ...(kube ? { kubernetes: () => kube.services.status() } : {}),
   });
   const agent = new Agent({
     source,
@@ -144,6 +178,7 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
           contentType: metrics.registry.contentType,
         }),
         liveness: livenessLimits(settings.intervalMs, parts),
+        ...(kube ? { readyChecks: [() => kubeReadiness(kube.services.status())] } : {}),
         onError: (e) => log.error("HTTP handler failed", { error: errorText(e) }),
       });
       log.info("serving /metrics, /healthz, /readyz", { listen: formatListen(server.addr) });
@@ -161,6 +196,8 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
     code = 1;
   } finally {
     await server?.shutdown();
+    await kube?.done;
+    kube?.close();
     source.close?.();
     deleter.close?.();
   }

@@ -47,6 +47,56 @@ export interface KubeServicesOptions {
 /** How fresh the view is. */
 export type Freshness = "unsynced" | "live" | "stale" | "expired";
 
+/** What {@linkcode KubeServices.status} tells. */
+export interface KubeStatus {
+  freshness: Freshness;
+  /** Objects kept. */
+  services: number;
+  slices: number;
+  /** Objects over the bounds, not kept. */
+  servicesIgnored: number;
+  slicesIgnored: number;
+  overflow: number;
+  /** Destinations (address and port) the last view built vouches for. */
+  destinations: number;
+  /** Since the API last answered both watches (the older of the two). */
+  lastContactAgeMs: number | undefined;
+  lastError: string | undefined;
+}
+
+/**
+ * /readyz's word on the Kubernetes view: not ready before the first full
+ * lists, nor once the view expired; ready (saying so) while it is stale.
+ *
+ * @example
+ * ```ts
+ * import { kubeReadiness } from "./services.ts";
+ * kubeReadiness({ freshness: "unsynced", lastError: "services: HTTP 403 Forbidden: …" }).reason;
+ * // => "Kubernetes: no full list of Services and EndpointSlices yet (services: HTTP 403 Forbidden: …)"
+ * ```
+ */
+export function kubeReadiness(
+  s: Pick<KubeStatus, "freshness" | "lastError"> & { lastContactAgeMs?: number | undefined },
+): { ok: boolean; reason: string } {
+  const why = s.lastError ? ` (${s.lastError.replaceAll("\n", " ")})` : "";
+  if (s.freshness === "unsynced") {
+    return {
+      ok: false,
+      reason: `Kubernetes: no full list of Services and EndpointSlices yet${why}`,
+    };
+  }
+  if (s.freshness === "expired") {
+    const age = s.lastContactAgeMs === undefined
+      ? ""
+      : ` for ${Math.round(s.lastContactAgeMs / 1000)}s`;
+    return {
+      ok: false,
+      reason: `Kubernetes: API unreachable${age}; Services vouch for nothing${why}`,
+    };
+  }
+  return { ok: true, reason: "ok" };
+}
+
 /** Removed endpoints remembered at most. */
 const MAX_REMOVED = 50_000;
 
@@ -161,14 +211,7 @@ export class KubeServices {
   }
 
   /** For metrics, logs and /readyz. */
-  status(): {
-    freshness: Freshness;
-    services: number;
-    slices: number;
-    overflow: number;
-    lastContactAgeMs: number | undefined;
-    lastError: string | undefined;
-  } {
+  status(): KubeStatus {
     const a: ReflectorState = this.services.state;
     const b: ReflectorState = this.slices.state;
     const contact = Math.min(a.lastContactAt ?? Infinity, b.lastContactAt ?? Infinity);
@@ -176,7 +219,10 @@ export class KubeServices {
       freshness: this.freshness(),
       services: this.services.items.size,
       slices: this.slices.items.size,
+      servicesIgnored: a.overflow,
+      slicesIgnored: b.overflow,
       overflow: a.overflow + b.overflow,
+      destinations: this.#view.vouched,
       lastContactAgeMs: contact === Infinity ? undefined : this.#clock() - contact,
       lastError: a.lastError ?? b.lastError,
     };
