@@ -1,13 +1,13 @@
 /**
  * `deno task bench:unnated`: the per-poll cost of the un-NATed rule's
- * evidence look-ups (issue 7, "Evidence must not bring back the cost of the
- * whole table"), on a 100k-entry table in a namespace.
+ * evidence (issue 7, "Evidence must not bring back the cost of the whole
+ * table"), on a 100k-entry table in a namespace.
  *
  * A poll is what the agent does every interval: `Agent.pollOnce()` = one
- * snapshot, the tracker, and (when due) one evidence look-up. Each agent
- * polls once a second of real time, so the rule's caches (negative answers
- * live 1.5 s: a look-up every other poll) and the renewal tracker behave as
- * in service.
+ * snapshot (with the evidence of the keys of the last read's un-NATed
+ * candidates, collected in the same read), the tracker, the rules. Each
+ * agent polls once a second of real time, so the table-evidence provider
+ * and the renewal tracker behave as in service.
  * Nothing is deleted: the deleter only records (and no decision is expected).
  *
  * Per source (netlink, procfs, conntrack CLI), the cases:
@@ -33,7 +33,6 @@ import { parseArgs } from "node:util";
 import { Agent } from "../lib/agent.ts";
 import type { DeleteOutcome, Deleter, DeleteTarget } from "../lib/deleters/deleter.ts";
 import type { Snapshot, SnapshotOptions } from "../lib/snapshot.ts";
-import type { Destination, Endpoint } from "../lib/tuple.ts";
 import { readSynSentTimeout } from "../lib/kernel.ts";
 import { createLogger } from "../lib/log.ts";
 import { ConntrackCliSource } from "../lib/sources/conntrack_cli.ts";
@@ -41,7 +40,9 @@ import { NetlinkSource } from "../lib/sources/netlink.ts";
 import { ProcfsSource } from "../lib/sources/procfs.ts";
 import type { Source } from "../lib/sources/source.ts";
 import { RenewalTracker } from "../lib/tracker.ts";
-import { type EvidenceFinder, UnnatedRule } from "../lib/unnated.ts";
+import { UnnatedRule } from "../lib/rules/unnated.ts";
+import { RenewalRule } from "../lib/rules/renewals.ts";
+import { TableEvidenceProvider } from "../lib/rules/providers/table_evidence.ts";
 import { canRunKernelTests, type EntrySpec, withNetns } from "../testbed/netns.ts";
 
 const SELF = new URL(import.meta.url).pathname;
@@ -86,41 +87,24 @@ function tableSpecs(n: number, unnated: boolean): EntrySpec[] {
 
 // ------------------------------------------------------------------- child
 
-/** A source that counts its evidence look-ups and what they cost. */
-class CountingSource implements Source, EvidenceFinder {
+/** A source that counts the reads asked for evidence (its time is inside the snapshot's). */
+class CountingSource implements Source {
   readonly name: string;
   lookups = 0;
   asked = 0;
   found = 0;
-  lookupMs = 0;
-  constructor(readonly inner: Source & EvidenceFinder) {
+  constructor(readonly inner: Source) {
     this.name = inner.name;
   }
   async snapshot(signal?: AbortSignal, options?: SnapshotOptions): Promise<Snapshot> {
     const snap = await this.inner.snapshot(signal, options);
-    // Evidence answered by the snapshot (procfs: same pass; netlink: a dump beside it) counts
-    // as a look-up too; its time is inside the snapshot's. The CLI source does not answer.
     const n = options?.evidenceFor?.length ?? 0;
     if (n > 0 && snap.evidence !== undefined) {
       this.lookups++;
       this.asked += n;
+      for (const list of snap.evidence.entries.values()) this.found += list.length;
     }
     return snap;
-  }
-  async findEvidence(
-    destinations: readonly Destination[],
-    signal?: AbortSignal,
-  ): Promise<Map<string, Endpoint>> {
-    const t = performance.now();
-    this.lookups++;
-    this.asked += destinations.length;
-    try {
-      const found = await this.inner.findEvidence(destinations, signal);
-      this.found += found.size;
-      return found;
-    } finally {
-      this.lookupMs += performance.now() - t;
-    }
   }
   close(): void {
     this.inner.close?.();
@@ -159,7 +143,7 @@ class Cadence {
   }
 }
 
-function makeSource(name: SourceName): Source & EvidenceFinder {
+function makeSource(name: SourceName): Source {
   if (name === "netlink") return new NetlinkSource();
   if (name === "procfs") return new ProcfsSource();
   return new ConntrackCliSource();
@@ -168,12 +152,11 @@ function makeSource(name: SourceName): Source & EvidenceFinder {
 interface CaseResult {
   /** Wall ms of each measured poll. */
   ms: number[];
-  /** Whether that poll made an evidence look-up. */
+  /** Whether that poll's read collected evidence. */
   lookedUp: boolean[];
   lookups: number;
   asked: number;
   found: number;
-  lookupMs: number;
   deletes: number;
   candidates: number;
   warnings: string[];
@@ -184,14 +167,17 @@ function makeRun(source: SourceName, c: Case, synSentTimeoutS: number) {
   const src = new CountingSource(makeSource(source));
   const deleter = new RecordingDeleter();
   const warnings: string[] = [];
+  const tracker = new RenewalTracker({ threshold: 3 });
+  const unnated = new UnnatedRule({
+    afterMs: 2000,
+    synSentTimeoutS,
+    providers: [new TableEvidenceProvider()],
+  });
   const agent = new Agent({
     source: src,
     deleter,
-    tracker: new RenewalTracker({ threshold: 3 }),
-    ...(c === "a" ? {} : {
-      unnated: new UnnatedRule({ afterMs: 2000, synSentTimeoutS, destinations: undefined }),
-      evidence: src,
-    }),
+    tracker,
+    rules: c === "a" ? [new RenewalRule(tracker)] : [new RenewalRule(tracker), unnated],
     log: createLogger({ level: "warn", write: (l) => warnings.push(l) }),
     intervalMs: INTERVAL_MS,
   });
@@ -201,7 +187,6 @@ function makeRun(source: SourceName, c: Case, synSentTimeoutS: number) {
     lookups: 0,
     asked: 0,
     found: 0,
-    lookupMs: 0,
     deletes: 0,
     candidates: 0,
     warnings,
@@ -253,7 +238,6 @@ async function childPolls(source: SourceName, cases: Case[], polls: number): Pro
     r.lookups = run.src.lookups - base[i]!.lookups;
     r.asked = run.src.asked - base[i]!.asked;
     r.found = run.src.found - base[i]!.found;
-    r.lookupMs = run.src.lookupMs - base[i]!.lookupMs;
     out[cases[i]!] = r;
   });
   console.log(JSON.stringify({ synSentTimeoutS, ...out }));
@@ -284,15 +268,13 @@ const verdict = (ok: boolean) => (ok ? "meets target" : "MISSES target");
 
 /** Two children's results for one case, taken together. */
 function merge(parts: CaseResult[]): CaseResult {
-  const sum = (k: "lookups" | "asked" | "found" | "lookupMs" | "deletes") =>
-    parts.reduce((s, p) => s + p[k], 0);
+  const sum = (k: "lookups" | "asked" | "found" | "deletes") => parts.reduce((s, p) => s + p[k], 0);
   return {
     ms: parts.flatMap((p) => p.ms),
     lookedUp: parts.flatMap((p) => p.lookedUp),
     lookups: sum("lookups"),
     asked: sum("asked"),
     found: sum("found"),
-    lookupMs: sum("lookupMs"),
     deletes: sum("deletes"),
     candidates: parts.at(-1)!.candidates,
     warnings: parts.flatMap((p) => p.warnings),
@@ -321,16 +303,15 @@ async function benchSource(
   console.log(
     `\n### source ${source}: ${r.a.ms.length} polls per case, each agent once a second\n`,
   );
-  const W = [46, 8, 8, 10, 10, 8, 11, 9];
+  const W = [46, 8, 8, 11, 11, 9, 10];
   row([
     "case",
     "mean ms",
     "median",
-    "w/ lookup",
-    "w/o lookup",
-    "lookups",
-    "dests asked",
-    "lookup ms",
+    "w/ evidence",
+    "w/o evid.",
+    "ev. reads",
+    "keys asked",
   ], W);
   const label: Record<Case, string> = {
     a: "a. no un-NATed rule (today)",
@@ -349,14 +330,13 @@ async function benchSource(
       withoutL.length ? fmt(mean(withoutL)) : "–",
       x.lookups,
       x.asked,
-      x.lookups ? fmt(x.lookupMs / x.lookups) : "–",
     ], W);
   }
   const bA = mean(r.b.ms) / mean(r.a.ms), cB = mean(r.c.ms) / mean(r.b.ms);
   const mbA = median(r.b.ms) / median(r.a.ms), mcB = median(r.c.ms) / median(r.b.ms);
   console.log(
     `  candidates tracked: a ${r.a.candidates}, b ${r.b.candidates}, c ${r.c.candidates}; ` +
-      `evidence found ${r.c.found}; deletions asked ${
+      `translated entries listed ${r.c.found}; deletions asked ${
         r.a.deletes + r.b.deletes + r.c.deletes
       }; nf_conntrack_tcp_timeout_syn_sent ${synSentTimeoutS}`,
   );
@@ -368,7 +348,9 @@ async function benchSource(
   );
   const warnings = [...r.a.warnings, ...r.b.warnings, ...r.c.warnings];
   if (warnings.length > 0) console.log(`  agent warnings: ${warnings.slice(0, 3).join(" | ")}`);
-  if (r.b.lookups > 0) console.log(`  note: case b made ${r.b.lookups} look-ups (expected none)`);
+  if (r.b.lookups > 0) {
+    console.log(`  note: case b made ${r.b.lookups} evidence reads (expected none)`);
+  }
 }
 
 async function machine(): Promise<string> {
@@ -379,7 +361,7 @@ async function machine(): Promise<string> {
 async function main(entries: number, polls: number, cliPolls: number, only?: string) {
   console.log(`# conntrack-cleaner benchmark: un-NATed rule\n\n${await machine()}`);
   console.log(
-    `\n## Un-NATed rule: per-poll cost of evidence look-ups, ${
+    `\n## Un-NATed rule: per-poll cost of evidence, ${
       entries.toLocaleString("en")
     }-entry table, 1% candidates`,
   );

@@ -6,10 +6,11 @@
  * each in network namespaces of its own; see testbed/stuck_client.ts).
  * On each node the service address is routed nowhere, as before the node
  * has a rule for it. A client connects from a fixed source port; 2 s later
- * the node gets its DNAT rule; 3 s after the start another client connects.
+ * the node gets its DNAT rule; 3 s after the start the same client host
+ * connects again (ephemeral port).
  * Node A has no agent: its client stays stuck behind the un-NATed SYN_SENT
- * entry. Node B runs conntrack-cleaner with default settings: it sees the
- * NATed entry of the second client as evidence, deletes the stuck entry, and
+ * entry. Node B runs conntrack-cleaner with default settings: it sees that
+ * the same client's newer connection was NATed, deletes the stuck entry, and
  * the client's next retransmitted SYN connects. Other stuck clients (no rule
  * for them) and background entries stay.
  *
@@ -203,7 +204,7 @@ async function partOne(stop: AbortSignal): Promise<boolean> {
   say(
     `  2 s  the node gets its DNAT rule ${A.service}:${SERVICE_PORT} → ${A.backend}:${BACKEND_PORT}.`,
   );
-  say("  3 s  another client connects (ephemeral port).");
+  say("  3 s  the same client connects again (ephemeral port): NATed now.");
   say("Since Linux 5.14 a retransmitted SYN no longer renews the stuck entry, and it still");
   say("matches every retransmission: nothing is NATed until the entry goes (120 s).");
   say("Node A runs no agent. Node B runs `conntrack-cleaner` with default settings.");

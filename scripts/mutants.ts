@@ -37,7 +37,7 @@ const CLI = [
   "tests/deleters/conntrack_cli_kernel_test.ts",
 ];
 const NETLINK = ["tests/deleters/netlink_test.ts", "tests/deleters/netlink_kernel_test.ts"];
-const UNNATED = ["tests/unnated_test.ts"];
+const UNNATED = ["tests/rules/unnated_test.ts"];
 
 /** The mutants; adding one is adding an entry here. */
 export const MUTANTS: Mutant[] = [
@@ -124,8 +124,8 @@ export const MUTANTS: Mutant[] = [
   {
     name: "parser zone= bound 65536",
     file: "lib/parse.ts",
-    search: "zone = parseUint(t[i]!.slice(5), 65535);",
-    replace: "zone = parseUint(t[i]!.slice(5), 65536);",
+    search: "zone = replyZone = parseUint(t[i]!.slice(5), 65535);",
+    replace: "zone = replyZone = parseUint(t[i]!.slice(5), 65536);",
     tests: ["tests/parse_test.ts"],
   },
   {
@@ -256,38 +256,138 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "un-NATed rule takes translated candidates too",
-    file: "lib/unnated.ts",
-    search: "if (c.translated !== undefined) continue;\n      const ageMs",
-    replace: "const ageMs",
+    file: "lib/rules/unnated.ts",
+    search: "if (c.translated !== undefined) continue;\n      const sameSince",
+    replace: "const sameSince",
     tests: UNNATED,
   },
   {
     name: "un-NATed rule: one second younger than --unnated-after",
-    file: "lib/unnated.ts",
+    file: "lib/rules/unnated.ts",
     search: "if (ageMs < this.afterMs) continue;",
     replace: "if (ageMs < this.afterMs - 1000) continue;",
     tests: UNNATED,
   },
   {
     name: "un-NATed rule: kernel age not rounded down",
-    file: "lib/unnated.ts",
+    file: "lib/rules/unnated.ts",
     search: "this.synSentTimeoutS - c.timeout - 1) * 1000",
     replace: "this.synSentTimeoutS - c.timeout) * 1000",
     tests: UNNATED,
   },
   {
-    name: "un-NATed rule acts on a negative answer",
-    file: "lib/unnated.ts",
-    search: "if (a === undefined || a.expires <= now || a.evidence === undefined) continue;",
-    replace: "if (a === undefined) continue;",
+    name: "un-NATed rule: age counted from seenTo, not seenFrom",
+    file: "lib/rules/unnated.ts",
+    search: "Math.max(0, c.seenFrom - sameSince)",
+    replace: "Math.max(0, c.seenTo - sameSince)",
     tests: UNNATED,
+  },
+  {
+    name: "un-NATed decision without the kernel id",
+    file: "lib/rules/unnated.ts",
+    search: "          ...(c.id !== undefined ? { id: c.id } : {}),\n",
+    replace: "",
+    tests: UNNATED,
+  },
+  {
+    name: "tracker: an entry replaced between polls keeps its age (sameSince not reset)",
+    file: "lib/tracker.ts",
+    search: "        t.sameSince = c.seenTo;\n",
+    replace: "",
+    tests: UNNATED,
+  },
+  // table evidence: each clause of "this client's newer connection, in this read"
+  {
+    name: "evidence from another source address counts",
+    file: "lib/tuple.ts",
+    search: "return `${k.family} ${k.src} ${k.dst} ${k.dport} ${k.zone}`;",
+    replace: "return `${k.family} ${k.dst} ${k.dport} ${k.zone}`;",
+    tests: [...UNNATED, "tests/scan_test.ts"],
   },
   {
     name: "evidence from another zone counts",
     file: "lib/tuple.ts",
-    search: "return `${d.family} ${d.dst} ${d.dport} ${d.zone}`;",
-    replace: "return `${d.family} ${d.dst} ${d.dport}`;",
+    search: "return `${k.family} ${k.src} ${k.dst} ${k.dport} ${k.zone}`;",
+    replace: "return `${k.family} ${k.src} ${k.dst} ${k.dport}`;",
     tests: [...UNNATED, "tests/scan_test.ts"],
+  },
+  {
+    name: "evidence with a directional zone counts",
+    file: "lib/rules/providers/table_evidence.ts",
+    search: "      if (e.replyZone !== c.zone) continue;\n",
+    replace: "",
+    tests: UNNATED,
+  },
+  {
+    name: "parser: reply zone taken from zone-orig=",
+    file: "lib/parse.ts",
+    search: "replyZone: replyZone ?? 0,",
+    replace: "replyZone: zone ?? 0,",
+    tests: ["tests/parse_fixtures_test.ts", "tests/scan_test.ts"],
+  },
+  {
+    name: "netlink: reply zone taken from the original tuple",
+    file: "lib/netlink/conntrack_entry.ts",
+    search: "replyZone: d.zone ?? reply?.zone ?? 0,",
+    replace: "replyZone: d.zone ?? orig!.zone ?? 0,",
+    tests: ["tests/sources/netlink_test.ts"],
+  },
+  {
+    name: "netlink evidence takes a DNATed UDP entry",
+    file: "lib/sources/netlink_evidence.ts",
+    search: "if (e.proto !== IPPROTO_TCP || e.dport === undefined",
+    replace: "if (e.dport === undefined",
+    tests: ["tests/sources/netlink_test.ts"],
+  },
+  {
+    name: "evidence older than the candidate counts",
+    file: "lib/rules/providers/table_evidence.ts",
+    search: "if (e.absentAt === undefined || !(e.absentAt > sameSince)) continue;",
+    replace: "if (e.absentAt === undefined) continue;",
+    tests: UNNATED,
+  },
+  {
+    name: "evidence present from a watch's first read counts as newer",
+    file: "lib/rules/providers/table_evidence.ts",
+    search: "absentAt: seen !== undefined ? seen.absentAt : old?.readAt,",
+    replace: "absentAt: seen !== undefined ? seen.absentAt : old?.readAt ?? s.startedAt - 1,",
+    tests: UNNATED,
+  },
+  {
+    name: "evidence not seen this poll: a key missing from the read keeps its last watch",
+    file: "lib/rules/providers/table_evidence.ts",
+    search: "    this.#watch = next; // only",
+    replace:
+      "    for (const [k, w] of this.#watch) if (!next.has(k)) next.set(k, w);\n    this.#watch = next; // only",
+    tests: UNNATED,
+  },
+  {
+    name: "evidence not seen this poll: an entry gone from the read still counts",
+    file: "lib/rules/providers/table_evidence.ts",
+    search: "const entries = new Map<number, Sighting>();",
+    replace: "const entries = new Map<number, Sighting>(old?.entries ?? []);",
+    tests: UNNATED,
+  },
+  {
+    name: "evidence bounds ignored",
+    file: "lib/evidence.ts",
+    search: "if (list.length >= this.#perKey || this.#room <= 0) {",
+    replace: "if (list.length > Number.MAX_SAFE_INTEGER) {",
+    tests: [...UNNATED, "tests/scan_test.ts"],
+  },
+  {
+    name: "--destinations provider vouches for every destination",
+    file: "lib/rules/providers/destinations.ts",
+    search: "return item === undefined\n      ? undefined\n      :",
+    replace: 'return item === undefined\n      ? { reason: "any" }\n      :',
+    tests: UNNATED,
+  },
+  {
+    name: "netlink deleter takes a GET answer for another tuple",
+    file: "lib/deleters/netlink.ts",
+    search: "if (e.proto !== IPPROTO_TCP || tupleKey(got) !== tupleKey(batch.get(i)!)) {",
+    replace: "if (e.proto !== IPPROTO_TCP) {",
+    tests: ["tests/deleters/netlink_test.ts"],
   },
   {
     name: "--destinations not applied before the rules",

@@ -106,6 +106,20 @@ Deno.test("NetlinkDeleter.delete leaves an entry whose id is not the one the tra
   deleter.close();
 });
 
+Deno.test("NetlinkDeleter.delete fails, and DELETEs nothing, when the GET answer is another tuple's entry", async () => {
+  // A kernel that answers every GET with the stuck entry of port 40002 (SYN_SENT, unreplied).
+  const other = bySport(40002);
+  const kernel = new FakeKernel((req, k): Delivery[] =>
+    req.type === GET ? [entryFor(req.seq, k.portId, other)] : [errorFor(req, k.portId, 0)]
+  );
+  const deleter = new NetlinkDeleter({ openTransport: () => kernel.open() });
+  const out = await deleter.delete([tupleOf(40001)]);
+  assert.deepEqual(out.map((o) => o.result), ["failed"]);
+  assert.match(out[0]!.error ?? "", /kernel answered with another entry/);
+  assert.ok(kernel.requests.every((m) => m.type === GET), "no DELETE sent");
+  deleter.close();
+});
+
 Deno.test("NetlinkDeleter.delete returns failed with the errno name and message for EPERM", async () => {
   for (const op of ["get", "delete"] as const) {
     const kernel = tableKernel(ALL, (o) => (o === op ? Errno.EPERM : undefined));
