@@ -234,26 +234,31 @@ export class KubeServices {
   }
 
   #rebuild(now: number): void {
-    const before = this.#view.servingByPort();
+    const before = this.#view;
     const view = ServiceView.build(
       this.services.items.values(),
       this.slices.items.values(),
       this.#nodes,
     );
-    const after = view.servingByPort();
     const ttl = this.#o.removedTtlMs ?? 180_000;
     for (const [k, at] of this.#removed) if (now - at > ttl) this.#removed.delete(k);
     // A picture with objects left out cannot tell "removed" from "not kept".
     const trusted = this.slices.state.overflow === 0 && this.services.state.overflow === 0;
     if (!trusted) this.#removed.clear();
-    for (const [k, was] of before) {
-      const is = after.get(k);
+    before.forEachServing((service, portName, was) => {
+      const is = new Set(view.servingOf(service, portName));
+      const k = servicePortKey(service, portName);
       for (const e of was) {
-        if (is?.has(e)) continue;
+        if (is.has(e)) continue;
         if (trusted && this.#removed.size < MAX_REMOVED) this.#removed.set(`${k}\u0000${e}`, now);
       }
+    });
+    if (this.#removed.size > 0) {
+      view.forEachServing((service, portName, is) => {
+        const k = servicePortKey(service, portName);
+        for (const e of is) this.#removed.delete(`${k}\u0000${e}`);
+      });
     }
-    for (const [k, is] of after) for (const e of is) this.#removed.delete(`${k}\u0000${e}`);
     this.#view = view;
     this.#dirty = false;
   }

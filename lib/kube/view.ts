@@ -33,7 +33,8 @@ const addrPortKey = (addr: string, port: number) => `${addr} ${port}`;
 const servicePortKey = (service: string, portName: string) => `${service}\u0000${portName}`;
 
 /**
- * See the module comment.
+ * See the module comment. Indexed by address (and NodePort), not by every
+ * address × port pair, so that 10,000 Services cost a few MiB.
  *
  * @example
  * ```ts
@@ -49,12 +50,13 @@ const servicePortKey = (service: string, portName: string) => `${service}\u0000$
  * ```
  */
 export class ServiceView {
-  /** `addr port` → the Service ports reachable there (ready endpoints or not). */
-  #targets = new Map<string, ServiceTarget[]>();
-  /** Service port → `addr port` of its serving endpoints. */
-  #serving = new Map<string, Set<string>>();
-  /** Service ports with at least one ready endpoint. */
-  #ready = new Set<string>();
+  /** Service address → the Service there (an array when several share it). */
+  #byAddr = new Map<string, ServiceRecord | ServiceRecord[]>();
+  /** NodePort → the Service with it (an array when several). */
+  #byNodePort = new Map<number, ServiceRecord | ServiceRecord[]>();
+  #nodes = new Set<string>();
+  /** Service key → its slices (the records themselves, nothing copied). */
+  #slices = new Map<string, SliceRecord | SliceRecord[]>();
   /** Destinations (address and port pairs) vouched for. */
   readonly vouched: number;
 
@@ -73,42 +75,28 @@ export class ServiceView {
     slices: Iterable<SliceRecord>,
     nodeAddresses: readonly NodeAddress[],
   ): ServiceView {
-    const serving = new Map<string, Set<string>>();
-    const ready = new Set<string>();
-    for (const s of slices) {
-      for (const p of s.ports) {
-        const k = servicePortKey(s.service, p.name);
-        if (s.ready.length > 0) ready.add(k);
-        if (s.serving.length === 0) continue;
-        let set = serving.get(k);
-        if (set === undefined) serving.set(k, set = new Set());
-        for (const a of s.serving) set.add(addrPortKey(a, p.port));
-      }
-    }
-    const targets = new Map<string, ServiceTarget[]>();
+    const bySvc = new Map<string, SliceRecord | SliceRecord[]>();
+    for (const s of slices) push(bySvc, s.service, s);
+    const byAddr = new Map<string, ServiceRecord | ServiceRecord[]>();
+    const byNodePort = new Map<number, ServiceRecord | ServiceRecord[]>();
+    const nodes = new Set(nodeAddresses.map((n) => n.addr));
     let vouched = 0;
-    const add = (addr: string, port: number, t: ServiceTarget) => {
-      const k = addrPortKey(addr, port);
-      let list = targets.get(k);
-      if (list === undefined) targets.set(k, list = []);
-      list.push(t);
-      if (ready.has(servicePortKey(t.service, t.port.name))) vouched++;
-    };
     for (const svc of services) {
-      for (const port of svc.ports) {
-        for (const a of svc.addresses) {
-          add(a.addr, port.port, { service: svc.key, port, via: "service" });
-        }
-        if (port.nodePort === undefined) continue;
-        for (const n of nodeAddresses) {
-          add(n.addr, port.nodePort, { service: svc.key, port, via: "node" });
-        }
+      for (const a of svc.addresses) push(byAddr, a.addr, svc);
+      const mine = bySvc.get(svc.key);
+      for (const p of svc.ports) {
+        const isReady = mine !== undefined && hasReady(mine, p.name);
+        if (isReady) vouched += svc.addresses.length;
+        if (p.nodePort === undefined) continue;
+        push(byNodePort, p.nodePort, svc);
+        if (isReady) vouched += nodes.size;
       }
     }
     const view = new ServiceView(vouched);
-    view.#targets = targets;
-    view.#serving = serving;
-    view.#ready = ready;
+    view.#byAddr = byAddr;
+    view.#byNodePort = byNodePort;
+    view.#nodes = nodes;
+    view.#slices = bySvc;
     return view;
   }
 
@@ -118,15 +106,29 @@ export class ServiceView {
    */
   vouch(family: Family, addr: string, port: number): ServiceTarget | undefined {
     if ((family === "ipv6") !== addr.includes(":")) return undefined;
-    for (const t of this.#targets.get(addrPortKey(addr, port)) ?? []) {
-      if (this.#ready.has(servicePortKey(t.service, t.port.name))) return t;
+    for (const t of this.targetsAt(addr, port)) {
+      const mine = this.#slices.get(t.service);
+      if (mine !== undefined && hasReady(mine, t.port.name)) return t;
     }
     return undefined;
   }
 
   /** The Service ports reachable at (`addr`, `port`), ready or not. */
-  targetsAt(addr: string, port: number): readonly ServiceTarget[] {
-    return this.#targets.get(addrPortKey(addr, port)) ?? [];
+  targetsAt(addr: string, port: number): ServiceTarget[] {
+    const out: ServiceTarget[] = [];
+    for (const svc of each(this.#byAddr.get(addr))) {
+      for (const p of svc.ports) {
+        if (p.port === port) out.push({ service: svc.key, port: p, via: "service" });
+      }
+    }
+    if (this.#nodes.has(addr)) {
+      for (const svc of each(this.#byNodePort.get(port))) {
+        for (const p of svc.ports) {
+          if (p.nodePort === port) out.push({ service: svc.key, port: p, via: "node" });
+        }
+      }
+    }
+    return out;
   }
 
   /**
@@ -134,19 +136,56 @@ export class ServiceView {
    * over every Service port there; `undefined` when no Service is there.
    */
   servingAt(addr: string, port: number): ReadonlySet<string> | undefined {
-    const targets = this.#targets.get(addrPortKey(addr, port));
-    if (targets === undefined) return undefined;
+    const targets = this.targetsAt(addr, port);
+    if (targets.length === 0) return undefined;
     const out = new Set<string>();
-    for (const t of targets) {
-      for (const e of this.#serving.get(servicePortKey(t.service, t.port.name)) ?? []) out.add(e);
+    for (const t of targets) for (const e of this.servingOf(t.service, t.port.name)) out.add(e);
+    return out;
+  }
+
+  /** The serving endpoints (`addr port`) of one Service port. */
+  servingOf(service: string, portName: string): string[] {
+    const out: string[] = [];
+    for (const sl of each(this.#slices.get(service))) {
+      const p = sl.ports.find((x) => x.name === portName);
+      if (p !== undefined) { for (const a of sl.serving) out.push(addrPortKey(a, p.port)); }
     }
     return out;
   }
 
-  /** Every Service port's serving endpoints, keyed by Service port (for diffs). */
-  servingByPort(): ReadonlyMap<string, ReadonlySet<string>> {
-    return this.#serving;
+  /** Calls `fn` for every Service port with serving endpoints (for diffs). */
+  forEachServing(
+    fn: (service: string, portName: string, endpoints: readonly string[]) => void,
+  ): void {
+    for (const [service, slices] of this.#slices) {
+      const names = new Set<string>();
+      for (const sl of each(slices)) {
+        if (sl.serving.length > 0) { for (const p of sl.ports) names.add(p.name); }
+      }
+      for (const name of names) fn(service, name, this.servingOf(service, name));
+    }
   }
+}
+
+/** Whether one of `slices` has a ready endpoint on a port named `name`. */
+function hasReady(slices: SliceRecord | SliceRecord[], name: string): boolean {
+  for (const s of each(slices)) {
+    if (s.ready.length > 0 && s.ports.some((p) => p.name === name)) return true;
+  }
+  return false;
+}
+
+/** A map value that is one item or several, as a list. */
+function each<V>(v: V | V[] | undefined): readonly V[] {
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+function push<K, V>(m: Map<K, V | V[]>, k: K, v: V): void {
+  const cur = m.get(k);
+  if (cur === undefined) m.set(k, v);
+  else if (Array.isArray(cur)) {
+    if (!cur.includes(v)) cur.push(v);
+  } else if (cur !== v) m.set(k, [cur, v]);
 }
 
 export { addrPortKey, servicePortKey };
