@@ -183,7 +183,9 @@ export async function fromKubeconfig(path: string, e: AccessEnvironment): Promis
  * clusters: [{ name: c1, cluster: { server: "https://127.0.0.1:6443" } }]
  * users: [{ name: u1, user: { exec: { command: aws } } }]
  * `;
- * try { parseKubeconfig(text, "k.yaml"); } catch (e) { (e as Error).message; }
+ * let message = "";
+ * try { parseKubeconfig(text, "k.yaml"); } catch (e) { message = (e as Error).message; }
+ * message;
  * // => 'kubeconfig k.yaml: user "u1" uses exec, which is not supported (supported: token, tokenFile, client-certificate, client-certificate-data, client-key, client-key-data, extensions)'
  * ```
  */

@@ -36,8 +36,7 @@ export interface ServiceViews {
  *   family: "ipv4" as const, src: "10.1.0.7", dst: "10.96.0.10", sport: 40000, dport: 80, zone: 0,
  *   timeout: 110, seenFrom: 0, seenTo: 1,
  * };
- * const snapshot = { candidates: [candidate], scanned: 1, malformed: 0, startedAt: 0, finishedAt: 1 };
- * p.observe(snapshot);
+ * p.observe();
  * p.vouch({ candidate, sameSince: 1, now: 0 })?.reason;
  * // => "Service web/shop port 80 has ready endpoints"
  * ```
