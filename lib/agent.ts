@@ -196,9 +196,7 @@ export class Agent {
       }
       this.status.lastSnapshotOk = true;
       this.status.lastError = undefined;
-      if (wants.evidenceFor) {
-        observer?.evidenceRead?.(wants.evidenceFor.length, snapshot.evidence !== undefined);
-      }
+      observer?.evidenceRead?.(wants.evidenceFor?.length ?? 0, snapshot.evidence !== undefined);
       const scoped = this.#scope(snapshot);
       const track = tracker.observe(scoped);
       observer?.snapshotOk?.(snapshot, snapMs, track);

@@ -282,7 +282,7 @@ export class Metrics implements AgentObserver {
   }
 
   evidenceRead(keys: number, delivered: boolean): void {
-    this.#evidence.inc({ result: delivered ? "ok" : "missing" });
+    if (keys > 0) this.#evidence.inc({ result: delivered ? "ok" : "missing" });
     this.#evidenceKeys.set(keys);
   }
 

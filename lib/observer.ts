@@ -18,8 +18,9 @@ export interface AgentObserver {
   snapshotFailed?(error: unknown, durationMs: number): void;
   deletions?(results: { result: DecisionResult; rule: string }[], durationMs: number): void;
   /**
-   * A read that was asked to collect evidence for `keys` keys, and whether it
-   * delivered it (see `EvidenceRead` in lib/snapshot.ts).
+   * After each successful read: how many keys it was asked to collect
+   * evidence for (0: none), and whether it delivered evidence (see
+   * `EvidenceRead` in lib/snapshot.ts).
    */
   evidenceRead?(keys: number, delivered: boolean): void;
   skippedTicks?(count: number): void;

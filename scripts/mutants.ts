@@ -354,11 +354,10 @@ export const MUTANTS: Mutant[] = [
     tests: UNNATED,
   },
   {
-    name: "evidence not seen this poll: a key missing from the read keeps its last watch",
+    name: "evidence not seen this poll: a read that does not list the key vouches",
     file: "lib/rules/providers/table_evidence.ts",
-    search: "    this.#watch = next; // only",
-    replace:
-      "    for (const [k, w] of this.#watch) if (!next.has(k)) next.set(k, w);\n    this.#watch = next; // only",
+    search: "if (w === undefined || w.readAt !== now) return undefined;",
+    replace: "if (w === undefined) return undefined;",
     tests: UNNATED,
   },
   {
@@ -373,7 +372,14 @@ export const MUTANTS: Mutant[] = [
     file: "lib/evidence.ts",
     search: "if (list.length >= this.#perKey || this.#room <= 0) {",
     replace: "if (list.length > Number.MAX_SAFE_INTEGER) {",
-    tests: [...UNNATED, "tests/scan_test.ts"],
+    tests: [...UNNATED, "tests/scan_test.ts", "tests/evidence_test.ts"],
+  },
+  {
+    name: "evidence bound on all keys ignored",
+    file: "lib/evidence.ts",
+    search: "if (list.length >= this.#perKey || this.#room <= 0) {",
+    replace: "if (list.length >= this.#perKey) {",
+    tests: ["tests/evidence_test.ts"],
   },
   {
     name: "--destinations provider vouches for every destination",

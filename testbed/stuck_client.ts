@@ -22,8 +22,8 @@
  *   the un-NATed entry after the DNAT rule arrives; its timeout is not
  *   renewed (it counts down from 120 s), and the client never connects
  *   (no answer within 30 s).
- * - Another client connecting after the rule arrived gets a NATed entry and
- *   connects at once.
+ * - A new connection after the rule arrived (the same client address, a new
+ *   port) gets a NATed entry and connects at once.
  * - `iptables -t raw -A PREROUTING -j CT --zone N` puts both directions of
  *   the forwarded traffic in zone N (`zone=N` in the node's table).
  * - There is no `dummy` link type in this kernel (module not available), so
@@ -543,7 +543,7 @@ export interface StoryOptions {
   family: "ipv4" | "ipv6";
   /** When the node gets its DNAT rule, ms after the stuck client's first SYN. Default 2000. */
   dnatAtMs?: number;
-  /** When another client connects (ephemeral port), ms after the first SYN; `null`: none. Default 3000. */
+  /** When the same client connects again (ephemeral port), ms after the first SYN; `null`: none. Default 3000. */
   secondClientAtMs?: number | null;
   /** How long the stuck client waits for its connection before giving up. */
   deadlineMs: number;
@@ -571,8 +571,9 @@ export interface StoryResult {
 
 /**
  * The story: the stuck client connects from port {@linkcode STUCK_SPORT} to
- * the service address at T; the node gets the DNAT rule at T+2 s; another
- * client connects at T+3 s. Resolves when every client is done.
+ * the service address at T; the node gets the DNAT rule at T+2 s; the same
+ * client connects again (new port) at T+3 s. Resolves when every client is
+ * done.
  */
 export async function runStory(net: StuckNet, o: StoryOptions): Promise<StoryResult> {
   const at = Date.now() + (o.leadMs ?? 1000);

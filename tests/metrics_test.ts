@@ -45,6 +45,7 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
   m.deletions([{ result: "dry_run", rule: "unnated" }], 0);
   m.evidenceRead(3, true);
   m.evidenceRead(2, false);
+  m.evidenceRead(0, false); // nothing asked: not a read for evidence
   m.skippedTicks(2);
   const t = await m.registry.metrics();
   assert.equal(value(t, 'conntrack_cleaner_snapshots_total{result="ok"}'), 2);
@@ -67,7 +68,7 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
   assert.equal(del("dry_run", "renewals"), 0);
   assert.equal(value(t, 'conntrack_cleaner_evidence_reads_total{result="ok"}'), 1);
   assert.equal(value(t, 'conntrack_cleaner_evidence_reads_total{result="missing"}'), 1);
-  assert.equal(value(t, "conntrack_cleaner_evidence_keys"), 2);
+  assert.equal(value(t, "conntrack_cleaner_evidence_keys"), 0);
   assert.equal(
     value(t, "conntrack_cleaner_delete_duration_seconds_count"),
     1,

@@ -211,7 +211,7 @@ Deno.test("un-NATed rule never deletes without this client's newer translated en
       fc.constantFrom(0, 1000, 2000, 5000),
       fc.option(fc.constantFrom("198.51.100.80", "198.51.100.0/24:443"), { nil: undefined }),
       fc.constantFrom(SYN_SENT_S, undefined),
-      fc.integer({ min: 1, max: 10 }),
+      fc.integer({ min: 1, max: 14 }),
       async (raw, afterMs, dests, synSent, n) => {
         const entries: Entry[] = raw.map((r, i) => ({
           family: "ipv4",
@@ -349,8 +349,8 @@ Deno.test("un-NATed rule: evidence that is gone, or a read without evidence, pro
   await polls(a2.agent, t2, 2);
   assert.equal(a2.deleter.deleted.length, 0, "no evidence in this read");
   t2.evidence = true;
-  await polls(a2.agent, t2, 1); // 5 s: the key's watch starts again
-  assert.equal(a2.deleter.deleted.length, 0, "present from the new watch's first read");
+  await polls(a2.agent, t2, 1); // 5 s: listed again, still known absent at 1 s
+  assert.deepEqual(a2.deleter.deleted.map((d) => d.readAt), [5000]);
 });
 
 Deno.test("un-NATed rule: evidence in another zone, or with a directional zone, does not count", async () => {
@@ -572,6 +572,35 @@ Deno.test("un-NATed rule asks for the keys of every un-NATed candidate of the la
   const p = new TableEvidenceProvider({ maxKeys: 1 });
   p.observe(await new Table([young, stuckEntry({ createdAt: 0, src: "192.0.2.8" })]).snapshot());
   assert.equal(p.wants()?.evidenceFor?.length, 1);
+});
+
+Deno.test("un-NATed rule asks a key in every read for its first 6 listed reads, then in every other read, and decides only in a read that lists it", async () => {
+  const stuck = stuckEntry({ createdAt: -30_000 }); // a client of a dead host: old, never NATed
+  const table = new Table([stuck]);
+  const { agent, deleter } = agentFor(table);
+  await polls(agent, table, 12); // reads at 0..11 s
+  assert.equal(table.asked.length, 8, "read 0 asks nothing; 1-6 s ask; then 8 and 10 s");
+  // The client connects again at 11.5 s: listed at 12 s (a read that asks), deleted there.
+  table.entries.push(natedEntry(stuck, { sport: 40001, createdAt: 11_500 }));
+  const before = table.asked.length;
+  await polls(agent, table, 1);
+  assert.equal(table.asked.length, before + 1, "the read of 12 s asks");
+  assert.deepEqual(deleter.deleted.map((d) => d.readAt), [12_000]);
+  // A read that rests the key decides nothing for it, though the entry is there.
+  const t2 = new Table([stuckEntry({ createdAt: -30_000 })]);
+  const a2 = agentFor(t2);
+  await polls(a2.agent, t2, 10); // listed at 1-6 s and 8 s; 9 s rests
+  t2.entries.push(natedEntry(stuck, { sport: 40001, createdAt: 9_500 }));
+  await polls(a2.agent, t2, 1); // 10 s asks: absent at 8 s, present now
+  assert.deepEqual(a2.deleter.deleted.map((d) => d.readAt), [10_000]);
+  const t3 = new Table([stuckEntry({ createdAt: -30_000 })]);
+  const a3 = agentFor(t3);
+  await polls(a3.agent, t3, 9); // listed at 1-6 s and 8 s
+  t3.entries.push(natedEntry(stuck, { sport: 40001, createdAt: 8_500 }));
+  await polls(a3.agent, t3, 1); // 9 s rests the key: nothing decided
+  assert.equal(a3.deleter.deleted.length, 0);
+  await polls(a3.agent, t3, 1); // 10 s lists it
+  assert.deepEqual(a3.deleter.deleted.map((d) => d.readAt), [10_000]);
 });
 
 Deno.test("un-NATed rule proves nothing for a key over the evidence bounds", async () => {

@@ -25,10 +25,13 @@
  *   reads, so it waits: entries present when a key starts being watched
  *   never count. A newer connection that has already closed (TIME_WAIT)
  *   still counts.
- * - **Seen in this read**: nothing is carried across reads; an entry that
- *   is gone, or a read without evidence (a failed evidence dump, a key over
- *   the bounds), proves nothing, and a gap in a key's reads starts its
- *   watch again.
+ * - **Seen in this read**: only a read that lists the key vouches, and only
+ *   with the entries it lists; an entry that is gone, or a read without
+ *   evidence (a failed evidence dump, the key not asked, the key over the
+ *   bounds), proves nothing. What is remembered between reads is only when
+ *   each listed entry was last absent: an entry absent from a complete read
+ *   and present in a later one was made after the first started, whatever
+ *   reads lie between.
  *
  * Memory is bounded: at most `maxKeys` keys watched (the first un-NATed
  * candidates' keys of a read), and per key what the source keeps (see
@@ -45,6 +48,12 @@ import type { NatProvider, Vouch, VouchQuery } from "./provider.ts";
 export interface TableEvidenceOptions {
   /** Keys watched at most (un-NATed candidates' keys, first come); default 1024. */
   maxKeys?: number;
+  /**
+   * A key is asked in every read for its first this many listed reads, then
+   * in every other read (halving the evidence cost of old stuck entries, such
+   * as clients of dead external hosts); default 6.
+   */
+  everyReadFor?: number;
 }
 
 /** What is known of one translated entry of a watched key. */
@@ -60,9 +69,11 @@ interface Sighting {
   translated: Endpoint;
 }
 
-/** One key as the last read saw it: when that read started, and the entries in it. */
+/** One key as its last complete read saw it: when that read started, and the entries in it. */
 interface Watch {
   readAt: number;
+  /** Reads that listed the key so far. */
+  reads: number;
   /** By identity: the conntrack id, else `-1 - sport`. */
   entries: Map<number, Sighting>;
 }
@@ -100,11 +111,14 @@ interface Watch {
 export class TableEvidenceProvider implements NatProvider {
   readonly name = "table";
   readonly maxKeys: number;
+  readonly everyReadFor: number;
   #watch = new Map<string, Watch>();
   #want = new Map<string, ClientKey>();
+  #lastReadAt: number | undefined;
 
   constructor(options: TableEvidenceOptions = {}) {
     this.maxKeys = options.maxKeys ?? 1024;
+    this.everyReadFor = options.everyReadFor ?? 6;
   }
 
   /** Keys watched now (for tests and metrics). */
@@ -112,33 +126,45 @@ export class TableEvidenceProvider implements NatProvider {
     return this.#watch.size;
   }
 
+  /**
+   * The keys of the last read's un-NATed candidates, each in every read for
+   * its first `everyReadFor` listed reads (its client still retries about
+   * once a second), then in every other read.
+   */
   wants(): SnapshotOptions | undefined {
-    return this.#want.size > 0 ? { evidenceFor: [...this.#want.values()] } : undefined;
+    const due: ClientKey[] = [];
+    for (const [key, k] of this.#want) {
+      const w = this.#watch.get(key);
+      if (w === undefined || w.reads < this.everyReadFor || w.readAt !== this.#lastReadAt) {
+        due.push(k);
+      }
+    }
+    return due.length > 0 ? { evidenceFor: due } : undefined;
   }
 
   observe(s: Snapshot): void {
-    const next = new Map<string, Watch>();
+    this.#lastReadAt = s.startedAt;
     const ev = s.evidence;
+    for (const key of ev?.overflow ?? []) this.#watch.delete(key); // unknown: start again
     for (const [key, list] of ev?.entries ?? []) {
       if (ev!.overflow.has(key) || !this.#want.has(key)) continue;
-      // The key's last complete read (the previous observed one), if it was watched there.
+      // The key's last complete read before this one, if any.
       const old = this.#watch.get(key);
       const entries = new Map<number, Sighting>();
       for (const e of list) {
         const ident = e.id ?? -1 - e.sport;
         const seen = old?.entries.get(ident);
         entries.set(ident, {
-          // Not in the key's last read: made after that read started. From the watch's first read
-          // on: unknown (it may be older than anything).
+          // Not in the key's last complete read: made after that read started. From the watch's
+          // first read on: unknown (it may be older than anything).
           absentAt: seen !== undefined ? seen.absentAt : old?.readAt,
           sport: e.sport,
           replyZone: e.replyZone,
           translated: e.translated,
         });
       }
-      next.set(key, { readAt: s.startedAt, entries });
+      this.#watch.set(key, { readAt: s.startedAt, entries, reads: (old?.reads ?? 0) + 1 });
     }
-    this.#watch = next; // only what this read saw: nothing is carried across reads
     // Watch every un-NATed candidate's key from the next read on, eligible or not yet.
     this.#want.clear();
     for (const c of s.candidates) {
@@ -154,12 +180,14 @@ export class TableEvidenceProvider implements NatProvider {
         zone: c.zone,
       });
     }
+    for (const key of this.#watch.keys()) if (!this.#want.has(key)) this.#watch.delete(key);
   }
 
-  vouch({ candidate: c, sameSince }: VouchQuery): Vouch | undefined {
+  vouch({ candidate: c, sameSince, now }: VouchQuery): Vouch | undefined {
     if (c.translated !== undefined || sameSince === undefined) return undefined;
     const w = this.#watch.get(clientKey(c));
-    if (w === undefined) return undefined;
+    // Only entries of this very read count: nothing is carried across reads.
+    if (w === undefined || w.readAt !== now) return undefined;
     for (const e of w.entries.values()) {
       if (e.replyZone !== c.zone) continue;
       // Absent from a read that started after this entry was first seen: made after it.
