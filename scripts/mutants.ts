@@ -439,7 +439,7 @@ function KUBERNETES_MUTANTS(): Mutant[] {
     {
       name: "kubernetes: a Service port vouched without ready endpoints",
       file: "lib/kube/view.ts",
-      search: "if (this.#ready.has(servicePortKey(t.service, t.port.name))) return t;",
+      search: "if (mine !== undefined && hasReady(mine, t.port.name)) return t;",
       replace: "return t;",
       tests: VIEW,
     },
