@@ -91,6 +91,9 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
     ? undefined
     : await readSynSentTimeout();
   let kube: RunningKube | undefined;
+  // The watches stop with the loop, or at once when start-up fails after them.
+  const kubeStop = new AbortController();
+  shutdown.stop.addEventListener("abort", () => kubeStop.abort(), { once: true });
   try {
     kube = await startKubernetes(
       {
@@ -99,7 +102,7 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
         userAgent: `conntrack-cleaner/${VERSION}`,
       },
       log,
-      shutdown.stop,
+      kubeStop.signal,
     );
   } catch (e) {
     if (!(e instanceof AccessError)) throw e;
@@ -184,6 +187,9 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
       log.info("serving /metrics, /healthz, /readyz", { listen: formatListen(server.addr) });
     } catch (e) {
       log.error(`cannot listen on ${formatListen(settings.listen)}: ${errorText(e)}`);
+      kubeStop.abort();
+      await kube?.done;
+      kube?.close();
       return 1;
     }
   }
@@ -196,6 +202,7 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
     code = 1;
   } finally {
     await server?.shutdown();
+    kubeStop.abort();
     await kube?.done;
     kube?.close();
     source.close?.();
