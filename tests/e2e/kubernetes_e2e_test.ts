@@ -77,49 +77,56 @@ const deletions = (logs: Record<string, unknown>[]) =>
   logs.filter((l) => l.msg === "deleted stale entry");
 
 kernelTest(
-  "a single stuck client of a Service connects ≤ 6 s after its first SYN when endpoints and the DNAT rule appear 2 s in (no other client, no --destinations)",
+  "a single stuck client of a Service connects ≤ 6 s after its first SYN when endpoints and the DNAT rule appear 2 s in (no other client, no --destinations; IPv4, IPv6)",
   async () => {
-    await withStuckNet("k16-one", { zone: 0 }, async (net) => {
-      const logs = await withKubeAgent(
-        net,
-        (api) =>
-          api.set(
-            "services",
-            service("web", "shop", {
-              clusterIPs: [A.service],
-              ports: [{ name: "http", port: SERVICE_PORT, targetPort: BACKEND_PORT }],
-            }),
-          ),
-        async (api) => {
-          const r = await runStory(net, {
-            family: "ipv4",
-            deadlineMs: 10_000,
-            secondClientAtMs: null,
-            afterFirstSyn: () => {
-              // The endpoints arrive with the rule, 2 s after the first SYN.
-              setTimeout(() => {
-                api.set(
-                  "endpointslices",
-                  endpointSlice("web", "shop", "ipv4", [{ name: "http", port: BACKEND_PORT }], [
-                    { addr: A.backend },
-                  ]),
-                ).catch(() => {});
-              }, 1900);
-              return Promise.resolve();
+    await Promise.all(
+      (["ipv4", "ipv6"] as const).map((family) =>
+        withStuckNet(`k16-one-${family.slice(-1)}`, { zone: 0 }, async (net) => {
+          const a = ADDRESSES[family];
+          const logs = await withKubeAgent(
+            net,
+            (api) =>
+              api.set(
+                "services",
+                service("web", "shop", {
+                  clusterIPs: [a.service],
+                  ports: [{ name: "http", port: SERVICE_PORT, targetPort: BACKEND_PORT }],
+                }),
+              ),
+            async (api) => {
+              const r = await runStory(net, {
+                family,
+                deadlineMs: 10_000,
+                secondClientAtMs: null,
+                afterFirstSyn: () => {
+                  // The endpoints arrive with the rule, 2 s after the first SYN.
+                  setTimeout(() => {
+                    api.set(
+                      "endpointslices",
+                      endpointSlice("web", "shop", family, [{ name: "http", port: BACKEND_PORT }], [
+                        { addr: a.backend },
+                      ]),
+                    ).catch(() => {});
+                  }, 1900);
+                  return Promise.resolve();
+                },
+              });
+              console.log(
+                `${family}: stuck client connected after ${r.stuck.ms} ms (rule at ${r.dnatMs} ms)`,
+              );
+              assert.ok(r.stuck.connected, `the stuck client connects: ${JSON.stringify(r)}`);
+              assert.ok(r.stuck.ms <= 6000, `within 6 s: ${r.stuck.ms} ms`);
+              assert.equal(r.second, undefined, "no second client");
             },
-          });
-          console.log(`stuck client connected after ${r.stuck.ms} ms (rule at ${r.dnatMs} ms)`);
-          assert.ok(r.stuck.connected, `the stuck client connects: ${JSON.stringify(r)}`);
-          assert.ok(r.stuck.ms <= 6000, `within 6 s: ${r.stuck.ms} ms`);
-          assert.equal(r.second, undefined, "no second client");
-        },
-      );
-      const d = deletions(logs);
-      assert.equal(d.length, 1, JSON.stringify(d));
-      assert.equal(d[0]!.rule, "unnated");
-      assert.equal(d[0]!.provider, "kubernetes");
-      assert.equal(d[0]!.sport, STUCK_SPORT);
-    });
+          );
+          const d = deletions(logs);
+          assert.equal(d.length, 1, JSON.stringify(d));
+          assert.equal(d[0]!.rule, "unnated");
+          assert.equal(d[0]!.provider, "kubernetes");
+          assert.equal(d[0]!.sport, STUCK_SPORT);
+        })
+      ),
+    );
   },
 );
 
