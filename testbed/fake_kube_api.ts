@@ -163,6 +163,11 @@ export class FakeKubeApi {
     }
   }
 
+  /** Ends every open watch stream cleanly, as the server does at `timeoutSeconds`. */
+  endWatches(): void {
+    for (const w of [...this.#watchers]) w.end();
+  }
+
   /** The next `n` requests are answered with `status` (a Status body). */
   failNext(n: number, status = 503): void {
     for (let i = 0; i < n; i++) this.#failures.push(status);

@@ -114,8 +114,9 @@ export class Reflector<T> {
           if (ev.type !== "BOOKMARK") this.#apply(ev.type, ev.object);
           if (rv !== undefined) this.resourceVersion = rv;
         }
-        // The server ended the watch (its timeout): watch again from where it was.
-        this.state.watching = false;
+        // The server ended the watch (its timeout): watch again from where it was. Nothing is
+        // missed meanwhile (the next watch starts at this resourceVersion), so the view stays live
+        // unless that fails.
       } catch (e) {
         this.state.watching = false;
         if (signal.aborted) break;

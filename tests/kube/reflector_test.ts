@@ -163,3 +163,18 @@ Deno.test("an object the decoder refuses in a watch event keeps its last good ve
     assert.equal(r.items.get("web/a")?.ports[0]?.port, 80);
   });
 });
+
+Deno.test("a watch the server ends at its timeout is resumed from its RV, and the reflector stays watching", async () => {
+  await withReflector((f) => f.set("services", svc("a")), async ({ fake, r, sleeps }) => {
+    await until(() => r.state.watching, "the watch");
+    const watches = () => fake.requests.filter((q) => q.query.watch === "1").length;
+    const seen: boolean[] = [];
+    const probe = setInterval(() => seen.push(r.state.watching), 1);
+    fake.endWatches();
+    await until(() => watches() === 2 && fake.watching === 1, "the second watch");
+    clearInterval(probe);
+    assert.ok(seen.every((w) => w), "never reported as not watching");
+    assert.deepEqual(sleeps, [], "no back-off");
+    assert.equal(r.state.lists, 1);
+  });
+});
