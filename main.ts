@@ -97,7 +97,8 @@ async function run(settings: Settings, log: Logger, shutdown: Shutdown): Promise
   try {
     kube = await startKubernetes(
       {
-        kubernetes: settings.kubernetes,
+        // Both users of the view (the un-NATed rule's provider, stale_endpoint) need --unnated-after.
+        kubernetes: settings.unnatedAfterMs === undefined ? "off" : settings.kubernetes,
         kubeconfig: settings.kubeconfig,
         userAgent: `conntrack-cleaner/${VERSION}`,
       },
