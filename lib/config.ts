@@ -17,6 +17,8 @@ import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts
 export const SOURCES = ["auto", "events", "netlink", "procfs", "conntrack"] as const;
 export type SourceChoice = typeof SOURCES[number];
 export const DELETERS = ["auto", "netlink", "conntrack"] as const;
+export const KUBERNETES = ["auto", "off"] as const;
+export type KubernetesChoice = typeof KUBERNETES[number];
 export type DeleterChoice = typeof DELETERS[number];
 
 /** Where the HTTP server listens. */
@@ -39,6 +41,10 @@ export interface Settings {
   conntrackBin: string;
   logFormat: LogFormat;
   logLevel: LogLevel;
+  /** `--kubernetes`: `auto` uses the API when credentials are found (lib/kube/access.ts). */
+  kubernetes: KubernetesChoice;
+  /** `--kubeconfig`; `undefined` for `none` (in-cluster, then `KUBECONFIG`). */
+  kubeconfig: string | undefined;
   /** `undefined` when `--listen=off`. */
   listen: ListenAddress | undefined;
   source: SourceChoice;
@@ -140,6 +146,21 @@ export const OPTIONS: readonly Option[] = [
     form: "a Go duration from 10s to 24h",
     help:
       "events source: how often the whole table is read anyway, as a safety net (lost events are signalled and read at once)",
+  },
+  {
+    flag: "kubernetes",
+    env: "CONNTRACK_CLEANER_KUBERNETES",
+    default: "auto",
+    form: KUBERNETES.join("|"),
+    help:
+      "Kubernetes Services as trusted destinations and the stale_endpoint rule: auto uses --kubeconfig, else in-cluster credentials, else KUBECONFIG, else none",
+  },
+  {
+    flag: "kubeconfig",
+    env: "CONNTRACK_CLEANER_KUBECONFIG",
+    default: "none",
+    form: "a kubeconfig file path, or none",
+    help: "kubeconfig whose current context reaches the API (token, client certificate, CA)",
   },
   {
     flag: "delete-via",
@@ -301,6 +322,8 @@ export function loadConfig(
     conntrackBin: get("conntrack-bin", nonEmpty),
     logFormat: get("log-format", (s) => oneOf(LOG_FORMATS, s)),
     logLevel: get("log-level", (s) => oneOf(LOG_LEVELS, s)),
+    kubernetes: get("kubernetes", (s) => oneOf(KUBERNETES, s)),
+    kubeconfig: get("kubeconfig", (s) => (s === "none" ? null : nonEmpty(s))) ?? undefined,
     dryRun: v["dry-run"] === true,
     origin,
   };
@@ -325,6 +348,8 @@ export function describeSettings(s: Settings): Record<string, unknown> {
     conntrack_bin: s.conntrackBin,
     log_format: s.logFormat,
     log_level: s.logLevel,
+    kubernetes: s.kubernetes,
+    kubeconfig: s.kubeconfig ?? "none",
     from_env: Object.keys(s.origin).filter((k) => s.origin[k] === "env"),
     from_flags: Object.keys(s.origin).filter((k) => s.origin[k] === "flag"),
   };

@@ -18,6 +18,7 @@ import processCpuTotal from "prom-client/lib/metrics/processCpuTotal.js";
 import processMaxFileDescriptors from "prom-client/lib/metrics/processMaxFileDescriptors.js";
 import processOpenFileDescriptors from "prom-client/lib/metrics/processOpenFileDescriptors.js";
 import processStartTime from "prom-client/lib/metrics/processStartTime.js";
+import type { KubeStatus } from "./kube/services.ts";
 import type { AgentObserver, DecisionResult } from "./observer.ts";
 import type { Snapshot } from "./snapshot.ts";
 import type { TrackResult } from "./tracker.ts";
@@ -38,6 +39,8 @@ export interface MetricsOptions {
   eventStats?: () => EventCounters;
   /** The active rules' names (each rule's `name`), so their counters exist from the start. */
   rules?: readonly string[];
+  /** The Kubernetes view's status, read at each scrape; absent when Kubernetes is off. */
+  kubernetes?: () => KubeStatus;
 }
 
 /** What the events source counts (`EventsStats` in lib/sources/netlink_events.ts). */
@@ -200,6 +203,7 @@ export class Metrics implements AgentObserver {
       },
     });
     this.#eventMetrics(registers, o.eventStats);
+    this.#kubernetes(o.kubernetes, registers);
     for (const result of ["ok", "error"]) this.#snapshots.inc({ result }, 0);
     for (const result of DECISION_RESULTS) {
       for (const rule of o.rules ?? []) this.#deletions.inc({ result, rule }, 0);
@@ -250,6 +254,63 @@ export class Metrics implements AgentObserver {
       },
     });
     for (const reason of RESYNC_REASONS) resyncs.inc({ reason }, 0);
+  }
+
+  /** The Kubernetes view's gauges, read from its status at each scrape. */
+  #kubernetes(status: (() => KubeStatus) | undefined, registers: Prom.Registry[]): void {
+    const states = ["off", "unsynced", "live", "stale", "expired"] as const;
+    const get = () => status?.();
+    new client.Gauge({
+      name: `${PREFIX}kubernetes_view`,
+      help:
+        "1 for the Kubernetes Services view's state now (off, unsynced, live, stale, expired), 0 for the others.",
+      labelNames: ["state"] as const,
+      registers,
+      collect() {
+        const now = get()?.freshness ?? "off";
+        for (const state of states) this.set({ state }, state === now ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: `${PREFIX}kubernetes_last_contact_age_seconds`,
+      help:
+        "Seconds since the Kubernetes API last answered (the older of the two watches); 0 when off.",
+      registers,
+      collect() {
+        this.set((get()?.lastContactAgeMs ?? 0) / 1000);
+      },
+    });
+    new client.Gauge({
+      name: `${PREFIX}kubernetes_objects`,
+      help: "Services and EndpointSlices kept, by resource.",
+      labelNames: ["resource"] as const,
+      registers,
+      collect() {
+        const s = get();
+        this.set({ resource: "services" }, s?.services ?? 0);
+        this.set({ resource: "endpointslices" }, s?.slices ?? 0);
+      },
+    });
+    new client.Gauge({
+      name: `${PREFIX}kubernetes_objects_ignored`,
+      help: "Services and EndpointSlices over the bound (10,000 Services), not kept, by resource.",
+      labelNames: ["resource"] as const,
+      registers,
+      collect() {
+        const s = get();
+        this.set({ resource: "services" }, s?.servicesIgnored ?? 0);
+        this.set({ resource: "endpointslices" }, s?.slicesIgnored ?? 0);
+      },
+    });
+    new client.Gauge({
+      name: `${PREFIX}kubernetes_destinations`,
+      help:
+        "Service addresses and ports with ready endpoints that the Kubernetes provider vouches for.",
+      registers,
+      collect() {
+        this.set(get()?.destinations ?? 0);
+      },
+    });
   }
 
   snapshotOk(s: Snapshot, durationMs: number, track: TrackResult): void {
