@@ -13,6 +13,7 @@ import type { RunningServer } from "./lib/server.ts";
 import type { Parts } from "./lib/setup.ts";
 import type { Rule } from "./lib/rules/rule.ts";
 import type { NatProvider } from "./lib/rules/providers/provider.ts";
+import type { RunningKube } from "./lib/kube/start.ts";
 
 /**
  * The agent's modules, loaded by dynamic import: only lib/early_signals.ts
@@ -40,6 +41,14 @@ async function load() {
       import("./lib/rules/providers/destinations.ts"),
       import("./lib/rules/providers/table_evidence.ts"),
     ]);
+  const [{ KubernetesProvider }, { StaleEndpointRule }, { AccessError }, kubeServices, kubeStart] =
+    await Promise.all([
+      import("./lib/rules/providers/kubernetes.ts"),
+      import("./lib/rules/stale_endpoint.ts"),
+      import("./lib/kube/access.ts"),
+      import("./lib/kube/services.ts"),
+      import("./lib/kube/start.ts"),
+    ]);
   const { VERSION } = await import("./lib/version.ts");
   return {
     ...agent,
@@ -56,6 +65,11 @@ async function load() {
     RenewalRule,
     DestinationsProvider,
     TableEvidenceProvider,
+    KubernetesProvider,
+    StaleEndpointRule,
+    AccessError,
+    kubeReadiness: kubeServices.kubeReadiness,
+    startKubernetes: kubeStart.startKubernetes,
     VERSION,
   };
 }
@@ -118,6 +132,11 @@ async function run(
     UnnatedRule,
     DestinationsProvider,
     TableEvidenceProvider,
+    KubernetesProvider,
+    StaleEndpointRule,
+    AccessError,
+    kubeReadiness,
+    startKubernetes,
     startServer,
     formatListen,
     errorText,
@@ -147,11 +166,34 @@ async function run(
   const synSentTimeout = settings.unnatedAfterMs === undefined
     ? undefined
     : await readSynSentTimeout();
+  let kube: RunningKube | undefined;
+  // The watches stop with the loop, or at once when start-up fails after them.
+  const kubeStop = new AbortController();
+  shutdown.stop.addEventListener("abort", () => kubeStop.abort(), { once: true });
+  try {
+    kube = await startKubernetes(
+      {
+        // Both users of the view (the un-NATed rule's provider, stale_endpoint) need --unnated-after.
+        kubernetes: settings.unnatedAfterMs === undefined ? "off" : settings.kubernetes,
+        kubeconfig: settings.kubeconfig,
+        userAgent: `conntrack-cleaner/${VERSION}`,
+      },
+      log,
+      kubeStop.signal,
+    );
+  } catch (e) {
+    if (!(e instanceof AccessError)) throw e;
+    log.error(`Kubernetes: ${e.message}`);
+    source.close?.();
+    deleter.close?.();
+    return 1;
+  }
   const tracker = new RenewalTracker({ threshold: settings.threshold });
   // Who may vouch that a destination is NATed now (the un-NATed rule's providers), one line each.
   const providers: NatProvider[] = settings.destinations
     ? [new DestinationsProvider(settings.destinations)]
     : [new TableEvidenceProvider()];
+  if (kube) providers.push(new KubernetesProvider(kube.services));
   const rules: Rule[] = [new RenewalRule(tracker)];
   if (settings.unnatedAfterMs !== undefined) {
     rules.push(
@@ -161,6 +203,15 @@ async function run(
         providers,
       }),
     );
+    if (kube) {
+      rules.push(
+        new StaleEndpointRule({
+          afterMs: settings.unnatedAfterMs,
+          synSentTimeoutS: typeof synSentTimeout === "number" ? synSentTimeout : undefined,
+          endpoints: kube.services,
+        }),
+      );
+    }
   }
   const report = describeRules({
     rules: rules.map((r) => r.name),
@@ -180,7 +231,9 @@ async function run(
     source: source.name,
     deleter: deleter.name,
     logLinesDropped: () => log.dropped?.() ?? 0,
+    ...(parts.eventStats ? { eventStats: parts.eventStats } : {}),
     rules: rules.map((r) => r.name),
+    ...(kube ? { kubernetes: () => kube.services.status() } : {}),
   });
   const agent = new Agent({
     source,
@@ -207,11 +260,15 @@ async function run(
             contentType: metrics.registry.contentType,
           }),
         liveness: livenessLimits(settings.intervalMs, parts),
+        ...(kube ? { readyChecks: [() => kubeReadiness(kube.services.status())] } : {}),
         onError: (e) => log.error("HTTP handler failed", { error: errorText(e) }),
       });
       log.info("serving /metrics, /healthz, /readyz", { listen: formatListen(server.addr) });
     } catch (e) {
       log.error(`cannot listen on ${formatListen(settings.listen)}: ${errorText(e)}`);
+      kubeStop.abort();
+      await kube?.done;
+      kube?.close();
       return 1;
     }
   }
@@ -224,6 +281,9 @@ async function run(
     code = 1;
   } finally {
     await server?.shutdown();
+    kubeStop.abort();
+    await kube?.done;
+    kube?.close();
     source.close?.();
     deleter.close?.();
   }

@@ -13,9 +13,11 @@ import { PROC_CONNTRACK_FILE } from "./kernel.ts";
 import { RULE_INFO } from "./rules/catalog.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 
-export const SOURCES = ["auto", "netlink", "procfs", "conntrack"] as const;
+export const SOURCES = ["auto", "events", "netlink", "procfs", "conntrack"] as const;
 export type SourceChoice = typeof SOURCES[number];
 export const DELETERS = ["auto", "netlink", "conntrack"] as const;
+export const KUBERNETES = ["auto", "off"] as const;
+export type KubernetesChoice = typeof KUBERNETES[number];
 export type DeleterChoice = typeof DELETERS[number];
 
 /** Where the HTTP server listens. */
@@ -38,9 +40,15 @@ export interface Settings {
   conntrackBin: string;
   logFormat: LogFormat;
   logLevel: LogLevel;
+  /** `--kubernetes`: `auto` uses the API when credentials are found (lib/kube/access.ts). */
+  kubernetes: KubernetesChoice;
+  /** `--kubeconfig`; `undefined` for `none` (in-cluster, then `KUBECONFIG`). */
+  kubeconfig: string | undefined;
   /** `undefined` when `--listen=off`. */
   listen: ListenAddress | undefined;
   source: SourceChoice;
+  /** `--resync-interval` in ms: the events source's safety-net full read. */
+  resyncIntervalMs: number;
   deleteVia: DeleterChoice;
   /** For each setting, where its value came from: shown in the start-up log. */
   origin: Record<string, "flag" | "env" | "default">;
@@ -59,6 +67,8 @@ export const MAX_INTERVAL_MS = 3_600_000;
 export const MAX_THRESHOLD = 1_000_000;
 export const MAX_CANDIDATES = 10_000_000;
 export const MAX_UNNATED_AFTER_MS = 3_600_000;
+export const MIN_RESYNC_MS = 10_000;
+export const MAX_RESYNC_MS = 86_400_000;
 /**
  * Default `--listen`: loopback only (nothing is exposed off the node unless
  * asked; the DaemonSet binds the node IP). The port is outside the Prometheus
@@ -129,6 +139,29 @@ export const OPTIONS: readonly Option[] = [
     default: "auto",
     form: SOURCES.join("|"),
     help: "how the table is read",
+  },
+  {
+    flag: "resync-interval",
+    env: "CONNTRACK_CLEANER_RESYNC_INTERVAL",
+    default: "5m",
+    form: "a Go duration from 10s to 24h",
+    help:
+      "events source: how often the whole table is read anyway, as a safety net (lost events are signalled and read at once)",
+  },
+  {
+    flag: "kubernetes",
+    env: "CONNTRACK_CLEANER_KUBERNETES",
+    default: "auto",
+    form: KUBERNETES.join("|"),
+    help:
+      "Kubernetes Services as trusted destinations and the stale_endpoint rule: auto uses --kubeconfig, else in-cluster credentials, else KUBECONFIG, else none",
+  },
+  {
+    flag: "kubeconfig",
+    env: "CONNTRACK_CLEANER_KUBECONFIG",
+    default: "none",
+    form: "a kubeconfig file path, or none",
+    help: "kubeconfig whose current context reaches the API (token, client certificate, CA)",
   },
   {
     flag: "delete-via",
@@ -283,11 +316,17 @@ export function loadConfig(
     }),
     listen: get("listen", (s) => (s === "off" ? null : parseListen(s))) ?? undefined,
     source: get("source", (s) => oneOf(SOURCES, s)),
+    resyncIntervalMs: get("resync-interval", (s) => {
+      const ms = parseGoDuration(s);
+      return ms !== undefined && ms >= MIN_RESYNC_MS && ms <= MAX_RESYNC_MS ? ms : undefined;
+    }),
     deleteVia: get("delete-via", (s) => oneOf(DELETERS, s)),
     procFile: get("proc-file", nonEmpty),
     conntrackBin: get("conntrack-bin", nonEmpty),
     logFormat: get("log-format", (s) => oneOf(LOG_FORMATS, s)),
     logLevel: get("log-level", (s) => oneOf(LOG_LEVELS, s)),
+    kubernetes: get("kubernetes", (s) => oneOf(KUBERNETES, s)),
+    kubeconfig: get("kubeconfig", (s) => (s === "none" ? null : nonEmpty(s))) ?? undefined,
     dryRun: get("dry-run", (s) => (s === "true" ? true : s === "false" ? false : undefined)),
     origin,
   };
@@ -306,11 +345,14 @@ export function describeSettings(s: Settings): Record<string, unknown> {
     dry_run: s.dryRun,
     listen: s.listen ? formatListen(s.listen) : "off",
     source: s.source,
+    resync_interval: formatDuration(s.resyncIntervalMs),
     delete_via: s.deleteVia,
     proc_file: s.procFile,
     conntrack_bin: s.conntrackBin,
     log_format: s.logFormat,
     log_level: s.logLevel,
+    kubernetes: s.kubernetes,
+    kubeconfig: s.kubeconfig ?? "none",
     from_env: Object.keys(s.origin).filter((k) => s.origin[k] === "env"),
     from_flags: Object.keys(s.origin).filter((k) => s.origin[k] === "flag"),
   };

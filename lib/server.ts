@@ -124,6 +124,11 @@ export interface ServerOptions {
   metrics: () => Promise<{ body: string; contentType: string }>;
   /** See {@linkcode liveness}. */
   liveness: LivenessLimits;
+  /**
+   * More readiness checks (the Kubernetes view's), asked after the poll
+   * loop's own: /readyz answers 503 with the first that is not ok.
+   */
+  readyChecks?: (() => ProbeAnswer)[];
   /** Monotonic milliseconds; default `performance.now`. */
   clock?: () => number;
   onListen?: (addr: { hostname: string; port: number }) => void;
@@ -224,7 +229,10 @@ export function startServer(o: ServerOptions): RunningServer {
         case "/healthz":
           return probe(liveness(o.status, clock(), startedAt, o.liveness));
         case "/readyz":
-          return probe(readiness(o.status));
+          return probe(
+            [readiness(o.status), ...(o.readyChecks ?? []).map((c) => c())].find((a) => !a.ok) ??
+              { ok: true, reason: "ok" },
+          );
         case "/metrics": {
           const m = await metrics();
           return { status: 200, body: m.body, headers: { "content-type": m.contentType } };

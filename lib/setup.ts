@@ -8,10 +8,12 @@ import type { Settings } from "./config.ts";
 import type { Deleter } from "./deleters/deleter.ts";
 import type { Logger } from "./log.ts";
 import { denoRunner, type ProcessRunner } from "./process.ts";
-import { checkNetlink, type NetlinkCheck } from "./netlink/capability.ts";
+import { checkEvents, checkNetlink, type NetlinkCheck } from "./netlink/capability.ts";
+import { NetlinkSource } from "./sources/netlink.ts";
+import { type EventsStats, NetlinkEventsSource } from "./sources/netlink_events.ts";
 import type { Source } from "./sources/source.ts";
 
-// The netlink and CLI sources and the deleters are imported when chosen
+// The procfs and CLI sources and the deleters are imported when chosen
 // (`import()`), not up front: an agent loads only what it runs (procfs.ts
 // only when the procfs table is considered; it brings node:fs). See
 // docs/benchmarks.md, issue 14.
@@ -30,6 +32,8 @@ export interface Parts {
   deleterReason: string;
   /** The longest one snapshot may take before the source gives up (its timeout), in ms. */
   sourceTimeoutMs: number;
+  /** The events source's counters, when that source was chosen (for metrics). */
+  eventStats?: () => EventsStats;
 }
 
 /** Options for {@linkcode setUp}. */
@@ -38,6 +42,8 @@ export interface SetupOptions {
   log?: Logger;
   /** Whether a ctnetlink dump works here; default {@linkcode checkNetlink}. */
   checkNetlink?: () => Promise<NetlinkCheck>;
+  /** Whether conntrack events can be received here; default {@linkcode checkEvents}. */
+  checkEvents?: () => Promise<NetlinkCheck>;
   /** Aborts a start-up check in progress (its process group is killed): shutting down. */
   signal?: AbortSignal;
   /** This process's effective capabilities; default {@linkcode effectiveCapabilities}. */
@@ -55,8 +61,9 @@ export const CAP_NET_ADMIN = 12;
 export const SOURCE_TIMEOUT_MS = 30_000;
 
 /**
- * Chooses and checks the source and the deleter. `auto` prefers netlink
- * (when a dump works), then procfs (when the file is readable), then the
+ * Chooses and checks the source and the deleter. `auto` prefers events
+ * (when a dump works and events can be received), then netlink (when a
+ * dump works), then procfs (when the file is readable), then the
  * conntrack CLI. Throws {@linkcode SetupError} with one clear message when
  * the table cannot be read or the chosen tool is missing.
  *
@@ -92,34 +99,56 @@ async function choose(
 ): Promise<Parts> {
   let checked: Promise<NetlinkCheck> | undefined;
   const netlink = () => checked ??= (options.checkNetlink ?? checkNetlink)();
-  const { source, sourceReason } = await chooseSource(settings, runner, netlink, options.log);
+  const events = () => (options.checkEvents ?? checkEvents)();
+  const { source, sourceReason } = await chooseSource(
+    settings,
+    runner,
+    netlink,
+    events,
+    options.log,
+  );
   if (!settings.dryRun) {
     checkNetAdmin((options.capabilities ?? effectiveCapabilities)(), settings.deleteVia);
   }
   const { deleter, deleterReason } = await chooseDeleter(settings, runner, netlink);
-  return {
+  const parts: Parts = {
     source,
     sourceReason,
     deleter,
     deleterReason,
     sourceTimeoutMs: SOURCE_TIMEOUT_MS,
   };
+  if (source instanceof NetlinkEventsSource) parts.eventStats = () => source.stats;
+  return parts;
 }
 
 async function chooseSource(
   s: Settings,
   runner: ProcessRunner,
   netlink: () => Promise<NetlinkCheck>,
+  events: () => Promise<NetlinkCheck>,
   log?: Logger,
 ): Promise<{ source: Source; sourceReason: string }> {
-  const nl = async () =>
-    new (await import("./sources/netlink.ts")).NetlinkSource({
+  const nl = () =>
+    new NetlinkSource({
       maxCandidates: s.maxCandidates,
       timeoutMs: SOURCE_TIMEOUT_MS,
       onFilterModeChange: (mode, reason) =>
         log?.warn("netlink dump filter changed", { filter: mode, reason }),
       // Interrupted dumps are normal on a busy table; only a run of them fails the snapshot.
       onRetry: (reason) => log?.debug("netlink dump started again", { reason }),
+    });
+  const ev = () =>
+    new NetlinkEventsSource({
+      dump: nl(),
+      maxCandidates: s.maxCandidates,
+      resyncIntervalMs: s.resyncIntervalMs,
+      evidence: s.unnatedAfterMs !== undefined && s.destinations === undefined,
+      onResync: (reason) => {
+        // Start and safety net are routine; lost events or a failing socket are worth a warning.
+        const level = reason === "start" || reason === "periodic" ? "debug" : "warn";
+        log?.[level]("events source: reading the whole table", { reason });
+      },
     });
   const max = s.maxCandidates;
   const procfs = async () =>
@@ -134,12 +163,21 @@ async function chooseSource(
       timeoutMs: SOURCE_TIMEOUT_MS,
     });
   switch (s.source) {
+    case "events": {
+      const p = await netlink();
+      if (!p.ok) {
+        throw new SetupError(`--source=events: a ctnetlink dump does not work: ${p.reason}`);
+      }
+      const e = await events();
+      if (!e.ok) throw new SetupError(`--source=events: conntrack events do not work: ${e.reason}`);
+      return { source: ev(), sourceReason: "--source=events" };
+    }
     case "netlink": {
       const p = await netlink();
       if (!p.ok) {
         throw new SetupError(`--source=netlink: a ctnetlink dump does not work: ${p.reason}`);
       }
-      return { source: await nl(), sourceReason: "--source=netlink" };
+      return { source: nl(), sourceReason: "--source=netlink" };
     }
     case "procfs":
       await checkReadable(s.procFile);
@@ -155,7 +193,13 @@ async function chooseSource(
       }
       const why: string[] = [];
       const p = await netlink();
-      if (p.ok) return { source: await nl(), sourceReason: "auto: a ctnetlink dump works" };
+      if (p.ok) {
+        const e = await events();
+        if (e.ok) {
+          return { source: ev(), sourceReason: "auto: conntrack events and a ctnetlink dump work" };
+        }
+        return { source: nl(), sourceReason: `auto: a ctnetlink dump works; events: ${e.reason}` };
+      }
       why.push(`netlink: ${p.reason}`);
       try {
         await checkReadable(s.procFile);

@@ -425,7 +425,135 @@ export const MUTANTS: Mutant[] = [
     replace: "const whole = 0, bits = 0;",
     tests: ["tests/destinations_test.ts", ...UNNATED],
   },
+  // events source: the kernel filter, overflow, re-reading candidates
+  {
+    name: "event filter lets UDP through",
+    file: "lib/netlink/bpf.ts",
+    search: 'jeq(IPPROTO_TCP, "info", "drop")',
+    replace: 'jeq(IPPROTO_TCP, "info", "info")',
+    tests: ["tests/netlink/bpf_test.ts"],
+  },
+  {
+    name: "event filter passes updates of translated entries as new",
+    file: "lib/netlink/bpf.ts",
+    search: 'jset(NLM_F_CREATE >> 8, "status", "drop")',
+    replace: 'jset(NLM_F_CREATE >> 8, "status", "status")',
+    tests: ["tests/netlink/bpf_test.ts"],
+  },
+  {
+    name: "events: an update of a translated entry counts as a new one (evidence)",
+    file: "lib/netlink/events.ts",
+    search: "const created = (m.flags & NLM_F_CREATE) !== 0;",
+    replace: "const created = m.flags >= 0;",
+    tests: ["tests/netlink/events_test.ts", "tests/sources/netlink_events_test.ts"],
+  },
+  {
+    name: "events: a GET answer for another tuple is taken for the one asked",
+    file: "lib/netlink/get_batch.ts",
+    search: "out[i] = got === tupleKey(tuples[i]!)",
+    replace: "out[i] = got === got",
+    tests: ["tests/netlink/get_batch_test.ts"],
+  },
+  {
+    name: "events: ENOBUFS does not make the poll dump",
+    file: "lib/sources/netlink_events.ts",
+    search: 'this.stats.overflows++;\n          this.#due = "overflow";',
+    replace: "this.stats.overflows++;",
+    tests: ["tests/sources/netlink_events_test.ts"],
+  },
+  {
+    name: "events: a re-read entry that got its reply stays a candidate",
+    file: "lib/sources/netlink_events.ts",
+    search: 'a.kind === "entry" && isSynSentUnreplied(a.entry)',
+    replace: 'a.kind === "entry"',
+    tests: ["tests/sources/netlink_events_test.ts"],
+  },
+  ...KUBERNETES_MUTANTS(),
 ];
+
+/**
+ * Kubernetes (issue 16): Services as trusted destinations and the
+ * stale-endpoint rule. Each would delete a working client's entry.
+ */
+function KUBERNETES_MUTANTS(): Mutant[] {
+  const VIEW = ["tests/kube/view_test.ts", "tests/rules/providers/kubernetes_test.ts"];
+  const SERVICES = ["tests/kube/services_test.ts"];
+  const STALE = ["tests/rules/stale_endpoint_test.ts"];
+  return [
+    {
+      name: "kubernetes: ipMode Proxy ingress taken as NATed",
+      file: "lib/kube/objects.ts",
+      search: 'if (isObj(ing) && str(ing.ipMode) !== "Proxy") add(ing.ip);',
+      replace: "if (isObj(ing)) add(ing.ip);",
+      tests: ["tests/kube/objects_test.ts", ...VIEW],
+    },
+    {
+      name: "kubernetes: a Service port vouched without ready endpoints",
+      file: "lib/kube/view.ts",
+      search: "if (mine !== undefined && hasReady(mine, t.port.name)) return t;",
+      replace: "return t;",
+      tests: VIEW,
+    },
+    {
+      name: "kubernetes: headless Service vouched (clusterIP None not skipped)",
+      file: "lib/kube/objects.ts",
+      search: 'if (type !== "ExternalName" && str(spec.clusterIP) !== "None") {',
+      replace: 'if (type !== "ExternalName") {',
+      tests: ["tests/kube/objects_test.ts"],
+    },
+    {
+      name: "kubernetes: unset serving read as not serving",
+      file: "lib/kube/objects.ts",
+      search: "const isServing = cond.serving !== false;",
+      replace: "const isServing = cond.serving === true;",
+      tests: ["tests/kube/objects_test.ts"],
+    },
+    {
+      name:
+        "stale_endpoint: an endpoint still serving (behind another Service there) taken as removed",
+      file: "lib/kube/services.ts",
+      search: "if (view.servingAt(addr, port)?.has(endpoint)) return undefined;",
+      replace: "",
+      tests: SERVICES,
+    },
+    {
+      name: "stale_endpoint: acts on a view that is not live",
+      file: "lib/kube/services.ts",
+      search: 'if (this.freshness() !== "live") return undefined;',
+      replace: "",
+      tests: SERVICES,
+    },
+    {
+      name: "stale_endpoint: removals counted from a view with objects left out",
+      file: "lib/kube/services.ts",
+      search:
+        "const trusted = this.slices.state.overflow === 0 && this.services.state.overflow === 0;",
+      replace: "const trusted = true;",
+      tests: SERVICES,
+    },
+    {
+      name: "stale_endpoint: no minimum age",
+      file: "lib/rules/stale_endpoint.ts",
+      search: "if (ageMs < this.#o.afterMs) continue;",
+      replace: "",
+      tests: STALE,
+    },
+    {
+      name: "stale_endpoint: decisions without the kernel id",
+      file: "lib/rules/stale_endpoint.ts",
+      search: "...(c.id !== undefined ? { id: c.id } : {}),",
+      replace: "",
+      tests: STALE,
+    },
+    {
+      name: "kubernetes: an expired view still vouches",
+      file: "lib/kube/services.ts",
+      search: 'if (f === "unsynced" || f === "expired") return ServiceView.empty();',
+      replace: 'if (f === "unsynced") return ServiceView.empty();',
+      tests: SERVICES,
+    },
+  ];
+}
 
 /** Applies `m` to `text`; throws unless `m.search` occurs exactly once. */
 export function applyMutant(text: string, m: Mutant): string {

@@ -83,7 +83,13 @@ Deno.test("loadConfig refuses bad values and names the setting, the value and th
     [["--listen=:80"], {}, /--listen ":80": expected HOST:PORT/],
     [["--listen=1.2.3.4:99999"], {}, /--listen "1.2.3.4:99999"/],
     [[], { CONNTRACK_CLEANER_LISTEN: "nope" }, /CONNTRACK_CLEANER_LISTEN "nope"/],
-    [["--source=ebpf"], {}, /--source "ebpf": expected auto\|netlink\|procfs\|conntrack/],
+    [["--source=ebpf"], {}, /--source "ebpf": expected auto\|events\|netlink\|procfs\|conntrack/],
+    [
+      ["--resync-interval=5s"],
+      {},
+      /--resync-interval "5s": expected a Go duration from 10s to 24h/,
+    ],
+    [[], { CONNTRACK_CLEANER_RESYNC_INTERVAL: "25h" }, /CONNTRACK_CLEANER_RESYNC_INTERVAL "25h"/],
     [["--delete-via=magic"], {}, /--delete-via "magic"/],
     [["--proc-file="], {}, /--proc-file ""/],
   ];

@@ -83,9 +83,52 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
     "deleter",
     "deno",
     "le",
+    "reason",
+    "resource",
     "result",
     "rule",
     "source",
+    "state",
     "version",
   ]);
+  // Kubernetes off: the view's state says so, and nothing is counted.
+  assert.equal(value(t, 'conntrack_cleaner_kubernetes_view{state="off"}'), 1);
+  assert.equal(value(t, 'conntrack_cleaner_kubernetes_view{state="live"}'), 0);
+  assert.equal(value(t, "conntrack_cleaner_kubernetes_destinations"), 0);
+});
+
+Deno.test("Metrics reads the Kubernetes view's status at each scrape", async () => {
+  let status = {
+    freshness: "live" as const,
+    services: 3,
+    slices: 4,
+    servicesIgnored: 0,
+    slicesIgnored: 2,
+    overflow: 2,
+    destinations: 7,
+    lastContactAgeMs: 1500,
+    lastError: undefined,
+  };
+  const m = new Metrics({
+    version: "1",
+    deno: "2",
+    source: "procfs",
+    deleter: "conntrack",
+    processMetrics: false,
+    kubernetes: () => status,
+  });
+  let t = await m.registry.metrics();
+  assert.equal(value(t, 'conntrack_cleaner_kubernetes_view{state="live"}'), 1);
+  assert.equal(value(t, 'conntrack_cleaner_kubernetes_view{state="off"}'), 0);
+  assert.equal(value(t, 'conntrack_cleaner_kubernetes_objects{resource="endpointslices"}'), 4);
+  assert.equal(
+    value(t, 'conntrack_cleaner_kubernetes_objects_ignored{resource="endpointslices"}'),
+    2,
+  );
+  assert.equal(value(t, "conntrack_cleaner_kubernetes_destinations"), 7);
+  assert.equal(value(t, "conntrack_cleaner_kubernetes_last_contact_age_seconds"), 1.5);
+  status = { ...status, freshness: "stale" as never };
+  t = await m.registry.metrics();
+  assert.equal(value(t, 'conntrack_cleaner_kubernetes_view{state="stale"}'), 1);
+  assert.equal(value(t, 'conntrack_cleaner_kubernetes_view{state="live"}'), 0);
 });

@@ -1,3 +1,4 @@
+import { kubeReadiness } from "../lib/kube/services.ts";
 import assert from "node:assert/strict";
 import type { AgentStatus } from "../lib/agent.ts";
 import { cacheFor, liveness, readiness, startServer } from "../lib/server.ts";
@@ -268,6 +269,43 @@ Deno.test("startServer keeps a connection open for the next request (HTTP/1.1, a
       const res = await raw(server.addr.port, req.repeat(3), 3000);
       assert.equal(res.match(/HTTP\/1\.1 200 OK/g)?.length, n, res);
     }
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("/readyz answers 503 with the first extra check that is not ok (the Kubernetes view's)", async () => {
+  let kube = {
+    freshness: "unsynced" as "unsynced" | "live" | "stale" | "expired",
+    lastError: "services: HTTP 403 Forbidden" as string | undefined,
+    lastContactAgeMs: 400_000,
+  };
+  const status = { ...fresh(), lastSnapshotOk: true };
+  const { server } = serverFor({ status, readyChecks: [() => kubeReadiness(kube)] });
+  const ready = async () => {
+    const r = await fetch(`http://127.0.0.1:${server.addr.port}/readyz`);
+    return `${r.status} ${(await r.text()).trim()}`;
+  };
+  try {
+    assert.equal(
+      await ready(),
+      "503 Kubernetes: no full list of Services and EndpointSlices yet (services: HTTP 403 Forbidden)",
+    );
+    kube = { ...kube, freshness: "stale", lastError: "services: connection refused" };
+    assert.equal(await ready(), "200 ok", "a stale view is still used");
+    kube = { ...kube, freshness: "expired" };
+    assert.equal(
+      await ready(),
+      "503 Kubernetes: API unreachable for 400s; Services vouch for nothing (services: connection refused)",
+    );
+    kube = { ...kube, freshness: "live", lastError: undefined };
+    assert.equal(await ready(), "200 ok");
+    status.lastSnapshotOk = false;
+    assert.match(
+      await ready(),
+      /^503 the last snapshot failed/,
+      "the loop's own answer comes first",
+    );
   } finally {
     await server.shutdown();
   }

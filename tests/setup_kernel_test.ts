@@ -37,12 +37,21 @@ async function setUpInside(
 }
 
 kernelTest(
-  "setUp auto on the real kernel uses netlink as root; without CAP_NET_ADMIN it refuses, and a dry run falls back to procfs and the conntrack CLI with EPERM",
+  "setUp auto on the real kernel uses events as root (netlink where the namespace turned events off); without CAP_NET_ADMIN it refuses, and a dry run falls back to procfs and the conntrack CLI with EPERM",
   () =>
     withNetns("setup-eperm", async (ns) => {
       const root = await setUpInside(ns, []);
-      assert.equal(root.source, "netlink");
+      assert.equal(root.source, "events");
+      assert.equal(root.sourceReason, "auto: conntrack events and a ctnetlink dump work");
       assert.equal(root.deleter, "netlink");
+      await ns.sysctl("net.netfilter.nf_conntrack_events", "0");
+      const off = await setUpInside(ns, []);
+      assert.equal(off.source, "netlink", JSON.stringify(off));
+      assert.match(
+        off.sourceReason ?? "",
+        /^auto: a ctnetlink dump works; events: conntrack events are off/,
+      );
+      await ns.sysctl("net.netfilter.nf_conntrack_events", "2");
       const drop = ["setpriv", "--bounding-set=-net_admin"];
       const refused = await setUpInside(ns, drop);
       assert.match(String(refused.error), /CAP_NET_ADMIN/, JSON.stringify(refused));

@@ -41,10 +41,37 @@ const netlinkNo = () =>
 const table = new URL("fixtures/procfs_plain.txt", import.meta.url).pathname;
 const missing = "/nonexistent/nf_conntrack";
 
-Deno.test("setUp auto prefers netlink for reading and deleting when a dump works", async () => {
-  const p = await setUp(settings([]), { checkNetlink: netlinkOk, runner: conntrack(false) });
-  assert.equal(p.source.name, "netlink");
-  assert.equal(p.sourceReason, "auto: a ctnetlink dump works");
+Deno.test("setUp auto prefers events, then netlink for reading, and netlink for deleting, when a dump works", async () => {
+  const p = await setUp(settings([]), {
+    checkNetlink: netlinkOk,
+    checkEvents: netlinkOk,
+    runner: conntrack(false),
+  });
+  assert.equal(p.source.name, "events");
+  assert.equal(p.sourceReason, "auto: conntrack events and a ctnetlink dump work");
+  assert.ok(p.eventStats !== undefined, "its counters reach the metrics");
+  p.source.close?.();
+  const q = await setUp(settings([]), {
+    checkNetlink: netlinkOk,
+    checkEvents: netlinkNo,
+    runner: conntrack(false),
+  });
+  assert.equal(q.source.name, "netlink");
+  assert.equal(
+    q.sourceReason,
+    "auto: a ctnetlink dump works; events: EPERM (Operation not permitted)",
+  );
+  assert.equal(q.eventStats, undefined);
+  q.source.close?.();
+  q.deleter.close?.();
+  await assert.rejects(
+    setUp(settings(["--source=events"]), { checkNetlink: netlinkOk, checkEvents: netlinkNo }),
+    /--source=events: conntrack events do not work: EPERM/,
+  );
+  await assert.rejects(
+    setUp(settings(["--source=events"]), { checkNetlink: netlinkNo, checkEvents: netlinkOk }),
+    /--source=events: a ctnetlink dump does not work: EPERM/,
+  );
   assert.equal(p.deleter.name, "netlink");
   assert.equal(p.deleter.maxPerPoll, 10_000);
   p.source.close?.();

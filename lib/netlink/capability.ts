@@ -9,6 +9,7 @@ import { AF_INET, appendDumpRequest, IPS_TEMPLATE } from "./ctnetlink.ts";
 import { DumpRetryError, runDump } from "./dump.ts";
 import { Errno, ErrnoError } from "./errno.ts";
 import { NetlinkSocket, type NetlinkTransport } from "./socket.ts";
+import { openEventSocket } from "./events.ts";
 
 /** The answer of {@linkcode checkNetlink}. */
 export type NetlinkCheck = { ok: true } | { ok: false; reason: string };
@@ -93,5 +94,38 @@ export async function checkNetlink(options: CheckNetlinkOptions = {}): Promise<N
     return { ok: false, reason: e instanceof Error ? e.message : String(e) };
   } finally {
     t?.close();
+  }
+}
+
+/**
+ * Tells whether conntrack events can be received here: the
+ * `NFNLGRP_CONNTRACK_NEW` group can be joined, the event filter attaches,
+ * and the namespace has not turned events off (`nf_conntrack_events` 0).
+ * Resolves `{ ok: false, reason }` (never rejects). Needs a working
+ * ctnetlink dump too (see {@linkcode checkNetlink}) for the source's resyncs.
+ *
+ * @example
+ * ```ts ignore
+ * // ignore: needs root (CAP_NET_ADMIN).
+ * import { checkEvents } from "./capability.ts";
+ * const r = await checkEvents();
+ * if (!r.ok) console.log(`events unavailable: ${r.reason}`);
+ * ```
+ */
+export async function checkEvents(
+  options: { sysctlFile?: string; open?: () => { close(): void } } = {},
+): Promise<NetlinkCheck> {
+  const file = options.sysctlFile ?? "/proc/sys/net/netfilter/nf_conntrack_events";
+  try {
+    const v = (await Deno.readTextFile(file)).trim();
+    if (v === "0") return { ok: false, reason: `conntrack events are off (${file} is 0)` };
+  } catch {
+    // Absent (older kernels have no such switch) or unreadable: events are on by default.
+  }
+  try {
+    (options.open ?? (() => openEventSocket({ recvBufferBytes: 1 << 16 })))().close();
+    return { ok: true };
+  } catch (e) {
+    return { ok: false, reason: e instanceof Error ? e.message : String(e) };
   }
 }

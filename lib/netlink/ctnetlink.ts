@@ -46,6 +46,11 @@ export function ctMsgType(msg: number): number {
   return (NFNL_SUBSYS_CTNETLINK << 8) | msg;
 }
 
+/** nfnetlink multicast groups of conntrack events (`enum nfnetlink_groups`). */
+export const NFNLGRP_CONNTRACK_NEW = 1;
+export const NFNLGRP_CONNTRACK_UPDATE = 2;
+export const NFNLGRP_CONNTRACK_DESTROY = 3;
+
 /** Top-level conntrack attributes (`enum ctattr_type`). */
 export const CTA_TUPLE_ORIG = 1;
 export const CTA_TUPLE_REPLY = 2;

@@ -32,6 +32,9 @@ const SO_ERROR = 4;
 const SO_SNDBUFFORCE = 32;
 const SO_RCVBUFFORCE = 33;
 const SOL_NETLINK = 270;
+const SO_ATTACH_FILTER = 26;
+const NETLINK_ADD_MEMBERSHIP = 1;
+const NETLINK_NO_ENOBUFS = 5;
 const NETLINK_CAP_ACK = 10;
 const NETLINK_EXT_ACK = 11;
 const MSG_DONTWAIT = 0x40;
@@ -149,6 +152,14 @@ export interface NetlinkSocketOptions {
   recvBufferBytes?: number;
   /** Send buffer to ask for; default 1 MiB. */
   sendBufferBytes?: number;
+  /**
+   * Multicast groups to join (`NETLINK_ADD_MEMBERSHIP`), e.g.
+   * `NFNLGRP_CONNTRACK_NEW`. With groups, `NETLINK_NO_ENOBUFS` is cleared so
+   * that a full receive buffer is reported (`ENOBUFS`), never silent.
+   */
+  groups?: readonly number[];
+  /** A classic BPF program (`struct sock_filter` array, see `bpf.ts`) to attach. */
+  filter?: Uint8Array;
 }
 
 /**
@@ -205,6 +216,16 @@ export class NetlinkSocket implements NetlinkTransport {
       // Best effort: older kernels lack them, and nothing depends on them.
       setInt(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
       setInt(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1);
+      // The filter first: no unfiltered event is queued between joining and attaching.
+      if (options.filter !== undefined) attachFilter(fd, options.filter);
+      for (const group of options.groups ?? []) {
+        if (!setInt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)) {
+          throw new ErrnoError(errno(), `setsockopt(NETLINK_ADD_MEMBERSHIP, ${group})`);
+        }
+      }
+      if ((options.groups?.length ?? 0) > 0 && !setInt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, 0)) {
+        throw new ErrnoError(errno(), "setsockopt(NETLINK_NO_ENOBUFS, 0)");
+      }
       return new NetlinkSocket(fd, portId);
     } catch (e) {
       c.close(fd);
@@ -327,6 +348,20 @@ function getInt(fd: number, level: number, opt: number): number {
   new DataView(len.buffer).setUint32(0, 4, HOST_LE);
   if (lib().getsockopt(fd, level, opt, b, len) !== 0) return 0;
   return new DataView(b.buffer).getInt32(0, HOST_LE);
+}
+
+/** `SO_ATTACH_FILTER` with a `struct sock_fprog` pointing at `program` (the kernel copies it). */
+function attachFilter(fd: number, program: Uint8Array): void {
+  if (program.length === 0 || program.length % 8 !== 0 || program.length / 8 > 0xffff) {
+    throw new RangeError(`a BPF program of ${program.length} bytes is not whole instructions`);
+  }
+  const fprog = new Uint8Array(16);
+  const v = new DataView(fprog.buffer);
+  v.setUint16(0, program.length / 8, HOST_LE);
+  v.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(program))), HOST_LE);
+  if (lib().setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, 16) !== 0) {
+    throw new ErrnoError(errno(), "setsockopt(SO_ATTACH_FILTER)");
+  }
 }
 
 /** The forced option needs CAP_NET_ADMIN; the plain one is capped by net.core.*mem_max. */

@@ -6,6 +6,7 @@
  */
 import { RenewalRule } from "./renewals.ts";
 import { UnnatedRule } from "./unnated.ts";
+import { StaleEndpointRule } from "./stale_endpoint.ts";
 import type { RuleName } from "./rule.ts";
 
 /**
@@ -14,10 +15,11 @@ import type { RuleName } from "./rule.ts";
  * @example
  * ```ts
  * import { RULE_INFO } from "./catalog.ts";
- * RULE_INFO.map((r) => r.name); // => ["renewals", "unnated"]
+ * RULE_INFO.map((r) => r.name); // => ["renewals", "unnated", "stale_endpoint"]
  * ```
  */
 export const RULE_INFO: readonly { name: RuleName; summary: string }[] = [
   RenewalRule.info,
   UnnatedRule.info,
+  StaleEndpointRule.info,
 ];

@@ -46,6 +46,15 @@ export type DecisionDetails =
     ageMs: number;
     /** The provider that vouched that the destination is NATed now for this client. */
     provider: string;
+  }
+  | {
+    rule: "stale_endpoint";
+    /** How old the entry is at least, in milliseconds. */
+    ageMs: number;
+    /** The Service (`namespace/name`) whose endpoint it was. */
+    service: string;
+    /** The endpoint it was translated to, `addr:port`. */
+    endpoint: string;
   };
 
 /** A rule's name, as logs and metrics label it. */

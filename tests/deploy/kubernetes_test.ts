@@ -13,6 +13,7 @@ import {
 } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
 import { DaemonSet } from "kubernetes-models/apps/v1";
 import { Namespace, ServiceAccount } from "kubernetes-models/v1";
+import { ClusterRole, ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
 import { relative } from "node:path";
 import { parseAllDocuments } from "yaml";
 
@@ -35,6 +36,8 @@ const MODELS: Record<string, new (o: any) => { validate(): void }> = {
   "v1/Namespace": Namespace,
   "v1/ServiceAccount": ServiceAccount,
   "apps/v1/DaemonSet": DaemonSet,
+  "rbac.authorization.k8s.io/v1/ClusterRole": ClusterRole,
+  "rbac.authorization.k8s.io/v1/ClusterRoleBinding": ClusterRoleBinding,
   "monitoring.coreos.com/v1/PodMonitor": PodMonitor,
   "monitoring.coreos.com/v1/PrometheusRule": PrometheusRule,
 };
@@ -115,7 +118,7 @@ Deno.test("deploy/*.yaml and its components: every object validates against its 
 });
 
 toolTest(
-  "kubectl kustomize deploy/ renders the namespace, service account and DaemonSet, all schema-valid",
+  "kubectl kustomize deploy/ renders the namespace, service account, RBAC and DaemonSet, all schema-valid",
   "kubectl",
   kubectl,
   async () => {
@@ -123,6 +126,8 @@ toolTest(
     assert.deepEqual(
       objs.map((o) => `${o.kind}/${o.metadata?.name}`).sort(),
       [
+        "ClusterRole/conntrack-cleaner",
+        "ClusterRoleBinding/conntrack-cleaner",
         "DaemonSet/conntrack-cleaner",
         "Namespace/conntrack-cleaner",
         "ServiceAccount/conntrack-cleaner",

@@ -228,7 +228,8 @@ Deno.test("manifests: every namespaced object is in the conntrack-cleaner namesp
   const all = allManifests();
   const ns = all.filter((m) => m.kind === "Namespace");
   assert.deepEqual(ns.map((m) => m.metadata?.name), ["conntrack-cleaner"]);
-  for (const m of all.filter((m) => m.kind !== "Namespace")) {
+  const clusterScoped = ["Namespace", "ClusterRole", "ClusterRoleBinding"];
+  for (const m of all.filter((m) => !clusterScoped.includes(m.kind ?? ""))) {
     assert.equal(m.metadata?.namespace, "conntrack-cleaner", `${m.kind} ${m.metadata?.name}`);
   }
 });
@@ -238,20 +239,43 @@ Deno.test("namespace: admits privileged pods (hostNetwork, root, NET_ADMIN)", ()
   assert.equal(ns?.metadata?.labels?.["pod-security.kubernetes.io/enforce"], "privileged");
 });
 
-Deno.test("service account: mounts no API token, and the DaemonSet uses it", () => {
+Deno.test("service account: its token is mounted in the DaemonSet's pods (for --kubernetes=auto)", () => {
   const sa = allManifests().find((m) => m.kind === "ServiceAccount");
   assert.ok(sa, "a ServiceAccount exists");
-  assert.equal(sa.automountServiceAccountToken, false);
+  assert.equal(sa.automountServiceAccountToken, true);
   const pod = daemonSet().spec.template.spec;
   assert.equal(pod.serviceAccountName, sa.metadata?.name);
-  assert.equal(pod.automountServiceAccountToken, false);
+  assert.equal(pod.automountServiceAccountToken, true);
+  const env = daemonSet().spec.template.spec.containers[0]?.env ?? [];
+  assert.equal(
+    env.find((e: { name: string }) => e.name === "CONNTRACK_CLEANER_KUBERNETES")?.value,
+    "auto",
+  );
 });
 
-Deno.test("manifests: no RBAC objects (the agent needs no API access)", () => {
-  const kinds = allManifests().map((m) => m.kind);
-  for (const rbac of ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"]) {
-    assert.ok(!kinds.includes(rbac), `no ${rbac}`);
-  }
+Deno.test("RBAC: a ClusterRole with list and watch on services and endpointslices only, bound to the agent's ServiceAccount", () => {
+  const all = allManifests();
+  const kinds = all.map((m) => m.kind);
+  for (const narrow of ["Role", "RoleBinding"]) assert.ok(!kinds.includes(narrow), `no ${narrow}`);
+  // deno-lint-ignore no-explicit-any
+  const roles = all.filter((m) => m.kind === "ClusterRole") as any[];
+  assert.equal(roles.length, 1);
+  assert.deepEqual(roles[0].rules, [
+    { apiGroups: [""], resources: ["services"], verbs: ["list", "watch"] },
+    { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["list", "watch"] },
+  ]);
+  // deno-lint-ignore no-explicit-any
+  const bindings = all.filter((m) => m.kind === "ClusterRoleBinding") as any[];
+  assert.equal(bindings.length, 1);
+  assert.deepEqual(bindings[0].roleRef, {
+    apiGroup: "rbac.authorization.k8s.io",
+    kind: "ClusterRole",
+    name: roles[0].metadata.name,
+  });
+  const sa = all.find((m) => m.kind === "ServiceAccount")!;
+  assert.deepEqual(bindings[0].subjects, [
+    { kind: "ServiceAccount", name: sa.metadata?.name, namespace: sa.metadata?.namespace },
+  ]);
 });
 
 // --- DaemonSet: pod --------------------------------------------------------------

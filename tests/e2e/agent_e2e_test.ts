@@ -14,8 +14,8 @@ for (const [label, o] of cases) {
     async () => {
       const r = await runScenario(o);
       const start = r.logs.find((l) => l.msg === "conntrack-cleaner starting")!;
-      assert.equal(start.source, "netlink", "auto picks netlink here");
-      assert.equal(start.source_reason, "auto: a ctnetlink dump works");
+      assert.equal(start.source, "events", "auto picks events here");
+      assert.equal(start.source_reason, "auto: conntrack events and a ctnetlink dump work");
       assert.equal(start.deleter, "netlink");
       console.log(`${label}: renewed entries gone after ${(r.allGoneMs! / 1000).toFixed(1)} s`);
       assertStory(r, label);
@@ -23,7 +23,7 @@ for (const [label, o] of cases) {
   );
 }
 
-const sources = ["netlink", "procfs", "conntrack"];
+const sources = ["events", "netlink", "procfs", "conntrack"];
 const deleters = ["netlink", "conntrack"];
 for (const source of sources) {
   for (const deleter of deleters) {

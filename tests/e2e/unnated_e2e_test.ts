@@ -160,6 +160,9 @@ function checkAgentCase(label: string, c: AgentCase, r: Awaited<ReturnType<typeo
   );
   assert.equal(r.exit, 0, ctx);
   assert.deepEqual(r.logs.filter((l) => l.level === "error" || l.stderr || l.unparsed), [], ctx);
+  // Default settings: these stories run with the events source.
+  const start = r.logs.find((l) => l.msg === "conntrack-cleaner starting");
+  assert.equal(start?.source, "events", ctx);
   // The stuck client's first SYN made an un-NATed SYN_SENT entry, in the node's zone.
   const spec = (sport: number, dst = a.service, dport = SERVICE_PORT, zone = c.zone) => ({
     src: a.client,

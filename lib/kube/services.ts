@@ -1,0 +1,267 @@
+/**
+ * The cluster's Services as the rules see them: two reflectors (Services,
+ * EndpointSlices) kept in step with the API, the {@linkcode ServiceView}
+ * rebuilt from them at most once per question after a change, how fresh it
+ * is, and which endpoints stopped serving (seen serving, then gone or
+ * `serving: false`), for the stale-endpoint rule.
+ *
+ * Freshness: `live` while both watches are open; `stale` while one is not
+ * but the API answered within `staleLimitMs` (the last view is still used to
+ * vouch for destinations, said in the log, the metrics and /readyz); past
+ * that, `expired`: the view vouches for nothing. The stale-endpoint rule acts
+ * only on a `live` view: a removal it missed, or an endpoint added while the
+ * watch was down, must not read as "no longer serving".
+ *
+ * @module
+ */
+import type { Clock } from "../basics.ts";
+import type { Logger } from "../log.ts";
+import type { KubeApi } from "./api.ts";
+import { decodeService, decodeSlice, type ServiceRecord, type SliceRecord } from "./objects.ts";
+import { Reflector, type ReflectorState } from "./reflector.ts";
+import { addrPortKey, type NodeAddress, servicePortKey, ServiceView } from "./view.ts";
+
+/** Services kept at most (the issue's bound); EndpointSlices at most 5 per Service. */
+export const MAX_SERVICES = 10_000;
+export const MAX_SLICES = 5 * MAX_SERVICES;
+
+/** Options for {@linkcode KubeServices}. */
+export interface KubeServicesOptions {
+  api: KubeApi;
+  log: Logger;
+  /** This node's addresses, for NodePorts; asked again every `nodeAddressesEveryMs`. */
+  nodeAddresses: () => NodeAddress[];
+  nodeAddressesEveryMs?: number;
+  clock?: Clock;
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** How long the last view is used after the API stopped answering; default 5 min. */
+  staleLimitMs?: number;
+  /** How long a removed endpoint is remembered; default 180 s (past the 120 s SYN_SENT timeout). */
+  removedTtlMs?: number;
+  maxServices?: number;
+  maxSlices?: number;
+  /** Passed to both reflectors (tests shorten them). */
+  reflector?: { watchTimeoutS?: number; backoffMs?: { first: number; max: number } };
+}
+
+/** How fresh the view is. */
+export type Freshness = "unsynced" | "live" | "stale" | "expired";
+
+/** What {@linkcode KubeServices.status} tells. */
+export interface KubeStatus {
+  freshness: Freshness;
+  /** Objects kept. */
+  services: number;
+  slices: number;
+  /** Objects over the bounds, not kept. */
+  servicesIgnored: number;
+  slicesIgnored: number;
+  overflow: number;
+  /** Destinations (address and port) the last view built vouches for. */
+  destinations: number;
+  /** Since the API last answered both watches (the older of the two). */
+  lastContactAgeMs: number | undefined;
+  lastError: string | undefined;
+}
+
+/**
+ * /readyz's word on the Kubernetes view: not ready before the first full
+ * lists, nor once the view expired; ready (saying so) while it is stale.
+ *
+ * @example
+ * ```ts
+ * import { kubeReadiness } from "./services.ts";
+ * kubeReadiness({ freshness: "unsynced", lastError: "services: HTTP 403 Forbidden: …" }).reason;
+ * // => "Kubernetes: no full list of Services and EndpointSlices yet (services: HTTP 403 Forbidden: …)"
+ * ```
+ */
+export function kubeReadiness(
+  s: Pick<KubeStatus, "freshness" | "lastError"> & { lastContactAgeMs?: number | undefined },
+): { ok: boolean; reason: string } {
+  const why = s.lastError ? ` (${s.lastError.replaceAll("\n", " ")})` : "";
+  if (s.freshness === "unsynced") {
+    return {
+      ok: false,
+      reason: `Kubernetes: no full list of Services and EndpointSlices yet${why}`,
+    };
+  }
+  if (s.freshness === "expired") {
+    const age = s.lastContactAgeMs === undefined
+      ? ""
+      : ` for ${Math.round(s.lastContactAgeMs / 1000)}s`;
+    return {
+      ok: false,
+      reason: `Kubernetes: API unreachable${age}; Services vouch for nothing${why}`,
+    };
+  }
+  return { ok: true, reason: "ok" };
+}
+
+/** Removed endpoints remembered at most. */
+const MAX_REMOVED = 50_000;
+
+/** See the module comment. */
+export class KubeServices {
+  readonly services: Reflector<ServiceRecord>;
+  readonly slices: Reflector<SliceRecord>;
+  #o: KubeServicesOptions;
+  #clock: Clock;
+  #view = ServiceView.empty();
+  #dirty = true;
+  #nodes: NodeAddress[] = [];
+  #nodesAt = -Infinity;
+  /** `service port \0 addr port` → monotonic ms when it stopped serving. */
+  #removed = new Map<string, number>();
+  #said: Freshness = "unsynced";
+
+  constructor(o: KubeServicesOptions) {
+    this.#o = o;
+    this.#clock = o.clock ?? (() => performance.now());
+    const common = {
+      api: o.api,
+      log: o.log,
+      clock: this.#clock,
+      ...(o.sleep ? { sleep: o.sleep } : {}),
+      onChange: () => (this.#dirty = true),
+      ...(o.reflector ?? {}),
+    };
+    this.services = new Reflector({
+      ...common,
+      path: "/api/v1/services",
+      what: "services",
+      decode: decodeService,
+      maxItems: o.maxServices ?? MAX_SERVICES,
+    });
+    this.slices = new Reflector({
+      ...common,
+      path: "/apis/discovery.k8s.io/v1/endpointslices",
+      what: "endpointslices",
+      decode: decodeSlice,
+      maxItems: o.maxSlices ?? MAX_SLICES,
+    });
+  }
+
+  /** Lists and watches both resources until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    await Promise.all([this.services.run(signal), this.slices.run(signal)]);
+  }
+
+  /** How fresh the view is now. */
+  freshness(): Freshness {
+    const a = this.services.state;
+    const b = this.slices.state;
+    if (!a.synced || !b.synced) return "unsynced";
+    if (a.watching && b.watching) return "live";
+    const limit = this.#o.staleLimitMs ?? 300_000;
+    const now = this.#clock();
+    const last = Math.min(a.lastContactAt ?? -Infinity, b.lastContactAt ?? -Infinity);
+    return now - last <= limit ? "stale" : "expired";
+  }
+
+  /**
+   * The view to decide on: rebuilt when something changed; empty when the
+   * view is unsynced or expired. Says changes of freshness in the log.
+   */
+  view(): ServiceView {
+    const f = this.freshness();
+    if (f !== this.#said) {
+      const fields = { from: this.#said, to: f, ...this.status() };
+      if (f === "live") this.#o.log.info("Kubernetes Services view is live", fields);
+      else if (f === "stale") {
+        this.#o.log.warn("Kubernetes API unreachable; keeping the last Services view", fields);
+      } else if (f === "expired") {
+        this.#o.log.error(
+          "Kubernetes API unreachable for too long; Services vouch for nothing until it answers",
+          fields,
+        );
+      }
+      this.#said = f;
+    }
+    if (f === "unsynced" || f === "expired") return ServiceView.empty();
+    const now = this.#clock();
+    if (now - this.#nodesAt >= (this.#o.nodeAddressesEveryMs ?? 30_000)) {
+      const nodes = this.#o.nodeAddresses();
+      if (JSON.stringify(nodes) !== JSON.stringify(this.#nodes)) this.#dirty = true;
+      this.#nodes = nodes;
+      this.#nodesAt = now;
+    }
+    if (this.#dirty) this.#rebuild(now);
+    return this.#view;
+  }
+
+  /**
+   * When the endpoint `endpoint` (`addr port`) stopped serving the Service
+   * port at (`addr`, `port`), and which Service that is, if it stopped while
+   * this view watched, is not serving again (behind any Service port there),
+   * and the view is live; else `undefined`.
+   */
+  removedAt(
+    addr: string,
+    port: number,
+    endpoint: string,
+  ): { at: number; service: string } | undefined {
+    if (this.freshness() !== "live") return undefined;
+    const view = this.view();
+    if (view.servingAt(addr, port)?.has(endpoint)) return undefined;
+    for (const t of view.targetsAt(addr, port)) {
+      const at = this.#removed.get(`${servicePortKey(t.service, t.port.name)}\u0000${endpoint}`);
+      if (at !== undefined) return { at, service: t.service };
+    }
+    return undefined;
+  }
+
+  /** For metrics, logs and /readyz. */
+  status(): KubeStatus {
+    const a: ReflectorState = this.services.state;
+    const b: ReflectorState = this.slices.state;
+    const contact = Math.min(a.lastContactAt ?? Infinity, b.lastContactAt ?? Infinity);
+    return {
+      freshness: this.freshness(),
+      services: this.services.items.size,
+      slices: this.slices.items.size,
+      servicesIgnored: a.overflow,
+      slicesIgnored: b.overflow,
+      overflow: a.overflow + b.overflow,
+      destinations: this.#view.vouched,
+      lastContactAgeMs: contact === Infinity ? undefined : this.#clock() - contact,
+      lastError: a.lastError ?? b.lastError,
+    };
+  }
+
+  /** Endpoints remembered as removed (bounded). */
+  get removedCount(): number {
+    return this.#removed.size;
+  }
+
+  #rebuild(now: number): void {
+    const before = this.#view;
+    const view = ServiceView.build(
+      this.services.items.values(),
+      this.slices.items.values(),
+      this.#nodes,
+    );
+    const ttl = this.#o.removedTtlMs ?? 180_000;
+    for (const [k, at] of this.#removed) if (now - at > ttl) this.#removed.delete(k);
+    // A picture with objects left out cannot tell "removed" from "not kept".
+    const trusted = this.slices.state.overflow === 0 && this.services.state.overflow === 0;
+    if (!trusted) this.#removed.clear();
+    before.forEachServing((service, portName, was) => {
+      const is = new Set(view.servingOf(service, portName));
+      const k = servicePortKey(service, portName);
+      for (const e of was) {
+        if (is.has(e)) continue;
+        if (trusted && this.#removed.size < MAX_REMOVED) this.#removed.set(`${k}\u0000${e}`, now);
+      }
+    });
+    if (this.#removed.size > 0) {
+      view.forEachServing((service, portName, is) => {
+        const k = servicePortKey(service, portName);
+        for (const e of is) this.#removed.delete(`${k}\u0000${e}`);
+      });
+    }
+    this.#view = view;
+    this.#dirty = false;
+  }
+}
+
+export { addrPortKey };

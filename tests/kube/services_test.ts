@@ -1,0 +1,176 @@
+import assert from "node:assert/strict";
+import { FetchKubeApi } from "../../lib/kube/api.ts";
+import { KubeServices } from "../../lib/kube/services.ts";
+import type { Logger } from "../../lib/log.ts";
+import { FakeKubeApi } from "../../testbed/fake_kube_api.ts";
+import { endpointSlice, type EndpointSpec, service } from "../../testbed/kube_objects.ts";
+
+const quiet: Logger & { lines: string[] } = (() => {
+  const lines: string[] = [];
+  const at = (level: string) => (msg: string) => void lines.push(`${level} ${msg}`);
+  return { lines, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+})();
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const t0 = performance.now();
+  while (!cond()) {
+    if (performance.now() - t0 > 5000) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const SVC = service("web", "shop", {
+  clusterIPs: ["10.96.0.10"],
+  ports: [{ name: "http", port: 80, nodePort: 30080 }],
+});
+const slice = (eps: EndpointSpec[]) =>
+  endpointSlice("web", "shop", "ipv4", [{ name: "http", port: 8080 }], eps);
+
+async function withServices(
+  body: (x: { fake: FakeKubeApi; kube: KubeServices; clock: { now: number } }) => Promise<void>,
+  o: { maxSlices?: number } = {},
+): Promise<void> {
+  const fake = new FakeKubeApi();
+  fake.set("services", SVC);
+  fake.set("endpointslices", slice([{ addr: "10.244.1.5" }, { addr: "10.244.1.6" }]));
+  const clock = { now: 1_000_000 };
+  const api = new FetchKubeApi({ server: fake.url, origin: "test" });
+  const kube = new KubeServices({
+    api,
+    log: quiet,
+    clock: () => clock.now,
+    sleep: () => new Promise((r) => setTimeout(r, 2)),
+    nodeAddresses: () => [{ family: "ipv4", addr: "192.0.2.10" }],
+    staleLimitMs: 60_000,
+    ...(o.maxSlices ? { maxSlices: o.maxSlices } : {}),
+  });
+  const stop = new AbortController();
+  const done = kube.run(stop.signal);
+  try {
+    await until(() => kube.freshness() === "live", "a live view");
+    await body({ fake, kube, clock });
+  } finally {
+    stop.abort();
+    await done;
+    api.close();
+    await fake.close();
+  }
+}
+
+Deno.test("the view follows the API: vouched while ready endpoints exist, NodePort on the node's address", async () => {
+  await withServices(async ({ fake, kube }) => {
+    assert.equal(kube.view().vouch("ipv4", "10.96.0.10", 80)?.service, "web/shop");
+    assert.equal(kube.view().vouch("ipv4", "192.0.2.10", 30080)?.via, "node");
+    fake.set("endpointslices", slice([{ addr: "10.244.1.5", ready: false }]));
+    await until(
+      () => kube.view().vouch("ipv4", "10.96.0.10", 80) === undefined,
+      "no ready endpoint",
+    );
+  });
+});
+
+Deno.test("removedAt: an endpoint seen serving, then gone or serving: false; never a serving one", async () => {
+  await withServices(async ({ fake, kube, clock }) => {
+    kube.view();
+    assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.5 8080"), undefined, "serving");
+    assert.equal(
+      kube.removedAt("10.96.0.10", 80, "10.244.9.9 8080"),
+      undefined,
+      "never seen: unknown",
+    );
+    clock.now += 1000;
+    fake.set("endpointslices", slice([{ addr: "10.244.1.6", ready: false, serving: false }]));
+    await until(
+      () => kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080") !== undefined,
+      "1.6 not serving",
+    );
+    assert.deepEqual(kube.removedAt("10.96.0.10", 80, "10.244.1.5 8080"), {
+      at: 1_001_000,
+      service: "web/shop",
+    }, "1.5 gone");
+    assert.equal(
+      kube.removedAt("10.96.0.10", 81, "10.244.1.5 8080"),
+      undefined,
+      "another Service port",
+    );
+    fake.set("endpointslices", slice([{ addr: "10.244.1.5" }]));
+    await until(
+      () => kube.removedAt("10.96.0.10", 80, "10.244.1.5 8080") === undefined,
+      "1.5 back",
+    );
+    clock.now += 181_000;
+    fake.bookmark("endpointslices");
+    fake.set("services", SVC); // a change, so the view is rebuilt and old removals expire
+    await until(() => kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080") === undefined, "expired");
+  });
+});
+
+Deno.test("watch down: stale (last view kept, nothing removed), then expired (nothing vouched)", async () => {
+  await withServices(async ({ fake, kube, clock }) => {
+    kube.view();
+    fake.set("endpointslices", slice([{ addr: "10.244.1.5" }]));
+    await until(
+      () => kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080") !== undefined,
+      "1.6 removed",
+    );
+    fake.failNext(1000);
+    fake.dropWatches();
+    await until(() => kube.freshness() === "stale", "stale");
+    assert.equal(
+      kube.view().vouch("ipv4", "10.96.0.10", 80)?.service,
+      "web/shop",
+      "last view kept",
+    );
+    assert.equal(
+      kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080"),
+      undefined,
+      "not live: no removals",
+    );
+    clock.now += 61_000;
+    assert.equal(kube.freshness(), "expired");
+    assert.equal(kube.view().vouch("ipv4", "10.96.0.10", 80), undefined);
+    assert.ok(quiet.lines.some((l) => l.startsWith("warn Kubernetes API unreachable; keeping")));
+    assert.ok(
+      quiet.lines.some((l) => l.startsWith("error Kubernetes API unreachable for too long")),
+    );
+  });
+});
+
+Deno.test("with slices left out over the bound, nothing counts as removed", async () => {
+  await withServices(async ({ fake, kube }) => {
+    kube.view();
+    fake.set(
+      "endpointslices",
+      endpointSlice("web", "other", "ipv4", [{ port: 1 }], [{ addr: "10.244.7.7" }]),
+    );
+    fake.set("endpointslices", slice([{ addr: "10.244.1.5" }]));
+    await until(() => kube.status().overflow === 1, "overflow");
+    await until(() => kube.view().servingAt("10.96.0.10", 80)?.size === 1, "the change");
+    assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080"), undefined);
+  }, { maxSlices: 1 });
+});
+
+Deno.test("an endpoint removed from one Service but serving another at the same address is kept", async () => {
+  await withServices(async ({ fake, kube }) => {
+    const shared = { externalIPs: ["198.51.100.7"], ports: [{ name: "http", port: 80 }] };
+    fake.set("services", service("web", "shop", { clusterIPs: ["10.96.0.10"], ...shared }));
+    fake.set("services", service("web", "blue", { clusterIPs: ["10.96.0.11"], ...shared }));
+    fake.set(
+      "endpointslices",
+      endpointSlice("web", "blue", "ipv4", [{ name: "http", port: 8080 }], [{
+        addr: "10.244.1.5",
+      }]),
+    );
+    await until(() => kube.view().servingAt("198.51.100.7", 80)?.size === 2, "both Services");
+    fake.set("endpointslices", slice([{ addr: "10.244.1.6" }]));
+    await until(
+      () => kube.removedAt("10.96.0.10", 80, "10.244.1.5 8080") !== undefined,
+      "1.5 gone from shop",
+    );
+    assert.equal(
+      kube.removedAt("198.51.100.7", 80, "10.244.1.5 8080"),
+      undefined,
+      "still serving blue there",
+    );
+  });
+});

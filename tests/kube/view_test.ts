@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import {
+  decodeService,
+  decodeSlice,
+  type ServiceRecord,
+  type SliceRecord,
+} from "../../lib/kube/objects.ts";
+import { ServiceView } from "../../lib/kube/view.ts";
+import {
+  endpointSlice,
+  type EndpointSpec,
+  service,
+  type ServiceSpec,
+} from "../../testbed/kube_objects.ts";
+
+function svc(name: string, s: ServiceSpec): ServiceRecord {
+  const r = decodeService(service("web", name, s));
+  if (!r.ok) throw new Error(r.problem);
+  return r.value;
+}
+function slice(name: string, port: number, eps: EndpointSpec[], portName = "http"): SliceRecord {
+  const r = decodeSlice(
+    endpointSlice("web", name, eps[0]?.addr.includes(":") ? "ipv6" : "ipv4", [{
+      name: portName,
+      port,
+    }], eps),
+  );
+  if (!r.ok) throw new Error(r.problem);
+  return r.value;
+}
+const NODE = [{ family: "ipv4" as const, addr: "192.0.2.10" }, {
+  family: "ipv6" as const,
+  addr: "2001:db8::10",
+}];
+
+Deno.test("a Service with ready endpoints vouches for every address × TCP port, NodePorts on the node's addresses", () => {
+  const view = ServiceView.build(
+    [svc("shop", {
+      clusterIPs: ["10.96.0.10", "fd00::10"],
+      externalIPs: ["198.51.100.7"],
+      ingress: [{ ip: "203.0.113.7" }],
+      ports: [{ name: "http", port: 80, nodePort: 30080 }],
+    })],
+    [slice("shop", 8080, [{ addr: "10.244.1.5" }])],
+    NODE,
+  );
+  for (
+    const [family, addr, port] of [
+      ["ipv4", "10.96.0.10", 80],
+      ["ipv6", "fd00::10", 80],
+      ["ipv4", "198.51.100.7", 80],
+      ["ipv4", "203.0.113.7", 80],
+      ["ipv4", "192.0.2.10", 30080],
+      ["ipv6", "2001:db8::10", 30080],
+    ] as const
+  ) {
+    assert.equal(view.vouch(family, addr, port)?.service, "web/shop", `${addr}:${port}`);
+  }
+  assert.equal(view.vouched, 6);
+  assert.equal(view.vouch("ipv4", "10.96.0.10", 81), undefined, "another port");
+  assert.equal(
+    view.vouch("ipv4", "192.0.2.10", 80),
+    undefined,
+    "the node address on the Service port",
+  );
+  assert.equal(view.vouch("ipv6", "10.96.0.10", 80), undefined, "family mismatch");
+});
+
+Deno.test("no ready endpoint, or ready endpoints only on another port name: nothing vouched", () => {
+  const s = svc("shop", { clusterIPs: ["10.96.0.10"], ports: [{ name: "http", port: 80 }] });
+  const notReady = ServiceView.build([s], [
+    slice("shop", 8080, [{ addr: "10.244.1.5", ready: false, serving: true, terminating: true }]),
+  ], NODE);
+  assert.equal(notReady.vouch("ipv4", "10.96.0.10", 80), undefined);
+  const otherName = ServiceView.build([s], [
+    slice("shop", 8080, [{ addr: "10.244.1.5" }], "metrics"),
+  ], NODE);
+  assert.equal(otherName.vouch("ipv4", "10.96.0.10", 80), undefined);
+  const none = ServiceView.build([s], [], NODE);
+  assert.equal(none.vouch("ipv4", "10.96.0.10", 80), undefined);
+  assert.equal(none.vouched, 0);
+});
+
+Deno.test("ipMode Proxy ingress is never vouched, even with ready endpoints", () => {
+  const view = ServiceView.build(
+    [svc("lb", {
+      clusterIPs: ["10.96.0.20"],
+      ingress: [{ ip: "203.0.113.9", ipMode: "Proxy" }],
+      ports: [{ name: "http", port: 80 }],
+    })],
+    [slice("lb", 8080, [{ addr: "10.244.1.6" }])],
+    NODE,
+  );
+  assert.equal(view.vouch("ipv4", "203.0.113.9", 80), undefined);
+  assert.equal(view.vouch("ipv4", "10.96.0.20", 80)?.service, "web/lb");
+});
+
+Deno.test("servingAt: the serving endpoints behind an address and port, terminating-but-serving included", () => {
+  const view = ServiceView.build(
+    [svc("shop", { clusterIPs: ["10.96.0.10"], ports: [{ name: "http", port: 80 }] })],
+    [slice("shop", 8080, [{ addr: "10.244.1.5" }, {
+      addr: "10.244.1.6",
+      ready: false,
+      serving: true,
+      terminating: true,
+    }, { addr: "10.244.1.7", ready: false, serving: false }])],
+    NODE,
+  );
+  assert.deepEqual([...view.servingAt("10.96.0.10", 80)!].sort(), [
+    "10.244.1.5 8080",
+    "10.244.1.6 8080",
+  ]);
+  assert.equal(view.servingAt("10.96.0.99", 80), undefined);
+});

@@ -1,0 +1,259 @@
+/**
+ * Test driver for the events source: runs inside a network namespace (as
+ * `ip netns exec NS deno run -A tests/support/events_driver.ts SCENARIO`,
+ * which {@linkcode runEventsDriver} does), and prints one JSON result.
+ *
+ * - `filter`: two event sockets, one with the kernel filter and one
+ *   without (same groups), then a set of entries created with `conntrack -R`;
+ *   reports what each socket received.
+ * - `steady`: the source's first poll (a dump), then candidates created,
+ *   renewed and deleted between polls; reports each poll.
+ * - `overflow`: the source with a tiny event receive buffer; a burst of
+ *   SYN_SENT entries between two polls; reports the second poll and counters.
+ *
+ * @module
+ */
+import { tupleKey } from "../../lib/tuple.ts";
+import { entryTuple } from "../../lib/netlink/conntrack_entry.ts";
+import { classifyEvent, openEventSocket } from "../../lib/netlink/events.ts";
+import { parseMessages } from "../../lib/netlink/message.ts";
+import { NetlinkSocket, type NetlinkTransport } from "../../lib/netlink/socket.ts";
+import { NFNLGRP_CONNTRACK_NEW } from "../../lib/netlink/ctnetlink.ts";
+import { NetlinkSource } from "../../lib/sources/netlink.ts";
+import { NetlinkEventsSource } from "../../lib/sources/netlink_events.ts";
+import { type EntrySpec, insertArgs, type Netns } from "../../testbed/netns.ts";
+
+/** Entries of the `filter` scenario, and which the filter must pass. */
+export const FILTER_ENTRIES: { spec: EntrySpec; passes: boolean }[] = [
+  {
+    spec: {
+      src: "10.20.0.1",
+      dst: "10.20.0.2",
+      sport: 41001,
+      dport: 80,
+      state: "SYN_SENT",
+      timeout: 120,
+    },
+    passes: true,
+  },
+  {
+    spec: {
+      src: "2001:db8::1",
+      dst: "2001:db8::2",
+      sport: 41002,
+      dport: 443,
+      state: "SYN_SENT",
+      timeout: 120,
+    },
+    passes: true,
+  },
+  {
+    spec: {
+      src: "10.20.0.1",
+      dst: "10.20.0.2",
+      sport: 41003,
+      dport: 80,
+      state: "SYN_SENT",
+      zone: 5,
+      timeout: 120,
+    },
+    passes: true,
+  },
+  {
+    spec: {
+      src: "10.20.0.1",
+      dst: "10.20.0.2",
+      sport: 41004,
+      dport: 80,
+      state: "ESTABLISHED",
+      timeout: 300,
+    },
+    passes: false,
+  },
+  {
+    spec: {
+      src: "10.20.0.1",
+      dst: "10.20.0.2",
+      sport: 41005,
+      dport: 80,
+      state: "TIME_WAIT",
+      timeout: 100,
+    },
+    passes: false,
+  },
+  {
+    spec: {
+      proto: "udp",
+      src: "10.20.0.1",
+      dst: "10.20.0.2",
+      sport: 41006,
+      dport: 53,
+      timeout: 30,
+    },
+    passes: false,
+  },
+  // A translated TCP entry: evidence.
+  {
+    spec: {
+      src: "10.20.0.3",
+      dst: "10.96.0.10",
+      sport: 41007,
+      dport: 80,
+      state: "ESTABLISHED",
+      timeout: 300,
+      dnat: "10.244.0.5:8080",
+    },
+    passes: true,
+  },
+  // A translated UDP entry: not TCP evidence.
+  {
+    spec: {
+      proto: "udp",
+      src: "10.20.0.3",
+      dst: "10.96.0.10",
+      sport: 41008,
+      dport: 53,
+      timeout: 30,
+      dnat: "10.244.0.5:53",
+    },
+    passes: false,
+  },
+];
+
+/** `count` SYN_SENT specs. */
+export function burst(count: number, base = 0): EntrySpec[] {
+  return Array.from({ length: count }, (_, k) => {
+    const i = base + k;
+    return {
+      src: `10.30.${(i >> 8) & 255}.${i & 255}`,
+      dst: "10.31.0.1",
+      sport: 20000 + (i % 40000),
+      dport: 443,
+      state: "SYN_SENT" as const,
+      timeout: 120,
+    };
+  });
+}
+
+async function conntrack(args: string[], stdin?: string): Promise<void> {
+  const p = new Deno.Command("conntrack", {
+    args,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = p.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await p.output();
+  if (!out.success) {
+    throw new Error(`conntrack ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+const insert = (specs: EntrySpec[]) =>
+  conntrack(["-R", "-"], specs.map((s) => insertArgs(s).join(" ")).join("\n") + "\n");
+
+function drainKeys(t: NetlinkTransport): string[] {
+  const buf = new Uint8Array(1 << 16);
+  const keys: string[] = [];
+  for (let n = t.tryRecv(buf); n !== null; n = t.tryRecv(buf)) {
+    for (const m of parseMessages(buf.subarray(0, n)).messages) {
+      const ev = classifyEvent(m);
+      keys.push(ev === undefined ? `type ${m.type}` : tupleKey(entryTuple(ev.entry)));
+    }
+  }
+  return keys;
+}
+
+async function filterScenario() {
+  const filtered = openEventSocket();
+  const all = NetlinkSocket.open({ groups: [NFNLGRP_CONNTRACK_NEW] });
+  await insert(FILTER_ENTRIES.map((e) => e.spec));
+  await new Promise((r) => setTimeout(r, 200));
+  const out = { filtered: drainKeys(filtered), all: drainKeys(all) };
+  filtered.close();
+  all.close();
+  return out;
+}
+
+function summary(s: Awaited<ReturnType<NetlinkEventsSource["snapshot"]>>) {
+  return {
+    candidates: s.candidates.map((c) => ({ key: tupleKey(c), timeout: c.timeout, id: c.id })),
+    scanned: s.scanned,
+  };
+}
+
+async function steadyScenario() {
+  const source = new NetlinkEventsSource({ dump: new NetlinkSource() });
+  const polls = [];
+  await insert(burst(3, 0));
+  polls.push(summary(await source.snapshot())); // the start dump
+  await insert(burst(2, 3)); // heard as events
+  polls.push(summary(await source.snapshot()));
+  // Renew one (a retransmitted SYN on an old kernel), delete another.
+  const [a, b] = burst(2, 3);
+  await conntrack([
+    "-U",
+    "-p",
+    "tcp",
+    "-s",
+    a!.src,
+    "-d",
+    a!.dst,
+    "--sport",
+    `${a!.sport}`,
+    "--dport",
+    "443",
+    "-t",
+    "60",
+  ]);
+  await conntrack([
+    "-D",
+    "-p",
+    "tcp",
+    "-s",
+    b!.src,
+    "-d",
+    b!.dst,
+    "--sport",
+    `${b!.sport}`,
+    "--dport",
+    "443",
+  ]);
+  polls.push(summary(await source.snapshot()));
+  const stats = structuredClone(source.stats);
+  source.close();
+  return { polls, stats };
+}
+
+async function overflowScenario(count: number) {
+  const source = new NetlinkEventsSource({ dump: new NetlinkSource(), recvBufferBytes: 4096 });
+  const first = summary(await source.snapshot());
+  await insert(burst(count));
+  const second = summary(await source.snapshot());
+  const afterSecond = structuredClone(source.stats);
+  const third = summary(await source.snapshot());
+  const stats = structuredClone(source.stats);
+  source.close();
+  return { first, second, afterSecond, third, stats };
+}
+
+/** Runs `scenario` inside `ns` and resolves with its JSON result. */
+export async function runEventsDriver(ns: Netns, scenario: string): Promise<unknown> {
+  const r = await ns.exec([Deno.execPath(), "run", "-A", import.meta.filename!, scenario]);
+  if (r.code !== 0) throw new Error(`events driver in ${ns.name} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+if (import.meta.main) {
+  const [scenario, arg] = Deno.args;
+  const result = scenario === "filter"
+    ? await filterScenario()
+    : scenario === "steady"
+    ? await steadyScenario()
+    : await overflowScenario(Number(arg ?? 2000));
+  console.log(JSON.stringify(result));
+}
