@@ -3,10 +3,10 @@
 # conntrack-cleaner image: the compiled agent, the `conntrack` binary and the
 # shared libraries both load, on an empty (scratch) base. No shell, no package
 # manager. Build:
-#   docker build -t conntrack-cleaner:0.1.0 .
+#   docker build -t REGISTRY/conntrack-cleaner:0.1.0 .
 # Offline denort (no download by `deno compile`): put it in the build context
 # and pass its path inside the build stage, e.g.
-#   docker build --build-arg DENORT_BIN=/src/denort -t conntrack-cleaner:0.1.0 .
+#   docker build --build-arg DENORT_BIN=/src/denort -t REGISTRY/conntrack-cleaner:0.1.0 .
 
 # --- 1. compile the agent -----------------------------------------------------
 # The V8 flags are deno.json's (`deno task compile`): they are embedded in the
@@ -14,13 +14,17 @@
 FROM denoland/deno:2.9.6 AS build
 WORKDIR /src
 # Dependencies first, so this layer is reused while only the code changes.
+# tests/deno.json is the workspace member holding the test-only packages: the
+# agent itself imports no npm package, and --exclude-unused-npm keeps the
+# test packages of the lock file out of the binary.
 COPY deno.json deno.lock* ./
+COPY tests/deno.json tests/deno.json
 RUN if [ -f deno.lock ]; then deno install --frozen; else deno install; fi
 COPY . .
 ARG DENORT_BIN
 RUN if [ -z "${DENORT_BIN:-}" ]; then unset DENORT_BIN; fi \
  && mkdir -p /out \
- && deno compile -A --v8-flags=--max-semi-space-size=1,--max-old-space-size=64 --output /out/conntrack-cleaner main.ts \
+ && deno compile -A --exclude-unused-npm --v8-flags=--max-semi-space-size=1,--max-old-space-size=64 --output /out/conntrack-cleaner main.ts \
  && /out/conntrack-cleaner --version
 
 # --- 2. gather the binaries and their libraries into /rootfs -------------------

@@ -254,10 +254,11 @@ async function run(
       server = startServer({
         listen: settings.listen,
         status: agent.status,
-        metrics: async () => ({
-          body: await metrics.registry.metrics(),
-          contentType: metrics.registry.contentType,
-        }),
+        metrics: () =>
+          Promise.resolve({
+            body: metrics.registry.metrics(),
+            contentType: metrics.registry.contentType,
+          }),
         liveness: livenessLimits(settings.intervalMs, parts),
         ...(kube ? { readyChecks: [() => kubeReadiness(kube.services.status())] } : {}),
         onError: (e) => log.error("HTTP handler failed", { error: errorText(e) }),

@@ -12,6 +12,7 @@ import type { DestinationSet } from "./destinations.ts";
 import type { Logger } from "./log.ts";
 import { type Clock, errorText, sleep, yieldToIo } from "./basics.ts";
 import { QuietLog } from "./quiet_log.ts";
+import { PollDecisionLog } from "./decision_log.ts";
 import type { AgentObserver, DecisionResult } from "./observer.ts";
 import type { Source } from "./sources/source.ts";
 import type { RenewalTracker, TrackResult } from "./tracker.ts";
@@ -272,11 +273,13 @@ export class Agent {
         now: stale.length,
       });
     }
+    const said = new PollDecisionLog(log);
     if (dryRun) {
       for (const d of stale) {
-        log.info("dry run: would delete stale entry", fields(d, this.#o.rules));
+        said.say(d.rule, "dry_run", "dry run: would delete stale entry", fields(d, this.#o.rules));
         tracker.forget(d.tuple);
       }
+      said.end();
       observer?.deletions?.(stale.map((d) => ({ result: "dry_run", rule: d.rule })), 0);
       return stale.map((decision) => ({ decision, result: "dry_run" }));
     }
@@ -292,9 +295,10 @@ export class Agent {
         batch: stale.length,
         delete_ms: round(ms),
       };
-      if (o.result === "deleted") log.info("deleted stale entry", f);
+      const rule = decision.rule;
+      if (o.result === "deleted") said.say(rule, o.result, "deleted stale entry", f);
       else if (o.result === "already_gone") {
-        log.info("stale entry was already gone (it expired or got its reply)", f);
+        said.say(rule, o.result, "stale entry was already gone (it expired or got its reply)", f);
         this.#reportedGone.set(tupleKey(decision.tuple), decision.id);
       } else if (signal?.aborted) {
         log.info("deletion interrupted by shutdown; outcome unknown", { ...f, error: o.error });
@@ -308,6 +312,7 @@ export class Agent {
       if (o.result !== "failed") tracker.forget(decision.tuple);
       return { decision, result: o.result as DecisionResult, error: o.error };
     });
+    said.end();
     observer?.deletions?.(results.map((r) => ({ result: r.result, rule: r.decision.rule })), ms);
     const failed = results.filter((r) => r.result === "failed");
     if (failed.length < results.length) {

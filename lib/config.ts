@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { errorText } from "./basics.ts";
-import { parseArgs } from "node:util";
+import { parseFlags } from "./args.ts";
 import { canonicalIPv4, canonicalIPv6 } from "./addr.ts";
 import { DESTINATIONS_FORM, type DestinationSet, parseDestinations } from "./destinations.ts";
 import { formatDuration, parseGoDuration } from "./duration.ts";
@@ -79,8 +78,10 @@ export const DEFAULT_LISTEN = "127.0.0.1:10395";
 
 interface Option {
   flag: string;
-  env?: string;
+  env: string;
   default: string;
+  /** A flag without a value (`--dry-run`); its variable takes `true` or `false`. */
+  boolean?: true;
   /** Accepted form, for help and error messages. */
   form: string;
   help: string;
@@ -164,43 +165,55 @@ export const OPTIONS: readonly Option[] = [
   },
   {
     flag: "delete-via",
+    env: "CONNTRACK_CLEANER_DELETE_VIA",
     default: "auto",
     form: DELETERS.join("|"),
     help: "how stale entries are deleted",
   },
   {
     flag: "proc-file",
+    env: "CONNTRACK_CLEANER_PROC_FILE",
     default: PROC_CONNTRACK_FILE,
     form: "a file path",
     help: "the procfs table (for --source=procfs)",
   },
   {
     flag: "conntrack-bin",
+    env: "CONNTRACK_CLEANER_CONNTRACK_BIN",
     default: "conntrack",
     form: "a command name or path",
     help: "conntrack-tools binary (for --delete-via=conntrack and --source=conntrack)",
   },
   {
     flag: "log-format",
+    env: "CONNTRACK_CLEANER_LOG_FORMAT",
     default: "json",
     form: LOG_FORMATS.join("|"),
     help: "JSON lines or text lines on stdout",
   },
   {
     flag: "log-level",
+    env: "CONNTRACK_CLEANER_LOG_LEVEL",
     default: "info",
     form: LOG_LEVELS.join("|"),
     help: "least severe level that is written",
+  },
+  {
+    flag: "dry-run",
+    env: "CONNTRACK_CLEANER_DRY_RUN",
+    boolean: true,
+    default: "false",
+    form: "true or false (the flag takes no value)",
+    help: "decide and log what would be deleted; delete nothing",
   },
 ];
 
 /** The `--help` text. */
 export function helpText(): string {
-  const rows = OPTIONS.map((o) => {
-    const env = o.env ? ` (env ${o.env})` : "";
-    return `  --${o.flag}=VALUE${env}\n` +
-      `      ${o.help}; default ${o.default}; ${o.form}`;
-  });
+  const rows = OPTIONS.map((o) =>
+    `  --${o.flag}${o.boolean ? "" : "=VALUE"} (env ${o.env})\n` +
+    `      ${o.help}; default ${o.default}; ${o.form}`
+  );
   return [
     "conntrack-cleaner: deletes TCP conntrack entries stuck in SYN_SENT [UNREPLIED], so the",
     "client's next SYN gets a fresh entry that meets the current NAT rules. The rules:",
@@ -209,8 +222,6 @@ export function helpText(): string {
     "Usage: conntrack-cleaner [flags]",
     "",
     ...rows,
-    "  --dry-run",
-    "      decide and log what would be deleted; delete nothing",
     "  --help, --version",
     "",
     "A flag wins over its environment variable. Invalid values exit with code 2.",
@@ -231,36 +242,28 @@ export function loadConfig(
   args: readonly string[],
   env: (name: string) => string | undefined,
 ): ConfigResult {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: "string" as const }])),
-        "dry-run": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean" },
-      },
-    });
-  } catch (e) {
-    return { kind: "error", message: argsError(e) };
-  }
-  const v = parsed.values as Record<string, string | boolean | undefined>;
+  const parsed = parseFlags(args, {
+    ...Object.fromEntries(
+      OPTIONS.map((o) => [o.flag, { type: o.boolean ? "boolean" as const : "string" as const }]),
+    ),
+    help: { type: "boolean", short: "h" },
+    version: { type: "boolean" },
+  });
+  if (!parsed.ok) return { kind: "error", message: parsed.message };
+  const v: Record<string, string | boolean | undefined> = parsed.values;
   if (v.help) return { kind: "help" };
   if (v.version) return { kind: "version" };
 
   const origin: Settings["origin"] = {};
   const raw = (o: Option): { value: string; name: string } => {
     const flag = v[o.flag];
-    if (typeof flag === "string") {
+    if (flag !== undefined) {
       origin[o.flag] = "flag";
-      return { value: flag, name: `--${o.flag}` };
+      return { value: String(flag), name: `--${o.flag}` };
     }
-    const e = o.env ? env(o.env) : undefined;
+    const e = env(o.env);
     // An empty variable counts as unset, as it did for the old agent.
-    if (o.env && e !== undefined && e !== "") {
+    if (e !== undefined && e !== "") {
       origin[o.flag] = "env";
       return { value: e, name: o.env };
     }
@@ -324,7 +327,7 @@ export function loadConfig(
     logLevel: get("log-level", (s) => oneOf(LOG_LEVELS, s)),
     kubernetes: get("kubernetes", (s) => oneOf(KUBERNETES, s)),
     kubeconfig: get("kubeconfig", (s) => (s === "none" ? null : nonEmpty(s))) ?? undefined,
-    dryRun: v["dry-run"] === true,
+    dryRun: get("dry-run", (s) => (s === "true" ? true : s === "false" ? false : undefined)),
     origin,
   };
   if (errors.length > 0) return { kind: "error", message: errors.join("\n") };
@@ -391,24 +394,6 @@ function oneOf<T extends string>(values: readonly T[], s: string): T | undefined
 
 function nonEmpty(s: string): string | undefined {
   return s !== "" && !s.includes("\0") ? s : undefined;
-}
-
-/** node:util's parse errors, said our way. */
-function argsError(e: unknown): string {
-  const msg = errorText(e);
-  const code = (e as { code?: string }).code;
-  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
-    const opt = /'([^']+)'/.exec(msg)?.[1] ?? msg;
-    return `unknown flag ${opt}: see --help for the flags there are`;
-  }
-  if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
-    const arg = /'([^']+)'/.exec(msg)?.[1] ?? msg;
-    return `unexpected argument ${JSON.stringify(arg)}: every setting is a --flag=VALUE`;
-  }
-  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
-    return `${msg.replace(/\.$/, "")}: see --help`;
-  }
-  return msg;
 }
 
 /** `text` in lines of at most `width` characters, indented 2, continuation lines `indent`. */

@@ -1,5 +1,5 @@
 /**
- * Structured logs: one JSON object per line (default) or `key=value` text,
+ * Structured logs: one JSON object per line (default) or logfmt text,
  * queued for stdout without ever blocking (lib/log_writer.ts); `flush` before
  * exit. A line that cannot be written (stdout closed, the reader gone, the
  * reader stalled and the queue full) is dropped and counted: logging never
@@ -12,7 +12,7 @@ import { QueuedWriter } from "./log_writer.ts";
 /** Log verbosity, most verbose first. */
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = typeof LOG_LEVELS[number];
-/** JSON lines or `key=value` text lines. */
+/** JSON lines or logfmt (`time=… level=info msg="…" key=value`) lines. */
 export const LOG_FORMATS = ["json", "text"] as const;
 export type LogFormat = typeof LOG_FORMATS[number];
 
@@ -70,8 +70,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       if (format === "json") {
         write(JSON.stringify({ time, level, msg, ...fields }, jsonValue));
       } else {
-        const kv = Object.entries(fields).map(([k, v]) => `${k}=${textValue(v)}`);
-        write([time, level.toUpperCase().padEnd(5), msg, ...kv].join(" "));
+        write(logfmt({ time, level, msg, ...fields }));
       }
     } catch {
       // BrokenPipe, a closed descriptor, a full non-blocking pipe: nowhere to say it.
@@ -94,9 +93,45 @@ function jsonValue(_key: string, v: unknown): unknown {
   return v;
 }
 
-function textValue(v: unknown): string {
-  if (v instanceof Error) v = v.message;
-  if (typeof v === "string") return /^[\w.:/@\[\]-]+$/.test(v) ? v : JSON.stringify(v);
-  if (Array.isArray(v)) return JSON.stringify(v.join(","));
-  return typeof v === "object" && v !== null ? JSON.stringify(v) : String(v);
+/**
+ * One logfmt line: `key=value` pairs separated by spaces; a value with a
+ * space, `=`, `"`, a control character or nothing at all is quoted, with
+ * `\\`, `"` and control characters escaped. Lists are joined with commas,
+ * objects written as JSON; keys keep only characters logfmt allows.
+ *
+ * @example
+ * ```ts
+ * import { logfmt } from "./log.ts";
+ * logfmt({ level: "info", msg: "deleted stale entry", dst: "[2001:db8::1]:443", ok: true });
+ * // => 'level=info msg="deleted stale entry" dst=[2001:db8::1]:443 ok=true'
+ * logfmt({ reason: 'said "no"\n', empty: "", rules: ["renewals", "unnated"] });
+ * // => 'reason="said \\"no\\"\\n" empty="" rules=renewals,unnated'
+ * ```
+ */
+export function logfmt(fields: Fields): string {
+  return Object.entries(fields).map(([k, v]) => {
+    const key = k.replace(/[^\x21-\x7e]|[="]/g, "_") || "_";
+    return `${key}=${logfmtValue(v)}`;
+  }).join(" ");
 }
+
+function logfmtValue(v: unknown): string {
+  if (v instanceof Error) v = v.message;
+  if (Array.isArray(v)) {
+    v = v.map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x))).join(",");
+  } else if (typeof v === "object" && v !== null) v = JSON.stringify(v, jsonValue);
+  const s = String(v);
+  // deno-lint-ignore no-control-regex -- control characters are what must be quoted
+  if (s !== "" && !/[\s="\\\x00-\x1f\x7f]/.test(s)) return s;
+  const escape = (c: string) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  // deno-lint-ignore no-control-regex -- and escaped
+  return `"${s.replace(/[\\"\x00-\x1f\x7f]/g, escape)}"`;
+}
+
+const ESCAPES: Record<string, string> = {
+  "\\": "\\\\",
+  '"': '\\"',
+  "\n": "\\n",
+  "\r": "\\r",
+  "\t": "\\t",
+};

@@ -5,17 +5,18 @@
  * @module
  */
 import type { Settings } from "./config.ts";
-import { ConntrackCliDeleter } from "./deleters/conntrack_cli.ts";
 import type { Deleter } from "./deleters/deleter.ts";
 import type { Logger } from "./log.ts";
 import { denoRunner, type ProcessRunner } from "./process.ts";
-import { NetlinkDeleter } from "./deleters/netlink.ts";
-import { ConntrackCliSource } from "./sources/conntrack_cli.ts";
 import { checkEvents, checkNetlink, type NetlinkCheck } from "./netlink/capability.ts";
 import { NetlinkSource } from "./sources/netlink.ts";
 import { type EventsStats, NetlinkEventsSource } from "./sources/netlink_events.ts";
-import { openTable, ProcfsSource } from "./sources/procfs.ts";
 import type { Source } from "./sources/source.ts";
+
+// The procfs and CLI sources and the deleters are imported when chosen
+// (`import()`), not up front: an agent loads only what it runs (procfs.ts
+// only when the procfs table is considered; it brings node:fs). See
+// docs/benchmarks.md, issue 14.
 
 /** A setup step that cannot go on: exit code 1 with this message. */
 export class SetupError extends Error {
@@ -150,9 +151,13 @@ async function chooseSource(
       },
     });
   const max = s.maxCandidates;
-  const procfs = () => new ProcfsSource({ path: s.procFile, maxCandidates: max });
-  const cli = () =>
-    new ConntrackCliSource({
+  const procfs = async () =>
+    new (await import("./sources/procfs.ts")).ProcfsSource({
+      path: s.procFile,
+      maxCandidates: max,
+    });
+  const cli = async () =>
+    new (await import("./sources/conntrack_cli.ts")).ConntrackCliSource({
       bin: s.conntrackBin,
       maxCandidates: max,
       timeoutMs: SOURCE_TIMEOUT_MS,
@@ -175,16 +180,16 @@ async function chooseSource(
       return { source: nl(), sourceReason: "--source=netlink" };
     }
     case "procfs":
-      checkReadable(s.procFile);
-      return { source: procfs(), sourceReason: "--source=procfs" };
+      await checkReadable(s.procFile);
+      return { source: await procfs(), sourceReason: "--source=procfs" };
     case "conntrack":
       await checkConntrack(s.conntrackBin, runner);
-      return { source: cli(), sourceReason: "--source=conntrack" };
+      return { source: await cli(), sourceReason: "--source=conntrack" };
     case "auto": {
       if (s.origin["proc-file"] === "flag" || s.origin["proc-file"] === "env") {
         // The user named the file to read: read that one.
-        checkReadable(s.procFile);
-        return { source: procfs(), sourceReason: "auto: --proc-file was given" };
+        await checkReadable(s.procFile);
+        return { source: await procfs(), sourceReason: "auto: --proc-file was given" };
       }
       const why: string[] = [];
       const p = await netlink();
@@ -197,14 +202,17 @@ async function chooseSource(
       }
       why.push(`netlink: ${p.reason}`);
       try {
-        checkReadable(s.procFile);
-        return { source: procfs(), sourceReason: `auto: ${why[0]}; ${s.procFile} is readable` };
+        await checkReadable(s.procFile);
+        return {
+          source: await procfs(),
+          sourceReason: `auto: ${why[0]}; ${s.procFile} is readable`,
+        };
       } catch (e) {
         why.push(`procfs: ${(e as Error).message}`);
       }
       try {
         await checkConntrack(s.conntrackBin, runner);
-        return { source: cli(), sourceReason: `auto: ${why.join("; ")}; using conntrack -L` };
+        return { source: await cli(), sourceReason: `auto: ${why.join("; ")}; using conntrack -L` };
       } catch (e) {
         why.push(`conntrack: ${(e as Error).message}`);
       }
@@ -222,7 +230,10 @@ async function chooseDeleter(
     // A dry run deletes nothing, so it does not need the binary.
     if (!s.dryRun) await checkConntrack(s.conntrackBin, runner);
     return {
-      deleter: new ConntrackCliDeleter({ bin: s.conntrackBin, runner }),
+      deleter: new (await import("./deleters/conntrack_cli.ts")).ConntrackCliDeleter({
+        bin: s.conntrackBin,
+        runner,
+      }),
       deleterReason: reason,
     };
   };
@@ -230,16 +241,20 @@ async function chooseDeleter(
     case "netlink": {
       const p = await netlink();
       if (!p.ok) throw new SetupError(`--delete-via=netlink: ctnetlink does not work: ${p.reason}`);
-      return { deleter: new NetlinkDeleter(), deleterReason: "--delete-via=netlink" };
+      return { deleter: await netlinkDeleter(), deleterReason: "--delete-via=netlink" };
     }
     case "conntrack":
       return await cli("--delete-via=conntrack");
     case "auto": {
       const p = await netlink();
-      if (p.ok) return { deleter: new NetlinkDeleter(), deleterReason: "auto: ctnetlink works" };
+      if (p.ok) return { deleter: await netlinkDeleter(), deleterReason: "auto: ctnetlink works" };
       return await cli(`auto: netlink: ${p.reason}; using the conntrack CLI`);
     }
   }
+}
+
+async function netlinkDeleter(): Promise<Deleter> {
+  return new (await import("./deleters/netlink.ts")).NetlinkDeleter();
 }
 
 /**
@@ -284,7 +299,10 @@ export function effectiveCapabilities(statusFile = "/proc/self/status"): bigint 
  * a regular file (procfs files are) is opened: a FIFO or a device could block
  * the whole process in open(2) or read(2).
  */
-export function checkReadable(path: string): void {
+export async function checkReadable(path: string): Promise<void> {
+  // Imported here: procfs.ts brings node:fs (Deno's Node layer, a few MB), which an
+  // agent reading the table through netlink never needs.
+  const { openTable } = await import("./sources/procfs.ts");
   try {
     // Opened without blocking and checked by its descriptor (see openTable).
     using f = openTable(path);

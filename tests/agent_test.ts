@@ -285,6 +285,28 @@ Deno.test("Agent.pollOnce warns when an entry reported already gone is still in 
   assert.ok(!h.lines.some((l) => String(l.msg).includes("still there")));
 });
 
+Deno.test("Agent.pollOnce logs the first 10 deletions of a poll at info, then one summary by rule and result", async () => {
+  const s = setup({ threshold: 1 });
+  const base = s.source.snapshot.bind(s.source);
+  // 25 renewed entries instead of one: the same entry from 25 source ports.
+  s.source.snapshot = async () => {
+    const snap = await base();
+    const candidates = snap.candidates.flatMap((c) =>
+      Array.from({ length: 25 }, (_, i) => ({ ...c, sport: 40000 + i }))
+    );
+    return { ...snap, candidates };
+  };
+  await pollEverySecond(s, 6);
+  assert.equal(s.deleter.calls.flat().length, 25, "every stale entry is deleted");
+  const deleted = s.lines.filter((l) => l.msg === "deleted stale entry");
+  assert.equal(deleted.length, 10, "the first 10 at info (the rest at debug)");
+  const summary = s.lines.filter((l) => String(l.msg).includes("acted on this poll"));
+  assert.equal(summary.length, 1);
+  assert.equal(summary[0]!.total, 25);
+  assert.equal(summary[0]!.deleted_renewals, 25);
+  assert.equal(summary[0]!.level, "info");
+});
+
 Deno.test("Agent.run: polls that always overrun the interval still let the event loop turn between them", async () => {
   const s = setup();
   s.source.readMs = 2500; // every read outlasts the 1 s interval

@@ -4,6 +4,7 @@ import {
   DEFAULT_LISTEN,
   describeSettings,
   loadConfig,
+  OPTIONS,
   parseListen,
   type Settings,
 } from "../lib/config.ts";
@@ -200,4 +201,56 @@ Deno.test("loadConfig refuses every bad --destinations and --unnated-after form,
   for (const [args, env, want] of cases) {
     assert.match(error(loadConfig(args, envOf(env))), want, `${args} ${JSON.stringify(env)}`);
   }
+});
+
+Deno.test("every flag has an environment variable, read when the flag is absent", () => {
+  const sample: Record<string, string> = {
+    "delete-via": "conntrack",
+    "proc-file": "/tmp/table",
+    "conntrack-bin": "/usr/sbin/conntrack",
+    "log-format": "text",
+    "log-level": "debug",
+    "dry-run": "true",
+  };
+  for (const o of OPTIONS) {
+    assert.match(o.env, /^[A-Z][A-Z0-9_]+$/, `--${o.flag} has a variable`);
+    const value = sample[o.flag] ?? o.default;
+    const s = run(loadConfig([], envOf({ [o.env]: value })));
+    assert.equal(s.origin[o.flag], "env", o.env);
+  }
+  const s = run(
+    loadConfig(
+      [],
+      envOf(Object.fromEntries(OPTIONS.map((o) => [o.env, sample[o.flag] ?? o.default]))),
+    ),
+  );
+  assert.equal(s.deleteVia, "conntrack");
+  assert.equal(s.procFile, "/tmp/table");
+  assert.equal(s.conntrackBin, "/usr/sbin/conntrack");
+  assert.equal(s.logFormat, "text");
+  assert.equal(s.logLevel, "debug");
+  assert.equal(s.dryRun, true);
+});
+
+Deno.test("CONNTRACK_CLEANER_DRY_RUN takes true or false; the flag wins and takes no value", () => {
+  const env = (v: string) => envOf({ CONNTRACK_CLEANER_DRY_RUN: v });
+  assert.equal(run(loadConfig([], env("false"))).dryRun, false);
+  assert.equal(run(loadConfig(["--dry-run"], env("false"))).dryRun, true);
+  assert.equal(run(loadConfig([], env(""))).dryRun, false, "empty counts as unset");
+  for (const bad of ["yes", "1", "TRUE"]) {
+    assert.match(
+      error(loadConfig([], env(bad))),
+      new RegExp(`CONNTRACK_CLEANER_DRY_RUN "${bad}": expected true or false`),
+    );
+  }
+  assert.match(error(loadConfig(["--dry-run=true"], noEnv)), /--dry-run takes no value/);
+});
+
+Deno.test("loadConfig reads --flag VALUE and --flag=VALUE alike; the last one wins", () => {
+  const s = run(loadConfig(["--log-level", "warn", "--interval=2s", "--interval", "3s"], noEnv));
+  assert.equal(s.logLevel, "warn");
+  assert.equal(s.intervalMs, 3000);
+  assert.match(error(loadConfig(["--log-level", "--dry-run"], noEnv)), /--log-level needs a value/);
+  assert.match(error(loadConfig(["-"], noEnv)), /unexpected argument "-"/);
+  assert.match(error(loadConfig(["--constructor=1"], noEnv)), /unknown flag --constructor/);
 });

@@ -134,6 +134,8 @@ exit 0
       "--destinations=10.0.0.2/32:80",
       "--unnated-after=0s",
       `--listen=127.0.0.1:${port}`,
+      // Every decision line written (past the first 10 of a poll they are at debug).
+      "--log-level=debug",
     ]);
     const stderr = new Response(child.stderr).text();
     const probe = async () => {

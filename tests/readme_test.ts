@@ -5,9 +5,9 @@
  * against the families a real {@linkcode Metrics} registry exports.
  *
  * Both tables are plain markdown: one row per flag or metric family, each
- * value a code span, `—` for none. prom-client's process metrics may be one
- * row with a wildcard (`conntrack_cleaner_process_*`); the agent's own
- * metrics must each have a row of their own.
+ * value a code span, `—` for none. The standard `process_*` metrics may be
+ * one row with a wildcard (`process_*`); the agent's own metrics must each
+ * have a row of their own.
  *
  * @module
  */
@@ -152,8 +152,8 @@ interface Family {
   labels: string[];
 }
 
-/** The families a real registry exports, with or without prom-client's process metrics. */
-async function registryFamilies(processMetrics: boolean): Promise<Family[]> {
+/** The families a real registry exports, with or without the process metrics. */
+function registryFamilies(processMetrics: boolean): Family[] {
   const m = new Metrics({
     version: "test",
     deno: Deno.version.deno,
@@ -161,12 +161,11 @@ async function registryFamilies(processMetrics: boolean): Promise<Family[]> {
     deleter: "conntrack",
     processMetrics,
   });
-  const families = await m.registry.getMetricsAsJSON();
-  return families.map((f) => {
-    const metric = m.registry.getSingleMetric(f.name) as unknown as { labelNames?: string[] };
-    const labels = (metric?.labelNames ?? []).filter((l) => l !== "le");
-    return { name: f.name, type: String(f.type), labels: [...labels].sort() };
-  });
+  return m.registry.families().map((f) => ({
+    name: f.name,
+    type: f.type,
+    labels: [...f.labelNames].sort(),
+  }));
 }
 
 /** A metric name, or a `prefix_*` pattern, as a predicate. */
@@ -179,7 +178,7 @@ function matcher(pattern: string): (name: string) => boolean {
 /**
  * Every difference between the README's metrics table and the registry:
  * `all` are the families `/metrics` serves, `own` the names of the agent's own
- * (those without prom-client's process metrics), which need a row each.
+ * (those without the process metrics), which need a row each.
  */
 function metricsProblems(md: string, all: readonly Family[], own: ReadonlySet<string>): string[] {
   const problems: string[] = [];
@@ -229,8 +228,8 @@ function metricsProblems(md: string, all: readonly Family[], own: ReadonlySet<st
   return problems;
 }
 
-const ALL = await registryFamilies(true);
-const OWN = new Set((await registryFamilies(false)).map((f) => f.name));
+const ALL = registryFamilies(true);
+const OWN = new Set(registryFamilies(false).map((f) => f.name));
 
 /** The README with `from` replaced once by `to`; fails if `from` is not there. */
 function edited(from: string | RegExp, to: string): string {
@@ -250,7 +249,7 @@ Deno.test("README settings table: every flag of lib/config.ts with its env var a
   assert.deepEqual(settingsProblems(README), []);
   // The boolean flags are real: found in --help, and taken by loadConfig without a value.
   const booleans = booleanFlags();
-  assert.deepEqual([...booleans].sort(), ["dry-run", "help", "version"]);
+  assert.deepEqual([...booleans].sort(), ["help", "version"]);
   for (const b of booleans) {
     assert.notEqual(loadConfig([`--${b}`], () => undefined).kind, "error", `--${b}`);
     assert.equal(loadConfig([`--${b}=yes`], () => undefined).kind, "error", `--${b}=yes`);
@@ -299,8 +298,8 @@ Deno.test("README settings table: a missing, extra or differing row is reported"
     ],
     [
       "env given to a flag without one",
-      edited(/(\| `--delete-via` +\| )—/, "$1`CONNTRACK_CLEANER_DELETE_VIA`"),
-      /--delete-via env is CONNTRACK_CLEANER_DELETE_VIA/,
+      edited(/(\| `--help` +\| )—/, "$1`CONNTRACK_CLEANER_HELP`"),
+      /--help env is CONNTRACK_CLEANER_HELP/,
     ],
     [
       "duplicated row",
@@ -346,9 +345,10 @@ Deno.test("README metrics table: a missing, extra or differing row is reported",
     ],
     [
       "process metrics row removed",
-      edited(rowOf("`conntrack_cleaner_process_*`") + "\n", ""),
+      edited(rowOf("`process_cpu_seconds_total`") + "\n", ""),
       /process_cpu_seconds_total \(counter\) is missing/,
     ],
+
     [
       "a wildcard that hides the agent's own metrics",
       edited(renewals, "| `conntrack_cleaner_renewals*` | various | — | x |"),

@@ -87,7 +87,9 @@ Deno.test("Dockerfile: the build stage installs from deno.lock, then compiles ma
   const commands = runs(build);
   const install = commands.findIndex((r) => /\bdeno install\b/.test(r));
   const compile = commands.findIndex((r) =>
-    r.includes(`deno compile -A ${V8_FLAGS} --output /out/conntrack-cleaner main.ts`)
+    r.includes(
+      `deno compile -A --exclude-unused-npm ${V8_FLAGS} --output /out/conntrack-cleaner main.ts`,
+    )
   );
   assert.ok(install >= 0, "deno install runs");
   assert.ok(compile > install, "deno compile runs after deno install");
@@ -108,7 +110,7 @@ Deno.test("deno.json: start and compile run the agent with the same V8 flags, bo
   assert.ok(TASKS.start.split(" ").includes(V8_FLAGS), `start: ${TASKS.start}`);
   assert.match(
     TASKS.compile,
-    /^deno compile -A --v8-flags=\S+ --output dist\/conntrack-cleaner main\.ts$/,
+    /^deno compile -A --exclude-unused-npm --v8-flags=\S+ --output dist\/conntrack-cleaner main\.ts$/,
   );
 });
 
@@ -192,4 +194,27 @@ Deno.test(".dockerignore: keeps the build inputs and leaves out .git, dist, node
     );
     for (const n of needed) assert.ok(!re.test(n), `'${p}' would exclude ${n}`);
   }
+});
+
+Deno.test("deno compile embeds no test package: main.ts's graph and deno.json's import map hold only yaml", async () => {
+  const root = JSON.parse(Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)));
+  // The runtime's one package (a kubeconfig's YAML); test packages belong in tests/deno.json.
+  assert.deepEqual(Object.keys(root.imports ?? {}), ["yaml"]);
+  assert.deepEqual(root.workspace, ["./tests"]);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "main.ts"],
+    cwd: new URL("../../", import.meta.url),
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const info = JSON.parse(new TextDecoder().decode(out.stdout));
+  // (info.npmPackages lists the whole workspace's resolution, test packages included.
+  // node: built-ins are part of Deno, not packages compile would embed.)
+  const foreign = (info.modules as { specifier: string }[])
+    .map((m) => m.specifier).filter((s) => !s.startsWith("file:") && !s.startsWith("node:"));
+  assert.deepEqual([...new Set(foreign.map((s) => s.replace(/^npm:\/?([^@/]+)@.*$/, "$1")))], [
+    "yaml",
+  ]);
+  const [build] = stages();
+  const copies = build!.instructions.filter((i) => i.keyword === "COPY").map((i) => i.args);
+  assert.ok(copies.includes("tests/deno.json tests/deno.json"), "the workspace member is copied");
 });

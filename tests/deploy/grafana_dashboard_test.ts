@@ -4,11 +4,31 @@
  * values) the agent exports.
  */
 import assert from "node:assert/strict";
+import { parse } from "yaml";
 import { EXPECTED_METRICS, type ExpectedMetric } from "./expected_metrics.ts";
 
 const DASHBOARD_URL = new URL("../../deploy/grafana-dashboard.json", import.meta.url);
-/** Labels Prometheus attaches to every scraped series. */
-const TARGET_LABELS = ["instance", "job"];
+const PODMONITOR_URL = new URL(
+  "../../deploy/components/podmonitor/podmonitor.yaml",
+  import.meta.url,
+);
+
+/** The labels the PodMonitor's relabelings set on every series of the agent. */
+function podMonitorLabels(): string[] {
+  const pm = parse(Deno.readTextFileSync(PODMONITOR_URL)) as {
+    spec: { podMetricsEndpoints: { relabelings?: { targetLabel?: string }[] }[] };
+  };
+  return pm.spec.podMetricsEndpoints.flatMap((e) =>
+    (e.relabelings ?? []).flatMap((r) => (r.targetLabel ? [r.targetLabel] : []))
+  );
+}
+
+/**
+ * Target labels the dashboard may filter and group by: `job` (Prometheus
+ * sets it on every series) and those the PodMonitor sets. Not `instance`:
+ * the node's IP:port, which the PodMonitor replaces by `node` for people.
+ */
+const TARGET_LABELS = ["job", ...podMonitorLabels()];
 
 interface Target {
   refId?: string;
@@ -82,8 +102,11 @@ function family(series: string): { metric: ExpectedMetric; suffix: string } | un
   return undefined;
 }
 
+/** The agent's own metric names and the standard process metrics. */
+const METRIC_NAME = /\b(?:conntrack_cleaner|process)_[a-z_]+/g;
+
 function metricNames(expr: string): string[] {
-  return [...expr.matchAll(/conntrack_cleaner_[a-z_]+/g)].map((m) => m[0]);
+  return [...expr.matchAll(METRIC_NAME)].map((m) => m[0]);
 }
 
 Deno.test("grafana dashboard: is valid JSON with a uid, a title and schemaVersion >= 36", () => {
@@ -144,7 +167,7 @@ Deno.test("grafana dashboard: _bucket/_sum/_count only on histograms; histogram_
 
 Deno.test("grafana dashboard: label matchers and by() clauses use labels and values the metrics have", () => {
   for (const expr of queries(load())) {
-    for (const sel of expr.matchAll(/(conntrack_cleaner_[a-z_]+)\{([^}]*)\}/g)) {
+    for (const sel of expr.matchAll(/\b((?:conntrack_cleaner|process)_[a-z_]+)\{([^}]*)\}/g)) {
       const f = family(sel[1]!);
       assert.ok(f, sel[1]);
       for (const m of sel[2]!.matchAll(/([a-zA-Z_]+)\s*(=~|!~|!=|=)\s*"([^"]*)"/g)) {
@@ -198,12 +221,29 @@ Deno.test("grafana dashboard: covers deletions by rule, candidates, snapshot lat
 
 Deno.test("grafana dashboard: counters are only read through rate()/increase()", () => {
   for (const expr of queries(load())) {
-    for (const m of expr.matchAll(/conntrack_cleaner_[a-z_]+/g)) {
+    for (const m of expr.matchAll(METRIC_NAME)) {
       const f = family(m[0]);
       const counterLike = f?.metric.type === "counter" || f?.metric.type === "histogram";
       if (!counterLike) continue;
       const before = expr.slice(0, m.index);
       assert.match(before, /(rate|increase)\($/, `${m[0]} inside rate()/increase(): ${expr}`);
     }
+  }
+});
+
+Deno.test("grafana dashboard: the node variable and every query use the label the PodMonitor sets", () => {
+  assert.deepEqual(podMonitorLabels(), ["node"]);
+  const d = load();
+  const node = d.templating?.list?.find((v) => v.type === "query");
+  assert.equal(node?.name, "node");
+  assert.equal(node?.definition, "label_values(conntrack_cleaner_build_info, node)");
+  for (const expr of queries(d)) {
+    if (expr.startsWith("label_values")) continue;
+    assert.match(expr, /\{[^}]*node=~"\$node"[^}]*\}/, `filters on $node: ${expr}`);
+    assert.doesNotMatch(expr, /\binstance\s*(=~|!~|!=|=)|by \([^)]*\binstance\b/, expr);
+  }
+  // The standard process metrics are shared by every exporter: only the agent's are shown.
+  for (const expr of queries(d).filter((e) => /\bprocess_/.test(e))) {
+    assert.match(expr, / and on \(job, instance\) conntrack_cleaner_build_info\{/, expr);
   }
 });

@@ -7,7 +7,10 @@
  * kubectl fails these tests instead of skipping them.
  */
 import assert from "node:assert/strict";
-import { PodMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
+import {
+  PodMonitor,
+  PrometheusRule,
+} from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
 import { DaemonSet } from "kubernetes-models/apps/v1";
 import { Namespace, ServiceAccount } from "kubernetes-models/v1";
 import { ClusterRole, ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
@@ -36,6 +39,7 @@ const MODELS: Record<string, new (o: any) => { validate(): void }> = {
   "rbac.authorization.k8s.io/v1/ClusterRole": ClusterRole,
   "rbac.authorization.k8s.io/v1/ClusterRoleBinding": ClusterRoleBinding,
   "monitoring.coreos.com/v1/PodMonitor": PodMonitor,
+  "monitoring.coreos.com/v1/PrometheusRule": PrometheusRule,
 };
 
 function parse(text: string, what: string): Obj[] {
@@ -94,8 +98,10 @@ Deno.test("deploy/*.yaml and its components: every object validates against its 
   const files = [
     ...[...Deno.readDirSync(DEPLOY)].map((e) => e.name)
       .filter((n) => /\.ya?ml$/.test(n) && !/^kustomization\./.test(n)),
-    ...[...Deno.readDirSync(COMPONENT)].map((e) => `components/podmonitor/${e.name}`)
-      .filter((n) => /\.ya?ml$/.test(n) && !/kustomization\./.test(n)),
+    ...["podmonitor", "prometheusrule"].flatMap((c) =>
+      [...Deno.readDirSync(`${DEPLOY}components/${c}`)].map((e) => `components/${c}/${e.name}`)
+        .filter((n) => /\.ya?ml$/.test(n) && !/kustomization\./.test(n))
+    ),
   ];
   assert.ok(
     files.includes("daemonset.yaml") && files.includes("components/podmonitor/podmonitor.yaml"),
@@ -107,7 +113,8 @@ Deno.test("deploy/*.yaml and its components: every object validates against its 
       checked++;
     }
   }
-  assert.ok(checked >= 4, `${checked} objects`);
+  assert.ok(files.includes("components/prometheusrule/prometheusrule.yaml"));
+  assert.ok(checked >= 5, `${checked} objects`);
 });
 
 toolTest(
@@ -128,7 +135,10 @@ toolTest(
     );
     for (const o of objs) validate(o, "kubectl kustomize deploy/");
     const ds = objs.find((o) => o.kind === "DaemonSet")!;
-    assert.equal(ds.spec.template.spec.containers[0].image, "conntrack-cleaner:0.1.0");
+    assert.equal(
+      ds.spec.template.spec.containers[0].image,
+      "registry.example/conntrack-cleaner:0.1.0",
+    );
     assert.ok(!objs.some((o) => o.kind === "PodMonitor"), "the PodMonitor is opt-in");
   },
 );

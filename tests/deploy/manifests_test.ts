@@ -351,8 +351,13 @@ Deno.test("daemonset: Prometheus scrape annotations point at the listen port and
 
 // --- DaemonSet: container --------------------------------------------------------
 
-Deno.test("daemonset: image is conntrack-cleaner:0.1.0", () => {
-  assert.equal(container().image, "conntrack-cleaner:0.1.0");
+Deno.test("daemonset: the image is registry-qualified, tagged with the version, never :latest", () => {
+  const image = container().image ?? "";
+  assert.equal(image, "registry.example/conntrack-cleaner:0.1.0");
+  const version = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", DEPLOY))).version;
+  assert.ok(image.endsWith(`:${version}`), `${image} is tagged ${version}`);
+  // The first path component names a registry (has a dot or a port), as kubelet reads it.
+  assert.match(image.split("/")[0]!, /[.:]/, "registry host");
 });
 
 Deno.test("daemonset: sets CONNTRACK_TABLE_DUMP_FREQUENCY=1s and CONNECTION_RENEWAL_THRESHOLD=3", () => {
