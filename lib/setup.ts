@@ -308,8 +308,8 @@ export function effectiveCapabilities(statusFile = "/proc/self/status"): bigint 
  * the whole process in open(2) or read(2).
  */
 export async function checkReadable(path: string): Promise<void> {
-  // Imported here: procfs.ts brings node:fs (Deno's Node layer, a few MB), which an
-  // agent reading the table through netlink never needs.
+  // Imported here, like the sources: an agent reading the table through netlink never
+  // needs it.
   const { openTable } = await import("./sources/procfs.ts");
   try {
     // Opened without blocking and checked by its descriptor (see openTable).
