@@ -3,13 +3,20 @@
  * hangs in a grandchild (a background `sleep` that keeps the pipes open)
  * is killed with its whole process group by denoRunner, and each user of it
  * (the start-up check, the CLI source, the CLI deleter) returns within its
- * limit and leaves no process behind.
+ * limit and leaves no process behind. The JSDoc examples of the files in
+ * SPAWNING_EXAMPLES run here too.
+ *
+ * This file runs in a `deno test` process of its own (deno.json, test:unit):
+ * the reaper kills every child of its process that its module did not start,
+ * and test files running beside it in one process (`--parallel`) start
+ * children of their own.
  */
 import assert from "node:assert/strict";
 import { ConntrackCliDeleter } from "../lib/deleters/conntrack_cli.ts";
 import { denoRunner } from "../lib/process.ts";
 import { CHECK_TIMEOUT_MS, checkConntrack } from "../lib/setup.ts";
 import { ConntrackCliSource } from "../lib/sources/conntrack_cli.ts";
+import { examplesOf, runExample, SPAWNING_EXAMPLES } from "./support/doc_results.ts";
 
 let serial = 0;
 
@@ -177,3 +184,11 @@ Deno.test("denoRunner kills what a finished program left in a session of its own
     await fake.cleanup();
   }
 });
+
+for (const file of SPAWNING_EXAMPLES) {
+  const examples = await examplesOf(new URL("../", import.meta.url), file);
+  Deno.test(`the examples of ${file} run and their // => results hold`, async () => {
+    assert.ok(examples.length > 0, `${file} has no example`);
+    for (const r of examples) await runExample(r);
+  });
+}

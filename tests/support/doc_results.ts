@@ -248,3 +248,31 @@ function toBase64(text: string): string {
   for (const b of bytes) bin += String.fromCharCode(b);
   return btoa(bin);
 }
+
+/**
+ * Files whose examples start and reap child processes (`denoRunner`, the
+ * reaper). The reaper kills every child of its process that its own module
+ * did not start, and `deno test --parallel` runs test files as threads of one
+ * process: these examples run in tests/process_test.ts, which `deno task
+ * test:unit` runs in a process of its own, never beside other test files.
+ */
+export const SPAWNING_EXAMPLES = ["lib/process.ts", "lib/reaper.ts"];
+
+/** main.ts and every .ts file under lib/, as paths relative to `root`, sorted. */
+export async function exampleSources(root: URL): Promise<string[]> {
+  const out = ["main.ts"];
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(new URL(dir, root))) {
+      if (e.isDirectory) await walk(`${dir}${e.name}/`);
+      else if (e.name.endsWith(".ts")) out.push(`${dir}${e.name}`);
+    }
+  };
+  await walk("lib/");
+  return out.sort();
+}
+
+/** The examples of `file` (relative to `root`), each rewritten with its checks. */
+export async function examplesOf(root: URL, file: string): Promise<RewrittenExample[]> {
+  const path = new URL(file, root).pathname;
+  return extractExamples(path, await Deno.readTextFile(path)).map(rewriteExample);
+}
