@@ -4,7 +4,7 @@
  * comment; `deno task test:unit` type-checks them with `deno check
  * --doc-only`), and the checker itself fails on a wrong result, on a check
  * that never runs and on a form it does not understand. The examples of
- * SPAWNING_EXAMPLES run in tests/process_test.ts instead (see there).
+ * ISOLATED_EXAMPLES run in tests/process_test.ts instead (see there).
  *
  * @module
  */
@@ -12,10 +12,10 @@ import assert from "node:assert/strict";
 import {
   examplesOf,
   exampleSources,
+  ISOLATED_EXAMPLES,
   resultValue,
   rewriteExample,
   runExample,
-  SPAWNING_EXAMPLES,
 } from "./support/doc_results.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -27,7 +27,7 @@ for (const file of files) {
   const rewritten = await examplesOf(ROOT, file);
   total += rewritten.reduce((n, r) => n + r.checks.length, 0);
   examples += rewritten.length;
-  if (rewritten.length === 0 || SPAWNING_EXAMPLES.includes(file)) continue;
+  if (rewritten.length === 0 || ISOLATED_EXAMPLES.includes(file)) continue;
   Deno.test(`the examples of ${file} run and their // => results hold`, async () => {
     for (const r of rewritten) await runExample(r);
   });
@@ -39,8 +39,8 @@ Deno.test("the examples of main.ts and lib/ hold at least 70 `// =>` results", (
   assert.ok(examples >= 100, `only ${examples} examples found`);
 });
 
-Deno.test("the examples run elsewhere (SPAWNING_EXAMPLES) are files of lib/ with examples", async () => {
-  for (const file of SPAWNING_EXAMPLES) {
+Deno.test("the examples run elsewhere (ISOLATED_EXAMPLES) are files of lib/ with examples", async () => {
+  for (const file of ISOLATED_EXAMPLES) {
     assert.ok(files.includes(file), `${file} is not a source file`);
     assert.ok((await examplesOf(ROOT, file)).length > 0, `${file} has no example`);
   }

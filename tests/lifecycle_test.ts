@@ -13,6 +13,10 @@ async function listening(pid: number): Promise<string[]> {
 }
 
 Deno.test("main.ts: SIGUSR1 opens no inspector (nothing listens on 9229); SIGHUP, SIGUSR1, SIGUSR2 are ignored; SIGTERM stops it", async () => {
+  // A child inherits an ignored SIGUSR1: ignored here, the SigIgn check below would prove nothing.
+  const own = await Deno.readTextFile("/proc/self/status");
+  const ownIgnored = BigInt("0x" + /^SigIgn:\s*([0-9a-f]+)$/m.exec(own)![1]);
+  assert.equal((ownIgnored >> 9n) & 1n, 0n, "this test process does not ignore SIGUSR1 itself");
   const dir = await Deno.makeTempDir();
   const table = `${dir}/nf_conntrack`;
   await Deno.writeTextFile(

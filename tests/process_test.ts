@@ -4,19 +4,19 @@
  * is killed with its whole process group by denoRunner, and each user of it
  * (the start-up check, the CLI source, the CLI deleter) returns within its
  * limit and leaves no process behind. The JSDoc examples of the files in
- * SPAWNING_EXAMPLES run here too.
+ * ISOLATED_EXAMPLES run here too.
  *
  * This file runs in a `deno test` process of its own (deno.json, test:unit):
  * the reaper kills every child of its process that its module did not start,
  * and test files running beside it in one process (`--parallel`) start
- * children of their own.
+ * children of their own; see ISOLATED_EXAMPLES for the examples.
  */
 import assert from "node:assert/strict";
 import { ConntrackCliDeleter } from "../lib/deleters/conntrack_cli.ts";
 import { denoRunner } from "../lib/process.ts";
 import { CHECK_TIMEOUT_MS, checkConntrack } from "../lib/setup.ts";
 import { ConntrackCliSource } from "../lib/sources/conntrack_cli.ts";
-import { examplesOf, runExample, SPAWNING_EXAMPLES } from "./support/doc_results.ts";
+import { examplesOf, ISOLATED_EXAMPLES, runExample } from "./support/doc_results.ts";
 
 let serial = 0;
 
@@ -185,7 +185,7 @@ Deno.test("denoRunner kills what a finished program left in a session of its own
   }
 });
 
-for (const file of SPAWNING_EXAMPLES) {
+for (const file of ISOLATED_EXAMPLES) {
   const examples = await examplesOf(new URL("../", import.meta.url), file);
   Deno.test(`the examples of ${file} run and their // => results hold`, async () => {
     assert.ok(examples.length > 0, `${file} has no example`);

@@ -250,13 +250,21 @@ function toBase64(text: string): string {
 }
 
 /**
- * Files whose examples start and reap child processes (`denoRunner`, the
- * reaper). The reaper kills every child of its process that its own module
- * did not start, and `deno test --parallel` runs test files as threads of one
- * process: these examples run in tests/process_test.ts, which `deno task
- * test:unit` runs in a process of its own, never beside other test files.
+ * Files whose examples change state the whole process shares, which
+ * `deno test --parallel` test files share too (they run as threads of one
+ * process): the reaper kills every child of the process that its own module
+ * did not start (denoRunner, the reaper), and an ignored SIGUSR1
+ * (early_signals, lifecycle's handleShutdown) is inherited by every child a
+ * test then spawns, so a test that main.ts ignores it would pass whatever
+ * main.ts did. These examples run in tests/process_test.ts, which `deno task
+ * test:unit` runs in a process of its own.
  */
-export const SPAWNING_EXAMPLES = ["lib/process.ts", "lib/reaper.ts"];
+export const ISOLATED_EXAMPLES = [
+  "lib/early_signals.ts",
+  "lib/lifecycle.ts",
+  "lib/process.ts",
+  "lib/reaper.ts",
+];
 
 /** main.ts and every .ts file under lib/, as paths relative to `root`, sorted. */
 export async function exampleSources(root: URL): Promise<string[]> {
