@@ -6,7 +6,8 @@
  * limit and leaves no process behind. The JSDoc examples of the files in
  * ISOLATED_EXAMPLES run here too.
  *
- * This file runs in a `deno test` process of its own (deno.json, test:unit):
+ * This file runs in a `deno test` process of its own (deno.json, test:unit;
+ * only tests/process_metrics_test.ts runs there too, one file at a time):
  * the reaper kills every child of its process that its module did not start,
  * and test files running beside it in one process (`--parallel`) start
  * children of their own; see ISOLATED_EXAMPLES for the examples.
