@@ -49,6 +49,14 @@ export const MUTANTS: Mutant[] = [
     replace: 'parseGoDuration("1m30s"); // => 90001',
     tests: ["tests/doc_results_test.ts"],
   },
+  // the reaper kills only what carries the helpers' mark (issue 14: setsid'd grandchildren)
+  {
+    name: "reaper kills every child it did not start, marked or not",
+    file: "lib/reaper.ts",
+    search: "!started.has(p) && (killed.has(p) || marked(p))",
+    replace: "!started.has(p)",
+    tests: ["tests/process_test.ts"],
+  },
   // tracker: the deadline interval, the margin, the threshold, one renewal per poll
   {
     name: "tracker lower bound uses seenTo",

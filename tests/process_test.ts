@@ -172,3 +172,32 @@ Deno.test("denoRunner kills what a finished program left in a session of its own
     await fake.cleanup();
   }
 });
+
+Deno.test("denoRunner's reaper leaves alone what other code of the process started, and orphans without its mark", async () => {
+  const theirs = await hangingConntrack("background");
+  const helpers = await hangingConntrack("background");
+  const dir = await Deno.makeTempDir();
+  const other = new Deno.Command("sleep", { args: [theirs.marker], stdout: "null", stderr: "null" })
+    .spawn();
+  try {
+    // Another part of the process leaves an orphan of its own (reparented here, unmarked).
+    await new Deno.Command("sh", {
+      args: ["-c", `setsid sleep ${theirs.marker} >/dev/null 2>&1 &`],
+    }).output();
+    await Deno.writeTextFile(
+      `${dir}/p`,
+      `#!/bin/sh\nsetsid sh -c 'sleep ${helpers.marker}' >/dev/null 2>&1 &\nsleep 0.3\necho out\nexit 0\n`,
+    );
+    await Deno.chmod(`${dir}/p`, 0o755);
+    const q = await denoRunner.run(`${dir}/p`, [], { timeoutMs: 60_000 });
+    assert.deepEqual([q.code, q.stdout], [0, "out\n"]);
+    assert.deepEqual(await helpers.orphans(), [], "the helper's setsid orphan is killed");
+    assert.equal((await theirs.orphans()).length, 2, "the other child and its orphan live on");
+  } finally {
+    other.kill("SIGKILL");
+    await other.status;
+    await Deno.remove(dir, { recursive: true });
+    await theirs.cleanup();
+    await helpers.cleanup();
+  }
+});
