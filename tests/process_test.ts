@@ -8,9 +8,9 @@
  *
  * This file runs in a `deno test` process of its own (deno.json, test:unit;
  * only tests/process_metrics_test.ts runs there too, one file at a time):
- * the reaper kills every child of its process that its module did not start,
- * and test files running beside it in one process (`--parallel`) start
- * children of their own; see ISOLATED_EXAMPLES for the examples.
+ * its helpers leave marked orphans, which the reaper of any test file running
+ * beside it in one process (`--parallel`) would count and kill; see
+ * ISOLATED_EXAMPLES for the examples.
  */
 import assert from "node:assert/strict";
 import { ConntrackCliDeleter } from "../lib/deleters/conntrack_cli.ts";
@@ -183,6 +183,35 @@ Deno.test("denoRunner kills what a finished program left in a session of its own
   } finally {
     await Deno.remove(dir, { recursive: true });
     await fake.cleanup();
+  }
+});
+
+Deno.test("denoRunner's reaper leaves alone what other code of the process started, and orphans without its mark", async () => {
+  const theirs = await hangingConntrack("background");
+  const helpers = await hangingConntrack("background");
+  const dir = await Deno.makeTempDir();
+  const other = new Deno.Command("sleep", { args: [theirs.marker], stdout: "null", stderr: "null" })
+    .spawn();
+  try {
+    // Another part of the process leaves an orphan of its own (reparented here, unmarked).
+    await new Deno.Command("sh", {
+      args: ["-c", `setsid sleep ${theirs.marker} >/dev/null 2>&1 &`],
+    }).output();
+    await Deno.writeTextFile(
+      `${dir}/p`,
+      `#!/bin/sh\nsetsid sh -c 'sleep ${helpers.marker}' >/dev/null 2>&1 &\nsleep 0.3\necho out\nexit 0\n`,
+    );
+    await Deno.chmod(`${dir}/p`, 0o755);
+    const q = await denoRunner.run(`${dir}/p`, [], { timeoutMs: 60_000 });
+    assert.deepEqual([q.code, q.stdout], [0, "out\n"]);
+    assert.deepEqual(await helpers.orphans(), [], "the helper's setsid orphan is killed");
+    assert.equal((await theirs.orphans()).length, 2, "the other child and its orphan live on");
+  } finally {
+    other.kill("SIGKILL");
+    await other.status;
+    await Deno.remove(dir, { recursive: true });
+    await theirs.cleanup();
+    await helpers.cleanup();
   }
 });
 

@@ -250,14 +250,15 @@ function toBase64(text: string): string {
 }
 
 /**
- * Files whose examples change state the whole process shares, which
+ * Files whose examples touch state the whole process shares, which
  * `deno test --parallel` test files share too (they run as threads of one
- * process): the reaper kills every child of the process that its own module
- * did not start (denoRunner, the reaper), and an ignored SIGUSR1
- * (early_signals, lifecycle's handleShutdown) is inherited by every child a
- * test then spawns, so a test that main.ts ignores it would pass whatever
- * main.ts did. These examples run in tests/process_test.ts, which `deno task
- * test:unit` runs in a process of its own.
+ * process): an ignored SIGUSR1 (early_signals, lifecycle's handleShutdown)
+ * is inherited by every child a test then spawns, so a test that main.ts
+ * ignores it would pass whatever main.ts did; the reaper's
+ * `killOrphans() // => 0` counts every marked orphan of the process, and
+ * denoRunner's examples make some. These examples run in
+ * tests/process_test.ts, which `deno task test:unit` runs in a process of its
+ * own.
  */
 export const ISOLATED_EXAMPLES = [
   "lib/early_signals.ts",
