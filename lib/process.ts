@@ -5,7 +5,7 @@
  * @module
  */
 import { errorText } from "./basics.ts";
-import { becomeSubreaper, exited, killOrphans, startedChild } from "./reaper.ts";
+import { becomeSubreaper, exited, HELPER_MARK, killOrphans, startedChild } from "./reaper.ts";
 
 /** What {@linkcode ProcessRunner.run} needs. */
 export interface RunOptions {
@@ -72,6 +72,8 @@ export const denoRunner: ProcessRunner = {
         stdout: "piped",
         stderr: "piped",
         detached: true,
+        // Inherited by everything it starts: what the reaper may kill (lib/reaper.ts).
+        env: { [HELPER_MARK.name]: HELPER_MARK.value },
       }).spawn();
     } catch (e) {
       const why = e instanceof Deno.errors.NotFound

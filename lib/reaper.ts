@@ -8,6 +8,14 @@
  * reaped (`waitpid` on that pid only: the children Deno started are Deno's
  * to reap).
  *
+ * Only processes that carry the runner's mark are killed: every helper is
+ * started with {@linkcode HELPER_MARK} in its environment, which its
+ * descendants inherit. A child that some other code of this process started
+ * with `Deno.Command` (reparented grandchildren of its own, or a process of a
+ * test running beside the agent) has no mark and is left alone. A descendant
+ * that clears its whole environment escapes; its process group is still
+ * killed.
+ *
  * @module
  */
 
@@ -20,6 +28,34 @@ type Libc = Deno.DynamicLibrary<{
 }>;
 let libc: Libc | undefined;
 let subreaper: string | undefined | null = null;
+
+/**
+ * The environment variable every helper is started with, and its value (one
+ * per agent process): the mark of what the reaper may kill.
+ */
+export const HELPER_MARK = {
+  name: "CONNTRACK_CLEANER_HELPER_OF",
+  value: `${Deno.pid}-${crypto.randomUUID()}`,
+} as const;
+
+const markBytes = new TextEncoder().encode(`${HELPER_MARK.name}=${HELPER_MARK.value}\0`);
+
+/** Whether process `pid` carries this process's helper mark in its environment. */
+function marked(pid: number): boolean {
+  let env: Uint8Array;
+  try {
+    env = Deno.readFileSync(`/proc/${pid}/environ`);
+  } catch {
+    return false; // gone, or not ours to read
+  }
+  // Variables are NUL-terminated; the mark is one whole variable.
+  outer: for (let i = 0; i + markBytes.length <= env.length; i++) {
+    if (i > 0 && env[i - 1] !== 0) continue;
+    for (let j = 0; j < markBytes.length; j++) if (env[i + j] !== markBytes[j]) continue outer;
+    return true;
+  }
+  return false;
+}
 
 /** Children the runner started and has not yet seen exit: never an orphan. */
 const started = new Set<number>();
@@ -75,7 +111,8 @@ function children(): number[] {
 
 /**
  * Kills (SIGKILL) and reaps every child of this process that the runner did
- * not start: the orphans of helpers that exited, reparented here. Repeats
+ * not start and that carries {@linkcode HELPER_MARK}: the orphans of helpers
+ * that exited, reparented here. Repeats
  * while new ones appear (an orphan's own children are reparented when it
  * dies), for at most `budgetMs`. Returns how many it killed.
  *
@@ -92,7 +129,7 @@ export async function killOrphans(budgetMs = 500): Promise<number> {
   const status = new Uint8Array(4);
   const killed = new Set<number>();
   for (;;) {
-    const orphans = children().filter((p) => !started.has(p));
+    const orphans = children().filter((p) => !started.has(p) && (killed.has(p) || marked(p)));
     if (orphans.length === 0 || performance.now() > end) return killed.size;
     for (const pid of orphans) {
       if (!killed.has(pid)) {

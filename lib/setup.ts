@@ -333,13 +333,20 @@ export async function checkReadable(path: string): Promise<void> {
 /** How long `conntrack --version` may take at start-up. */
 export const CHECK_TIMEOUT_MS = 5000;
 
-/** Runs `conntrack --version`, or explains why it cannot. */
-export async function checkConntrack(bin: string, runner: ProcessRunner): Promise<string> {
-  const r = await runner.run(bin, ["--version"], { timeoutMs: CHECK_TIMEOUT_MS });
+/**
+ * Runs `conntrack --version` (allowed `timeoutMs`, default
+ * {@linkcode CHECK_TIMEOUT_MS}), or explains why it cannot.
+ */
+export async function checkConntrack(
+  bin: string,
+  runner: ProcessRunner,
+  timeoutMs: number = CHECK_TIMEOUT_MS,
+): Promise<string> {
+  const r = await runner.run(bin, ["--version"], { timeoutMs });
   if (r.timedOut) {
     throw new SetupError(
       `the conntrack binary ${JSON.stringify(bin)} did not answer --version within ` +
-        `${CHECK_TIMEOUT_MS / 1000} s and was killed (with everything it started); ` +
+        `${timeoutMs / 1000} s and was killed (with everything it started); ` +
         `point --conntrack-bin at conntrack-tools' conntrack`,
     );
   }

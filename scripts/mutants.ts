@@ -49,6 +49,14 @@ export const MUTANTS: Mutant[] = [
     replace: 'parseGoDuration("1m30s"); // => 90001',
     tests: ["tests/doc_results_test.ts"],
   },
+  // the reaper kills only what carries the helpers' mark (issue 14: setsid'd grandchildren)
+  {
+    name: "reaper kills every child it did not start, marked or not",
+    file: "lib/reaper.ts",
+    search: "!started.has(p) && (killed.has(p) || marked(p))",
+    replace: "!started.has(p)",
+    tests: ["tests/process_test.ts"],
+  },
   // tracker: the deadline interval, the margin, the threshold, one renewal per poll
   {
     name: "tracker lower bound uses seenTo",
@@ -277,18 +285,18 @@ export const MUTANTS: Mutant[] = [
     tests: UNNATED,
   },
   {
-    name: "un-NATed rule: kernel age not rounded down",
-    file: "lib/rules/unnated.ts",
-    search: "this.synSentTimeoutS - c.timeout - 1) * 1000",
-    replace: "this.synSentTimeoutS - c.timeout) * 1000",
-    tests: UNNATED,
+    name: "age-gated rules: kernel age not rounded down",
+    file: "lib/rules/rule.ts",
+    search: "synSentTimeoutS - c.timeout - 1) * 1000",
+    replace: "synSentTimeoutS - c.timeout) * 1000",
+    tests: [...UNNATED, "tests/rules/stale_endpoint_test.ts"],
   },
   {
-    name: "un-NATed rule: age counted from seenTo, not seenFrom",
-    file: "lib/rules/unnated.ts",
+    name: "age-gated rules: age counted from seenTo, not seenFrom",
+    file: "lib/rules/rule.ts",
     search: "Math.max(0, c.seenFrom - sameSince)",
-    replace: "Math.max(0, c.seenTo - sameSince)",
-    tests: UNNATED,
+    replace: "Math.max(0, (c as Candidate).seenTo - sameSince)",
+    tests: [...UNNATED, "tests/rules/stale_endpoint_test.ts"],
   },
   {
     name: "un-NATed decision without the kernel id",

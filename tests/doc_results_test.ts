@@ -1,45 +1,50 @@
 /**
- * Every `// =>` result in the JSDoc examples of main.ts and lib/ holds
- * (`deno test --doc` only type-checks and runs them), and the checker itself
+ * Every JSDoc example of main.ts and lib/ runs, and every `// =>` result in
+ * them holds (`deno test --doc` would run each in a worker of its own, which
+ * costs ~0.3 s apiece, and read `// =>` as a comment; `deno task test:unit`
+ * type-checks the examples with `deno check --doc`). The checker itself
  * fails on a wrong result, on a check that never runs and on a form it does
- * not understand.
+ * not understand. The examples of ISOLATED_EXAMPLES run in
+ * tests/process_test.ts instead (see there).
  *
  * @module
  */
 import assert from "node:assert/strict";
-import { extractExamples, resultValue, rewriteExample, runExample } from "./support/doc_results.ts";
+import {
+  examplesOf,
+  exampleSources,
+  ISOLATED_EXAMPLES,
+  resultValue,
+  rewriteExample,
+  runExample,
+} from "./support/doc_results.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
-async function sources(): Promise<string[]> {
-  const out = [new URL("main.ts", ROOT).pathname];
-  const walk = async (dir: URL) => {
-    for await (const e of Deno.readDir(dir)) {
-      if (e.isDirectory) await walk(new URL(`${e.name}/`, dir));
-      else if (e.name.endsWith(".ts")) out.push(new URL(e.name, dir).pathname);
-    }
-  };
-  await walk(new URL("lib/", ROOT));
-  return out.sort();
-}
-
-const files = await sources();
+const files = await exampleSources(ROOT);
 let total = 0;
+let examples = 0;
 for (const file of files) {
-  const examples = extractExamples(file, await Deno.readTextFile(file))
-    .map((ex) => ({ ex, rewritten: rewriteExample(ex) }))
-    .filter((e) => e.rewritten.checks.length > 0);
-  total += examples.reduce((n, e) => n + e.rewritten.checks.length, 0);
-  if (examples.length === 0) continue;
-  const name = file.slice(new URL(ROOT).pathname.length);
-  Deno.test(`the // => results of ${name}'s examples hold`, async () => {
-    for (const { rewritten } of examples) await runExample(rewritten);
+  const rewritten = await examplesOf(ROOT, file);
+  total += rewritten.reduce((n, r) => n + r.checks.length, 0);
+  examples += rewritten.length;
+  if (rewritten.length === 0 || ISOLATED_EXAMPLES.includes(file)) continue;
+  Deno.test(`the examples of ${file} run and their // => results hold`, async () => {
+    for (const r of rewritten) await runExample(r);
   });
 }
 
 Deno.test("the examples of main.ts and lib/ hold at least 70 `// =>` results", () => {
   // Found by this file's own extraction: a broken extractor that finds none would pass above.
   assert.ok(total >= 70, `only ${total} found`);
+  assert.ok(examples >= 100, `only ${examples} examples found`);
+});
+
+Deno.test("the examples run elsewhere (ISOLATED_EXAMPLES) are files of lib/ with examples", async () => {
+  for (const file of ISOLATED_EXAMPLES) {
+    assert.ok(files.includes(file), `${file} is not a source file`);
+    assert.ok((await examplesOf(ROOT, file)).length > 0, `${file} has no example`);
+  }
 });
 
 const example = (code: string) => ({ file: "/x/example.ts", line: 1, code: code.split("\n") });

@@ -13,6 +13,10 @@ async function listening(pid: number): Promise<string[]> {
 }
 
 Deno.test("main.ts: SIGUSR1 opens no inspector (nothing listens on 9229); SIGHUP, SIGUSR1, SIGUSR2 are ignored; SIGTERM stops it", async () => {
+  // A child inherits an ignored SIGUSR1: ignored here, the SigIgn check below would prove nothing.
+  const own = await Deno.readTextFile("/proc/self/status");
+  const ownIgnored = BigInt("0x" + /^SigIgn:\s*([0-9a-f]+)$/m.exec(own)![1]);
+  assert.equal((ownIgnored >> 9n) & 1n, 0n, "this test process does not ignore SIGUSR1 itself");
   const dir = await Deno.makeTempDir();
   const table = `${dir}/nf_conntrack`;
   await Deno.writeTextFile(
@@ -39,21 +43,27 @@ Deno.test("main.ts: SIGUSR1 opens no inspector (nothing listens on 9229); SIGHUP
   })();
   const stderr = new Response(child.stderr).text();
   const polls = () => lines.filter((l) => l.msg === "poll").length;
+  /** Waits (up to 10 s) until `done()`; the assertions after it say what was missing. */
+  const until = async (done: () => boolean) => {
+    for (let i = 0; i < 1000 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
+  };
   try {
     // Deno arms its SIGUSR1 inspector 500 ms after start; wait well past that.
-    for (let i = 0; i < 100 && polls() < 15; i++) await new Promise((r) => setTimeout(r, 100));
+    await until(() => polls() >= 15);
     assert.ok(polls() >= 15, "polling");
     const status = await Deno.readTextFile(`/proc/${child.pid}/status`);
     const ignored = BigInt("0x" + /^SigIgn:\s*([0-9a-f]+)$/m.exec(status)![1]);
     assert.equal((ignored >> 9n) & 1n, 1n, "SIGUSR1 (10) is ignored");
+    // One at a time: SIGHUP and SIGUSR2 are each awaited until logged; SIGUSR1 leaves no trace
+    // but the inspector it would open, looked for after the last one.
     for (const sig of ["SIGUSR1", "SIGHUP", "SIGUSR2", "SIGUSR1"] as const) {
       child.kill(sig);
-      await new Promise((r) => setTimeout(r, 300));
+      if (sig !== "SIGUSR1") await until(() => lines.some((l) => l.signal === sig));
     }
     await new Promise((r) => setTimeout(r, 700)); // the inspector would be up by now
     assert.deepEqual(await listening(child.pid), [], "the agent listens on nothing");
     const before = polls();
-    await new Promise((r) => setTimeout(r, 500));
+    await until(() => polls() > before);
     assert.ok(polls() > before, "still polling after the signals");
     for (const sig of ["SIGHUP", "SIGUSR2"]) {
       const l = lines.find((l) => l.signal === sig);

@@ -1,3 +1,12 @@
+/**
+ * Process figures read from /proc/self, and the standard process_* metrics.
+ *
+ * `deno task test:unit` runs this file one at a time beside tests/process_test.ts, in a
+ * process of their own: it counts this process's open files, which other test files running
+ * as threads of the same process (`--parallel`) open and close at any moment.
+ *
+ * @module
+ */
 import assert from "node:assert/strict";
 import { Registry } from "../lib/prom.ts";
 import { parseProcess, readProcess, registerProcessMetrics } from "../lib/process_metrics.ts";

@@ -3,13 +3,21 @@
  * hangs in a grandchild (a background `sleep` that keeps the pipes open)
  * is killed with its whole process group by denoRunner, and each user of it
  * (the start-up check, the CLI source, the CLI deleter) returns within its
- * limit and leaves no process behind.
+ * limit and leaves no process behind. The JSDoc examples of the files in
+ * ISOLATED_EXAMPLES run here too.
+ *
+ * This file runs in a `deno test` process of its own (deno.json, test:unit;
+ * only tests/process_metrics_test.ts runs there too, one file at a time):
+ * its helpers leave marked orphans, which the reaper of any test file running
+ * beside it in one process (`--parallel`) would count and kill; see
+ * ISOLATED_EXAMPLES for the examples.
  */
 import assert from "node:assert/strict";
 import { ConntrackCliDeleter } from "../lib/deleters/conntrack_cli.ts";
 import { denoRunner } from "../lib/process.ts";
 import { CHECK_TIMEOUT_MS, checkConntrack } from "../lib/setup.ts";
 import { ConntrackCliSource } from "../lib/sources/conntrack_cli.ts";
+import { examplesOf, ISOLATED_EXAMPLES, runExample } from "./support/doc_results.ts";
 
 let serial = 0;
 
@@ -93,16 +101,21 @@ Deno.test("denoRunner kills the group when aborted, and what a finished program 
   }
 });
 
-Deno.test("checkConntrack: a --version that hangs in a grandchild ends at its 5 s limit, says it timed out, leaves no orphan", async () => {
+// The real limit is CHECK_TIMEOUT_MS (5 s, asserted in setup_test.ts with a fake runner); the
+// same path with a 300 ms limit keeps this test short.
+Deno.test("checkConntrack: a --version that hangs in a grandchild ends at its limit, says it timed out, leaves no orphan", async () => {
   const fake = await hangingConntrack("background");
   try {
+    const limitMs = 300;
+    assert.ok(limitMs < CHECK_TIMEOUT_MS);
     const t0 = performance.now();
     await assert.rejects(
-      checkConntrack(fake.bin, denoRunner),
-      /did not answer --version within 5 s/,
+      checkConntrack(fake.bin, denoRunner, limitMs),
+      /did not answer --version within 0\.3 s/,
     );
     const ms = performance.now() - t0;
-    assert.ok(ms < CHECK_TIMEOUT_MS + 1000, `took ${Math.round(ms)} ms`);
+    assert.ok(ms >= limitMs - 5, `took ${Math.round(ms)} ms: before its limit`);
+    assert.ok(ms < limitMs + 1000, `took ${Math.round(ms)} ms`);
     assert.deepEqual(await fake.orphans(), []);
   } finally {
     await fake.cleanup();
@@ -172,3 +185,40 @@ Deno.test("denoRunner kills what a finished program left in a session of its own
     await fake.cleanup();
   }
 });
+
+Deno.test("denoRunner's reaper leaves alone what other code of the process started, and orphans without its mark", async () => {
+  const theirs = await hangingConntrack("background");
+  const helpers = await hangingConntrack("background");
+  const dir = await Deno.makeTempDir();
+  const other = new Deno.Command("sleep", { args: [theirs.marker], stdout: "null", stderr: "null" })
+    .spawn();
+  try {
+    // Another part of the process leaves an orphan of its own (reparented here, unmarked).
+    await new Deno.Command("sh", {
+      args: ["-c", `setsid sleep ${theirs.marker} >/dev/null 2>&1 &`],
+    }).output();
+    await Deno.writeTextFile(
+      `${dir}/p`,
+      `#!/bin/sh\nsetsid sh -c 'sleep ${helpers.marker}' >/dev/null 2>&1 &\nsleep 0.3\necho out\nexit 0\n`,
+    );
+    await Deno.chmod(`${dir}/p`, 0o755);
+    const q = await denoRunner.run(`${dir}/p`, [], { timeoutMs: 60_000 });
+    assert.deepEqual([q.code, q.stdout], [0, "out\n"]);
+    assert.deepEqual(await helpers.orphans(), [], "the helper's setsid orphan is killed");
+    assert.equal((await theirs.orphans()).length, 2, "the other child and its orphan live on");
+  } finally {
+    other.kill("SIGKILL");
+    await other.status;
+    await Deno.remove(dir, { recursive: true });
+    await theirs.cleanup();
+    await helpers.cleanup();
+  }
+});
+
+for (const file of ISOLATED_EXAMPLES) {
+  const examples = await examplesOf(new URL("../", import.meta.url), file);
+  Deno.test(`the examples of ${file} run and their // => results hold`, async () => {
+    assert.ok(examples.length > 0, `${file} has no example`);
+    for (const r of examples) await runExample(r);
+  });
+}

@@ -3,6 +3,7 @@ import { loadConfig, type Settings } from "../lib/config.ts";
 import type { ProcessRunner, RunResult } from "../lib/process.ts";
 import {
   CAP_NET_ADMIN,
+  CHECK_TIMEOUT_MS,
   checkConntrack,
   effectiveCapabilities,
   setUp as realSetUp,
@@ -220,12 +221,22 @@ Deno.test("effectiveCapabilities reads CapEff from a status file", async () => {
   }
 });
 
-Deno.test("checkConntrack says a --version check timed out rather than a wrong exit code", async () => {
+Deno.test("checkConntrack says a --version check timed out rather than a wrong exit code; its limit is 5 s unless given", async () => {
+  const limits: number[] = [];
   const hung: ProcessRunner = {
-    run: () => Promise.resolve({ code: 137, stdout: "", stderr: "", timedOut: true } as RunResult),
+    run: (_cmd, _args, options) => {
+      limits.push(options.timeoutMs);
+      return Promise.resolve({ code: 137, stdout: "", stderr: "", timedOut: true } as RunResult);
+    },
   };
   await assert.rejects(
     checkConntrack("/opt/conntrack", hung),
     /"\/opt\/conntrack" did not answer --version within 5 s and was killed/,
   );
+  await assert.rejects(
+    checkConntrack("/opt/conntrack", hung, 250),
+    /"\/opt\/conntrack" did not answer --version within 0\.25 s and was killed/,
+  );
+  assert.equal(CHECK_TIMEOUT_MS, 5000);
+  assert.deepEqual(limits, [5000, 250], "the runner is given the default, then the limit asked");
 });

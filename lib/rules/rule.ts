@@ -14,6 +14,34 @@ import type { Candidate, Snapshot, SnapshotOptions } from "../snapshot.ts";
 import type { Tuple } from "../tuple.ts";
 import type { TrackResult } from "../tracker.ts";
 
+/**
+ * A lower bound of a candidate's age at the moment it was seen, in ms, as
+ * every age-gated rule counts it: the larger of what the kernel's remaining
+ * timeout says (`synSentTimeoutS − timeout − 1` s, since the kernel rounds
+ * down; nothing when the timeout setting is unknown) and the time since the
+ * tracker first saw this very entry (`sameSince`, a `seenTo`), counted from
+ * `seenFrom`, the earliest moment this sighting can have been made.
+ *
+ * @example
+ * ```ts
+ * import { candidateAgeMs } from "./rule.ts";
+ * candidateAgeMs({ timeout: 100, seenFrom: 5000 }, undefined, 120); // => 19000
+ * candidateAgeMs({ timeout: 119, seenFrom: 10_000 }, 7_000, 120); // => 3000
+ * candidateAgeMs({ timeout: 100, seenFrom: 5000 }, undefined, undefined); // => 0
+ * ```
+ */
+export function candidateAgeMs(
+  c: Pick<Candidate, "timeout" | "seenFrom">,
+  sameSince: number | undefined,
+  synSentTimeoutS: number | undefined,
+): number {
+  const kernel = synSentTimeoutS === undefined
+    ? 0
+    : Math.max(0, synSentTimeoutS - c.timeout - 1) * 1000;
+  const seen = sameSince === undefined ? 0 : Math.max(0, c.seenFrom - sameSince);
+  return Math.max(kernel, seen);
+}
+
 /** What a rule is given for one poll. */
 export interface RuleInput {
   /**

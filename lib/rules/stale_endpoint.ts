@@ -22,7 +22,7 @@
  */
 import type { Candidate } from "../snapshot.ts";
 import { toTuple } from "../tuple.ts";
-import type { Decision, Rule, RuleInput } from "./rule.ts";
+import { candidateAgeMs, type Decision, type Rule, type RuleInput } from "./rule.ts";
 
 /** What the rule asks of the Kubernetes view (lib/kube/services.ts's `KubeServices`). */
 export interface RemovedEndpoints {
@@ -107,10 +107,7 @@ export class StaleEndpointRule implements Rule {
 
   /** As the un-NATed rule counts it: the kernel's remaining timeout or the time since first seen. */
   ageMs(c: Candidate, sameSince: number | undefined): number {
-    const s = this.#o.synSentTimeoutS;
-    const kernel = s === undefined ? 0 : Math.max(0, s - c.timeout - 1) * 1000;
-    const seen = sameSince === undefined ? 0 : Math.max(0, c.seenFrom - sameSince);
-    return Math.max(kernel, seen);
+    return candidateAgeMs(c, sameSince, this.#o.synSentTimeoutS);
   }
 
   logFields(d: Decision): Record<string, unknown> {

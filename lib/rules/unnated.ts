@@ -19,7 +19,7 @@
 import type { Candidate } from "../snapshot.ts";
 import { toTuple } from "../tuple.ts";
 import type { NatProvider } from "./providers/provider.ts";
-import { type Decision, mergeWants, type Rule, type RuleInput } from "./rule.ts";
+import { candidateAgeMs, type Decision, mergeWants, type Rule, type RuleInput } from "./rule.ts";
 import type { SnapshotOptions } from "../snapshot.ts";
 
 /** Options for {@linkcode UnnatedRule}. */
@@ -115,11 +115,7 @@ export class UnnatedRule implements Rule {
    * was first seen unchanged), whichever says more.
    */
   ageMs(c: Candidate, sameSince: number | undefined): number {
-    const kernel = this.synSentTimeoutS === undefined
-      ? 0
-      : Math.max(0, this.synSentTimeoutS - c.timeout - 1) * 1000;
-    const seen = sameSince === undefined ? 0 : Math.max(0, c.seenFrom - sameSince);
-    return Math.max(kernel, seen);
+    return candidateAgeMs(c, sameSince, this.synSentTimeoutS);
   }
 
   logFields(d: Decision): Record<string, unknown> {

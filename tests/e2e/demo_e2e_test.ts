@@ -41,7 +41,7 @@ kernelTest("deno task demo shows the story, exits 0 and leaves no namespace behi
   assert.match(text, /client at 3 s\s+connected after 0\.\d s\s+connected after 0\.\d s/);
   assert.match(text, /client stuck on 198\.19\.0\.10:8443 \(no rule\)\s+1\s+1\s+1\s+ok/);
   assert.match(text, /client stuck on 198\.19\.0\.11:80 \(no rule\)\s+1\s+1\s+1\s+ok/);
-  assert.match(text, /agent\(B\) \| .*deleted stale entry .*sport=40000 .*rule=unnated/);
+  assert.match(text, /agent\(B\) \| .*msg="deleted stale entry" .*sport=40000 .*rule=unnated/);
   assert.equal(text.match(/agent\(B\) \| .*deleted stale entry/g)?.length, 1, "one deletion");
   assert.match(text, /Part 1 held/);
   // Part 2, older kernels: emulated renewals.
@@ -53,7 +53,7 @@ kernelTest("deno task demo shows the story, exits 0 and leaves no namespace behi
     "the background stays in both parts",
   );
   assert.equal(
-    text.match(/agent \| .*deleted stale entry .*rule=renewals/g)?.length,
+    text.match(/agent \| .*msg="deleted stale entry" .*rule=renewals/g)?.length,
     4,
     "the four renewed entries, by the renewal rule",
   );

@@ -248,3 +248,40 @@ function toBase64(text: string): string {
   for (const b of bytes) bin += String.fromCharCode(b);
   return btoa(bin);
 }
+
+/**
+ * Files whose examples touch state the whole process shares, which
+ * `deno test --parallel` test files share too (they run as threads of one
+ * process): an ignored SIGUSR1 (early_signals, lifecycle's handleShutdown)
+ * is inherited by every child a test then spawns, so a test that main.ts
+ * ignores it would pass whatever main.ts did; the reaper's
+ * `killOrphans() // => 0` counts every marked orphan of the process, and
+ * denoRunner's examples make some. These examples run in
+ * tests/process_test.ts, which `deno task test:unit` runs in a process of its
+ * own.
+ */
+export const ISOLATED_EXAMPLES = [
+  "lib/early_signals.ts",
+  "lib/lifecycle.ts",
+  "lib/process.ts",
+  "lib/reaper.ts",
+];
+
+/** main.ts and every .ts file under lib/, as paths relative to `root`, sorted. */
+export async function exampleSources(root: URL): Promise<string[]> {
+  const out = ["main.ts"];
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(new URL(dir, root))) {
+      if (e.isDirectory) await walk(`${dir}${e.name}/`);
+      else if (e.name.endsWith(".ts")) out.push(`${dir}${e.name}`);
+    }
+  };
+  await walk("lib/");
+  return out.sort();
+}
+
+/** The examples of `file` (relative to `root`), each rewritten with its checks. */
+export async function examplesOf(root: URL, file: string): Promise<RewrittenExample[]> {
+  const path = new URL(file, root).pathname;
+  return extractExamples(path, await Deno.readTextFile(path)).map(rewriteExample);
+}
