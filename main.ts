@@ -18,7 +18,9 @@ import type { RunningKube } from "./lib/kube/start.ts";
 /**
  * The agent's modules, loaded by dynamic import: only lib/early_signals.ts
  * is loaded before main.ts runs, so signals are handled while the rest
- * (prom-client included) loads.
+ * loads. What only some agents need is loaded when chosen: a source's and a
+ * deleter's modules (lib/setup.ts), the Kubernetes ones (loadKube), `yaml`
+ * (lib/kube/access.ts); see docs/benchmarks.md, idle footprint.
  */
 async function load() {
   const [agent, basics, config, kernel, lifecycle, log, metrics, server, setup, tracker] =
@@ -41,15 +43,13 @@ async function load() {
       import("./lib/rules/providers/destinations.ts"),
       import("./lib/rules/providers/table_evidence.ts"),
     ]);
-  const [{ KubernetesProvider }, { StaleEndpointRule }, { AccessError }, kubeServices, kubeStart] =
-    await Promise.all([
-      import("./lib/rules/providers/kubernetes.ts"),
-      import("./lib/rules/stale_endpoint.ts"),
-      import("./lib/kube/access.ts"),
-      import("./lib/kube/services.ts"),
-      import("./lib/kube/start.ts"),
-    ]);
-  const { VERSION } = await import("./lib/version.ts");
+  // lib/kube/start.ts decides whether Kubernetes is on, and loads the rest of
+  // lib/kube/ only then; the rule and the provider over it are in loadKube.
+  const [{ AccessError }, { startKubernetes }, { VERSION }] = await Promise.all([
+    import("./lib/kube/access.ts"),
+    import("./lib/kube/start.ts"),
+    import("./lib/version.ts"),
+  ]);
   return {
     ...agent,
     ...basics,
@@ -65,15 +65,22 @@ async function load() {
     RenewalRule,
     DestinationsProvider,
     TableEvidenceProvider,
-    KubernetesProvider,
-    StaleEndpointRule,
     AccessError,
-    kubeReadiness: kubeServices.kubeReadiness,
-    startKubernetes: kubeStart.startKubernetes,
+    startKubernetes,
     VERSION,
   };
 }
 type Modules = Awaited<ReturnType<typeof load>>;
+
+/** What only a Kubernetes-aware agent loads (once credentials were found). */
+async function loadKube() {
+  const [{ KubernetesProvider }, { StaleEndpointRule }, { kubeReadiness }] = await Promise.all([
+    import("./lib/rules/providers/kubernetes.ts"),
+    import("./lib/rules/stale_endpoint.ts"),
+    import("./lib/kube/services.ts"),
+  ]);
+  return { KubernetesProvider, StaleEndpointRule, kubeReadiness };
+}
 
 /** Runs the agent; resolves to the process exit code. */
 export async function main(
@@ -132,10 +139,7 @@ async function run(
     UnnatedRule,
     DestinationsProvider,
     TableEvidenceProvider,
-    KubernetesProvider,
-    StaleEndpointRule,
     AccessError,
-    kubeReadiness,
     startKubernetes,
     startServer,
     formatListen,
@@ -188,12 +192,13 @@ async function run(
     deleter.close?.();
     return 1;
   }
+  const k = kube ? await loadKube() : undefined;
   const tracker = new RenewalTracker({ threshold: settings.threshold });
   // Who may vouch that a destination is NATed now (the un-NATed rule's providers), one line each.
   const providers: NatProvider[] = settings.destinations
     ? [new DestinationsProvider(settings.destinations)]
     : [new TableEvidenceProvider()];
-  if (kube) providers.push(new KubernetesProvider(kube.services));
+  if (kube && k) providers.push(new k.KubernetesProvider(kube.services));
   const rules: Rule[] = [new RenewalRule(tracker)];
   if (settings.unnatedAfterMs !== undefined) {
     rules.push(
@@ -203,9 +208,9 @@ async function run(
         providers,
       }),
     );
-    if (kube) {
+    if (kube && k) {
       rules.push(
-        new StaleEndpointRule({
+        new k.StaleEndpointRule({
           afterMs: settings.unnatedAfterMs,
           synSentTimeoutS: typeof synSentTimeout === "number" ? synSentTimeout : undefined,
           endpoints: kube.services,
@@ -260,7 +265,7 @@ async function run(
             contentType: metrics.registry.contentType,
           }),
         liveness: livenessLimits(settings.intervalMs, parts),
-        ...(kube ? { readyChecks: [() => kubeReadiness(kube.services.status())] } : {}),
+        ...(kube && k ? { readyChecks: [() => k.kubeReadiness(kube.services.status())] } : {}),
         onError: (e) => log.error("HTTP handler failed", { error: errorText(e) }),
       });
       log.info("serving /metrics, /healthz, /readyz", { listen: formatListen(server.addr) });

@@ -9,14 +9,14 @@ import type { Deleter } from "./deleters/deleter.ts";
 import type { Logger } from "./log.ts";
 import { denoRunner, type ProcessRunner } from "./process.ts";
 import { checkEvents, checkNetlink, type NetlinkCheck } from "./netlink/capability.ts";
-import { NetlinkSource } from "./sources/netlink.ts";
-import { type EventsStats, NetlinkEventsSource } from "./sources/netlink_events.ts";
+import type { NetlinkSource } from "./sources/netlink.ts";
+import type { EventsStats } from "./sources/netlink_events.ts";
 import type { Source } from "./sources/source.ts";
 
-// The procfs and CLI sources and the deleters are imported when chosen
-// (`import()`), not up front: an agent loads only what it runs (procfs.ts
-// only when the procfs table is considered; it brings node:fs). See
-// docs/benchmarks.md, issue 14.
+// The sources and the deleters are imported when chosen (`import()`), not up
+// front: an agent loads only what it runs (procfs.ts only when the procfs
+// table is considered, the events source only when chosen). See
+// docs/benchmarks.md, idle footprint.
 
 /** A setup step that cannot go on: exit code 1 with this message. */
 export class SetupError extends Error {
@@ -100,7 +100,7 @@ async function choose(
   let checked: Promise<NetlinkCheck> | undefined;
   const netlink = () => checked ??= (options.checkNetlink ?? checkNetlink)();
   const events = () => (options.checkEvents ?? checkEvents)();
-  const { source, sourceReason } = await chooseSource(
+  const { source, sourceReason, eventStats } = await chooseSource(
     settings,
     runner,
     netlink,
@@ -118,7 +118,7 @@ async function choose(
     deleterReason,
     sourceTimeoutMs: SOURCE_TIMEOUT_MS,
   };
-  if (source instanceof NetlinkEventsSource) parts.eventStats = () => source.stats;
+  if (eventStats) parts.eventStats = eventStats;
   return parts;
 }
 
@@ -128,9 +128,9 @@ async function chooseSource(
   netlink: () => Promise<NetlinkCheck>,
   events: () => Promise<NetlinkCheck>,
   log?: Logger,
-): Promise<{ source: Source; sourceReason: string }> {
-  const nl = () =>
-    new NetlinkSource({
+): Promise<{ source: Source; sourceReason: string; eventStats?: () => EventsStats }> {
+  const nl = async (): Promise<NetlinkSource> =>
+    new (await import("./sources/netlink.ts")).NetlinkSource({
       maxCandidates: s.maxCandidates,
       timeoutMs: SOURCE_TIMEOUT_MS,
       onFilterModeChange: (mode, reason) =>
@@ -138,9 +138,9 @@ async function chooseSource(
       // Interrupted dumps are normal on a busy table; only a run of them fails the snapshot.
       onRetry: (reason) => log?.debug("netlink dump started again", { reason }),
     });
-  const ev = () =>
-    new NetlinkEventsSource({
-      dump: nl(),
+  const ev = async () => {
+    const source = new (await import("./sources/netlink_events.ts")).NetlinkEventsSource({
+      dump: await nl(),
       maxCandidates: s.maxCandidates,
       resyncIntervalMs: s.resyncIntervalMs,
       evidence: s.unnatedAfterMs !== undefined && s.destinations === undefined,
@@ -150,6 +150,8 @@ async function chooseSource(
         log?.[level]("events source: reading the whole table", { reason });
       },
     });
+    return { source, eventStats: () => source.stats };
+  };
   const max = s.maxCandidates;
   const procfs = async () =>
     new (await import("./sources/procfs.ts")).ProcfsSource({
@@ -170,14 +172,14 @@ async function chooseSource(
       }
       const e = await events();
       if (!e.ok) throw new SetupError(`--source=events: conntrack events do not work: ${e.reason}`);
-      return { source: ev(), sourceReason: "--source=events" };
+      return { ...await ev(), sourceReason: "--source=events" };
     }
     case "netlink": {
       const p = await netlink();
       if (!p.ok) {
         throw new SetupError(`--source=netlink: a ctnetlink dump does not work: ${p.reason}`);
       }
-      return { source: nl(), sourceReason: "--source=netlink" };
+      return { source: await nl(), sourceReason: "--source=netlink" };
     }
     case "procfs":
       await checkReadable(s.procFile);
@@ -196,9 +198,15 @@ async function chooseSource(
       if (p.ok) {
         const e = await events();
         if (e.ok) {
-          return { source: ev(), sourceReason: "auto: conntrack events and a ctnetlink dump work" };
+          return {
+            ...await ev(),
+            sourceReason: "auto: conntrack events and a ctnetlink dump work",
+          };
         }
-        return { source: nl(), sourceReason: `auto: a ctnetlink dump works; events: ${e.reason}` };
+        return {
+          source: await nl(),
+          sourceReason: `auto: a ctnetlink dump works; events: ${e.reason}`,
+        };
       }
       why.push(`netlink: ${p.reason}`);
       try {
@@ -300,8 +308,8 @@ export function effectiveCapabilities(statusFile = "/proc/self/status"): bigint 
  * the whole process in open(2) or read(2).
  */
 export async function checkReadable(path: string): Promise<void> {
-  // Imported here: procfs.ts brings node:fs (Deno's Node layer, a few MB), which an
-  // agent reading the table through netlink never needs.
+  // Imported here, like the sources: an agent reading the table through netlink never
+  // needs it.
   const { openTable } = await import("./sources/procfs.ts");
   try {
     // Opened without blocking and checked by its descriptor (see openTable).

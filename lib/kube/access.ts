@@ -9,7 +9,6 @@
  *
  * @module
  */
-import { parse as parseYaml } from "yaml";
 import { errorText } from "../basics.ts";
 
 /** Where the ServiceAccount's files are mounted in a pod. */
@@ -140,7 +139,7 @@ export async function fromKubeconfig(path: string, e: AccessEnvironment): Promis
       throw new AccessError(`kubeconfig ${path}: cannot read ${what} ${rel(p)}: ${errorText(err)}`);
     }
   };
-  const cfg = parseKubeconfig(text, path);
+  const cfg = await parseKubeconfig(text, path);
   const c = cfg.cluster;
   const u = cfg.user;
   const access: ClusterAccess = {
@@ -172,7 +171,10 @@ export async function fromKubeconfig(path: string, e: AccessEnvironment): Promis
 
 /**
  * A kubeconfig text → the current context's cluster and user, checked: only
- * the keys listed in this module are accepted.
+ * the keys listed in this module are accepted. The `yaml` package is loaded
+ * here, on first use: in-cluster credentials need no YAML, and an agent
+ * without a kubeconfig does not carry it (it brings Deno's Node layer, about
+ * 10 MB resident; docs/benchmarks.md).
  *
  * @example
  * ```ts
@@ -184,16 +186,17 @@ export async function fromKubeconfig(path: string, e: AccessEnvironment): Promis
  * users: [{ name: u1, user: { exec: { command: aws } } }]
  * `;
  * let message = "";
- * try { parseKubeconfig(text, "k.yaml"); } catch (e) { message = (e as Error).message; }
+ * try { await parseKubeconfig(text, "k.yaml"); } catch (e) { message = (e as Error).message; }
  * message;
  * // => 'kubeconfig k.yaml: user "u1" uses exec, which is not supported (supported: token, tokenFile, client-certificate, client-certificate-data, client-key, client-key-data, extensions)'
  * ```
  */
-export function parseKubeconfig(
+export async function parseKubeconfig(
   text: string,
   path: string,
-): { context: string; cluster: Json & { server: string }; user: Json } {
+): Promise<{ context: string; cluster: Json & { server: string }; user: Json }> {
   const bad = (why: string) => new AccessError(`kubeconfig ${path}: ${why}`);
+  const { parse: parseYaml } = await import("yaml");
   let doc: unknown;
   try {
     doc = parseYaml(text);

@@ -11,9 +11,8 @@
  */
 import type { Logger } from "../log.ts";
 import { type AccessEnvironment, REAL_ENVIRONMENT, resolveAccess } from "./access.ts";
-import { FetchKubeApi } from "./api.ts";
 import { canonicalAddress } from "./objects.ts";
-import { KubeServices } from "./services.ts";
+import type { KubeServices } from "./services.ts";
 import type { NodeAddress } from "./view.ts";
 
 /** A running Kubernetes view. */
@@ -43,6 +42,11 @@ export async function startKubernetes(
     log.info("Kubernetes: no credentials found (not in a pod, no --kubeconfig or KUBECONFIG); off");
     return undefined;
   }
+  // Loaded only now: an agent without Kubernetes does not carry the client (docs/benchmarks.md).
+  const [{ FetchKubeApi }, { KubeServices }] = await Promise.all([
+    import("./api.ts"),
+    import("./services.ts"),
+  ]);
   const api = new FetchKubeApi(access, { userAgent: o.userAgent });
   const services = new KubeServices({ api, log, nodeAddresses: localAddresses });
   log.info("Kubernetes: watching Services and EndpointSlices", {

@@ -5,12 +5,12 @@
  *
  * @module
  */
-import fs from "node:fs";
 import type { Snapshot, SnapshotOptions } from "../snapshot.ts";
 import { PROC_CONNTRACK_FILE } from "../kernel.ts";
 import { TableScanner } from "../scan.ts";
 import { type Clock, yieldToIo } from "../basics.ts";
 import type { Source } from "./source.ts";
+import { FdFile, type FileKind } from "../fd_file.ts";
 
 /** Options for {@linkcode ProcfsSource}. */
 export interface ProcfsSourceOptions {
@@ -27,6 +27,8 @@ export interface ProcfsSourceOptions {
   maxCandidates?: number;
   /** Monotonic milliseconds; default `performance.now`. */
   clock?: Clock;
+  /** Opens the table file; default {@linkcode openTable} (tests slow its reads down). */
+  open?: (path: string) => TableFile;
 }
 
 /**
@@ -59,6 +61,7 @@ export class ProcfsSource implements Source {
   #clock: Clock;
   #maxCandidates: number | undefined;
   #buf: Uint8Array | undefined;
+  #open: (path: string) => TableFile;
 
   constructor(options: ProcfsSourceOptions = {}) {
     this.path = options.path ?? PROC_CONNTRACK_FILE;
@@ -66,6 +69,7 @@ export class ProcfsSource implements Source {
     this.#sliceMs = options.sliceMs ?? 10;
     this.#clock = options.clock ?? (() => performance.now());
     this.#maxCandidates = options.maxCandidates;
+    this.#open = options.open ?? openTable;
   }
 
   async snapshot(signal?: AbortSignal, options: SnapshotOptions = {}): Promise<Snapshot> {
@@ -81,7 +85,7 @@ export class ProcfsSource implements Source {
   async #read(scanner: TableScanner, startedAt: number, signal?: AbortSignal): Promise<void> {
     // One buffer, reused across polls: the scanner copies what it keeps.
     const buf = this.#buf ??= new Uint8Array(this.#chunkSize);
-    using file = openTable(this.path);
+    using file = this.#open(this.path);
     let prevStart = startedAt;
     let sliceStart = startedAt;
     for (;;) {
@@ -124,12 +128,21 @@ export interface TableFile {
   [Symbol.dispose](): void;
 }
 
+const KIND_NAMES: Partial<Record<FileKind, string>> = {
+  directory: "a directory",
+  fifo: "a FIFO",
+  "character device": "a character device",
+  "block device": "a block device",
+  socket: "a socket",
+};
+
 /**
  * Opens `path` for reading without ever blocking in open(2) (`O_NONBLOCK`:
  * a FIFO with no writer does not hold the process), then checks what was
- * opened (fstat on the descriptor, not stat on the path: a symlink flipped
- * between a check and the open cannot slip a FIFO in) and refuses anything
- * but a regular file.
+ * opened (its type read from the descriptor, not from the path: a symlink
+ * flipped between a check and the open cannot slip a FIFO in) and refuses
+ * anything but a regular file. Through libc ({@linkcode FdFile}), not
+ * `node:fs`, which would start Deno's Node layer (docs/benchmarks.md).
  *
  * @example
  * ```ts ignore
@@ -140,56 +153,13 @@ export interface TableFile {
  * ```
  */
 export function openTable(path: string): TableFile {
-  const { O_RDONLY, O_NONBLOCK, O_CLOEXEC } = fs.constants as Record<string, number>;
-  let fd: number;
-  try {
-    fd = fs.openSync(path, O_RDONLY! | O_NONBLOCK! | (O_CLOEXEC ?? 0));
-  } catch (e) {
-    throw denoError(e);
+  const file = FdFile.open(path);
+  if (file.kind !== "file") {
+    file.close();
+    const kind = KIND_NAMES[file.kind] ?? "not a regular file";
+    throw new TypeError(
+      `${path} is ${kind}: the table must be a regular or procfs file such as ${PROC_CONNTRACK_FILE}`,
+    );
   }
-  try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) {
-      const kind = st.isDirectory()
-        ? "a directory"
-        : st.isFIFO()
-        ? "a FIFO"
-        : st.isCharacterDevice()
-        ? "a character device"
-        : st.isBlockDevice()
-        ? "a block device"
-        : st.isSocket()
-        ? "a socket"
-        : "not a regular file";
-      throw new TypeError(
-        `${path} is ${kind}: the table must be a regular or procfs file such as ${PROC_CONNTRACK_FILE}`,
-      );
-    }
-  } catch (e) {
-    fs.closeSync(fd);
-    throw e;
-  }
-  return {
-    readSync(buf) {
-      let n: number;
-      try {
-        n = fs.readSync(fd, buf, 0, buf.length, null);
-      } catch (e) {
-        throw denoError(e);
-      }
-      return n === 0 ? null : n;
-    },
-    [Symbol.dispose]() {
-      fs.closeSync(fd);
-    },
-  };
-}
-
-/** node:fs errors as the `Deno.errors` classes the callers tell apart. */
-function denoError(e: unknown): unknown {
-  const code = (e as { code?: string }).code;
-  const message = e instanceof Error ? e.message : String(e);
-  if (code === "ENOENT") return new Deno.errors.NotFound(message);
-  if (code === "EACCES" || code === "EPERM") return new Deno.errors.PermissionDenied(message);
-  return e;
+  return file;
 }

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import fs from "node:fs";
 import { type Tuple, tupleKey } from "../../lib/tuple.ts";
-import { ProcfsSource } from "../../lib/sources/procfs.ts";
+import { openTable, ProcfsSource, type TableFile } from "../../lib/sources/procfs.ts";
 import { serveHttp } from "../../lib/http.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
@@ -83,13 +82,18 @@ Deno.test("ProcfsSource.snapshot lets sockets run while it reads: HTTP requests 
     let reading = true;
     // A slow table: every read takes 1 ms of the loop's time, in 16 KiB reads (~1,000 of them).
     const clock = () => performance.now();
-    const source = new ProcfsSource({ path, chunkSize: 16 * 1024, sliceMs: 5, clock });
-    const origRead = fs.readSync;
-    fs.readSync = ((...args: Parameters<typeof fs.readSync>) => {
-      const until = performance.now() + 1;
-      while (performance.now() < until) { /* a slow procfs read */ }
-      return origRead(...args);
-    }) as typeof fs.readSync;
+    const open = (p: string): TableFile => {
+      const file = openTable(p);
+      return {
+        readSync(buf) {
+          const until = performance.now() + 1;
+          while (performance.now() < until) { /* a slow procfs read */ }
+          return file.readSync(buf);
+        },
+        [Symbol.dispose]: () => file[Symbol.dispose](),
+      };
+    };
+    const source = new ProcfsSource({ path, chunkSize: 16 * 1024, sliceMs: 5, clock, open });
     const snap = source.snapshot().finally(() => reading = false);
     let answeredDuringRead = 0;
     try {
@@ -100,7 +104,6 @@ Deno.test("ProcfsSource.snapshot lets sockets run while it reads: HTTP requests 
       }
       assert.equal((await snap).scanned, 100_000);
     } finally {
-      fs.readSync = origRead;
       await snap.catch(() => {});
     }
     assert.equal(answeredDuringRead, 3, "every request was answered before the read ended");
