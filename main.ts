@@ -45,10 +45,11 @@ async function load() {
     ]);
   // lib/kube/start.ts decides whether Kubernetes is on, and loads the rest of
   // lib/kube/ only then; the rule and the provider over it are in loadKube.
-  const [{ AccessError }, { startKubernetes }, { VERSION }] = await Promise.all([
+  const [{ AccessError }, { startKubernetes }, { VERSION }, { formatListen }] = await Promise.all([
     import("./lib/kube/access.ts"),
     import("./lib/kube/start.ts"),
     import("./lib/version.ts"),
+    import("./lib/listen.ts"),
   ]);
   return {
     ...agent,
@@ -68,6 +69,7 @@ async function load() {
     AccessError,
     startKubernetes,
     VERSION,
+    formatListen,
   };
 }
 type Modules = Awaited<ReturnType<typeof load>>;

@@ -6,7 +6,7 @@
  * @module
  */
 import { parseFlags } from "./args.ts";
-import { canonicalIPv4, canonicalIPv6 } from "./addr.ts";
+import { DEFAULT_LISTEN, formatListen, type ListenAddress, parseListen } from "./listen.ts";
 import { DESTINATIONS_FORM, type DestinationSet, parseDestinations } from "./destinations.ts";
 import { formatDuration, parseGoDuration } from "./duration.ts";
 import { PROC_CONNTRACK_FILE } from "./kernel.ts";
@@ -19,12 +19,6 @@ export const DELETERS = ["auto", "netlink", "conntrack"] as const;
 export const KUBERNETES = ["auto", "off"] as const;
 export type KubernetesChoice = typeof KUBERNETES[number];
 export type DeleterChoice = typeof DELETERS[number];
-
-/** Where the HTTP server listens. */
-export interface ListenAddress {
-  hostname: string;
-  port: number;
-}
 
 /** Everything the agent needs to know, validated. */
 export interface Settings {
@@ -69,12 +63,6 @@ export const MAX_CANDIDATES = 10_000_000;
 export const MAX_UNNATED_AFTER_MS = 3_600_000;
 export const MIN_RESYNC_MS = 10_000;
 export const MAX_RESYNC_MS = 86_400_000;
-/**
- * Default `--listen`: loopback only (nothing is exposed off the node unless
- * asked; the DaemonSet binds the node IP). The port is outside the Prometheus
- * exporter range and the Kubernetes component ports.
- */
-export const DEFAULT_LISTEN = "127.0.0.1:10395";
 
 interface Option {
   flag: string;
@@ -356,36 +344,6 @@ export function describeSettings(s: Settings): Record<string, unknown> {
     from_env: Object.keys(s.origin).filter((k) => s.origin[k] === "env"),
     from_flags: Object.keys(s.origin).filter((k) => s.origin[k] === "flag"),
   };
-}
-
-/** `HOST:PORT`, with IPv6 hosts in brackets. */
-export function formatListen(l: ListenAddress): string {
-  return l.hostname.includes(":") ? `[${l.hostname}]:${l.port}` : `${l.hostname}:${l.port}`;
-}
-
-/** `0.0.0.0:10395`, `[::1]:9999`, `[10.0.0.7]:10395`, `localhost:8080` → address; port 0 picks a free one. */
-export function parseListen(s: string): ListenAddress | undefined {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(0|[1-9][0-9]{0,4})$/.exec(s);
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (port > 65535) return undefined;
-  if (m[1] !== undefined) {
-    // Brackets around IPv4 too, for a `[$(NODE_IP)]:PORT` that fits either family.
-    if (!m[1].includes(":")) {
-      return canonicalIPv4(m[1]) === undefined ? undefined : { hostname: m[1], port };
-    }
-    const v6 = canonicalIPv6(m[1]);
-    return v6 === undefined ? undefined : { hostname: v6, port };
-  }
-  const host = m[2]!;
-  if (/^[0-9.]+$/.test(host)) {
-    return canonicalIPv4(host) === undefined ? undefined : { hostname: host, port };
-  }
-  if (
-    !/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
-      .test(host)
-  ) return undefined;
-  return { hostname: host, port };
 }
 
 function oneOf<T extends string>(values: readonly T[], s: string): T | undefined {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ListenAddress } from "./config.ts";
+import type { ListenAddress } from "./listen.ts";
 import { type HttpResponse, serveHttp } from "./http.ts";
 
 /** What a probe answers. */
