@@ -76,6 +76,14 @@ Deno.test("DestinationSet.match holds exactly the prefix and the port range, per
   assert.equal(set("0.0.0.0/0").match("ipv6", "::1", 80), undefined);
   assert.equal(set("::/0").match("ipv4", "10.0.0.1", 80), undefined);
   assert.equal(set("::/0").match("ipv6", "::1", 0)?.text, "::/0");
+  // One network with several port items: each item's range ends where it says.
+  const two = set("10.0.0.0/8:80,10.0.0.0/8:443-444");
+  assert.equal(two.match("ipv4", "10.1.2.3", 80)?.text, "10.0.0.0/8:80");
+  assert.equal(two.match("ipv4", "10.1.2.3", 81), undefined);
+  assert.equal(two.match("ipv4", "10.1.2.3", 442), undefined);
+  assert.equal(two.match("ipv4", "10.1.2.3", 443)?.text, "10.0.0.0/8:443-444");
+  assert.equal(two.match("ipv4", "10.1.2.3", 444)?.text, "10.0.0.0/8:443-444");
+  assert.equal(two.match("ipv4", "10.1.2.3", 445), undefined);
 });
 
 Deno.test("DestinationSet refuses to be empty", () => {
