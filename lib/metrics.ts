@@ -149,7 +149,7 @@ export class Metrics implements AgentObserver {
     let droppedSeen = 0;
     r.counter(
       `${PREFIX}log_lines_dropped_total`,
-      "Log lines that could not be written (stdout closed or broken) and were dropped.",
+      "Log lines dropped: stdout closed or broken, or its bounded queue full behind a stalled reader.",
       [],
       (c) => {
         const n = dropped();
