@@ -14,21 +14,12 @@ import {
 import { DaemonSet } from "kubernetes-models/apps/v1";
 import { Namespace, ServiceAccount } from "kubernetes-models/v1";
 import { ClusterRole, ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
-import { relative } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { type K8sObject, kubectlTest, kustomize, renderOverlay } from "../support/kustomize.ts";
 
 const DEPLOY = new URL("../../deploy/", import.meta.url).pathname;
-const COMPONENT = `${DEPLOY}components/podmonitor`;
-const REQUIRED = Deno.env.get("CI") === "true" ||
-  Deno.env.get("CONNTRACK_CLEANER_REQUIRE_KERNEL_TESTS") === "1";
 
-interface Obj {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
-  // deno-lint-ignore no-explicit-any
-  spec?: any;
-}
+type Obj = K8sObject;
 
 /** The schema each kind of object in deploy/ is checked against. */
 // deno-lint-ignore no-explicit-any
@@ -58,27 +49,6 @@ function validate(o: Obj, where: string): void {
   } catch (e) {
     assert.fail(`${where}: ${o.kind} ${o.metadata?.name}: ${e instanceof Error ? e.message : e}`);
   }
-}
-
-const kubectl = new Deno.Command("sh", { args: ["-c", "command -v kubectl"] }).outputSync()
-  .success;
-
-/** A test that needs `tool`: skipped without it, or failed when the tools are required. */
-function toolTest(name: string, tool: string, present: boolean, fn: () => Promise<void>): void {
-  if (present) Deno.test(name, fn);
-  else if (REQUIRED) {
-    Deno.test(name, () => {
-      throw new Error(`${tool} is required in CI but not installed (.ci/run installs it)`);
-    });
-  } else Deno.test({ name: `${name} (skipped: ${tool} is not installed)`, ignore: true, fn });
-}
-
-async function kustomize(dir: string): Promise<Obj[]> {
-  // Run from the directory: kustomize resolves an overlay's relative paths from there.
-  const out = await new Deno.Command("kubectl", { args: ["kustomize", "."], cwd: dir }).output();
-  const err = new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 0, `kubectl kustomize ${dir}: ${err}`);
-  return parse(new TextDecoder().decode(out.stdout), `kubectl kustomize ${dir}`);
 }
 
 Deno.test("kubernetes-models: the schemas reject what they should (a container without a name, a string port)", () => {
@@ -117,10 +87,8 @@ Deno.test("deploy/*.yaml and its components: every object validates against its 
   assert.ok(checked >= 5, `${checked} objects`);
 });
 
-toolTest(
+kubectlTest(
   "kubectl kustomize deploy/ renders the namespace, service account, RBAC and DaemonSet, all schema-valid",
-  "kubectl",
-  kubectl,
   async () => {
     const objs = await kustomize(DEPLOY);
     assert.deepEqual(
@@ -143,45 +111,26 @@ toolTest(
   },
 );
 
-toolTest(
+kubectlTest(
   "kubectl kustomize: an overlay with components/podmonitor adds a PodMonitor that selects the agent's pods and port",
-  "kubectl",
-  kubectl,
   async () => {
-    const dir = await Deno.makeTempDir({ prefix: "overlay-" });
-    try {
-      await Deno.writeTextFile(
-        `${dir}/kustomization.yaml`,
-        [
-          "apiVersion: kustomize.config.k8s.io/v1beta1",
-          "kind: Kustomization",
-          "resources:",
-          `  - ${relative(dir, DEPLOY)}`, // kustomize takes relative paths only
-          "components:",
-          `  - ${relative(dir, COMPONENT)}`,
-          "",
-        ].join("\n"),
-      );
-      const objs = await kustomize(dir);
-      for (const o of objs) validate(o, "overlay");
-      const pm = objs.find((o) => o.kind === "PodMonitor");
-      assert.ok(pm, "a PodMonitor is rendered");
-      const ds = objs.find((o) => o.kind === "DaemonSet")!;
-      assert.equal(pm.metadata?.namespace, ds.metadata?.namespace);
-      const labels = ds.spec.template.metadata.labels as Record<string, string>;
-      for (const [k, v] of Object.entries(pm.spec.selector.matchLabels as Record<string, string>)) {
-        assert.equal(labels[k], v, `the selector's ${k} matches the pods`);
-      }
-      const port = ds.spec.template.spec.containers[0].ports.find((p: { name: string }) =>
-        p.name === pm.spec.podMetricsEndpoints[0].port
-      );
-      assert.ok(
-        port,
-        `the endpoint's port ${pm.spec.podMetricsEndpoints[0].port} is a named container port`,
-      );
-      assert.equal(pm.spec.podMetricsEndpoints[0].path, "/metrics");
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+    const objs = await renderOverlay(["components/podmonitor"]);
+    for (const o of objs) validate(o, "overlay");
+    const pm = objs.find((o) => o.kind === "PodMonitor");
+    assert.ok(pm, "a PodMonitor is rendered");
+    const ds = objs.find((o) => o.kind === "DaemonSet")!;
+    assert.equal(pm.metadata?.namespace, ds.metadata?.namespace);
+    const labels = ds.spec.template.metadata.labels as Record<string, string>;
+    for (const [k, v] of Object.entries(pm.spec.selector.matchLabels as Record<string, string>)) {
+      assert.equal(labels[k], v, `the selector's ${k} matches the pods`);
     }
+    const port = ds.spec.template.spec.containers[0].ports.find((p: { name: string }) =>
+      p.name === pm.spec.podMetricsEndpoints[0].port
+    );
+    assert.ok(
+      port,
+      `the endpoint's port ${pm.spec.podMetricsEndpoints[0].port} is a named container port`,
+    );
+    assert.equal(pm.spec.podMetricsEndpoints[0].path, "/metrics");
   },
 );

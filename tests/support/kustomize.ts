@@ -42,8 +42,12 @@ export async function kustomize(dir: string): Promise<K8sObject[]> {
   if (out.code !== 0) {
     throw new Error(`kubectl kustomize ${dir}: ${new TextDecoder().decode(out.stderr)}`);
   }
-  return parseAllDocuments(new TextDecoder().decode(out.stdout))
-    .map((d) => d.toJS() as K8sObject).filter((o) => o !== null && o !== undefined);
+  return parseAllDocuments(new TextDecoder().decode(out.stdout)).map((d) => {
+    if (d.errors.length > 0) {
+      throw new Error(`kubectl kustomize ${dir}: YAML errors: ${d.errors.map((e) => e.message)}`);
+    }
+    return d.toJS() as K8sObject;
+  }).filter((o) => o !== null && o !== undefined);
 }
 
 /**
