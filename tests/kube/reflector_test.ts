@@ -1,28 +1,13 @@
 import assert from "node:assert/strict";
+import { memoryLog, until } from "../support/kube_test_kit.ts";
 import { FetchKubeApi } from "../../lib/kube/api.ts";
 import { decodeService, type ServiceRecord } from "../../lib/kube/objects.ts";
 import { Reflector } from "../../lib/kube/reflector.ts";
-import type { Logger } from "../../lib/log.ts";
 import { FakeKubeApi } from "../../testbed/fake_kube_api.ts";
 import { service } from "../../testbed/kube_objects.ts";
 
 const svc = (name: string, ip = "10.96.0.10") =>
   service("web", name, { clusterIPs: [ip], ports: [{ port: 80 }] });
-
-function memoryLog(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const at = (level: string) => (msg: string) => void lines.push(`${level} ${msg}`);
-  return { lines, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
-}
-
-/** Resolves once `cond` holds (checked every 5 ms), or fails after 5 s. */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const t0 = performance.now();
-  while (!cond()) {
-    if (performance.now() - t0 > 5000) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 interface Rig {
   fake: FakeKubeApi;

@@ -1,23 +1,11 @@
 import assert from "node:assert/strict";
+import { memoryLog, until } from "../support/kube_test_kit.ts";
 import { FetchKubeApi } from "../../lib/kube/api.ts";
 import { KubeServices } from "../../lib/kube/services.ts";
-import type { Logger } from "../../lib/log.ts";
 import { FakeKubeApi } from "../../testbed/fake_kube_api.ts";
 import { endpointSlice, type EndpointSpec, service } from "../../testbed/kube_objects.ts";
 
-const quiet: Logger & { lines: string[] } = (() => {
-  const lines: string[] = [];
-  const at = (level: string) => (msg: string) => void lines.push(`${level} ${msg}`);
-  return { lines, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
-})();
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const t0 = performance.now();
-  while (!cond()) {
-    if (performance.now() - t0 > 5000) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const quiet = memoryLog();
 
 const SVC = service("web", "shop", {
   clusterIPs: ["10.96.0.10"],

@@ -1,14 +1,9 @@
 import assert from "node:assert/strict";
+import { memoryLog } from "../support/kube_test_kit.ts";
 import { type AccessEnvironment, AccessError } from "../../lib/kube/access.ts";
 import { startKubernetes } from "../../lib/kube/start.ts";
-import type { Logger } from "../../lib/log.ts";
 import { FakeKubeApi } from "../../testbed/fake_kube_api.ts";
 
-function memoryLog(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const at = (level: string) => (msg: string) => void lines.push(`${level} ${msg}`);
-  return { lines, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
-}
 const env = (
   files: Record<string, string>,
   vars: Record<string, string> = {},
