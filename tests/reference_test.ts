@@ -1,5 +1,5 @@
 /**
- * The README's settings and metrics tables against the code, so they cannot
+ * docs/reference.md's settings and metrics tables against the code, so they cannot
  * drift: the settings table against `lib/config.ts` (`OPTIONS`, and the
  * boolean flags `--help` lists and `loadConfig` accepts), the metrics table
  * against the families a real {@linkcode Metrics} registry exports.
@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { helpText, loadConfig, OPTIONS } from "../lib/config.ts";
 import { Metrics } from "../lib/metrics.ts";
 
-const README = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+const REFERENCE = await Deno.readTextFile(new URL("../docs/reference.md", import.meta.url));
 
 const SETTINGS_HEADER = ["Flag", "Environment", "Default", "Meaning"];
 const METRICS_HEADER = ["Metric", "Type", "Labels", "Meaning"];
@@ -104,7 +104,7 @@ function expectedSettings(): Map<string, SettingRow> {
 }
 
 /** What the settings table of `md` holds, by flag, with problems of form. */
-function readmeSettings(md: string, problems: string[]): Map<string, SettingRow> {
+function referenceSettings(md: string, problems: string[]): Map<string, SettingRow> {
   const out = new Map<string, SettingRow>();
   const t = tableWith(md, SETTINGS_HEADER, problems);
   for (const row of t?.rows ?? []) {
@@ -123,10 +123,10 @@ function readmeSettings(md: string, problems: string[]): Map<string, SettingRow>
   return out;
 }
 
-/** Every difference between the README's settings table and the code. */
+/** Every difference between docs/reference.md's settings table and the code. */
 function settingsProblems(md: string): string[] {
   const problems: string[] = [];
-  const have = readmeSettings(md, problems);
+  const have = referenceSettings(md, problems);
   const want = expectedSettings();
   for (const [flag, w] of want) {
     const h = have.get(flag);
@@ -176,7 +176,7 @@ function matcher(pattern: string): (name: string) => boolean {
 }
 
 /**
- * Every difference between the README's metrics table and the registry:
+ * Every difference between docs/reference.md's metrics table and the registry:
  * `all` are the families `/metrics` serves, `own` the names of the agent's own
  * (those without the process metrics), which need a row each.
  */
@@ -231,22 +231,22 @@ function metricsProblems(md: string, all: readonly Family[], own: ReadonlySet<st
 const ALL = registryFamilies(true);
 const OWN = new Set(registryFamilies(false).map((f) => f.name));
 
-/** The README with `from` replaced once by `to`; fails if `from` is not there. */
+/** docs/reference.md with `from` replaced once by `to`; fails if `from` is not there. */
 function edited(from: string | RegExp, to: string): string {
-  const out = README.replace(from, to);
-  assert.notEqual(out, README, `the README holds ${from}`);
+  const out = REFERENCE.replace(from, to);
+  assert.notEqual(out, REFERENCE, `docs/reference.md holds ${from}`);
   return out;
 }
 
-/** The README's table line that starts with this cell. */
+/** docs/reference.md's table line that starts with this cell. */
 function rowOf(firstCell: string): string {
-  const line = README.split("\n").find((l) => l.startsWith(`| ${firstCell} `));
+  const line = REFERENCE.split("\n").find((l) => l.startsWith(`| ${firstCell} `));
   assert.ok(line !== undefined, `a row for ${firstCell}`);
   return line;
 }
 
-Deno.test("README settings table: every flag of lib/config.ts with its env var and default, and no other", () => {
-  assert.deepEqual(settingsProblems(README), []);
+Deno.test("docs/reference.md settings table: every flag of lib/config.ts with its env var and default, and no other", () => {
+  assert.deepEqual(settingsProblems(REFERENCE), []);
   // The boolean flags are real: found in --help, and taken by loadConfig without a value.
   const booleans = booleanFlags();
   assert.deepEqual([...booleans].sort(), ["help", "version"]);
@@ -256,9 +256,9 @@ Deno.test("README settings table: every flag of lib/config.ts with its env var a
   }
 });
 
-Deno.test("README settings table: each env var is the one loadConfig reads, and each default is accepted", () => {
+Deno.test("docs/reference.md settings table: each env var is the one loadConfig reads, and each default is accepted", () => {
   const problems: string[] = [];
-  const rows = readmeSettings(README, problems);
+  const rows = referenceSettings(REFERENCE, problems);
   assert.deepEqual(problems, []);
   for (const [flag, row] of rows) {
     if (row.env === NONE) continue;
@@ -268,7 +268,7 @@ Deno.test("README settings table: each env var is the one loadConfig reads, and 
   }
 });
 
-Deno.test("README settings table: a missing, extra or differing row is reported", () => {
+Deno.test("docs/reference.md settings table: a missing, extra or differing row is reported", () => {
   const cases: [string, string, RegExp][] = [
     ["row removed", edited(rowOf("`--log-level`") + "\n", ""), /--log-level is missing/],
     [
@@ -314,12 +314,12 @@ Deno.test("README settings table: a missing, extra or differing row is reported"
   }
 });
 
-Deno.test("README metrics table: every family the real registry exports, with its type and labels, and no other", () => {
+Deno.test("docs/reference.md metrics table: every family the real registry exports, with its type and labels, and no other", () => {
   assert.ok(OWN.size >= 16 && ALL.length > OWN.size, "process metrics come on top of the agent's");
-  assert.deepEqual(metricsProblems(README, ALL, OWN), []);
+  assert.deepEqual(metricsProblems(REFERENCE, ALL, OWN), []);
 });
 
-Deno.test("README metrics table: a missing, extra or differing row is reported", () => {
+Deno.test("docs/reference.md metrics table: a missing, extra or differing row is reported", () => {
   const renewals = rowOf("`conntrack_cleaner_renewals_total`");
   const cases: [string, string, RegExp][] = [
     ["row removed", edited(renewals + "\n", ""), /renewals_total \(counter\) is missing/],
