@@ -16,9 +16,9 @@
 FROM denoland/deno:2.9.6 AS build
 WORKDIR /src
 # Dependencies first, so this layer is reused while only the code changes.
-# tests/deno.json is the workspace member holding the test-only packages: the
-# agent itself imports no npm package, and --exclude-unused-npm keeps the
-# test packages of the lock file out of the binary.
+# tests/deno.json is the workspace member holding the test-only packages
+# (deno.lock names it; .dockerignore lets it through): the agent imports only
+# yaml, and --exclude-unused-npm keeps the test packages out of the binary.
 COPY deno.json deno.lock* ./
 COPY tests/deno.json tests/deno.json
 RUN if [ -f deno.lock ]; then deno install --frozen; else deno install; fi
