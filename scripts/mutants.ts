@@ -1,6 +1,7 @@
 /**
  * Planted mutants: each entry of {@linkcode MUTANTS} is one unsafe change to
- * lib/ (an exact text replaced once) and the test files that must catch it.
+ * lib/ or a build file (an exact text replaced once) and the test files that
+ * must catch it.
  * For each, the repository is copied to a scratch directory, the change is
  * applied there (never in the working tree), and only those test files run.
  * A mutant is "killed" when they fail, "survived" when they pass; the script
@@ -475,6 +476,14 @@ export const MUTANTS: Mutant[] = [
     search: 'a.kind === "entry" && isSynSentUnreplied(a.entry)',
     replace: 'a.kind === "entry"',
     tests: ["tests/sources/netlink_events_test.ts"],
+  },
+  // the build context (issue 22): docker build failed at COPY tests/deno.json and no test saw it
+  {
+    name: "docker: .dockerignore drops the workspace member tests/deno.json again",
+    file: ".dockerignore",
+    search: "!tests/deno.json\n",
+    replace: "",
+    tests: ["tests/deploy/dockerignore_test.ts"],
   },
   ...KUBERNETES_MUTANTS(),
 ];
