@@ -254,6 +254,7 @@ async function run(
     log,
     intervalMs: settings.intervalMs,
     dryRun: settings.dryRun,
+    logKept: settings.logLevel === "debug",
     observer: metrics,
     maxDeletesPerPoll: deleter.maxPerPoll,
   });

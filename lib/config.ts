@@ -188,7 +188,8 @@ export const OPTIONS: readonly Option[] = [
     env: "CONNTRACK_CLEANER_LOG_LEVEL",
     default: "info",
     form: LOG_LEVELS.join("|"),
-    help: "least severe level that is written",
+    help: "least severe level that is written; debug adds a line per candidate kept, with each " +
+      "rule's reason (the first 20 a poll, then a count)",
   },
   {
     flag: "dry-run",
