@@ -45,12 +45,13 @@ async function load() {
     ]);
   // lib/kube/start.ts decides whether Kubernetes is on, and loads the rest of
   // lib/kube/ only then; the rule and the provider over it are in loadKube.
-  const [{ AccessError }, { startKubernetes }, { VERSION }, { formatListen }] = await Promise.all([
-    import("./lib/kube/access.ts"),
-    import("./lib/kube/start.ts"),
-    import("./lib/version.ts"),
-    import("./lib/listen.ts"),
-  ]);
+  const [{ AccessError }, { startKubernetes }, { VERSION }, { formatListen, boundAddresses }] =
+    await Promise.all([
+      import("./lib/kube/access.ts"),
+      import("./lib/kube/start.ts"),
+      import("./lib/version.ts"),
+      import("./lib/listen.ts"),
+    ]);
   return {
     ...agent,
     ...basics,
@@ -70,6 +71,7 @@ async function load() {
     startKubernetes,
     VERSION,
     formatListen,
+    boundAddresses,
   };
 }
 type Modules = Awaited<ReturnType<typeof load>>;
@@ -145,6 +147,7 @@ async function run(
     startKubernetes,
     startServer,
     formatListen,
+    boundAddresses,
     errorText,
   } = m;
   let parts;
@@ -251,6 +254,7 @@ async function run(
     log,
     intervalMs: settings.intervalMs,
     dryRun: settings.dryRun,
+    logKept: settings.logLevel === "debug",
     observer: metrics,
     maxDeletesPerPoll: deleter.maxPerPoll,
   });
@@ -270,7 +274,11 @@ async function run(
         ...(kube && k ? { readyChecks: [() => k.kubeReadiness(kube.services.status())] } : {}),
         onError: (e) => log.error("HTTP handler failed", { error: errorText(e) }),
       });
-      log.info("serving /metrics, /healthz, /readyz", { listen: formatListen(server.addr) });
+      const all = boundAddresses(server.addr);
+      log.info("serving /metrics, /healthz, /readyz", {
+        listen: formatListen(server.addr),
+        ...(all ? { addresses: all } : {}),
+      });
     } catch (e) {
       log.error(`cannot listen on ${formatListen(settings.listen)}: ${errorText(e)}`);
       kubeStop.abort();

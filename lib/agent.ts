@@ -12,7 +12,7 @@ import type { DestinationSet } from "./destinations.ts";
 import type { Logger } from "./log.ts";
 import { type Clock, errorText, sleep, yieldToIo } from "./basics.ts";
 import { QuietLog } from "./quiet_log.ts";
-import { PollDecisionLog } from "./decision_log.ts";
+import { PollDecisionLog, PollKeptLog } from "./decision_log.ts";
 import type { AgentObserver, DecisionResult } from "./observer.ts";
 import type { Source } from "./sources/source.ts";
 import type { RenewalTracker, TrackResult } from "./tracker.ts";
@@ -34,6 +34,8 @@ export interface AgentOptions {
   log: Logger;
   intervalMs: number;
   dryRun?: boolean;
+  /** `--log-level=debug`: a debug line per kept candidate with the rules' reasons (lib/decision_log.ts). */
+  logKept?: boolean;
   observer?: AgentObserver;
   /**
    * At most this many stale entries are deleted per poll; the rest wait for
@@ -115,12 +117,15 @@ export class Agent {
   #quiet: QuietLog;
   /** Keys (and ids) the deleter reported already gone in the last poll. */
   #reportedGone = new Map<string, number | undefined>();
+  /** Only at debug level (`logKept`). */
+  #kept: PollKeptLog | undefined;
 
   constructor(options: AgentOptions) {
     this.#o = { ...options, rules: options.rules ?? [new RenewalRule(options.tracker)] };
     this.#clock = options.clock ?? (() => performance.now());
     this.#sleep = options.sleep ?? sleep;
     this.#quiet = new QuietLog(options.log, this.#clock);
+    if (options.logKept) this.#kept = new PollKeptLog(options.log);
   }
 
   /**
@@ -243,14 +248,17 @@ export class Agent {
     };
     const taken = new Set<string>();
     const out: Decision[] = [];
+    const kept = this.#kept;
     for (const rule of rules) {
-      for (const d of rule.decide(input)) {
+      const keep = kept && ((c: Tuple, why: string) => kept.note(rule.name, c, why));
+      for (const d of rule.decide(keep ? { ...input, keep } : input)) {
         const key = tupleKey(d.tuple);
         if (taken.has(key)) continue;
         taken.add(key);
         out.push(d);
       }
     }
+    kept?.end(taken);
     if (!this.#o.dryRun) return out;
     // A dry run deletes nothing: say each entry once while it stays, not at every poll.
     const present = new Set(s.candidates.map(tupleKey));

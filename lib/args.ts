@@ -1,7 +1,9 @@
 /**
  * Command-line flags → values: `--name=VALUE`, `--name VALUE`, boolean
- * `--name`, and short aliases (`-h`). Strict: an unknown flag, a value on a
- * boolean, a missing value or a stray argument is an error message. Written
+ * `--name` or `--name=true|false`, and short aliases (`-h`). Strict: an
+ * unknown flag, a boolean's value other than those ({@linkcode parseBoolean},
+ * which the environment variables use too), a missing value or a stray
+ * argument is an error message. Written
  * instead of `node:util`'s `parseArgs`, whose import cost about 2.5 MB of
  * resident memory (docs/benchmarks.md, issue 14).
  *
@@ -20,6 +22,21 @@ export type ParsedArgs =
   | { ok: false; message: string };
 
 /**
+ * A boolean setting's value, `true` or `false` exactly; `undefined` for
+ * anything else. The one parser for `--flag=VALUE` and environment variables.
+ *
+ * @example
+ * ```ts
+ * import { parseBoolean } from "./args.ts";
+ * parseBoolean("false"); // => false
+ * parseBoolean("yes"); // => undefined
+ * ```
+ */
+export function parseBoolean(s: string): boolean | undefined {
+  return s === "true" ? true : s === "false" ? false : undefined;
+}
+
+/**
  * Parses `args` against `flags`.
  *
  * @example
@@ -28,6 +45,7 @@ export type ParsedArgs =
  * const flags = { interval: { type: "string" as const }, help: { type: "boolean" as const, short: "h" } };
  * parseFlags(["--interval", "2s", "-h"], flags);
  * // => { ok: true, values: { interval: "2s", help: true } }
+ * parseFlags(["--help=false"], flags); // => { ok: true, values: { help: false } }
  * parseFlags(["--intervall=2s"], flags);
  * // => { ok: false, message: "unknown flag --intervall: see --help for the flags there are" }
  * ```
@@ -60,10 +78,15 @@ export function parseFlags(
     const spec = Object.hasOwn(flags, name) ? flags[name] : undefined;
     if (spec === undefined) return unknown(`--${name}`);
     if (spec.type === "boolean") {
-      if (inline !== undefined) {
-        return { ok: false, message: `--${name} takes no value (got "${inline}"): see --help` };
+      const value = inline === undefined ? true : parseBoolean(inline);
+      if (value === undefined) {
+        return {
+          ok: false,
+          message: `--${name} takes no value, =true or =false (got ${JSON.stringify(inline)}): ` +
+            "see --help",
+        };
       }
-      values[name] = true;
+      values[name] = value;
       continue;
     }
     if (inline === undefined) {

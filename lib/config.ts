@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { parseFlags } from "./args.ts";
+import { parseBoolean, parseFlags } from "./args.ts";
 import { DEFAULT_LISTEN, formatListen, type ListenAddress, parseListen } from "./listen.ts";
 import { DESTINATIONS_FORM, type DestinationSet, parseDestinations } from "./destinations.ts";
 import { formatDuration, parseGoDuration } from "./duration.ts";
@@ -68,7 +68,10 @@ interface Option {
   flag: string;
   env: string;
   default: string;
-  /** A flag without a value (`--dry-run`); its variable takes `true` or `false`. */
+  /**
+   * A boolean: the flag alone means `true`; the flag (`--dry-run=false`) and
+   * its variable take `true` or `false` (lib/args.ts's `parseBoolean`).
+   */
   boolean?: true;
   /** Accepted form, for help and error messages. */
   form: string;
@@ -118,7 +121,8 @@ export const OPTIONS: readonly Option[] = [
     flag: "listen",
     env: "CONNTRACK_CLEANER_LISTEN",
     default: DEFAULT_LISTEN,
-    form: "HOST:PORT (IPv6 as [ADDR]:PORT; [IPv4]:PORT works too) or off",
+    form: "HOST:PORT (IPv6 as [ADDR]:PORT; [IPv4]:PORT works too), :PORT for all IPv4 and " +
+      "IPv6 addresses (bound as [::], dual-stack; 0.0.0.0 where the kernel has no IPv6), or off",
     help: "address of /metrics, /healthz and /readyz",
   },
   {
@@ -184,14 +188,15 @@ export const OPTIONS: readonly Option[] = [
     env: "CONNTRACK_CLEANER_LOG_LEVEL",
     default: "info",
     form: LOG_LEVELS.join("|"),
-    help: "least severe level that is written",
+    help: "least severe level that is written; debug adds a line per candidate kept, with each " +
+      "rule's reason (the first 20 a poll, then a count)",
   },
   {
     flag: "dry-run",
     env: "CONNTRACK_CLEANER_DRY_RUN",
     boolean: true,
     default: "false",
-    form: "true or false (the flag takes no value)",
+    form: "true or false (the flag alone means true)",
     help: "decide and log what would be deleted; delete nothing",
   },
 ];
@@ -199,7 +204,7 @@ export const OPTIONS: readonly Option[] = [
 /** The `--help` text. */
 export function helpText(): string {
   const rows = OPTIONS.map((o) =>
-    `  --${o.flag}${o.boolean ? "" : "=VALUE"} (env ${o.env})\n` +
+    `  --${o.flag}${o.boolean ? "[=true|false]" : "=VALUE"} (env ${o.env})\n` +
     `      ${o.help}; default ${o.default}; ${o.form}`
   );
   return [
@@ -315,7 +320,7 @@ export function loadConfig(
     logLevel: get("log-level", (s) => oneOf(LOG_LEVELS, s)),
     kubernetes: get("kubernetes", (s) => oneOf(KUBERNETES, s)),
     kubeconfig: get("kubeconfig", (s) => (s === "none" ? null : nonEmpty(s))) ?? undefined,
-    dryRun: get("dry-run", (s) => (s === "true" ? true : s === "false" ? false : undefined)),
+    dryRun: get("dry-run", parseBoolean),
     origin,
   };
   if (errors.length > 0) return { kind: "error", message: errors.join("\n") };

@@ -4,7 +4,9 @@
  *
  * An item is `CIDR`, `CIDR:PORT` or `CIDR:LOW-HIGH`; with a port, an IPv6
  * CIDR goes in brackets (`[2001:db8::/64]:443`). A bare address is a /32 or
- * /128. A CIDR with host bits set is refused rather than silently widened.
+ * /128. A CIDR with host bits set is refused rather than silently widened,
+ * and so is port 0 (alone or as the low end of a range): no connection goes
+ * there. Without a port, an item holds every port.
  *
  * @module
  */
@@ -120,7 +122,9 @@ function parseItem(s: string): DestinationItem | string {
     if (!m) return `bad port ${JSON.stringify(ports)}: expected PORT or LOW-HIGH`;
     portLow = Number(m[1]);
     portHigh = m[2] === undefined ? portLow : Number(m[2]);
-    if (portLow > 65535 || portHigh > 65535) return "ports go from 0 to 65535";
+    if (portLow > 65535 || portHigh > 65535) return "ports go from 1 to 65535";
+    // No connection goes to port 0: an item naming it is a typo, not a wish.
+    if (portLow === 0) return "port 0 is no destination port: ports go from 1 to 65535";
     if (portLow > portHigh) return `port range ${ports} runs backwards`;
   }
   const addr = net.family === "ipv4" ? groupsToIPv4(net.groups) : formatIPv6(net.groups);

@@ -43,7 +43,7 @@ export interface HttpOptions {
   maxConnections?: number | undefined;
   /** Longest request head accepted (431 beyond); default 8 KiB. */
   maxHeadBytes?: number;
-  /** Serve on this listener instead of binding `hostname:port` (tests). */
+  /** Serve on this listener instead of binding `hostname:port` (lib/listen.ts's `openListener`, tests). */
   listener?: Deno.Listener | undefined;
   /** A handler threw (a bug, not the client's fault): answered 500. */
   onError?: ((error: unknown) => void) | undefined;

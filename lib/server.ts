@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ListenAddress } from "./listen.ts";
+import { type ListenAddress, openListener } from "./listen.ts";
 import { type HttpResponse, serveHttp } from "./http.ts";
 
 /** What a probe answers. */
@@ -218,6 +218,7 @@ export function startServer(o: ServerOptions): RunningServer {
   const server = serveHttp({
     hostname: o.listen.hostname,
     port: o.listen.port,
+    listener: openListener(o.listen),
     idleTimeoutMs: o.idleTimeoutMs,
     maxConnections: o.maxConnections,
     onError: o.onError,

@@ -177,6 +177,11 @@ export class RenewalTracker {
     return this.#tracks.get(tupleKey(tuple))?.sameSince;
   }
 
+  /** Renewals counted so far for the tracked entry of `tuple`; `undefined` when not tracked. */
+  renewalsOf(tuple: Tuple): number | undefined {
+    return this.#tracks.get(tupleKey(tuple))?.renewals;
+  }
+
   /**
    * Drops a tuple after it was deleted (or reported in a dry run), so that a
    * new entry with the same tuple starts from zero renewals.

@@ -281,8 +281,8 @@ export const MUTANTS: Mutant[] = [
   {
     name: "un-NATed rule: one second younger than --unnated-after",
     file: "lib/rules/unnated.ts",
-    search: "if (ageMs < this.afterMs) continue;",
-    replace: "if (ageMs < this.afterMs - 1000) continue;",
+    search: "if (ageMs < this.afterMs) {",
+    replace: "if (ageMs < this.afterMs - 1000) {",
     tests: UNNATED,
   },
   {
@@ -551,8 +551,8 @@ function KUBERNETES_MUTANTS(): Mutant[] {
     {
       name: "stale_endpoint: no minimum age",
       file: "lib/rules/stale_endpoint.ts",
-      search: "if (ageMs < this.#o.afterMs) continue;",
-      replace: "",
+      search: "if (ageMs < this.#o.afterMs) {",
+      replace: "if (ageMs < 0) {",
       tests: STALE,
     },
     {

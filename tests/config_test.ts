@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   type ConfigResult,
   describeSettings,
+  helpText,
   loadConfig,
   OPTIONS,
   type Settings,
@@ -79,7 +80,8 @@ Deno.test("loadConfig refuses bad values and names the setting, the value and th
     [["--threshold=abc"], {}, /--threshold "abc"/],
     [["--log-format=xml"], {}, /--log-format "xml": expected json\|text/],
     [["--log-level=trace"], {}, /--log-level "trace": expected debug\|info\|warn\|error/],
-    [["--listen=:80"], {}, /--listen ":80": expected HOST:PORT/],
+    [["--listen=:"], {}, /--listen ":": expected HOST:PORT/],
+    [["--listen=:65536"], {}, /--listen ":65536": expected HOST:PORT/],
     [["--listen=1.2.3.4:99999"], {}, /--listen "1.2.3.4:99999"/],
     [[], { CONNTRACK_CLEANER_LISTEN: "nope" }, /CONNTRACK_CLEANER_LISTEN "nope"/],
     [["--source=ebpf"], {}, /--source "ebpf": expected auto\|events\|netlink\|procfs\|conntrack/],
@@ -103,11 +105,11 @@ Deno.test("loadConfig reports every bad setting at once", () => {
   assert.match(msg, /--threshold "y"/);
 });
 
-Deno.test("loadConfig refuses unknown flags, stray arguments and values on --dry-run", () => {
+Deno.test("loadConfig refuses unknown flags, stray arguments and other values on --dry-run", () => {
   assert.match(error(loadConfig(["--intervall=1s"], noEnv)), /unknown flag --intervall/);
   assert.match(error(loadConfig(["-F"], noEnv)), /unknown flag -F/);
   assert.match(error(loadConfig(["1s"], noEnv)), /unexpected argument "1s"/);
-  assert.match(error(loadConfig(["--dry-run=false"], noEnv)), /dry-run/);
+  assert.match(error(loadConfig(["--dry-run=no"], noEnv)), /dry-run/);
   assert.match(error(loadConfig(["--interval"], noEnv)), /interval/);
 });
 
@@ -166,7 +168,17 @@ Deno.test("loadConfig refuses every bad --destinations and --unnated-after form,
     [["--destinations=2001:db8::/64:443"], {}, /goes in brackets/],
     [["--destinations=[10.0.0.1]:80"], {}, /brackets are for IPv6 only/],
     [["--destinations=10.0.0.1:80-70"], {}, /runs backwards/],
-    [["--destinations=10.0.0.1:70000"], {}, /from 0 to 65535/],
+    [["--destinations=10.0.0.1:70000"], {}, /from 1 to 65535/],
+    [
+      ["--destinations=10.96.0.0/12:443,10.0.0.0/8:0"],
+      {},
+      /^invalid --destinations "10\.96\.0\.0\/12:443,10\.0\.0\.0\/8:0": item "10\.0\.0\.0\/8:0": port 0 is no destination port/,
+    ],
+    [
+      [],
+      { CONNTRACK_CLEANER_DESTINATIONS: "10.0.0.0/8:0-80" },
+      /CONNTRACK_CLEANER_DESTINATIONS "10\.0\.0\.0\/8:0-80": item "10\.0\.0\.0\/8:0-80": port 0/,
+    ],
     [["--destinations=ALL"], {}, /item "ALL"/],
     [
       [],
@@ -217,18 +229,29 @@ Deno.test("every flag has an environment variable, read when the flag is absent"
   assert.equal(s.dryRun, true);
 });
 
-Deno.test("CONNTRACK_CLEANER_DRY_RUN takes true or false; the flag wins and takes no value", () => {
+Deno.test("--dry-run and CONNTRACK_CLEANER_DRY_RUN take the same true or false; the flag wins", () => {
   const env = (v: string) => envOf({ CONNTRACK_CLEANER_DRY_RUN: v });
   assert.equal(run(loadConfig([], env("false"))).dryRun, false);
+  assert.equal(run(loadConfig([], env("true"))).dryRun, true);
   assert.equal(run(loadConfig(["--dry-run"], env("false"))).dryRun, true);
+  assert.equal(run(loadConfig(["--dry-run=true"], env("false"))).dryRun, true);
+  assert.equal(run(loadConfig(["--dry-run=false"], env("true"))).dryRun, false);
+  assert.equal(run(loadConfig(["--dry-run=true", "--dry-run=false"], noEnv)).dryRun, false);
+  assert.equal(run(loadConfig(["--dry-run=false"], noEnv)).origin["dry-run"], "flag");
   assert.equal(run(loadConfig([], env(""))).dryRun, false, "empty counts as unset");
-  for (const bad of ["yes", "1", "TRUE"]) {
+  for (const bad of ["yes", "1", "TRUE", " true", ""]) {
+    if (bad !== "") {
+      assert.match(
+        error(loadConfig([], env(bad))),
+        new RegExp(`CONNTRACK_CLEANER_DRY_RUN "${bad}": expected true or false`),
+      );
+    }
+    // What the variable refuses, the flag refuses too: one parser for both.
     assert.match(
-      error(loadConfig([], env(bad))),
-      new RegExp(`CONNTRACK_CLEANER_DRY_RUN "${bad}": expected true or false`),
+      error(loadConfig([`--dry-run=${bad}`], noEnv)),
+      new RegExp(`--dry-run takes no value, =true or =false \\(got "${bad}"\\)`),
     );
   }
-  assert.match(error(loadConfig(["--dry-run=true"], noEnv)), /--dry-run takes no value/);
 });
 
 Deno.test("loadConfig reads --flag VALUE and --flag=VALUE alike; the last one wins", () => {
@@ -238,4 +261,14 @@ Deno.test("loadConfig reads --flag VALUE and --flag=VALUE alike; the last one wi
   assert.match(error(loadConfig(["--log-level", "--dry-run"], noEnv)), /--log-level needs a value/);
   assert.match(error(loadConfig(["-"], noEnv)), /unexpected argument "-"/);
   assert.match(error(loadConfig(["--constructor=1"], noEnv)), /unknown flag --constructor/);
+});
+
+Deno.test("loadConfig reads --listen=:PORT as every address, spelled back as :PORT, and says so in --help", () => {
+  const s = run(loadConfig(["--listen=:10395"], noEnv));
+  assert.deepEqual(s.listen, { hostname: "::", port: 10395, all: true });
+  assert.equal(describeSettings(s).listen, ":10395");
+  const e = run(loadConfig([], envOf({ CONNTRACK_CLEANER_LISTEN: ":9000" })));
+  assert.deepEqual(e.listen, { hostname: "::", port: 9000, all: true });
+  assert.match(helpText(), /:PORT for all IPv4 and\s+IPv6 addresses/);
+  assert.match(helpText(), /--dry-run\[=true\|false\]/);
 });

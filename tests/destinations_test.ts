@@ -21,7 +21,7 @@ Deno.test("parseDestinations reads CIDR, CIDR:PORT and CIDR:LOW-HIGH, IPv6 in br
     ["[2001:db8::/64]:443", "[2001:db8::/64]:443"],
     ["[2001:db8:cafe::10/128]:80", "[2001:db8:cafe::10/128]:80"],
     ["[2001:db8::1]", "2001:db8::1/128"],
-    ["[::/0]:0-65535", "[::/0]:0-65535"],
+    ["[::/0]:1-65535", "[::/0]:1-65535"],
     [" 10.0.0.1 , 10.0.0.2:8080-8080 ", "10.0.0.1/32,10.0.0.2/32:8080"],
   ];
   for (const [input, canonical] of cases) assert.equal(set(input).toString(), canonical, input);
@@ -42,7 +42,10 @@ Deno.test("parseDestinations names the bad item and what is wrong with it", () =
     ["[2001:db8::1:80", /expected \[IPV6-CIDR\]/],
     ["2001:db8::1]:80", /unbalanced brackets/],
     ["10.0.0.256", /bad IPv4 address "10.0.0.256"/],
-    ["10.0.0.1:65536", /ports go from 0 to 65535/],
+    ["10.0.0.1:65536", /ports go from 1 to 65535/],
+    ["10.0.0.0/8:0", /^item "10\.0\.0\.0\/8:0": port 0 is no destination port/],
+    ["10.0.0.0/8:443, 10.0.0.0/8:0-80", /^item "10\.0\.0\.0\/8:0-80": port 0 is no/],
+    ["[2001:db8::/64]:0", /^item "\[2001:db8::\/64\]:0": port 0 is no destination port/],
     ["10.0.0.1:90-80", /port range 90-80 runs backwards/],
     ["10.0.0.1:http", /bad port "http"/],
     ["10.0.0.1:", /bad port ""/],
@@ -112,8 +115,10 @@ Deno.test("DestinationSet.match (indexed) answers as the first matching item in 
     fc.tuple(fc.constant("ipv4" as const), fc.array(group, { minLength: 2, maxLength: 2 })),
     fc.tuple(fc.constant("ipv6" as const), fc.array(group, { minLength: 8, maxLength: 8 })),
   );
+  // Items name ports from 1 (port 0 is refused); queries ask port 0 too.
+  const itemPort = fc.constantFrom(1, 80, 443, 444, 65535);
   const port = fc.constantFrom(0, 1, 80, 443, 444, 65535);
-  const item = fc.tuple(addr, fc.nat({ max: 128 }), fc.option(fc.tuple(port, port)));
+  const item = fc.tuple(addr, fc.nat({ max: 128 }), fc.option(fc.tuple(itemPort, itemPort)));
   fc.assert(
     fc.property(
       fc.array(item, { minLength: 1, maxLength: 30 }),

@@ -88,7 +88,7 @@ function booleanFlags(): string[] {
     if (!line.startsWith("  --")) continue;
     for (const token of line.trim().split(" ")) {
       if (!token.startsWith("--")) break;
-      const name = token.replace(/,$/, "").replace(/=VALUE$/, "").slice(2);
+      const name = token.replace(/,$/, "").replace(/=VALUE$|\[=true\|false\]$/, "").slice(2);
       if (!valued.has(name)) flags.push(name);
     }
   }

@@ -8,6 +8,7 @@
  * @module
  */
 import type { RenewalTracker } from "../tracker.ts";
+import { tupleKey } from "../tuple.ts";
 import type { Decision, Rule, RuleInput } from "./rule.ts";
 
 /**
@@ -34,12 +35,18 @@ export class RenewalRule implements Rule {
   readonly name = RenewalRule.info.name;
   readonly summary = RenewalRule.info.summary;
   #threshold: number;
+  #renewalsOf: RenewalTracker["renewalsOf"] | undefined;
 
-  constructor(tracker: Pick<RenewalTracker, "threshold">) {
+  /** `renewalsOf`, where given, says how often a kept candidate was renewed. */
+  constructor(
+    tracker: Pick<RenewalTracker, "threshold"> & Partial<Pick<RenewalTracker, "renewalsOf">>,
+  ) {
     this.#threshold = tracker.threshold;
+    this.#renewalsOf = tracker.renewalsOf?.bind(tracker);
   }
 
   decide(input: RuleInput): Decision[] {
+    if (input.keep) this.#explainKept(input, input.keep);
     return input.track.stale.map((r) => ({
       rule: "renewals",
       tuple: r.tuple,
@@ -48,6 +55,17 @@ export class RenewalRule implements Rule {
       trackedMs: r.trackedMs,
       ...(r.id !== undefined ? { id: r.id } : {}),
     }));
+  }
+
+  /** Every candidate not renewed more than the threshold (debug only). */
+  #explainKept(input: RuleInput, keep: NonNullable<RuleInput["keep"]>): void {
+    const stale = new Set(input.track.stale.map((r) => tupleKey(r.tuple)));
+    for (const c of input.snapshot.candidates) {
+      if (stale.has(tupleKey(c))) continue;
+      const n = this.#renewalsOf?.(c);
+      const times = n === undefined ? "not tracked" : `renewed ${n} time${n === 1 ? "" : "s"}`;
+      keep(c, `${times}, not more than the threshold ${this.#threshold}`);
+    }
   }
 
   logFields(d: Decision): Record<string, unknown> {

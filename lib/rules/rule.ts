@@ -42,6 +42,19 @@ export function candidateAgeMs(
   return Math.max(kernel, seen);
 }
 
+/**
+ * Milliseconds as seconds, for a reason in a log line.
+ *
+ * @example
+ * ```ts
+ * import { secondsText } from "./rule.ts";
+ * secondsText(2500); // => "2.5s"
+ * ```
+ */
+export function secondsText(ms: number): string {
+  return `${Math.round(ms) / 1000}s`;
+}
+
 /** What a rule is given for one poll. */
 export interface RuleInput {
   /**
@@ -57,6 +70,12 @@ export interface RuleInput {
    * replaced between reads, on sources without ids). `undefined`: unknown.
    */
   sameSince(c: Candidate): number | undefined;
+  /**
+   * Set only while kept candidates are logged (`--log-level=debug`): a rule
+   * calls it for each candidate it considered and did not decide, with why.
+   * Call it as `input.keep?.(c, \`…\`)`, so that unset, no reason is built.
+   */
+  keep?: (c: Candidate, reason: string) => void;
 }
 
 /** One rule's details of a decision, by rule name. */

@@ -22,7 +22,13 @@
  */
 import type { Candidate } from "../snapshot.ts";
 import { toTuple } from "../tuple.ts";
-import { candidateAgeMs, type Decision, type Rule, type RuleInput } from "./rule.ts";
+import {
+  candidateAgeMs,
+  type Decision,
+  type Rule,
+  type RuleInput,
+  secondsText as age,
+} from "./rule.ts";
 
 /** What the rule asks of the Kubernetes view (lib/kube/services.ts's `KubeServices`). */
 export interface RemovedEndpoints {
@@ -86,11 +92,21 @@ export class StaleEndpointRule implements Rule {
       const t = c.translated;
       if (t === undefined) continue;
       const ageMs = this.ageMs(c, input.sameSince(c));
-      if (ageMs < this.#o.afterMs) continue;
+      if (ageMs < this.#o.afterMs) {
+        input.keep?.(c, `younger than --unnated-after (${age(ageMs)} of ${age(this.#o.afterMs)})`);
+        continue;
+      }
       const endpoint = `${t.addr} ${t.port}`;
       const removed = this.#o.endpoints.removedAt(c.dst, c.dport, endpoint);
-      if (removed === undefined) continue;
       const shown = t.addr.includes(":") ? `[${t.addr}]:${t.port}` : `${t.addr}:${t.port}`;
+      if (removed === undefined) {
+        input.keep?.(
+          c,
+          `translated to ${shown}, not an endpoint seen serving and since removed ` +
+            "(or the Kubernetes view is not live)",
+        );
+        continue;
+      }
       out.push({
         rule: "stale_endpoint",
         tuple: toTuple(c),

@@ -19,7 +19,14 @@
 import type { Candidate } from "../snapshot.ts";
 import { toTuple } from "../tuple.ts";
 import type { NatProvider } from "./providers/provider.ts";
-import { candidateAgeMs, type Decision, mergeWants, type Rule, type RuleInput } from "./rule.ts";
+import {
+  candidateAgeMs,
+  type Decision,
+  mergeWants,
+  type Rule,
+  type RuleInput,
+  secondsText as age,
+} from "./rule.ts";
 import type { SnapshotOptions } from "../snapshot.ts";
 
 /** Options for {@linkcode UnnatedRule}. */
@@ -91,10 +98,15 @@ export class UnnatedRule implements Rule {
       if (c.translated !== undefined) continue;
       const sameSince = input.sameSince(c);
       const ageMs = this.ageMs(c, sameSince);
-      if (ageMs < this.afterMs) continue;
+      if (ageMs < this.afterMs) {
+        input.keep?.(c, `younger than --unnated-after (${age(ageMs)} of ${age(this.afterMs)})`);
+        continue;
+      }
+      let vouched = false;
       for (const p of this.providers) {
         const v = p.vouch({ candidate: c, sameSince, now: s.startedAt });
         if (v === undefined) continue;
+        vouched = true;
         out.push({
           rule: "unnated",
           tuple: toTuple(c),
@@ -104,6 +116,14 @@ export class UnnatedRule implements Rule {
           ...(c.id !== undefined ? { id: c.id } : {}),
         });
         break;
+      }
+      if (!vouched) {
+        input.keep?.(
+          c,
+          `no provider vouches that the destination is NATed now (asked: ${
+            this.providers.map((p) => p.name).join(", ")
+          })`,
+        );
       }
     }
     return out;

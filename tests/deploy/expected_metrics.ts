@@ -19,7 +19,7 @@ export interface ExpectedMetric {
   labelValues?: Readonly<Record<string, readonly string[]>>;
 }
 
-const CLOSED_LABELS = new Set(["result", "rule"]);
+const CLOSED_LABELS = new Set(["result", "rule", "state"]);
 
 function fromRegistry(): ExpectedMetric[] {
   const m = new Metrics({
