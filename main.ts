@@ -1,40 +1,40 @@
 /**
  * conntrack-cleaner: the entry point. Reads the settings, sets up the parts,
  * serves /metrics, /healthz and /readyz, and runs the poll loop until SIGTERM
- * or SIGINT. The loop is in lib/agent.ts, the decisions in lib/tracker.ts.
+ * or SIGINT. The loop is in lib/agent/agent.ts, the decisions in lib/rules/tracker.ts.
  *
  * @module
  */
-import { catchEarlySignals, type EarlySignals } from "./lib/early_signals.ts";
-import type { Settings } from "./lib/config.ts";
-import type { Shutdown } from "./lib/lifecycle.ts";
-import type { Logger } from "./lib/log.ts";
-import type { RunningServer } from "./lib/server.ts";
-import type { Parts } from "./lib/setup.ts";
+import { catchEarlySignals, type EarlySignals } from "./lib/run/early_signals.ts";
+import type { Settings } from "./lib/run/config.ts";
+import type { Shutdown } from "./lib/run/lifecycle.ts";
+import type { Logger } from "./lib/log/logger.ts";
+import type { RunningServer } from "./lib/serve/server.ts";
+import type { Parts } from "./lib/run/setup.ts";
 import type { Rule } from "./lib/rules/rule.ts";
 import type { NatProvider } from "./lib/rules/providers/provider.ts";
 import type { RunningKube } from "./lib/kube/start.ts";
 
 /**
- * The agent's modules, loaded by dynamic import: only lib/early_signals.ts
+ * The agent's modules, loaded by dynamic import: only lib/run/early_signals.ts
  * is loaded before main.ts runs, so signals are handled while the rest
  * loads. What only some agents need is loaded when chosen: a source's and a
- * deleter's modules (lib/setup.ts), the Kubernetes ones (loadKube), `yaml`
+ * deleter's modules (lib/run/setup.ts), the Kubernetes ones (loadKube), `yaml`
  * (lib/kube/access.ts); see docs/benchmarks.md, idle footprint.
  */
 async function load() {
   const [agent, basics, config, kernel, lifecycle, log, metrics, server, setup, tracker] =
     await Promise.all([
-      import("./lib/agent.ts"),
+      import("./lib/agent/agent.ts"),
       import("./lib/basics.ts"),
-      import("./lib/config.ts"),
-      import("./lib/kernel.ts"),
-      import("./lib/lifecycle.ts"),
-      import("./lib/log.ts"),
-      import("./lib/metrics.ts"),
-      import("./lib/server.ts"),
-      import("./lib/setup.ts"),
-      import("./lib/tracker.ts"),
+      import("./lib/run/config.ts"),
+      import("./lib/os/kernel.ts"),
+      import("./lib/run/lifecycle.ts"),
+      import("./lib/log/logger.ts"),
+      import("./lib/serve/metrics.ts"),
+      import("./lib/serve/server.ts"),
+      import("./lib/run/setup.ts"),
+      import("./lib/rules/tracker.ts"),
     ]);
   const [{ UnnatedRule }, { RenewalRule }, { DestinationsProvider }, { TableEvidenceProvider }] =
     await Promise.all([
@@ -48,8 +48,8 @@ async function load() {
   const [{ AccessError }, { startKubernetes }, { VERSION }, { formatListen }] = await Promise.all([
     import("./lib/kube/access.ts"),
     import("./lib/kube/start.ts"),
-    import("./lib/version.ts"),
-    import("./lib/listen.ts"),
+    import("./lib/run/version.ts"),
+    import("./lib/serve/listen.ts"),
   ]);
   return {
     ...agent,
@@ -331,7 +331,7 @@ export function livenessLimits(
 }
 
 if (import.meta.main) {
-  // Before anything else loads: see lib/early_signals.ts.
+  // Before anything else loads: see lib/run/early_signals.ts.
   const early = catchEarlySignals();
   Deno.exit(await main(Deno.args, (name) => Deno.env.get(name), early));
 }

@@ -27,7 +27,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import type { Tuple } from "../lib/tuple.ts";
+import type { Tuple } from "../lib/model/tuple.ts";
 import { ConntrackCliDeleter } from "../lib/deleters/conntrack_cli.ts";
 import type { Deleter } from "../lib/deleters/deleter.ts";
 import { NetlinkDeleter } from "../lib/deleters/netlink.ts";

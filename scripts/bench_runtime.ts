@@ -20,9 +20,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { DestinationSet, parseDestinations } from "../lib/destinations.ts";
-import type { Family } from "../lib/tuple.ts";
-import { parseIPv4, parseIPv6 } from "../lib/addr.ts";
+import { DestinationSet, parseDestinations } from "../lib/model/destination_set.ts";
+import type { Family } from "../lib/model/tuple.ts";
+import { parseIPv4, parseIPv6 } from "../lib/model/addr.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 

@@ -30,16 +30,16 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { Agent } from "../lib/agent.ts";
+import { Agent } from "../lib/agent/agent.ts";
 import type { DeleteOutcome, Deleter, DeleteTarget } from "../lib/deleters/deleter.ts";
-import type { Snapshot, SnapshotOptions } from "../lib/snapshot.ts";
-import { readSynSentTimeout } from "../lib/kernel.ts";
-import { createLogger } from "../lib/log.ts";
+import type { Snapshot, SnapshotOptions } from "../lib/model/snapshot.ts";
+import { readSynSentTimeout } from "../lib/os/kernel.ts";
+import { createLogger } from "../lib/log/logger.ts";
 import { ConntrackCliSource } from "../lib/sources/conntrack_cli.ts";
 import { NetlinkSource } from "../lib/sources/netlink.ts";
 import { ProcfsSource } from "../lib/sources/procfs.ts";
 import type { Source } from "../lib/sources/source.ts";
-import { RenewalTracker } from "../lib/tracker.ts";
+import { RenewalTracker } from "../lib/rules/tracker.ts";
 import { UnnatedRule } from "../lib/rules/unnated.ts";
 import { RenewalRule } from "../lib/rules/renewals.ts";
 import { TableEvidenceProvider } from "../lib/rules/providers/table_evidence.ts";

@@ -2,12 +2,12 @@
  * The renewal rule, for kernels that renew a stuck entry at every
  * retransmitted SYN (before 5.14, and some stable sublevels): an entry whose
  * expiry moved later more than `--threshold` times is stuck. The counting is
- * the {@linkcode RenewalTracker}'s (lib/tracker.ts); this rule turns what it
+ * the {@linkcode RenewalTracker}'s (lib/rules/tracker.ts); this rule turns what it
  * found into decisions.
  *
  * @module
  */
-import type { RenewalTracker } from "../tracker.ts";
+import type { RenewalTracker } from "./tracker.ts";
 import type { Decision, Rule, RuleInput } from "./rule.ts";
 
 /**
@@ -16,7 +16,7 @@ import type { Decision, Rule, RuleInput } from "./rule.ts";
  * @example
  * ```ts
  * import { RenewalRule } from "./renewals.ts";
- * import { RenewalTracker } from "../tracker.ts";
+ * import { RenewalTracker } from "./tracker.ts";
  * const rule = new RenewalRule(new RenewalTracker({ threshold: 3 }));
  * const tuple = { family: "ipv4" as const, src: "10.0.0.1", dst: "10.0.0.2", sport: 40000, dport: 80, zone: 0 };
  * const snapshot = { candidates: [], scanned: 0, malformed: 0, startedAt: 0, finishedAt: 1 };

@@ -10,9 +10,9 @@
  *
  * @module
  */
-import type { Candidate, Snapshot, SnapshotOptions } from "../snapshot.ts";
-import type { Tuple } from "../tuple.ts";
-import type { TrackResult } from "../tracker.ts";
+import type { Candidate, Snapshot, SnapshotOptions } from "../model/snapshot.ts";
+import type { Tuple } from "../model/tuple.ts";
+import type { TrackResult } from "./tracker.ts";
 
 /**
  * A lower bound of a candidate's age at the moment it was seen, in ms, as

@@ -20,8 +20,8 @@
  *
  * @module
  */
-import type { Candidate } from "../snapshot.ts";
-import { toTuple } from "../tuple.ts";
+import type { Candidate } from "../model/snapshot.ts";
+import { toTuple } from "../model/tuple.ts";
 import { candidateAgeMs, type Decision, type Rule, type RuleInput } from "./rule.ts";
 
 /** What the rule asks of the Kubernetes view (lib/kube/services.ts's `KubeServices`). */

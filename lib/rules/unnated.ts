@@ -16,11 +16,11 @@
  *
  * @module
  */
-import type { Candidate } from "../snapshot.ts";
-import { toTuple } from "../tuple.ts";
+import type { Candidate } from "../model/snapshot.ts";
+import { toTuple } from "../model/tuple.ts";
 import type { NatProvider } from "./providers/provider.ts";
 import { candidateAgeMs, type Decision, mergeWants, type Rule, type RuleInput } from "./rule.ts";
-import type { SnapshotOptions } from "../snapshot.ts";
+import type { SnapshotOptions } from "../model/snapshot.ts";
 
 /** Options for {@linkcode UnnatedRule}. */
 export interface UnnatedRuleOptions {
@@ -42,7 +42,7 @@ export interface UnnatedRuleOptions {
  * ```ts
  * import { UnnatedRule } from "./unnated.ts";
  * import { DestinationsProvider } from "./providers/destinations.ts";
- * import { parseDestinations } from "../destinations.ts";
+ * import { parseDestinations } from "../model/destination_set.ts";
  * const set = parseDestinations("198.51.100.80/32:80");
  * if (typeof set !== "string") {
  *   const rule = new UnnatedRule({

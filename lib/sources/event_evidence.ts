@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type ClientKey, clientKey, type ParsedTuple } from "../tuple.ts";
+import { type ClientKey, clientKey, type ParsedTuple } from "../model/tuple.ts";
 
 /** One translated entry, as its creation event told. */
 export interface HeardEntry {
@@ -36,7 +36,7 @@ export interface EventEvidenceOptions {
  * @example
  * ```ts
  * import { EventEvidence } from "./event_evidence.ts";
- * import { parseTuple } from "../tuple.ts";
+ * import { parseTuple } from "../model/tuple.ts";
  * const ev = new EventEvidence();
  * const r = parseTuple({ family: "ipv4", src: "10.1.0.5", dst: "10.96.0.10", sport: 41000, dport: 80, zone: 0 });
  * if (r.ok) ev.add({ tuple: r.tuple, heardAt: 1000 });

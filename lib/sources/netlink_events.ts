@@ -6,12 +6,12 @@
  * @module
  */
 import type { Clock } from "../basics.ts";
-import type { Candidate, EvidenceRead, Snapshot, SnapshotOptions } from "../snapshot.ts";
-import { type ClientKey, clientKey, parseTuple, tupleKey } from "../tuple.ts";
-import type { ParsedTuple } from "../tuple.ts";
-import { EvidenceBuilder } from "../evidence.ts";
+import type { Candidate, EvidenceRead, Snapshot, SnapshotOptions } from "../model/snapshot.ts";
+import { type ClientKey, clientKey, parseTuple, tupleKey } from "../model/tuple.ts";
+import type { ParsedTuple } from "../model/tuple.ts";
+import { EvidenceBuilder } from "../model/evidence_builder.ts";
 import { entryTuple } from "../netlink/conntrack_entry.ts";
-import { Errno, ErrnoError } from "../netlink/errno.ts";
+import { Errno, ErrnoError } from "../os/errno.ts";
 import { classifyEvent, openEventSocket } from "../netlink/events.ts";
 import { type GetAnswer, getEntries } from "../netlink/get_batch.ts";
 import { NetlinkDecodeError, parseMessages } from "../netlink/message.ts";

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { formatAddress } from "../addr.ts";
-import { type ClientKey, clientKey, type Endpoint } from "../tuple.ts";
-import { EvidenceBuilder } from "../evidence.ts";
-import type { EvidenceRead } from "../snapshot.ts";
+import { formatAddress } from "../model/addr.ts";
+import { type ClientKey, clientKey, type Endpoint } from "../model/tuple.ts";
+import { EvidenceBuilder } from "../model/evidence_builder.ts";
+import type { EvidenceRead } from "../model/snapshot.ts";
 import { type ConntrackEntry, decodeConntrack } from "../netlink/conntrack_entry.ts";
 import {
   AF_INET,
@@ -55,7 +55,7 @@ export function evidenceFamilies(keys: readonly ClientKey[]): number[] {
 
 /**
  * Collects, from the messages of an evidence dump, the translated TCP
- * entries of each key asked about (see `EvidenceRead` in lib/snapshot.ts),
+ * entries of each key asked about (see `EvidenceRead` in lib/model/snapshot.ts),
  * with their conntrack ids. Whatever the dump's filter mode, each message is
  * checked here: TCP, translated, a key asked. Messages that do not decode
  * are not evidence (snapshots count those).

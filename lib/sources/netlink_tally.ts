@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Candidate, Snapshot } from "../snapshot.ts";
+import type { Candidate, Snapshot } from "../model/snapshot.ts";
 import { type ConntrackEntry, decodeConntrack, entryTuple } from "../netlink/conntrack_entry.ts";
 import { ctMsgType, IPCTNL_MSG_CT_NEW, IPPROTO_TCP, IPS_SEEN_REPLY } from "../netlink/ctnetlink.ts";
 import { NetlinkDecodeError, type NetlinkMessage } from "../netlink/message.ts";

@@ -5,12 +5,12 @@
  *
  * @module
  */
-import type { Snapshot, SnapshotOptions } from "../snapshot.ts";
-import { PROC_CONNTRACK_FILE } from "../kernel.ts";
-import { TableScanner } from "../scan.ts";
+import type { Snapshot, SnapshotOptions } from "../model/snapshot.ts";
+import { PROC_CONNTRACK_FILE } from "../os/kernel.ts";
+import { TableScanner } from "../text/scanner.ts";
 import { type Clock, yieldToIo } from "../basics.ts";
 import type { Source } from "./source.ts";
-import { FdFile, type FileKind } from "../fd_file.ts";
+import { FdFile, type FileKind } from "../os/fd_file.ts";
 
 /** Options for {@linkcode ProcfsSource}. */
 export interface ProcfsSourceOptions {

@@ -1,11 +1,11 @@
 /**
  * The metrics the agent really exports, read from its own registry
- * (lib/metrics.ts), so the dashboard is checked against the code and not
+ * (lib/serve/metrics.ts), so the dashboard is checked against the code and not
  * against a list that can drift.
  *
  * @module
  */
-import { Metrics } from "../../lib/metrics.ts";
+import { Metrics } from "../../lib/serve/metrics.ts";
 import { RULE_INFO } from "../../lib/rules/catalog.ts";
 
 /** One metric family as Prometheus scrapes it. */

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { Candidate, Snapshot, SnapshotOptions } from "../../snapshot.ts";
+import type { Candidate, Snapshot, SnapshotOptions } from "../../model/snapshot.ts";
 
 /** What a provider is asked about one un-NATed candidate. */
 export interface VouchQuery {
