@@ -14,6 +14,7 @@
 import assert from "node:assert/strict";
 import { helpText, loadConfig, OPTIONS } from "../lib/run/config.ts";
 import { Metrics } from "../lib/serve/metrics.ts";
+import { partMetrics } from "../lib/run/start.ts";
 
 const README = await Deno.readTextFile(new URL("../README.md", import.meta.url));
 
@@ -160,6 +161,7 @@ function registryFamilies(processMetrics: boolean): Family[] {
     source: "procfs",
     deleter: "conntrack",
     processMetrics,
+    parts: (r) => partMetrics(r),
   });
   return m.registry.families().map((f) => ({
     name: f.name,

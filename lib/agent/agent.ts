@@ -17,7 +17,6 @@ import type { AgentObserver, DecisionResult } from "./observer.ts";
 import type { Source } from "../sources/source.ts";
 import type { RenewalTracker, TrackResult } from "../rules/tracker.ts";
 import { type Decision, mergeWants, type Rule } from "../rules/rule.ts";
-import { RenewalRule } from "../rules/renewals.ts";
 
 /** Everything the loop needs. */
 export interface AgentOptions {
@@ -28,9 +27,9 @@ export interface AgentOptions {
   destinations?: DestinationSet;
   /**
    * The deletion rules, asked in this order; a tuple two rules decide is
-   * acted on once, for the first. Default: the renewal rule on `tracker`.
+   * acted on once, for the first.
    */
-  rules?: readonly Rule[];
+  rules: readonly Rule[];
   log: Logger;
   intervalMs: number;
   dryRun?: boolean;
@@ -79,8 +78,7 @@ export interface AgentStatus {
  * // ignore: needs root; runs the agent, which deletes from this host's conntrack table.
  * import { Agent } from "./agent.ts";
  * import { RenewalTracker } from "../rules/tracker.ts";
- * import { RenewalRule } from "../rules/renewals.ts";
- * import { ProcfsSource } from "../sources/procfs.ts";
+ *  * import { ProcfsSource } from "../sources/procfs.ts";
  * import { ConntrackCliDeleter } from "../deleters/conntrack_cli.ts";
  * import { createLogger } from "../log/logger.ts";
  * const tracker = new RenewalTracker({ threshold: 3 });
@@ -105,7 +103,7 @@ export class Agent {
     lastError: undefined,
     polling: false,
   };
-  #o: AgentOptions & { rules: readonly Rule[] };
+  #o: AgentOptions;
   #clock: Clock;
   #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   #warnedOverrun = false;
@@ -117,7 +115,7 @@ export class Agent {
   #reportedGone = new Map<string, number | undefined>();
 
   constructor(options: AgentOptions) {
-    this.#o = { ...options, rules: options.rules ?? [new RenewalRule(options.tracker)] };
+    this.#o = options;
     this.#clock = options.clock ?? (() => performance.now());
     this.#sleep = options.sleep ?? sleep;
     this.#quiet = new QuietLog(options.log, this.#clock);

@@ -10,6 +10,15 @@
 import type { RenewalTracker } from "./tracker.ts";
 import type { Decision, Rule, RuleInput } from "./rule.ts";
 
+/** The renewal rule's details of a decision. */
+export interface RenewalDetails {
+  rule: "renewals";
+  /** Renewals observed (more than the threshold). */
+  renewals: number;
+  /** Milliseconds between the first read that saw the entry and this one. */
+  trackedMs: number;
+}
+
 /**
  * Entries renewed more than the tracker's threshold.
  *
@@ -25,21 +34,15 @@ import type { Decision, Rule, RuleInput } from "./rule.ts";
  * // => "renewed 4 times, more than the threshold 3"
  * ```
  */
-export class RenewalRule implements Rule {
-  static readonly info = {
-    name: "renewals",
-    summary: "the entry's timeout keeps being renewed (kernels before 5.14), more than " +
-      "--threshold times",
-  } as const;
-  readonly name = RenewalRule.info.name;
-  readonly summary = RenewalRule.info.summary;
+export class RenewalRule implements Rule<RenewalDetails> {
+  readonly name = "renewals";
   #threshold: number;
 
   constructor(tracker: Pick<RenewalTracker, "threshold">) {
     this.#threshold = tracker.threshold;
   }
 
-  decide(input: RuleInput): Decision[] {
+  decide(input: RuleInput): Decision<RenewalDetails>[] {
     return input.track.stale.map((r) => ({
       rule: "renewals",
       tuple: r.tuple,
@@ -50,9 +53,7 @@ export class RenewalRule implements Rule {
     }));
   }
 
-  logFields(d: Decision): Record<string, unknown> {
-    return d.rule === "renewals"
-      ? { renewals: d.renewals, tracked_s: Math.round(d.trackedMs) / 1000 }
-      : {};
+  logFields(d: Decision<RenewalDetails>): Record<string, unknown> {
+    return { renewals: d.renewals, tracked_s: Math.round(d.trackedMs) / 1000 };
   }
 }

@@ -22,6 +22,15 @@ import type { NatProvider } from "./providers/provider.ts";
 import { candidateAgeMs, type Decision, mergeWants, type Rule, type RuleInput } from "./rule.ts";
 import type { SnapshotOptions } from "../model/snapshot.ts";
 
+/** The un-NATed rule's details of a decision. */
+export interface UnnatedDetails {
+  rule: "unnated";
+  /** How old the entry is at least, in milliseconds. */
+  ageMs: number;
+  /** The provider that vouched that the destination is NATed now for this client. */
+  provider: string;
+}
+
 /** Options for {@linkcode UnnatedRule}. */
 export interface UnnatedRuleOptions {
   /** Minimum age, in milliseconds. */
@@ -59,15 +68,8 @@ export interface UnnatedRuleOptions {
  * }
  * ```
  */
-export class UnnatedRule implements Rule {
-  static readonly info = {
-    name: "unnated",
-    summary: "the entry's destination was not translated, it is --unnated-after old, " +
-      "and the destination is NATed now for this client (inside --destinations, or, by default, " +
-      "the same client's newer connection to it was translated)",
-  } as const;
-  readonly name = UnnatedRule.info.name;
-  readonly summary = UnnatedRule.info.summary;
+export class UnnatedRule implements Rule<UnnatedDetails> {
+  readonly name = "unnated";
   readonly afterMs: number;
   readonly synSentTimeoutS: number | undefined;
   readonly providers: readonly NatProvider[];
@@ -83,10 +85,10 @@ export class UnnatedRule implements Rule {
     return mergeWants(this.providers.map((p) => p.wants?.()));
   }
 
-  decide(input: RuleInput): Decision[] {
+  decide(input: RuleInput): Decision<UnnatedDetails>[] {
     const s = input.snapshot;
     for (const p of this.providers) p.observe?.(s);
-    const out: Decision[] = [];
+    const out: Decision<UnnatedDetails>[] = [];
     for (const c of s.candidates) {
       if (c.translated !== undefined) continue;
       const sameSince = input.sameSince(c);
@@ -118,7 +120,7 @@ export class UnnatedRule implements Rule {
     return candidateAgeMs(c, sameSince, this.synSentTimeoutS);
   }
 
-  logFields(d: Decision): Record<string, unknown> {
-    return d.rule === "unnated" ? { age_s: Math.round(d.ageMs) / 1000, provider: d.provider } : {};
+  logFields(d: Decision<UnnatedDetails>): Record<string, unknown> {
+    return { age_s: Math.round(d.ageMs) / 1000, provider: d.provider };
   }
 }

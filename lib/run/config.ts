@@ -6,51 +6,20 @@
  * @module
  */
 import { parseFlags } from "./args.ts";
-import { DEFAULT_LISTEN, formatListen, type ListenAddress, parseListen } from "../serve/listen.ts";
-import {
-  DESTINATIONS_FORM,
-  type DestinationSet,
-  parseDestinations,
-} from "../model/destination_set.ts";
+import { DEFAULT_LISTEN, formatListen, parseListen } from "../serve/listen.ts";
+import { DESTINATIONS_FORM, parseDestinations } from "../model/destination_set.ts";
 import { formatDuration, parseGoDuration } from "./duration.ts";
 import { PROC_CONNTRACK_FILE } from "../os/kernel.ts";
-import { RULE_INFO } from "../rules/catalog.ts";
-import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../log/logger.ts";
+import { RULES } from "./rules.ts";
+import { SOURCES } from "./sources.ts";
+import { DELETERS, KUBERNETES, type Settings } from "./settings.ts";
+import { LOG_FORMATS, LOG_LEVELS } from "../log/logger.ts";
 
-export const SOURCES = ["auto", "events", "netlink", "procfs", "conntrack"] as const;
-export type SourceChoice = typeof SOURCES[number];
-export const DELETERS = ["auto", "netlink", "conntrack"] as const;
-export const KUBERNETES = ["auto", "off"] as const;
-export type KubernetesChoice = typeof KUBERNETES[number];
-export type DeleterChoice = typeof DELETERS[number];
+export { DELETERS, KUBERNETES } from "./settings.ts";
+export type { DeleterChoice, KubernetesChoice, Settings, SourceChoice } from "./settings.ts";
 
-/** Everything the agent needs to know, validated. */
-export interface Settings {
-  intervalMs: number;
-  threshold: number;
-  /** `--destinations`; `undefined` for every destination (the default, `all`). */
-  destinations: DestinationSet | undefined;
-  /** `--unnated-after` in ms; `undefined` when `off`. */
-  unnatedAfterMs: number | undefined;
-  maxCandidates: number;
-  dryRun: boolean;
-  procFile: string;
-  conntrackBin: string;
-  logFormat: LogFormat;
-  logLevel: LogLevel;
-  /** `--kubernetes`: `auto` uses the API when credentials are found (lib/kube/access.ts). */
-  kubernetes: KubernetesChoice;
-  /** `--kubeconfig`; `undefined` for `none` (in-cluster, then `KUBECONFIG`). */
-  kubeconfig: string | undefined;
-  /** `undefined` when `--listen=off`. */
-  listen: ListenAddress | undefined;
-  source: SourceChoice;
-  /** `--resync-interval` in ms: the events source's safety-net full read. */
-  resyncIntervalMs: number;
-  deleteVia: DeleterChoice;
-  /** For each setting, where its value came from: shown in the start-up log. */
-  origin: Record<string, "flag" | "env" | "default">;
-}
+/** `--source`: `auto`, or a source of the registry (lib/run/sources.ts), by name. */
+export const SOURCE_CHOICES: readonly string[] = ["auto", ...SOURCES.map((e) => e.name)];
 
 /** The result of {@linkcode loadConfig}: run, print help or version, or refuse. */
 export type ConfigResult =
@@ -129,7 +98,7 @@ export const OPTIONS: readonly Option[] = [
     flag: "source",
     env: "CONNTRACK_CLEANER_SOURCE",
     default: "auto",
-    form: SOURCES.join("|"),
+    form: SOURCE_CHOICES.join("|"),
     help: "how the table is read",
   },
   {
@@ -209,7 +178,7 @@ export function helpText(): string {
   return [
     "conntrack-cleaner: deletes TCP conntrack entries stuck in SYN_SENT [UNREPLIED], so the",
     "client's next SYN gets a fresh entry that meets the current NAT rules. The rules:",
-    ...RULE_INFO.flatMap(({ name, summary }) => wrap(`${name.padEnd(9)} ${summary};`, 86, 12)),
+    ...RULES.flatMap(({ name, summary }) => wrap(`${name.padEnd(9)} ${summary};`, 86, 12)),
     "",
     "Usage: conntrack-cleaner [flags]",
     "",
@@ -307,7 +276,7 @@ export function loadConfig(
       return n <= MAX_CANDIDATES ? n : undefined;
     }),
     listen: get("listen", (s) => (s === "off" ? null : parseListen(s))) ?? undefined,
-    source: get("source", (s) => oneOf(SOURCES, s)),
+    source: get("source", (s) => oneOf(SOURCE_CHOICES, s)),
     resyncIntervalMs: get("resync-interval", (s) => {
       const ms = parseGoDuration(s);
       return ms !== undefined && ms >= MIN_RESYNC_MS && ms <= MAX_RESYNC_MS ? ms : undefined;

@@ -6,7 +6,6 @@
  */
 import { type Counter, type Gauge, type Histogram, Registry } from "./prom.ts";
 import { registerProcessMetrics } from "./process_metrics.ts";
-import type { KubeStatus } from "../kube/services.ts";
 import type { AgentObserver, DecisionResult } from "../agent/observer.ts";
 import type { Snapshot } from "../model/snapshot.ts";
 import type { TrackResult } from "../rules/tracker.ts";
@@ -23,23 +22,14 @@ export interface MetricsOptions {
   nowSeconds?: () => number;
   /** Log lines dropped so far (the logger's count), read at each scrape. */
   logLinesDropped?: () => number;
-  /** The events source's counters, read at each scrape (absent for other sources). */
-  eventStats?: () => EventCounters;
   /** The active rules' names (each rule's `name`), so their counters exist from the start. */
   rules?: readonly string[];
-  /** The Kubernetes view's status, read at each scrape; absent when Kubernetes is off. */
-  kubernetes?: () => KubeStatus;
+  /**
+   * The optional parts' own metrics (a source's, a feed's), registered on the
+   * registry after the agent's and before the process metrics.
+   */
+  parts?: (registry: Registry) => void;
 }
-
-/** What the events source counts (`EventsStats` in lib/sources/netlink_events.ts). */
-export interface EventCounters {
-  received: number;
-  overflows: number;
-  resyncs: Readonly<Record<string, number>>;
-}
-
-/** Resync reasons, for the label (the events source's `ResyncReason`). */
-const RESYNC_REASONS = ["start", "overflow", "error", "periodic", "limit"];
 
 const PREFIX = "conntrack_cleaner_";
 const DECISION_RESULTS: DecisionResult[] = ["deleted", "already_gone", "failed", "dry_run"];
@@ -157,99 +147,13 @@ export class Metrics implements AgentObserver {
         droppedSeen = Math.max(n, droppedSeen);
       },
     );
-    this.#eventMetrics(o.eventStats);
-    this.#kubernetes(o.kubernetes);
+    o.parts?.(r);
     for (const result of ["ok", "error"]) this.#snapshots.inc({ result }, 0);
     for (const result of DECISION_RESULTS) {
       for (const rule of o.rules ?? []) this.#deletions.inc({ result, rule }, 0);
     }
     for (const result of ["ok", "missing"]) this.#evidence.inc({ result }, 0);
     if (o.processMetrics ?? true) registerProcessMetrics(r);
-  }
-
-  /** Counters that follow the events source's own counts, read at each scrape. */
-  #eventMetrics(stats: (() => EventCounters) | undefined): void {
-    const r = this.registry;
-    const read = stats ?? ((): EventCounters => ({ received: 0, overflows: 0, resyncs: {} }));
-    const seen = { received: 0, overflows: 0, resyncs: {} as Record<string, number> };
-    const follow = (name: string, help: string, key: "received" | "overflows") =>
-      r.counter(name, help, [], (c) => {
-        const n = read()[key];
-        if (n > seen[key]) c.inc({}, n - seen[key]);
-        seen[key] = Math.max(n, seen[key]);
-      });
-    follow(
-      `${PREFIX}events_received_total`,
-      "Conntrack event messages received (events source; after the kernel's filter).",
-      "received",
-    );
-    follow(
-      `${PREFIX}events_overflows_total`,
-      "Times the event socket overflowed (ENOBUFS): events were dropped, the table is read.",
-      "overflows",
-    );
-    const resyncs = r.counter(
-      `${PREFIX}resyncs_total`,
-      "Full reads of the table by the events source, by reason (start, overflow, error, periodic, limit).",
-      ["reason"],
-      (c) => {
-        const now = read().resyncs;
-        for (const reason of RESYNC_REASONS) {
-          const n = now[reason] ?? 0, was = seen.resyncs[reason] ?? 0;
-          if (n > was) c.inc({ reason }, n - was);
-          seen.resyncs[reason] = Math.max(n, was);
-        }
-      },
-    );
-    for (const reason of RESYNC_REASONS) resyncs.inc({ reason }, 0);
-  }
-
-  /** The Kubernetes view's gauges, read from its status at each scrape. */
-  #kubernetes(status: (() => KubeStatus) | undefined): void {
-    const r = this.registry;
-    const states = ["off", "unsynced", "live", "stale", "expired"] as const;
-    const get = () => status?.();
-    r.gauge(
-      `${PREFIX}kubernetes_view`,
-      "1 for the Kubernetes Services view's state now (off, unsynced, live, stale, expired), 0 for the others.",
-      ["state"],
-      (g) => {
-        const now = get()?.freshness ?? "off";
-        for (const state of states) g.set(state === now ? 1 : 0, { state });
-      },
-    );
-    r.gauge(
-      `${PREFIX}kubernetes_last_contact_age_seconds`,
-      "Seconds since the Kubernetes API last answered (the older of the two watches); 0 when off.",
-      [],
-      (g) => g.set((get()?.lastContactAgeMs ?? 0) / 1000),
-    );
-    r.gauge(
-      `${PREFIX}kubernetes_objects`,
-      "Services and EndpointSlices kept, by resource.",
-      ["resource"],
-      (g) => {
-        const s = get();
-        g.set(s?.services ?? 0, { resource: "services" });
-        g.set(s?.slices ?? 0, { resource: "endpointslices" });
-      },
-    );
-    r.gauge(
-      `${PREFIX}kubernetes_objects_ignored`,
-      "Services and EndpointSlices over the bound (10,000 Services), not kept, by resource.",
-      ["resource"],
-      (g) => {
-        const s = get();
-        g.set(s?.servicesIgnored ?? 0, { resource: "services" });
-        g.set(s?.slicesIgnored ?? 0, { resource: "endpointslices" });
-      },
-    );
-    r.gauge(
-      `${PREFIX}kubernetes_destinations`,
-      "Service addresses and ports with ready endpoints that the Kubernetes provider vouches for.",
-      [],
-      (g) => g.set(get()?.destinations ?? 0),
-    );
   }
 
   snapshotOk(s: Snapshot, durationMs: number, track: TrackResult): void {

@@ -3,6 +3,7 @@ import { Agent } from "../../lib/agent/agent.ts";
 import { ConntrackCliDeleter } from "../../lib/deleters/conntrack_cli.ts";
 import { createLogger } from "../../lib/log/logger.ts";
 import { ProcfsSource } from "../../lib/sources/procfs.ts";
+import { RenewalRule } from "../../lib/rules/renewals.ts";
 import { RenewalTracker } from "../../lib/rules/tracker.ts";
 
 const line = (
@@ -43,10 +44,12 @@ Deno.test("Agent never lets a hostile table line reach the conntrack command lin
     );
     await Deno.chmod(fake, 0o755);
     const logs: Record<string, unknown>[] = [];
+    const tracker = new RenewalTracker({ threshold: 1 });
     const agent = new Agent({
       source: new ProcfsSource({ path: table }),
       deleter: new ConntrackCliDeleter({ bin: fake }),
-      tracker: new RenewalTracker({ threshold: 1 }),
+      tracker,
+      rules: [new RenewalRule(tracker)],
       log: createLogger({ level: "debug", write: (l) => logs.push(JSON.parse(l)) }),
       intervalMs: 1000,
     });

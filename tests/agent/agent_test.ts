@@ -8,6 +8,7 @@ import { type DestinationSet, parseDestinations } from "../../lib/model/destinat
 import { createLogger } from "../../lib/log/logger.ts";
 import type { Source } from "../../lib/sources/source.ts";
 import { readiness } from "../../lib/serve/server.ts";
+import { RenewalRule } from "../../lib/rules/renewals.ts";
 import { RenewalTracker } from "../../lib/rules/tracker.ts";
 
 const T: Tuple = {
@@ -89,10 +90,12 @@ function setup(
   const log = createLogger({ level: "info", write: (l) => lines.push(JSON.parse(l)) });
   const results: DecisionResult[][] = [];
   const skipped: number[] = [];
+  const tracker = new RenewalTracker({ threshold: opts.threshold ?? 1 });
   const agent = new Agent({
     source,
     deleter,
-    tracker: new RenewalTracker({ threshold: opts.threshold ?? 1 }),
+    tracker,
+    rules: [new RenewalRule(tracker)],
     ...(opts.destinations === undefined ? {} : { destinations: scope(opts.destinations) }),
     log,
     intervalMs: 1000,

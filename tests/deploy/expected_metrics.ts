@@ -6,7 +6,8 @@
  * @module
  */
 import { Metrics } from "../../lib/serve/metrics.ts";
-import { RULE_INFO } from "../../lib/rules/catalog.ts";
+import { RULES } from "../../lib/run/rules.ts";
+import { partMetrics } from "../../lib/run/start.ts";
 
 /** One metric family as Prometheus scrapes it. */
 export interface ExpectedMetric {
@@ -27,7 +28,8 @@ function fromRegistry(): ExpectedMetric[] {
     deno: Deno.version.deno,
     source: "procfs",
     deleter: "conntrack",
-    rules: RULE_INFO.map((r) => r.name),
+    rules: RULES.map((r) => r.name),
+    parts: (r) => partMetrics(r),
   });
   return m.registry.families().map((f) => {
     const values: Record<string, Set<string>> = {};

@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import { ConntrackCliDeleter } from "../../lib/deleters/conntrack_cli.ts";
 import { denoRunner } from "../../lib/os/process.ts";
-import { CHECK_TIMEOUT_MS, checkConntrack } from "../../lib/run/setup.ts";
+import { CHECK_TIMEOUT_MS, checkConntrack } from "../../lib/run/checks.ts";
 import { ConntrackCliSource } from "../../lib/sources/conntrack_cli.ts";
 import { examplesOf, ISOLATED_EXAMPLES, runExample } from "../support/doc_results.ts";
 

@@ -1,15 +1,14 @@
 import assert from "node:assert/strict";
 import { loadConfig, type Settings } from "../../lib/run/config.ts";
 import type { ProcessRunner, RunResult } from "../../lib/os/process.ts";
+import { setUp as realSetUp, type SetupOptions } from "../../lib/run/setup.ts";
 import {
   CAP_NET_ADMIN,
   CHECK_TIMEOUT_MS,
   checkConntrack,
   effectiveCapabilities,
-  setUp as realSetUp,
   SetupError,
-  type SetupOptions,
-} from "../../lib/run/setup.ts";
+} from "../../lib/run/checks.ts";
 
 /**
  * setUp with CAP_NET_ADMIN present unless a test says otherwise, so that
@@ -50,7 +49,7 @@ Deno.test("setUp auto prefers events, then netlink for reading, and netlink for 
   });
   assert.equal(p.source.name, "events");
   assert.equal(p.sourceReason, "auto: conntrack events and a ctnetlink dump work");
-  assert.ok(p.eventStats !== undefined, "its counters reach the metrics");
+  assert.ok(p.sourceStats !== undefined, "its counters reach the metrics");
   p.source.close?.();
   const q = await setUp(settings([]), {
     checkNetlink: netlinkOk,
@@ -60,9 +59,9 @@ Deno.test("setUp auto prefers events, then netlink for reading, and netlink for 
   assert.equal(q.source.name, "netlink");
   assert.equal(
     q.sourceReason,
-    "auto: a ctnetlink dump works; events: EPERM (Operation not permitted)",
+    "auto: events: EPERM (Operation not permitted); a ctnetlink dump works",
   );
-  assert.equal(q.eventStats, undefined);
+  assert.equal(q.sourceStats, undefined);
   q.source.close?.();
   q.deleter.close?.();
   await assert.rejects(

@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import { Metrics } from "../../lib/serve/metrics.ts";
+import { partMetrics } from "../../lib/run/start.ts";
+import { kubernetesMetrics } from "../../lib/run/kubernetes.ts";
 
 function value(text: string, series: string): number | undefined {
   const line = text.split("\n").find((l) => l.startsWith(series + " "));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-Deno.test("Metrics counts snapshots, renewals, candidates and deletions by result, with no per-tuple labels", async () => {
+Deno.test("Metrics counts snapshots, renewals, candidates and deletions by result, with no per-tuple labels (the parts' metrics, at zero or off, beside them)", async () => {
   const m = new Metrics({
     version: "1.2.3",
     deno: "2.9.6",
@@ -15,6 +17,7 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
     processMetrics: false,
     nowSeconds: () => 1700000000,
     rules: ["renewals", "unnated"],
+    parts: (r) => partMetrics(r),
   });
   const before = await m.registry.metrics();
   for (const rule of ["renewals", "unnated"]) {
@@ -97,7 +100,7 @@ Deno.test("Metrics counts snapshots, renewals, candidates and deletions by resul
   assert.equal(value(t, "conntrack_cleaner_kubernetes_destinations"), 0);
 });
 
-Deno.test("Metrics reads the Kubernetes view's status at each scrape", async () => {
+Deno.test("kubernetesMetrics reads the Kubernetes view's status at each scrape", async () => {
   let status = {
     freshness: "live" as const,
     services: 3,
@@ -115,7 +118,7 @@ Deno.test("Metrics reads the Kubernetes view's status at each scrape", async () 
     source: "procfs",
     deleter: "conntrack",
     processMetrics: false,
-    kubernetes: () => status,
+    parts: (r) => kubernetesMetrics(r, () => status),
   });
   let t = await m.registry.metrics();
   assert.equal(value(t, 'conntrack_cleaner_kubernetes_view{state="live"}'), 1);
