@@ -115,7 +115,17 @@ export class ProcfsSource implements Source {
  * @example
  * ```ts
  * import { assertRegularFile } from "./procfs.ts";
- * assertRegularFile("/proc/net/nf_conntrack"); // throws for a FIFO, a device, a directory
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/table`, "");
+ * assertRegularFile(`${dir}/table`); // a regular file passes
+ * let refused = false;
+ * try {
+ *   assertRegularFile(dir); // throws for a FIFO, a device, a directory
+ * } catch {
+ *   refused = true;
+ * }
+ * Deno.removeSync(dir, { recursive: true });
+ * refused; // => true
  * ```
  */
 export function assertRegularFile(path: string): void {
