@@ -261,7 +261,7 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "netlink: translated judged by the port alone",
-    file: "lib/sources/netlink_evidence.ts",
+    file: "lib/netlink/entry_candidate.ts",
     search: "for (let i = 0; same && i < r.length; i++) same = r[i] === e.dstAddr[i];",
     replace: "",
     tests: [
@@ -350,7 +350,7 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "netlink evidence takes a DNATed UDP entry",
-    file: "lib/sources/netlink_evidence.ts",
+    file: "lib/sources/evidence_dump.ts",
     search: "if (e.proto !== IPPROTO_TCP || e.dport === undefined",
     replace: "if (e.dport === undefined",
     tests: ["tests/sources/netlink_test.ts"],

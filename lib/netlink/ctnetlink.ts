@@ -1,8 +1,8 @@
 /**
  * The ctnetlink layer (conntrack over nfnetlink): its constants, the requests
- * the agent sends (dump, GET and DELETE of one tuple) and the decoder of the
- * `IPCTNL_MSG_CT_NEW` messages the kernel answers with. Framing is in
- * `message.ts`. No I/O.
+ * the agent sends (dump, GET and DELETE of one tuple). Framing is in
+ * `message.ts`; the `IPCTNL_MSG_CT_NEW` messages the kernel answers with are
+ * decoded in `conntrack_entry.ts`. No I/O.
  *
  * Constants are those of the Linux UAPI headers
  * (`linux/netfilter/nfnetlink_conntrack.h`, `nf_conntrack_common.h`).

@@ -15,7 +15,7 @@ import type { NetlinkMessage } from "../netlink/message.ts";
 import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
 import type { NetlinkDumpReport, NetlinkSourceOptions } from "./netlink_options.ts";
 import type { Clock } from "../basics.ts";
-import { EvidenceCollector, evidenceFamilies } from "./netlink_evidence.ts";
+import { EvidenceCollector, evidenceFamilies } from "./evidence_dump.ts";
 import {
   dumpFamilies,
   evidenceFilter,

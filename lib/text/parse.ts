@@ -209,15 +209,15 @@ export function parseLine(line: string): ParsedLine {
  *
  * @example
  * ```ts
- * import { candidateOf, parseLine } from "./parse.ts";
+ * import { lineCandidate, parseLine } from "./parse.ts";
  * const r = parseLine(
  *   "ipv4     2 tcp      6 117 SYN_SENT src=10.0.0.1 dst=10.96.0.10 sport=40000 dport=80 " +
  *     "[UNREPLIED] src=10.244.1.5 dst=10.0.0.1 sport=8080 dport=40000 mark=0 zone=0 use=2",
  * );
- * if (r.kind === "tcp") candidateOf(r.entry, 117, 0, 0).translated; // => { addr: "10.244.1.5", port: 8080 }
+ * if (r.kind === "tcp") lineCandidate(r.entry, 117, 0, 0).translated; // => { addr: "10.244.1.5", port: 8080 }
  * ```
  */
-export function candidateOf(
+export function lineCandidate(
   e: TcpEntry,
   timeout: number,
   seenFrom: number,

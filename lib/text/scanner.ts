@@ -15,7 +15,7 @@ import type { Candidate, Snapshot } from "../model/snapshot.ts";
 import { type ClientKey, clientKey } from "../model/tuple.ts";
 import { EvidenceBuilder } from "../model/evidence_builder.ts";
 import { fastCandidate } from "./fast_line.ts";
-import { candidateOf, parseLine } from "./parse.ts";
+import { lineCandidate, parseLine } from "./parse.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 // `%-8s %u %-8s %u ` in ct_seq_show(): names padded to 8 columns.
@@ -208,7 +208,7 @@ export class TableScanner {
     if (r.kind !== "tcp") return; // unreachable: the header said tcp
     const e = r.entry;
     if (e.state !== "SYN_SENT" || !e.unreplied || e.timeout === undefined) return;
-    this.candidates.push(candidateOf(e, e.timeout, seenFrom, seenTo));
+    this.candidates.push(lineCandidate(e, e.timeout, seenFrom, seenTo));
   }
 
   /** Evidence mode: a TCP line whose fields start at `p`. */

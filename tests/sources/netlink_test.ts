@@ -21,7 +21,7 @@ import {
 } from "../../lib/netlink/message.ts";
 import { Errno, ErrnoError } from "../../lib/os/errno.ts";
 import { NetlinkSource } from "../../lib/sources/netlink.ts";
-import { translation } from "../../lib/sources/netlink_evidence.ts";
+import { translation } from "../../lib/netlink/entry_candidate.ts";
 import type { NetlinkFilterMode } from "../../lib/sources/netlink_filter.ts";
 import {
   concat,

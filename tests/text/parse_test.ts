@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { candidateOf, parseLine, type TcpEntry } from "../../lib/text/parse.ts";
+import { lineCandidate, parseLine, type TcpEntry } from "../../lib/text/parse.ts";
 import { canon, genLine, genLineOutOfRange, inRanges, render } from "../support/gen_line.ts";
 
 /**
@@ -193,13 +193,13 @@ Deno.test("parseLine classifies other protocols without parsing their tuples", (
   assert.equal(parseLine("ipv4     2 udp      x 29").kind, "malformed");
 });
 
-Deno.test("candidateOf marks the destination translated by its address alone or its port alone", () => {
+Deno.test("lineCandidate marks the destination translated by its address alone or its port alone", () => {
   const line = (replySrc: string, replySport: number) =>
     `ipv4     2 tcp      6 117 SYN_SENT src=192.0.2.1 dst=198.51.100.80 sport=40000 dport=80 [UNREPLIED] src=${replySrc} dst=192.0.2.1 sport=${replySport} dport=40000 mark=0 zone=0 use=2`;
   const cand = (l: string) => {
     const r = parseLine(l);
     assert.equal(r.kind, "tcp");
-    return candidateOf((r as { entry: TcpEntry }).entry, 117, 0, 1);
+    return lineCandidate((r as { entry: TcpEntry }).entry, 117, 0, 1);
   };
   assert.equal(cand(line("198.51.100.80", 80)).translated, undefined);
   assert.deepEqual(cand(line("10.244.0.5", 80)).translated, { addr: "10.244.0.5", port: 80 });

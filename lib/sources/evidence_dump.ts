@@ -1,15 +1,16 @@
 /**
- * Evidence for the un-NATed rule from a ctnetlink dump: where an entry's
- * destination was translated to, and the translated TCP entries of the keys
- * asked about. Pure; no I/O.
+ * Evidence for the un-NATed rule from a ctnetlink dump: the translated TCP
+ * entries of the keys asked about, collected as the dump's messages come.
+ * Pure; no I/O.
  *
  * @module
  */
 import { formatAddress } from "../model/addr.ts";
-import { type ClientKey, clientKey, type Endpoint } from "../model/tuple.ts";
+import { type ClientKey, clientKey } from "../model/tuple.ts";
+import { translation } from "../netlink/entry_candidate.ts";
 import { EvidenceBuilder } from "../model/evidence_builder.ts";
 import type { EvidenceRead } from "../model/snapshot.ts";
-import { type ConntrackEntry, decodeConntrack } from "../netlink/conntrack_entry.ts";
+import { decodeConntrack } from "../netlink/conntrack_entry.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -21,32 +22,6 @@ import {
 import { NetlinkDecodeError, type NetlinkMessage } from "../netlink/message.ts";
 
 const CT_NEW = ctMsgType(IPCTNL_MSG_CT_NEW);
-
-/**
- * Where the entry's destination was translated to: the reply source, when it
- * differs from the original destination address or port; `undefined` for an
- * un-NATed entry. An entry without a reply tuple counts as translated to
- * nowhere (`::`/`0.0.0.0` port 0) rather than as un-NATed: never a guess that
- * lets something be deleted.
- *
- * @example
- * ```ts
- * import { translation } from "./netlink_evidence.ts";
- * translation({
- *   family: "ipv4", proto: 6, srcAddr: new Uint8Array([10, 0, 0, 1]), dstAddr: new Uint8Array([10, 96, 0, 1]),
- *   dport: 80, replySrcAddr: new Uint8Array([10, 244, 1, 5]), replySport: 8080, zone: 0, replyZone: 0, status: 40,
- * }); // => { addr: "10.244.1.5", port: 8080 }
- * ```
- */
-export function translation(e: ConntrackEntry): Endpoint | undefined {
-  const r = e.replySrcAddr;
-  if (r === undefined || e.replySport === undefined) {
-    return { addr: e.family === "ipv4" ? "0.0.0.0" : "::", port: 0 };
-  }
-  let same = r.length === e.dstAddr.length && e.replySport === e.dport;
-  for (let i = 0; same && i < r.length; i++) same = r[i] === e.dstAddr[i];
-  return same ? undefined : { addr: formatAddress(r), port: e.replySport };
-}
 
 /** The families (`nfgen_family`) of the keys asked about. */
 export function evidenceFamilies(keys: readonly ClientKey[]): number[] {
@@ -62,7 +37,7 @@ export function evidenceFamilies(keys: readonly ClientKey[]): number[] {
  *
  * @example
  * ```ts
- * import { EvidenceCollector } from "./netlink_evidence.ts";
+ * import { EvidenceCollector } from "./evidence_dump.ts";
  * const c = new EvidenceCollector([{ family: "ipv4", src: "10.1.0.7", dst: "10.96.0.10", dport: 53, zone: 0 }]);
  * c.read().entries.get("ipv4 10.1.0.7 10.96.0.10 53 0"); // => []
  * ```

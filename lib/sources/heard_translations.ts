@@ -35,7 +35,7 @@ export interface EventEvidenceOptions {
  *
  * @example
  * ```ts
- * import { EventEvidence } from "./event_evidence.ts";
+ * import { EventEvidence } from "./heard_translations.ts";
  * import { parseTuple } from "../model/tuple.ts";
  * const ev = new EventEvidence();
  * const r = parseTuple({ family: "ipv4", src: "10.1.0.5", dst: "10.96.0.10", sport: 41000, dport: 80, zone: 0 });
