@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { spawnMain } from "../support/run_main.ts";
 import { machineTest } from "../support/machine.ts";
+import { freePort } from "../../testbed/free_port.ts";
 
 /** main.ts deletes only with CAP_NET_ADMIN: these tests need root (kernel stage). */
 const asRoot = {
@@ -38,12 +39,7 @@ echo call >> '${calls}'
       );
     await write();
     const renewer = setInterval(() => void write(), 50); // looks renewed at every poll
-    const port = (() => {
-      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-      const p = (l.addr as Deno.NetAddr).port;
-      l.close();
-      return p;
-    })();
+    const port = freePort();
     const child = spawnMain([
       "--source=procfs",
       `--proc-file=${table}`,
@@ -118,12 +114,7 @@ exit 0
         } mark=0 zone=0 use=2\n`,
     );
     await Deno.writeTextFile(table, lines.join(""));
-    const port = (() => {
-      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-      const p = (l.addr as Deno.NetAddr).port;
-      l.close();
-      return p;
-    })();
+    const port = freePort();
     // stdout is piped and never read: the pipe fills after ~200 lines.
     const child = spawnMain([
       "--source=procfs",

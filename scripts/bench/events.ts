@@ -1,5 +1,5 @@
 /**
- * `deno task bench:events` (also part of `deno task bench`): the agent's CPU
+ * `deno task bench events` (also part of `deno task bench`): the agent's CPU
  * per second and RSS with the events source next to the netlink dump source,
  * on tables of 10k, 100k and 1M entries (100 `SYN_SENT` candidates, the
  * rest `ESTABLISHED`), default settings but `--dry-run`.
@@ -14,17 +14,18 @@
  * sysctl, raised for the run and restored after. Prints the load average
  * (the machine is shared). Needs root, iproute2 and conntrack.
  *
- *     deno run -A scripts/bench_events.ts [--sizes=10000,100000,1000000]
+ *     deno run -A scripts/bench/events.ts [--sizes=10000,100000,1000000]
  *                                          [--seconds=60] [--dump-seconds=20]
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { NetlinkSource } from "../lib/sources/netlink.ts";
-import { canRunKernelTests, type EntrySpec, type Netns, withNetns } from "../testbed/netns.ts";
+import { NetlinkSource } from "../../lib/sources/netlink.ts";
+import { canRunKernelTests, type EntrySpec, type Netns, withNetns } from "../../testbed/netns.ts";
+import { median, rssMB } from "./measure.ts";
 
 const SELF = new URL(import.meta.url).pathname;
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const V8_FLAGS = ["--v8-flags=--max-semi-space-size=1,--max-old-space-size=64"];
 const CANDIDATES = 100;
 const RESYNC_S = 300;
@@ -35,12 +36,6 @@ async function cpuSeconds(pid: number | "self"): Promise<number> {
   return (Number(stat[11]) + Number(stat[12])) / 100;
 }
 
-async function rssMB(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Child, inside the namespace: CPU seconds of one filtered dump (the resync's), median of 3. */

@@ -1,5 +1,5 @@
 /**
- * `deno task bench:unnated`: the per-poll cost of the un-NATed rule's
+ * `deno task bench unnated`: the per-poll cost of the un-NATed rule's
  * evidence (issue 7, "Evidence must not bring back the cost of the whole
  * table"), on a 100k-entry table in a namespace.
  *
@@ -23,27 +23,28 @@
  * two namespaces that exist at once, children alternating, so a slow moment
  * of the shared machine hits the compared cases alike.
  *
- *     deno task bench:unnated [--entries=100000] [--polls=30] [--cli-polls=20] [--only=netlink]
+ *     deno task bench unnated [--entries=100000] [--polls=30] [--cli-polls=20] [--only=netlink]
  *
  * Needs root, iproute2 and conntrack (else it says why and stops).
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { Agent } from "../lib/agent/agent.ts";
-import type { DeleteOutcome, Deleter, DeleteTarget } from "../lib/deleters/deleter.ts";
-import type { Snapshot, SnapshotOptions } from "../lib/model/snapshot.ts";
-import { readSynSentTimeout } from "../lib/os/kernel.ts";
-import { createLogger } from "../lib/log/logger.ts";
-import { ConntrackCliSource } from "../lib/sources/conntrack_cli.ts";
-import { NetlinkSource } from "../lib/sources/netlink.ts";
-import { ProcfsSource } from "../lib/sources/procfs.ts";
-import type { Source } from "../lib/sources/source.ts";
-import { RenewalTracker } from "../lib/rules/tracker.ts";
-import { UnnatedRule } from "../lib/rules/unnated.ts";
-import { RenewalRule } from "../lib/rules/renewals.ts";
-import { TableEvidenceProvider } from "../lib/rules/providers/table_evidence.ts";
-import { canRunKernelTests, type EntrySpec, withNetns } from "../testbed/netns.ts";
+import { Agent } from "../../lib/agent/agent.ts";
+import type { DeleteOutcome, Deleter, DeleteTarget } from "../../lib/deleters/deleter.ts";
+import type { Snapshot, SnapshotOptions } from "../../lib/model/snapshot.ts";
+import { readSynSentTimeout } from "../../lib/os/kernel.ts";
+import { createLogger } from "../../lib/log/logger.ts";
+import { ConntrackCliSource } from "../../lib/sources/conntrack_cli.ts";
+import { NetlinkSource } from "../../lib/sources/netlink.ts";
+import { ProcfsSource } from "../../lib/sources/procfs.ts";
+import type { Source } from "../../lib/sources/source.ts";
+import { RenewalTracker } from "../../lib/rules/tracker.ts";
+import { UnnatedRule } from "../../lib/rules/unnated.ts";
+import { RenewalRule } from "../../lib/rules/renewals.ts";
+import { TableEvidenceProvider } from "../../lib/rules/providers/table_evidence.ts";
+import { canRunKernelTests, type EntrySpec, withNetns } from "../../testbed/netns.ts";
+import { median } from "./measure.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 const INTERVAL_MS = 1000;
@@ -254,11 +255,6 @@ async function child(args: string[], ns: string): Promise<Record<string, unknown
 }
 
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "–");
 const row = (cells: (string | number)[], widths: number[]) =>
   console.log(

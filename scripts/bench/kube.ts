@@ -1,5 +1,5 @@
 /**
- * `deno task bench:kube`: the Kubernetes client's footprint at the bound
+ * `deno task bench kube`: the Kubernetes client's footprint at the bound
  * (issue 16: "memory bounded at 10,000 Services"). The parent runs the fake
  * API server (testbed/fake_kube_api.ts) on loopback with N Services (each a
  * ClusterIP, an LB ingress IP and two TCP ports, one a NodePort) and one
@@ -7,7 +7,7 @@
  * measures its RSS before loading the client, after the full lists and the
  * first view, and after 1,000 watch events; and how long list and view took.
  *
- *     deno task bench:kube [--services=10000]
+ *     deno task bench kube [--services=10000]
  *
  * Needs nothing but loopback.
  *
@@ -20,8 +20,8 @@ const V8 = "--v8-flags=--max-semi-space-size=1,--max-old-space-size=64";
 
 async function child(url: string): Promise<void> {
   const rss0 = Deno.memoryUsage().rss;
-  const { FetchKubeApi } = await import("../lib/kube/api.ts");
-  const { KubeServices } = await import("../lib/kube/services.ts");
+  const { FetchKubeApi } = await import("../../lib/kube/api.ts");
+  const { KubeServices } = await import("../../lib/kube/services.ts");
   const silent = { debug() {}, info() {}, warn() {}, error() {} };
   const api = new FetchKubeApi({ server: url, origin: "bench" });
   const kube = new KubeServices({
@@ -66,8 +66,8 @@ async function child(url: string): Promise<void> {
 }
 
 async function parent(n: number): Promise<void> {
-  const { FakeKubeApi } = await import("../testbed/fake_kube_api.ts");
-  const { endpointSlice, service } = await import("../testbed/kube_objects.ts");
+  const { FakeKubeApi } = await import("../../testbed/fake_kube_api.ts");
+  const { endpointSlice, service } = await import("../../testbed/kube_objects.ts");
   const fake = new FakeKubeApi({ history: 5000 });
   const ip = (base: number, i: number) => `${base}.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
   const slice = (i: number, k: number) =>

@@ -1,5 +1,5 @@
 /**
- * `deno task bench:runtime`: figures for issue 14's runtime targets.
+ * `deno task bench runtime`: figures for issue 14's runtime targets.
  *
  * 1. Probes during a big procfs read: `main.ts --source=procfs --dry-run` on
  *    a generated `--proc-file` of `--mb` MB (default 300; 1% candidates),
@@ -15,16 +15,17 @@
  * needed only because main.ts checks the table is readable as the agent
  * would be).
  *
- *     deno task bench:runtime [--only=probes|destinations] [--mb=300] [--seconds=20]
+ *     deno task bench runtime [--only=probes|destinations] [--mb=300] [--seconds=20]
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { DestinationSet, parseDestinations } from "../lib/model/destination_set.ts";
-import type { Family } from "../lib/model/tuple.ts";
-import { parseIPv4, parseIPv6 } from "../lib/model/addr.ts";
+import { DestinationSet, parseDestinations } from "../../lib/model/destination_set.ts";
+import type { Family } from "../../lib/model/tuple.ts";
+import { parseIPv4, parseIPv6 } from "../../lib/model/addr.ts";
+import { freePort } from "../../testbed/free_port.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -91,9 +92,7 @@ async function benchProbes(mb: number, seconds: number): Promise<void> {
   const table = `${dir}/nf_conntrack`;
   try {
     const lines = await writeTable(table, mb);
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (l.addr as Deno.NetAddr).port;
-    l.close();
+    const port = freePort();
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",

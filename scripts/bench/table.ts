@@ -27,21 +27,22 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import type { Tuple } from "../lib/model/tuple.ts";
-import { ConntrackCliDeleter } from "../lib/deleters/conntrack_cli.ts";
-import type { Deleter } from "../lib/deleters/deleter.ts";
-import { NetlinkDeleter } from "../lib/deleters/netlink.ts";
-import { ConntrackCliSource } from "../lib/sources/conntrack_cli.ts";
-import { NetlinkSource } from "../lib/sources/netlink.ts";
-import { ProcfsSource } from "../lib/sources/procfs.ts";
-import type { Source } from "../lib/sources/source.ts";
+import type { Tuple } from "../../lib/model/tuple.ts";
+import { ConntrackCliDeleter } from "../../lib/deleters/conntrack_cli.ts";
+import type { Deleter } from "../../lib/deleters/deleter.ts";
+import { NetlinkDeleter } from "../../lib/deleters/netlink.ts";
+import { ConntrackCliSource } from "../../lib/sources/conntrack_cli.ts";
+import { NetlinkSource } from "../../lib/sources/netlink.ts";
+import { ProcfsSource } from "../../lib/sources/procfs.ts";
+import type { Source } from "../../lib/sources/source.ts";
 import {
   canRunKernelTests,
   type EntrySpec,
   type Netns,
   startRenewer,
   withNetns,
-} from "../testbed/netns.ts";
+} from "../../testbed/netns.ts";
+import { median, rssMB } from "./measure.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 const RUNS = 15;
@@ -178,11 +179,6 @@ async function childDelete(via: string, file: string): Promise<void> {
 }
 
 // ------------------------------------------------------------------- parent
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-}
 
 async function child(args: string[], ns?: string): Promise<Record<string, unknown>> {
   const argv = [Deno.execPath(), "run", "-A", SELF, ...args];
@@ -402,23 +398,17 @@ async function benchDeletes(
   }
 }
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 /** The V8 flags `deno task start` runs the agent with (deno.json), so the bench measures those. */
 const V8_FLAGS: string[] = (() => {
-  const cfg = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
+  const cfg = JSON.parse(Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)));
   return String(cfg.tasks.start).split(/\s+/).filter((a) => a.startsWith("--v8-flags="));
 })();
 
 /** The agent's argv, as `deno task start` runs it. */
 function agentArgv(args: string[]): string[] {
   return [Deno.execPath(), "run", "-A", ...V8_FLAGS, MAIN, ...args];
-}
-
-/** VmRSS of `pid` in MB. */
-async function rssMB(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
 }
 
 /** Runs the agent (dry run) in `ns` for `ms`; returns its peak RSS and CPU seconds. */

@@ -8,7 +8,7 @@
  * (`RssFile`: mostly the `deno` executable's own code). Target: the agent at
  * most 15 MB over the bare process.
  *
- *     deno run -A scripts/bench_idle.ts [--seconds=20]
+ *     deno run -A scripts/bench/idle.ts [--seconds=20]
  *
  * The agent runs twice: on a `--proc-file` of 1,000 ESTABLISHED lines (no
  * candidate, so nothing to decide: idle), and, as root, in a network
@@ -17,11 +17,12 @@
  *
  * @module
  */
-import { canRunKernelTests, type EntrySpec, type Netns, withNetns } from "../testbed/netns.ts";
+import { canRunKernelTests, type EntrySpec, type Netns, withNetns } from "../../testbed/netns.ts";
+import { median } from "./measure.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const V8_FLAGS: string[] = (() => {
-  const cfg = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
+  const cfg = JSON.parse(Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)));
   return String(cfg.tasks.start).split(/\s+/).filter((a) => a.startsWith("--v8-flags="));
 })();
 const LIMIT_MB = 15;
@@ -38,11 +39,6 @@ async function memory(pid: number): Promise<Memory> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(status)![1]) / 1024;
   return { rss: kb("VmRSS"), anon: kb("RssAnon"), file: kb("RssFile") };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 /** A 1,000-entry table, 1 % SYN_SENT (what bench.ts calls idle). */
