@@ -10,15 +10,9 @@ import type { Source } from "../../lib/sources/source.ts";
 import { readiness } from "../../lib/serve/server.ts";
 import { RenewalRule } from "../../lib/rules/renewals.ts";
 import { RenewalTracker } from "../../lib/rules/tracker.ts";
+import { sampleTuple } from "../support/sample_tuple.ts";
 
-const T: Tuple = {
-  family: "ipv4",
-  src: "10.0.0.1",
-  dst: "10.0.0.2",
-  sport: 40000,
-  dport: 80,
-  zone: 0,
-};
+const T: Tuple = sampleTuple();
 
 /** A clock the test moves; the source reads it. */
 class FakeClock {

@@ -4,15 +4,9 @@ import { parseTuple, type Tuple } from "../../lib/model/tuple.ts";
 import { ConntrackCliDeleter, deleteArgs as buildArgs } from "../../lib/deleters/conntrack_cli.ts";
 import type { ProcessRunner, RunOptions, RunResult } from "../../lib/os/process.ts";
 import { rfc5952 } from "../support/gen_line.ts";
+import { sampleTuple } from "../support/sample_tuple.ts";
 
-const T1: Tuple = {
-  family: "ipv4",
-  src: "10.0.0.1",
-  dst: "10.0.0.2",
-  sport: 40000,
-  dport: 80,
-  zone: 0,
-};
+const T1: Tuple = sampleTuple();
 const T2: Tuple = {
   family: "ipv6",
   src: "2001:db8::1",

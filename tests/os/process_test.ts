@@ -18,6 +18,7 @@ import { denoRunner } from "../../lib/os/process.ts";
 import { CHECK_TIMEOUT_MS, checkConntrack } from "../../lib/run/checks.ts";
 import { ConntrackCliSource } from "../../lib/sources/conntrack_cli.ts";
 import { examplesOf, ISOLATED_EXAMPLES, runExample } from "../support/doc_results.ts";
+import { sampleTuple } from "../support/sample_tuple.ts";
 
 let serial = 0;
 
@@ -147,14 +148,7 @@ Deno.test("ConntrackCliDeleter: a delete that hangs in a grandchild fails at its
       perTupleTimeoutMs: 100,
     });
     const t0 = performance.now();
-    const [o] = await d.delete([{
-      family: "ipv4",
-      src: "10.0.0.1",
-      dst: "10.0.0.2",
-      sport: 40000,
-      dport: 80,
-      zone: 0,
-    }]);
+    const [o] = await d.delete([sampleTuple()]);
     const ms = performance.now() - t0;
     assert.ok(o);
     assert.equal(o.result, "failed");
