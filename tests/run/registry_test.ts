@@ -108,7 +108,8 @@ Deno.test("start: a test-only rule and provider registered from a test file take
   );
   assert.equal(code, 0);
   assert.ok(polls >= 2, `polls: ${polls}`);
-  assert.deepEqual(decided, [1, 1], "the test rule decided on both reads, one candidate each");
+  // A poll may start before the signal is handled: at least the two, one candidate each.
+  assert.ok(decided.length >= 2 && decided.every((n) => n === 1), `decided: ${decided}`);
   assert.ok(
     vouched.includes("198.51.100.80:80"),
     "the un-NATed rule asked the test provider (after the registry's own, which did not vouch)",
