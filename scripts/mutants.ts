@@ -31,8 +31,8 @@ export interface Mutant {
   tests: string[];
 }
 
-const TRACKER = ["tests/tracker_test.ts"];
-const FAST = ["tests/fast_line_test.ts"];
+const TRACKER = ["tests/rules/tracker_test.ts"];
+const FAST = ["tests/text/fast_line_test.ts"];
 const CLI = [
   "tests/deleters/conntrack_cli_test.ts",
   "tests/deleters/conntrack_cli_kernel_test.ts",
@@ -45,7 +45,7 @@ export const MUTANTS: Mutant[] = [
   // doc examples: a `// =>` result that is wrong must fail (issue 13: it used to be a comment)
   {
     name: "doc example result wrong",
-    file: "lib/duration.ts",
+    file: "lib/run/duration.ts",
     search: 'parseGoDuration("1m30s"); // => 90000',
     replace: 'parseGoDuration("1m30s"); // => 90001',
     tests: ["tests/doc_results_test.ts"],
@@ -53,57 +53,57 @@ export const MUTANTS: Mutant[] = [
   // the reaper kills only what carries the helpers' mark (issue 14: setsid'd grandchildren)
   {
     name: "reaper kills every child it did not start, marked or not",
-    file: "lib/reaper.ts",
+    file: "lib/os/reaper.ts",
     search: "!started.has(p) && (killed.has(p) || marked(p))",
     replace: "!started.has(p)",
-    tests: ["tests/process_test.ts"],
+    tests: ["tests/os/process_test.ts"],
   },
   // tracker: the deadline interval, the margin, the threshold, one renewal per poll
   {
     name: "tracker lower bound uses seenTo",
-    file: "lib/tracker.ts",
+    file: "lib/rules/tracker.ts",
     search: "const lo = c.seenFrom + c.timeout * 1000",
     replace: "const lo = c.seenTo + c.timeout * 1000",
     tests: TRACKER,
   },
   {
     name: "tracker upper bound drops the +1 s",
-    file: "lib/tracker.ts",
+    file: "lib/rules/tracker.ts",
     search: "const hi = c.seenTo + (c.timeout + 1) * 1000",
     replace: "const hi = c.seenTo + c.timeout * 1000",
     tests: TRACKER,
   },
   {
     name: "tracker upper bound uses seenFrom",
-    file: "lib/tracker.ts",
+    file: "lib/rules/tracker.ts",
     search: "const hi = c.seenTo + (c.timeout + 1) * 1000",
     replace: "const hi = c.seenFrom + (c.timeout + 1) * 1000",
     tests: TRACKER,
   },
   {
     name: "tracker margin 0",
-    file: "lib/tracker.ts",
+    file: "lib/rules/tracker.ts",
     search: "this.marginMs = options.marginMs ?? 50;",
     replace: "this.marginMs = 0;",
     tests: TRACKER,
   },
   {
     name: "tracker threshold compared with >=",
-    file: "lib/tracker.ts",
+    file: "lib/rules/tracker.ts",
     search: "t.renewals > this.threshold",
     replace: "t.renewals >= this.threshold",
     tests: TRACKER,
   },
   {
     name: "tracker renewal when the new interval merely starts later",
-    file: "lib/tracker.ts",
+    file: "lib/rules/tracker.ts",
     search: "if (lo >= t.hi && !again)",
     replace: "if (lo > t.lo && !again)",
     tests: TRACKER,
   },
   {
     name: "tracker one-per-poll guard off",
-    file: "lib/tracker.ts",
+    file: "lib/rules/tracker.ts",
     search: "const again = t.lastPoll === poll;",
     replace: "const again = false;",
     tests: TRACKER,
@@ -111,28 +111,28 @@ export const MUTANTS: Mutant[] = [
   // fast path: port and zone bounds
   {
     name: "fast path sport bound 65536",
-    file: "lib/fast_line.ts",
+    file: "lib/text/fast_line.ts",
     search: "const sport = c.uint(65535);",
     replace: "const sport = c.uint(65536);",
     tests: FAST,
   },
   {
     name: "fast path dport bound 65536",
-    file: "lib/fast_line.ts",
+    file: "lib/text/fast_line.ts",
     search: "const dport = c.uint(65535);",
     replace: "const dport = c.uint(65536);",
     tests: FAST,
   },
   {
     name: "fast path zone bound 65536",
-    file: "lib/fast_line.ts",
+    file: "lib/text/fast_line.ts",
     search: "(zone = c.uint(65535))",
     replace: "(zone = c.uint(65536))",
     tests: FAST,
   },
   {
     name: "fast path reply sport bound 65536",
-    file: "lib/fast_line.ts",
+    file: "lib/text/fast_line.ts",
     search: "const replySport = c.uint(65535);",
     replace: "const replySport = c.uint(65536);",
     tests: FAST,
@@ -140,24 +140,24 @@ export const MUTANTS: Mutant[] = [
   // full parser: the same bounds (the fast path must agree with it)
   {
     name: "parser zone= bound 65536",
-    file: "lib/parse.ts",
+    file: "lib/text/parse.ts",
     search: "zone = replyZone = parseUint(t[i]!.slice(5), 65535);",
     replace: "zone = replyZone = parseUint(t[i]!.slice(5), 65536);",
-    tests: ["tests/parse_test.ts"],
+    tests: ["tests/text/parse_test.ts"],
   },
   {
     name: "parser zone-orig= bound 65536",
-    file: "lib/parse.ts",
+    file: "lib/text/parse.ts",
     search: "zone = parseUint(t[i]!.slice(10), 65535);",
     replace: "zone = parseUint(t[i]!.slice(10), 65536);",
-    tests: ["tests/parse_test.ts"],
+    tests: ["tests/text/parse_test.ts"],
   },
   {
     name: "parser sport bound 65536",
-    file: "lib/parse.ts",
+    file: "lib/text/parse.ts",
     search: "const sport = parseUint(sp.slice(6), 65535);",
     replace: "const sport = parseUint(sp.slice(6), 65536);",
-    tests: ["tests/parse_test.ts"],
+    tests: ["tests/text/parse_test.ts"],
   },
   // conntrack CLI deleter: state, status and zone
   {
@@ -233,10 +233,10 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "tuple parser: port and zone bound 65536",
-    file: "lib/tuple.ts",
+    file: "lib/model/tuple.ts",
     search: "v < 0 || v > 0xffff) {",
     replace: "v < 0 || v > 0x10000) {",
-    tests: ["tests/tuple_test.ts", "tests/deleters/same_tuples_test.ts", ...NETLINK, ...CLI],
+    tests: ["tests/model/tuple_test.ts", "tests/deleters/same_tuples_test.ts", ...NETLINK, ...CLI],
   },
   {
     name: "netlink DELETE without the id",
@@ -248,21 +248,21 @@ export const MUTANTS: Mutant[] = [
   // the un-NATed rule: "was the destination translated", the destination match, age, evidence
   {
     name: "fast path: translated judged by the port alone",
-    file: "lib/fast_line.ts",
+    file: "lib/text/fast_line.ts",
     search: "if (replySport !== dport || !sameBytes(buf, dstAt, dstEnd, replyAt, replyEnd)) {",
     replace: "if (replySport !== dport) {",
-    tests: [...FAST, "tests/scan_test.ts"],
+    tests: [...FAST, "tests/text/scanner_test.ts"],
   },
   {
     name: "parser: translated judged by the port alone",
-    file: "lib/parse.ts",
+    file: "lib/text/parse.ts",
     search: "if (r.src !== o.dst || r.sport !== o.dport) c.translated",
     replace: "if (r.sport !== o.dport) c.translated",
-    tests: [...FAST, "tests/scan_test.ts", "tests/parse_test.ts"],
+    tests: [...FAST, "tests/text/scanner_test.ts", "tests/text/parse_test.ts"],
   },
   {
     name: "netlink: translated judged by the port alone",
-    file: "lib/sources/netlink_evidence.ts",
+    file: "lib/netlink/entry_candidate.ts",
     search: "for (let i = 0; same && i < r.length; i++) same = r[i] === e.dstAddr[i];",
     replace: "",
     tests: [
@@ -308,7 +308,7 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "tracker: an entry replaced between polls keeps its age (sameSince not reset)",
-    file: "lib/tracker.ts",
+    file: "lib/rules/tracker.ts",
     search: "        t.sameSince = c.seenTo;\n",
     replace: "",
     tests: UNNATED,
@@ -316,17 +316,17 @@ export const MUTANTS: Mutant[] = [
   // table evidence: each clause of "this client's newer connection, in this read"
   {
     name: "evidence from another source address counts",
-    file: "lib/tuple.ts",
+    file: "lib/model/tuple.ts",
     search: "return `${k.family} ${k.src} ${k.dst} ${k.dport} ${k.zone}`;",
     replace: "return `${k.family} ${k.dst} ${k.dport} ${k.zone}`;",
-    tests: [...UNNATED, "tests/scan_test.ts"],
+    tests: [...UNNATED, "tests/text/scanner_test.ts"],
   },
   {
     name: "evidence from another zone counts",
-    file: "lib/tuple.ts",
+    file: "lib/model/tuple.ts",
     search: "return `${k.family} ${k.src} ${k.dst} ${k.dport} ${k.zone}`;",
     replace: "return `${k.family} ${k.src} ${k.dst} ${k.dport}`;",
-    tests: [...UNNATED, "tests/scan_test.ts"],
+    tests: [...UNNATED, "tests/text/scanner_test.ts"],
   },
   {
     name: "evidence with a directional zone counts",
@@ -337,10 +337,10 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "parser: reply zone taken from zone-orig=",
-    file: "lib/parse.ts",
+    file: "lib/text/parse.ts",
     search: "replyZone: replyZone ?? 0,",
     replace: "replyZone: zone ?? 0,",
-    tests: ["tests/parse_fixtures_test.ts", "tests/scan_test.ts"],
+    tests: ["tests/text/parse_fixtures_test.ts", "tests/text/scanner_test.ts"],
   },
   {
     name: "netlink: reply zone taken from the original tuple",
@@ -351,7 +351,7 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "netlink evidence takes a DNATed UDP entry",
-    file: "lib/sources/netlink_evidence.ts",
+    file: "lib/sources/evidence_dump.ts",
     search: "if (e.proto !== IPPROTO_TCP || e.dport === undefined",
     replace: "if (e.dport === undefined",
     tests: ["tests/sources/netlink_test.ts"],
@@ -386,17 +386,17 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "evidence bounds ignored",
-    file: "lib/evidence.ts",
+    file: "lib/model/evidence_builder.ts",
     search: "if (list.length >= this.#perKey || this.#room <= 0) {",
     replace: "if (list.length > Number.MAX_SAFE_INTEGER) {",
-    tests: [...UNNATED, "tests/scan_test.ts", "tests/evidence_test.ts"],
+    tests: [...UNNATED, "tests/text/scanner_test.ts", "tests/model/evidence_builder_test.ts"],
   },
   {
     name: "evidence bound on all keys ignored",
-    file: "lib/evidence.ts",
+    file: "lib/model/evidence_builder.ts",
     search: "if (list.length >= this.#perKey || this.#room <= 0) {",
     replace: "if (list.length >= this.#perKey) {",
-    tests: ["tests/evidence_test.ts"],
+    tests: ["tests/model/evidence_builder_test.ts"],
   },
   {
     name: "--destinations provider vouches for every destination",
@@ -414,25 +414,25 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "--destinations not applied before the rules",
-    file: "lib/agent.ts",
+    file: "lib/agent/agent.ts",
     search:
       "const candidates = s.candidates.filter((c) => d.match(c.family, c.dst, c.dport) !== undefined);",
     replace: "const candidates = s.candidates;",
-    tests: ["tests/agent_test.ts", ...UNNATED],
+    tests: ["tests/agent/agent_test.ts", ...UNNATED],
   },
   {
     name: "--destinations port range ignores its upper end",
-    file: "lib/destinations.ts",
+    file: "lib/model/destination_set.ts",
     search: "const to = this.#segment(items[i]!.portHigh + 1);",
     replace: "const to = this.#first.length;",
-    tests: ["tests/destinations_test.ts", ...UNNATED],
+    tests: ["tests/model/destination_set_test.ts", ...UNNATED],
   },
   {
     name: "--destinations prefix ignored",
-    file: "lib/destinations.ts",
+    file: "lib/model/destination_set.ts",
     search: "const whole = item.prefix >> 4, bits = item.prefix & 15;",
     replace: "const whole = 0, bits = 0;",
-    tests: ["tests/destinations_test.ts", ...UNNATED],
+    tests: ["tests/model/destination_set_test.ts", ...UNNATED],
   },
   // events source: the kernel filter, overflow, re-reading candidates
   {

@@ -46,8 +46,8 @@ import {
   NLMSG_ERROR,
   parseMessages,
 } from "../lib/netlink/message.ts";
-import { parseTuple } from "../lib/tuple.ts";
-import { Errno, ErrnoError } from "../lib/netlink/errno.ts";
+import { parseTuple } from "../lib/model/tuple.ts";
+import { Errno, ErrnoError } from "../lib/os/errno.ts";
 import { NetlinkSocket } from "../lib/netlink/socket.ts";
 
 const O_RDONLY = 0;

@@ -1,6 +1,6 @@
 /**
  * docs/reference.md's settings and metrics tables against the code, so they cannot
- * drift: the settings table against `lib/config.ts` (`OPTIONS`, and the
+ * drift: the settings table against `lib/run/config.ts` (`OPTIONS`, and the
  * boolean flags `--help` lists and `loadConfig` accepts), the metrics table
  * against the families a real {@linkcode Metrics} registry exports.
  *
@@ -12,8 +12,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { helpText, loadConfig, OPTIONS } from "../lib/config.ts";
-import { Metrics } from "../lib/metrics.ts";
+import { helpText, loadConfig, OPTIONS } from "../lib/run/config.ts";
+import { Metrics } from "../lib/serve/metrics.ts";
+import { partMetrics } from "../lib/run/start.ts";
 
 const REFERENCE = await Deno.readTextFile(new URL("../docs/reference.md", import.meta.url));
 
@@ -140,7 +141,7 @@ function settingsProblems(md: string): string[] {
     }
   }
   for (const flag of have.keys()) {
-    if (!want.has(flag)) problems.push(`settings: ${flag} is not a flag of lib/config.ts`);
+    if (!want.has(flag)) problems.push(`settings: ${flag} is not a flag of lib/run/config.ts`);
   }
   return problems;
 }
@@ -160,6 +161,7 @@ function registryFamilies(processMetrics: boolean): Family[] {
     source: "procfs",
     deleter: "conntrack",
     processMetrics,
+    parts: (r) => partMetrics(r),
   });
   return m.registry.families().map((f) => ({
     name: f.name,
@@ -209,7 +211,7 @@ function metricsProblems(md: string, all: readonly Family[], own: ReadonlySet<st
   for (const [name, row] of exact) {
     const f = byName.get(name);
     if (f === undefined) {
-      problems.push(`metrics: ${name} is not exported by lib/metrics.ts`);
+      problems.push(`metrics: ${name} is not exported by lib/serve/metrics.ts`);
       continue;
     }
     if (row.type !== f.type) problems.push(`metrics: ${name} type is ${row.type}, it is ${f.type}`);
@@ -245,7 +247,7 @@ function rowOf(firstCell: string): string {
   return line;
 }
 
-Deno.test("docs/reference.md settings table: every flag of lib/config.ts with its env var and default, and no other", () => {
+Deno.test("docs/reference.md settings table: every flag of lib/run/config.ts with its env var and default, and no other", () => {
   assert.deepEqual(settingsProblems(REFERENCE), []);
   // The boolean flags are real: found in --help, and taken by loadConfig without a value.
   const booleans = booleanFlags();

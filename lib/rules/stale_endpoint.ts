@@ -20,8 +20,8 @@
  *
  * @module
  */
-import type { Candidate } from "../snapshot.ts";
-import { toTuple } from "../tuple.ts";
+import type { Candidate } from "../model/snapshot.ts";
+import { toTuple } from "../model/tuple.ts";
 import {
   candidateAgeMs,
   type Decision,
@@ -38,6 +38,17 @@ export interface RemovedEndpoints {
     port: number,
     endpoint: string,
   ): { at: number; service: string } | undefined;
+}
+
+/** The stale-endpoint rule's details of a decision. */
+export interface StaleEndpointDetails {
+  rule: "stale_endpoint";
+  /** How old the entry is at least, in milliseconds. */
+  ageMs: number;
+  /** The Service (`namespace/name`) whose endpoint it was. */
+  service: string;
+  /** The endpoint it was translated to, `addr:port`. */
+  endpoint: string;
 }
 
 /** Options for {@linkcode StaleEndpointRule}. */
@@ -70,15 +81,8 @@ export interface StaleEndpointRuleOptions {
  * d?.reason; // => "translated to 10.244.1.5:8080, no longer a serving endpoint of Service web/shop"
  * ```
  */
-export class StaleEndpointRule implements Rule {
-  static readonly info = {
-    name: "stale_endpoint",
-    summary: "the entry was translated to an endpoint that has since stopped serving its " +
-      "Kubernetes Service (removed from its EndpointSlices, or serving: false), and it is " +
-      "--unnated-after old",
-  } as const;
-  readonly name = StaleEndpointRule.info.name;
-  readonly summary = StaleEndpointRule.info.summary;
+export class StaleEndpointRule implements Rule<StaleEndpointDetails> {
+  readonly name = "stale_endpoint";
   #o: StaleEndpointRuleOptions;
 
   constructor(o: StaleEndpointRuleOptions) {
@@ -86,8 +90,8 @@ export class StaleEndpointRule implements Rule {
     this.#o = o;
   }
 
-  decide(input: RuleInput): Decision[] {
-    const out: Decision[] = [];
+  decide(input: RuleInput): Decision<StaleEndpointDetails>[] {
+    const out: Decision<StaleEndpointDetails>[] = [];
     for (const c of input.snapshot.candidates) {
       const t = c.translated;
       if (t === undefined) continue;
@@ -126,9 +130,7 @@ export class StaleEndpointRule implements Rule {
     return candidateAgeMs(c, sameSince, this.#o.synSentTimeoutS);
   }
 
-  logFields(d: Decision): Record<string, unknown> {
-    return d.rule === "stale_endpoint"
-      ? { age_s: Math.round(d.ageMs) / 1000, service: d.service, endpoint: d.endpoint }
-      : {};
+  logFields(d: Decision<StaleEndpointDetails>): Record<string, unknown> {
+    return { age_s: Math.round(d.ageMs) / 1000, service: d.service, endpoint: d.endpoint };
   }
 }

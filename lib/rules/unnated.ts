@@ -16,8 +16,8 @@
  *
  * @module
  */
-import type { Candidate } from "../snapshot.ts";
-import { toTuple } from "../tuple.ts";
+import type { Candidate } from "../model/snapshot.ts";
+import { toTuple } from "../model/tuple.ts";
 import type { NatProvider } from "./providers/provider.ts";
 import {
   candidateAgeMs,
@@ -27,7 +27,16 @@ import {
   type RuleInput,
   secondsText as age,
 } from "./rule.ts";
-import type { SnapshotOptions } from "../snapshot.ts";
+import type { SnapshotOptions } from "../model/snapshot.ts";
+
+/** The un-NATed rule's details of a decision. */
+export interface UnnatedDetails {
+  rule: "unnated";
+  /** How old the entry is at least, in milliseconds. */
+  ageMs: number;
+  /** The provider that vouched that the destination is NATed now for this client. */
+  provider: string;
+}
 
 /** Options for {@linkcode UnnatedRule}. */
 export interface UnnatedRuleOptions {
@@ -49,7 +58,7 @@ export interface UnnatedRuleOptions {
  * ```ts
  * import { UnnatedRule } from "./unnated.ts";
  * import { DestinationsProvider } from "./providers/destinations.ts";
- * import { parseDestinations } from "../destinations.ts";
+ * import { parseDestinations } from "../model/destination_set.ts";
  * const set = parseDestinations("198.51.100.80/32:80");
  * if (typeof set !== "string") {
  *   const rule = new UnnatedRule({
@@ -66,15 +75,8 @@ export interface UnnatedRuleOptions {
  * }
  * ```
  */
-export class UnnatedRule implements Rule {
-  static readonly info = {
-    name: "unnated",
-    summary: "the entry's destination was not translated, it is --unnated-after old, " +
-      "and the destination is NATed now for this client (inside --destinations, or, by default, " +
-      "the same client's newer connection to it was translated)",
-  } as const;
-  readonly name = UnnatedRule.info.name;
-  readonly summary = UnnatedRule.info.summary;
+export class UnnatedRule implements Rule<UnnatedDetails> {
+  readonly name = "unnated";
   readonly afterMs: number;
   readonly synSentTimeoutS: number | undefined;
   readonly providers: readonly NatProvider[];
@@ -90,10 +92,10 @@ export class UnnatedRule implements Rule {
     return mergeWants(this.providers.map((p) => p.wants?.()));
   }
 
-  decide(input: RuleInput): Decision[] {
+  decide(input: RuleInput): Decision<UnnatedDetails>[] {
     const s = input.snapshot;
     for (const p of this.providers) p.observe?.(s);
-    const out: Decision[] = [];
+    const out: Decision<UnnatedDetails>[] = [];
     for (const c of s.candidates) {
       if (c.translated !== undefined) continue;
       const sameSince = input.sameSince(c);
@@ -138,7 +140,7 @@ export class UnnatedRule implements Rule {
     return candidateAgeMs(c, sameSince, this.synSentTimeoutS);
   }
 
-  logFields(d: Decision): Record<string, unknown> {
-    return d.rule === "unnated" ? { age_s: Math.round(d.ageMs) / 1000, provider: d.provider } : {};
+  logFields(d: Decision<UnnatedDetails>): Record<string, unknown> {
+    return { age_s: Math.round(d.ageMs) / 1000, provider: d.provider };
   }
 }

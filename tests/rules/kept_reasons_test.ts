@@ -8,9 +8,9 @@ import { UnnatedRule } from "../../lib/rules/unnated.ts";
 import { StaleEndpointRule } from "../../lib/rules/stale_endpoint.ts";
 import type { RuleInput } from "../../lib/rules/rule.ts";
 import { DestinationsProvider } from "../../lib/rules/providers/destinations.ts";
-import { parseDestinations } from "../../lib/destinations.ts";
-import type { Candidate, Snapshot } from "../../lib/snapshot.ts";
-import { RenewalTracker } from "../../lib/tracker.ts";
+import { parseDestinations } from "../../lib/model/destination_set.ts";
+import type { Candidate, Snapshot } from "../../lib/model/snapshot.ts";
+import { RenewalTracker } from "../../lib/rules/tracker.ts";
 
 const cand = (sport: number, o: Partial<Candidate> = {}): Candidate => ({
   family: "ipv4",

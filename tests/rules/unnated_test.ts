@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Agent } from "../../lib/agent.ts";
-import { parseDestinations } from "../../lib/destinations.ts";
-import { EvidenceBuilder } from "../../lib/evidence.ts";
-import type { Candidate, Snapshot, SnapshotOptions } from "../../lib/snapshot.ts";
-import { type ClientKey, clientKey, type Endpoint, tupleKey } from "../../lib/tuple.ts";
+import { Agent } from "../../lib/agent/agent.ts";
+import { parseDestinations } from "../../lib/model/destination_set.ts";
+import { EvidenceBuilder } from "../../lib/model/evidence_builder.ts";
+import type { Candidate, Snapshot, SnapshotOptions } from "../../lib/model/snapshot.ts";
+import { type ClientKey, clientKey, type Endpoint, tupleKey } from "../../lib/model/tuple.ts";
 import type { DeleteOutcome, Deleter, DeleteTarget } from "../../lib/deleters/deleter.ts";
-import { createLogger } from "../../lib/log.ts";
-import { RenewalTracker } from "../../lib/tracker.ts";
+import { createLogger } from "../../lib/log/logger.ts";
+import { RenewalTracker } from "../../lib/rules/tracker.ts";
 import { RenewalRule } from "../../lib/rules/renewals.ts";
 import { UnnatedRule } from "../../lib/rules/unnated.ts";
 import type { NatProvider } from "../../lib/rules/providers/provider.ts";
@@ -39,7 +39,7 @@ interface Entry {
 
 /**
  * A table that ages with the test's clock, read as a source that keeps the
- * evidence contract (lib/snapshot.ts): every translated entry of a key asked
+ * evidence contract (lib/model/snapshot.ts): every translated entry of a key asked
  * that is in the table at the read, through the same builder the real
  * sources use.
  */

@@ -35,13 +35,13 @@
  *
  * Memory is bounded: at most `maxKeys` keys watched (the first un-NATed
  * candidates' keys of a read), and per key what the source keeps (see
- * `MAX_EVIDENCE_PER_KEY` in lib/snapshot.ts); a key over a bound proves
+ * `MAX_EVIDENCE_PER_KEY` in lib/model/snapshot.ts); a key over a bound proves
  * nothing in that read and starts again.
  *
  * @module
  */
-import type { Snapshot, SnapshotOptions } from "../../snapshot.ts";
-import { type ClientKey, clientKey, type Endpoint } from "../../tuple.ts";
+import type { Snapshot, SnapshotOptions } from "../../model/snapshot.ts";
+import { type ClientKey, clientKey, type Endpoint } from "../../model/tuple.ts";
 import type { NatProvider, Vouch, VouchQuery } from "./provider.ts";
 
 /** Options for {@linkcode TableEvidenceProvider}. */
