@@ -59,7 +59,9 @@ export class RecordingTransport implements NetlinkTransport {
     return n;
   }
   tryRecv(buf: Uint8Array): number | null {
-    return this.#inner.tryRecv(buf);
+    const n = this.#inner.tryRecv(buf);
+    if (n !== null && n <= buf.length) this.exchanges.at(-1)?.replies.push(b64(buf.subarray(0, n)));
+    return n;
   }
   close(): void {
     this.#inner.close();
@@ -91,10 +93,17 @@ export async function readReachable(
   const chains: NftChain[] = [];
   const sets: NftSet[] = [];
   const seen = new Set<string>();
-  const queue: (TableRef & { name: string; kind: "chain" | "set" })[] = heads.map((h) => ({
-    ...h,
-    kind: "chain",
-  }));
+  const queue: (TableRef & { name: string; kind: "chain" | "set" })[] = [];
+  for (const h of heads) {
+    seen.add(`chain ${h.family} ${h.table} ${h.name}`);
+    const chain = await f.baseChain(h);
+    chains.push(chain);
+    for (const rule of chain.rules) {
+      const r = references(rule.exprs);
+      for (const name of r.chains) queue.push({ ...h, name, kind: "chain" });
+      for (const name of r.sets) queue.push({ ...h, name, kind: "set" });
+    }
+  }
   while (queue.length > 0) {
     const q = queue.shift()!;
     const key = `${q.kind} ${q.family} ${q.table} ${q.name}`;

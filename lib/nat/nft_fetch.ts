@@ -38,7 +38,6 @@ import {
 } from "./nft_decode.ts";
 import {
   appendChainDump,
-  appendGetChain,
   appendGetGen,
   appendGetSet,
   appendRuleDump,
@@ -105,7 +104,7 @@ export class NftMissingError extends Error {
 
 /** One read's requests on one socket, with its bounds and totals. */
 export class NftFetcher {
-  #t: NetlinkTransport;
+  #t: QueuedFirst;
   #bounds: NftBounds;
   #clock: () => number;
   #seq = (Date.now() & 0xffff) << 8;
@@ -121,7 +120,7 @@ export class NftFetcher {
     bounds: NftBounds = DEFAULT_BOUNDS,
     clock: () => number = () => performance.now(),
   ) {
-    this.#t = t;
+    this.#t = new QueuedFirst(t);
     this.#bounds = bounds;
     this.#clock = clock;
   }
@@ -213,18 +212,13 @@ export class NftFetcher {
     return out;
   }
 
-  /** One chain with its rules; {@linkcode NftMissingError} when it does not exist. */
+  /**
+   * One regular chain with its rules (one filtered rule dump). A chain that
+   * does not exist reads as empty: within one generation a rule can only
+   * jump to a chain that exists (the kernel checks at commit), so the
+   * caller's generation check after the read covers it.
+   */
   async chain(ref: TableRef, name: string): Promise<NftChain> {
-    let header: ChainHeader | undefined;
-    try {
-      const replies = await this.#get((b, seq) => appendGetChain(b, seq, ref, name));
-      const m = replies.find((r) => r.type === nftMsgType(NFT_MSG_NEWCHAIN));
-      header = m === undefined ? undefined : decodeChain(m);
-    } catch (e) {
-      if (isEnoent(e)) throw new NftMissingError(`chain ${ref.family} ${ref.table} ${name}: none`);
-      throw e;
-    }
-    if (header === undefined) throw new NftDecodeError(`GETCHAIN ${name}: no chain in the reply`);
     const rules: NftRule[] = [];
     await this.#dump((b, seq) => appendRuleDump(b, seq, ref, name), (m) => {
       if (m.type !== nftMsgType(NFT_MSG_NEWRULE)) return;
@@ -235,7 +229,13 @@ export class NftFetcher {
       if (++this.rules > this.#bounds.rules) throw new NftBoundsError("rules", this.#bounds.rules);
       rules.push({ handle: r.handle, exprs: r.exprs });
     });
-    return { ...header, rules };
+    return { family: ref.family, table: ref.table, name, rules };
+  }
+
+  /** A base chain (its header from {@linkcode baseChains}) with its rules. */
+  async baseChain(head: ChainHeader): Promise<NftChain> {
+    const c = await this.chain(head, head.name);
+    return { ...head, rules: c.rules };
   }
 
   /** One set with its elements; {@linkcode NftMissingError} when it does not exist. */
@@ -262,6 +262,36 @@ export class NftFetcher {
       }
     });
     return { ...head, elements: intervalRanges(head.flags.interval, raw) };
+  }
+}
+
+/**
+ * nf_tables answers inside the `sendto` that asks and fills each further
+ * part of a dump inside the `recv` that takes the previous one, so a reply
+ * is almost always queued already: take it with a synchronous `tryRecv`
+ * (no trip to a worker thread), and wait only when nothing is there. One
+ * dump part is at most a few tens of KiB of kernel work.
+ */
+class QueuedFirst implements NetlinkTransport {
+  #t: NetlinkTransport;
+  constructor(t: NetlinkTransport) {
+    this.#t = t;
+  }
+  get portId(): number {
+    return this.#t.portId;
+  }
+  send(data: Uint8Array): Promise<void> {
+    return this.#t.send(data);
+  }
+  recv(buf: Uint8Array, timeoutMs: number): Promise<number | null> {
+    const n = this.#t.tryRecv(buf);
+    return n !== null ? Promise.resolve(n) : this.#t.recv(buf, timeoutMs);
+  }
+  tryRecv(buf: Uint8Array): number | null {
+    return this.#t.tryRecv(buf);
+  }
+  close(): void {
+    this.#t.close();
   }
 }
 

@@ -59,8 +59,6 @@ export const NFPROTO_IPV4 = 2;
 export const NFPROTO_IPV6 = 10;
 
 /** Request attributes: `NFTA_TABLE_NAME`, `NFTA_CHAIN_TABLE`/`_NAME`, … */
-const NFTA_CHAIN_TABLE = 1;
-const NFTA_CHAIN_NAME = 3;
 const NFTA_RULE_TABLE = 1;
 const NFTA_RULE_CHAIN = 2;
 const NFTA_SET_TABLE = 1;
@@ -114,14 +112,6 @@ export function appendTableDump(b: MessageBuilder, seq: number): void {
 /** `NFT_MSG_GETCHAIN` dump of every chain of every family. */
 export function appendChainDump(b: MessageBuilder, seq: number): void {
   b.beginMessage(nftMsgType(NFT_MSG_GETCHAIN), NLM_F_REQUEST | NLM_F_DUMP, seq, NFPROTO_UNSPEC);
-  b.endMessage();
-}
-
-/** `NFT_MSG_GETCHAIN` of one chain (ENOENT when it does not exist). */
-export function appendGetChain(b: MessageBuilder, seq: number, ref: TableRef, name: string): void {
-  b.beginMessage(nftMsgType(NFT_MSG_GETCHAIN), NLM_F_REQUEST | NLM_F_ACK, seq, nfproto(ref.family));
-  str(b, NFTA_CHAIN_TABLE, ref.table);
-  str(b, NFTA_CHAIN_NAME, name);
   b.endMessage();
 }
 

@@ -190,7 +190,7 @@ export class NftRules {
     if (view.hasHook(hook)) return;
     const heads = await f.baseChains(new Set([hook]));
     const chains = [];
-    for (const h of heads) chains.push(await f.chain(h, h.name));
+    for (const h of heads) chains.push(await f.baseChain(h));
     view.addHook(hook, chains);
   }
 

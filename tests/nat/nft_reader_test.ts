@@ -183,15 +183,15 @@ Deno.test("NftRules.answer: past the rule bound the answer is unreadable, with t
   });
 });
 
-Deno.test("NftRules.answer: a chain that does not exist is unreadable after a second read", async () => {
+Deno.test("NftRules.answer: a set that does not exist is unreadable after a second read", async () => {
   const evaluate: Evaluate = (_q, view) =>
-    view.chain({ family: "ip", table: "nat" }, "NOPE") === undefined
-      ? { kind: "need", chains: [{ family: "ip", table: "nat", name: "NOPE" }], sets: [] }
+    view.set({ family: "ip", table: "nat" }, "NOPE") === undefined
+      ? { kind: "need", chains: [], sets: [{ family: "ip", table: "nat", name: "NOPE" }] }
       : { kind: "not_proven", reason: "found" };
   const { r } = rules({ evaluate });
   const [a] = await r.answer([q4]);
   assert.equal(a?.kind, "unreadable");
-  assert.match(a?.kind === "unreadable" ? a.reason : "", /chain ip nat NOPE: none/);
+  assert.match(a?.kind === "unreadable" ? a.reason : "", /set ip nat NOPE: none/);
 });
 
 Deno.test("NftRules.answer: an evaluator that answers over a gap is asked again once it is read", async () => {
