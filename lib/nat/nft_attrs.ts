@@ -119,19 +119,52 @@ export class Attrs {
     return Number(this.view.getBigUint64(this.start(type), false));
   }
 
-  /** A string, without its NUL terminator. */
+  /** A string, without its NUL terminator (ASCII by hand: names are short, and this is hot). */
   str(type: number): string {
     const s = this.start(type);
-    const bytes = new Uint8Array(this.view.buffer, this.view.byteOffset + s, this.size(type));
-    const nul = bytes.indexOf(0);
-    return decoder.decode(nul === -1 ? bytes : bytes.subarray(0, nul));
+    const n = this.size(type);
+    const v = this.view;
+    let out = "";
+    for (let i = 0; i < n; i++) {
+      const c = v.getUint8(s + i);
+      if (c === 0) return out;
+      if (c > 0x7f) {
+        const bytes = new Uint8Array(v.buffer, v.byteOffset + s, n);
+        const nul = bytes.indexOf(0);
+        return decoder.decode(nul === -1 ? bytes : bytes.subarray(0, nul));
+      }
+      out += String.fromCharCode(c);
+    }
+    return out;
   }
 
-  /** A copy of the raw bytes. */
+  /** A copy of the raw bytes (carved from a shared arena: one ArrayBuffer per 64 KiB, not per value). */
   bytes(type: number): Uint8Array {
     const s = this.view.byteOffset + this.start(type);
-    return new Uint8Array(this.view.buffer.slice(s, s + this.size(type)));
+    return copyBytes(new Uint8Array(this.view.buffer, s, this.size(type)));
   }
+}
+
+const ARENA_BYTES = 64 << 10;
+let arena = new Uint8Array(ARENA_BYTES);
+let arenaUsed = 0;
+
+/**
+ * A copy of `src` that shares its backing store with other small copies:
+ * values of a few bytes each would otherwise cost an ArrayBuffer apiece.
+ * Large values get their own.
+ */
+export function copyBytes(src: Uint8Array): Uint8Array {
+  const n = src.length;
+  if (n > 1024) return src.slice();
+  if (arenaUsed + n > ARENA_BYTES) {
+    arena = new Uint8Array(ARENA_BYTES);
+    arenaUsed = 0;
+  }
+  const out = arena.subarray(arenaUsed, arenaUsed + n);
+  out.set(src);
+  arenaUsed += (n + 7) & ~7;
+  return out;
 }
 
 /**

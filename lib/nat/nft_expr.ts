@@ -5,7 +5,9 @@
  * `linux/netfilter/nf_tables.h` and `nf_tables_compat.h`). A name not
  * modelled, or a form of a modelled one this reader does not know (a newer
  * bitwise operation), becomes `{ op: "other", name }`; bytes that break the
- * framing throw {@linkcode NftDecodeError}.
+ * framing throw {@linkcode NftDecodeError}. The xtables `comment` match
+ * keeps an empty `info` (it matches every packet; its text would cost 256
+ * bytes a rule in kube-proxy's chains).
  *
  * @example
  * ```ts
@@ -34,6 +36,8 @@ const NFTA_EXPR_DATA = 2;
 
 const elem = new Attrs(2);
 const data = new Attrs(10);
+
+const NO_BYTES = new Uint8Array(0);
 
 const CMP_OPS: readonly CmpOp[] = ["eq", "neq", "lt", "lte", "gt", "gte"];
 const PAYLOAD_BASES = ["ll", "network", "transport", "inner"] as const;
@@ -137,7 +141,7 @@ function decodeExpr(name: string, a: Attrs): NftExpr {
         const shiftBytes = nftValue(a, 7, name);
         if (shiftBytes.length !== 4) throw new NftDecodeError("bitwise: shift of odd size");
         // The shift amount is a host-order u32 inside nft_data.
-        const shift = new DataView(shiftBytes.buffer).getUint32(0, true);
+        const shift = new DataView(shiftBytes.buffer, shiftBytes.byteOffset, 4).getUint32(0, true);
         return { op: "bitwise", sreg, dreg, len, kind: opn === 1 ? "lshift" : "rshift", shift };
       }
       return { op: "other", name }; // newer AND/OR/XOR between registers
@@ -223,8 +227,12 @@ function decodeExpr(name: string, a: Attrs): NftExpr {
     case "counter":
       return { op: "counter" };
     case "match": // NAME 1, REV 2, INFO 3
-    case "target":
-      return { op: name, name: a.str(1), rev: a.u32(2), info: a.bytes(3) };
+    case "target": {
+      const xt = a.str(1);
+      // A comment matches every packet; its 256-byte text is not kept.
+      const info = name === "match" && xt === "comment" ? NO_BYTES : a.bytes(3);
+      return { op: name, name: xt, rev: a.u32(2), info };
+    }
     default:
       return { op: "other", name };
   }
