@@ -110,6 +110,20 @@ export const e = {
   ],
   /** `meta mark set V`. */
   setMark: (value: number): X => [imm(0, u32Host(value)), { op: "meta_set", key: 3, sreg: 0 }],
+  /** `meta mark set meta mark | bits` (kube-proxy nftables mode's mark-for-masquerade). */
+  orMark: (bits: number): X => [
+    { op: "meta", key: 3, dreg: 0 },
+    {
+      op: "bitwise",
+      sreg: 0,
+      dreg: 0,
+      len: 4,
+      kind: "bool",
+      mask: u32Host(~bits),
+      xor: u32Host(bits),
+    },
+    { op: "meta_set", key: 3, sreg: 0 },
+  ],
   /** `ct mark set V`. */
   setCtMark: (value: number): X => [imm(0, u32Host(value)), { op: "ct_set", key: 3, sreg: 0 }],
   /** `ct state new` (bitwise != 0). */
@@ -204,10 +218,10 @@ export const e = {
     { op: "lookup", sreg: 0, set, dreg: 0, invert: false },
     { op: "nat", type: "dnat", nfproto: 2, addrMin: 0, protoMin: 1, flags: 3 },
   ],
-  match: (name: string, info = new Uint8Array(0), rev = 0): X => [
+  match: (name: string, info: Uint8Array = new Uint8Array(0), rev = 0): X => [
     { op: "match", name, rev, info },
   ],
-  target: (name: string, info = new Uint8Array(0), rev = 0): X => [
+  target: (name: string, info: Uint8Array = new Uint8Array(0), rev = 0): X => [
     { op: "target", name, rev, info },
   ],
 };
