@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { u32Host } from "../../lib/nat/bits.ts";
 import { DEFAULT_LIMITS, evaluate } from "../../lib/nat/evaluate.ts";
 import type { NatAnswer, NftChain, NftSet } from "../../lib/nat/ruleset.ts";
 import { formatTarget } from "../../lib/nat/targets.ts";
@@ -297,4 +298,19 @@ Deno.test("evaluate: past the step bound the answer is not proven", () => {
 
 Deno.test("evaluate: no nat chain at the hook is not proven", () => {
   assert.match(show(ask([])) as string, /no nat chain/);
+});
+
+Deno.test("evaluate: before conntrack (priority ≤ -200) ct state is unknown", () => {
+  const dnat = pre([rule(e.dnat("10.244.1.5", 8080))]);
+  const dropNotNew = (priority: number) =>
+    baseChain(table("ip", "raw"), "PREROUTING", "prerouting", priority, [
+      rule([{ op: "ct", key: 0, dreg: 0 }], [{
+        op: "cmp",
+        sreg: 0,
+        cmp: "neq",
+        data: u32Host(8),
+      }], e.drop()),
+    ], { type: "filter" });
+  assert.match(show(ask([dnat, dropNotNew(-300)])) as string, /before nat: drop/);
+  assert.deepEqual(show(ask([dnat, dropNotNew(-150)])), ["10.244.1.5:8080"]);
 });
