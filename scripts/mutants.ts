@@ -633,7 +633,7 @@ function NAT_MUTANTS(): Mutant[] {
     {
       name: "nat: a drop in a chain before nat ignored",
       file: "lib/nat/evaluate.ts",
-      search: "c.base.priority <= top",
+      search: "c.base.priority <= NAT_DST_PRIORITY",
       replace: "c.base.priority <= -1000",
       tests: EVAL,
     },

@@ -11,8 +11,10 @@
  * packet in ascending priority; ACCEPT ends only its own chain; the first
  * binding ends nat at the hook. Chains of equal priority run in an order no
  * dump shows: every order is taken. The nat chains all run at the nat core's
- * place in the hook (priority −100); base chains of other types at or below
- * that place (or below any nat chain) run first and are walked too: any
+ * place in the hook (priority −100, whatever their own priority: a nat chain
+ * at −150 still runs after a filter chain at −120, measured on 6.18); base
+ * chains of other types at or below that place run first (those at −100
+ * may run either side) and are walked too: any
  * path there that drops, queues, writes the packet, sets a zone or meets an
  * unknown target makes the answer "not proven". Marks they set are not
  * carried into the nat chains (the mark stays unknown there), which keeps
@@ -94,10 +96,9 @@ export function evaluate(
     }
   };
   const nat = all.filter((c) => c.base?.type === "nat");
-  const top = Math.max(NAT_DST_PRIORITY, ...nat.map((c) => c.base!.priority));
   const before = all.filter((c) =>
     c.base !== undefined && c.base.type !== "nat" &&
-    c.base.priority <= top
+    c.base.priority <= NAT_DST_PRIORITY
   ).sort((a, b) => a.base!.priority - b.base!.priority);
   const syn = { family: q.family, src: q.src, dst: q.dst, sport: q.sport, dport: q.dport };
   const ctx = (natChain: boolean, ctKnown: boolean): WalkContext => ({

@@ -215,7 +215,16 @@ Deno.test("evaluate: a drop, queue or zone set in a chain before nat is not prov
     rule(e.target("CT", new Uint8Array(64), 2)),
   ], { type: "filter" });
   assert.match(show(ask([dnat, ct])) as string, /target CT/);
-  // after the nat core's place in the hook: not walked
+  // after the nat core's place in the hook (−100): not walked, even above a nat chain at −150
+  const early = pre([rule(e.dnat("10.244.1.5", 8080))], -150, "early");
+  const mid = baseChain(table("ip", "mangle"), "PREROUTING", "prerouting", -90, [rule(e.drop())], {
+    type: "filter",
+  });
+  assert.deepEqual(show(ask([early, mid])), ["10.244.1.5:8080"]);
+  const at = baseChain(table("ip", "mangle"), "PREROUTING", "prerouting", -100, [rule(e.drop())], {
+    type: "filter",
+  });
+  assert.match(show(ask([early, at])) as string, /before nat: drop/);
   const late = baseChain(table("ip", "filter"), "PREROUTING", "prerouting", 0, [rule(e.drop())], {
     type: "filter",
   });
