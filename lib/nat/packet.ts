@@ -126,14 +126,18 @@ function transportHeader(syn: Syn): Bits {
   return h;
 }
 
-/** A `meta` load (`NFT_META_*` `key`). */
-export function metaBits(syn: Syn, key: number, marks: Marks): Bits {
+/**
+ * A `meta` load (`NFT_META_*` `key`). The ethertype (`meta protocol`) is
+ * taken as known only at prerouting (the UAPI calls it invalid at output).
+ */
+export function metaBits(syn: Syn, key: number, marks: Marks, hook: string): Bits {
   switch (key) {
     case META.NFPROTO:
       return Bits.known(new Uint8Array([nfproto(syn.family)]));
     case META.L4PROTO:
       return Bits.known(new Uint8Array([6]));
     case META.PROTOCOL:
+      if (hook !== "prerouting") return Bits.unknown(UNKNOWN_WIDTH);
       return Bits.known(syn.family === "ipv4" ? be16(0x0800) : be16(0x86dd));
     case META.MARK:
       return marks.mark.clone();

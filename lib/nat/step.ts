@@ -164,7 +164,7 @@ export function expr(ctx: WalkContext, p: Path, e: NftExpr): Step {
       r.store(e.dreg, payloadBits(syn, e.base, e.offset, e.len));
       return "next";
     case "meta":
-      r.store(e.dreg, metaBits(syn, e.key, p.marks));
+      r.store(e.dreg, metaBits(syn, e.key, p.marks, ctx.hook));
       return "next";
     case "ct":
       r.store(e.dreg, ctBits(syn, e.key, e.dir, p.marks, ctx.ctKnown));

@@ -323,3 +323,16 @@ Deno.test("evaluate: before conntrack (priority ≤ -200) ct state is unknown", 
   assert.match(show(ask([dnat, dropNotNew(-300)])) as string, /before nat: drop/);
   assert.deepEqual(show(ask([dnat, dropNotNew(-150)])), ["10.244.1.5:8080"]);
 });
+
+Deno.test("evaluate: the ethertype (meta protocol) is known at prerouting only", () => {
+  const proto = [{ op: "meta" as const, key: 1, dreg: 0 }, {
+    op: "cmp" as const,
+    sreg: 0,
+    cmp: "eq" as const,
+    data: new Uint8Array([8, 0]),
+  }];
+  const p = pre([rule(proto, e.dnat("10.244.1.5", 8080))]);
+  assert.deepEqual(show(ask([p])), ["10.244.1.5:8080"]);
+  const o = baseChain(NAT, "OUTPUT", "output", -100, [rule(proto, e.dnat("10.244.1.5", 8080))]);
+  assert.match(show(ask([o], syn(CLIENT, VIP, "output"))) as string, /without DNAT/);
+});
