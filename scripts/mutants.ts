@@ -717,6 +717,20 @@ function NAT_MUTANTS(): Mutant[] {
       tests: EVAL,
     },
     {
+      name: "nat: the rule index skips a rule for the SYN's own destination",
+      file: "lib/nat/rule_index.ts",
+      search: "if (g === undefined || g === key) picked.push(i);",
+      replace: "if (g === undefined) picked.push(i);",
+      tests: ["tests/nat/rule_index_test.ts"],
+    },
+    {
+      name: "nat: registers kept across rules the index skipped",
+      file: "lib/nat/walk.ts",
+      search: "p.regs.clobberAll();",
+      replace: "",
+      tests: ["tests/nat/rule_index_test.ts"],
+    },
+    {
       name: "nat: an unknown xtables match taken as true",
       file: "lib/nat/xt.ts",
       search: '    default:\n      return "both";\n  }\n}',

@@ -45,6 +45,7 @@
  */
 
 import { Registers } from "./bits.ts";
+import { nextRule } from "./rule_index.ts";
 import type { Marks } from "./packet.ts";
 import type { NftChain, Verdict } from "./ruleset.ts";
 import {
@@ -151,6 +152,15 @@ export function walkChain(ctx: WalkContext, base: NftChain, marks: Marks): Outco
       if (p.at.ri >= rules.length) {
         if (ret()) continue;
         break;
+      }
+      if (p.ei === 0) {
+        const n = nextRule(p.at.chain, p.at.ri, ctx.syn.dst);
+        if (n !== p.at.ri) {
+          // skipped rules may have loaded registers: forget them all
+          p.regs.clobberAll();
+          p.at.ri = n;
+          continue;
+        }
       }
       const exprs = rules[p.at.ri]!.exprs;
       if (p.ei >= exprs.length) {
