@@ -9,12 +9,12 @@
  * Seeds 1..500 run every time, then 30 from a random start that is printed
  * (replay one: `deno task test:nat-diff --seed N`; more: `--count`). The
  * answer function judged is `answerUnderTest` of
- * `tests/support/nat_answers.ts`. Two deliberately wrong answer functions
+ * `testbed/nat_lab/answers.ts`. Two deliberately wrong answer functions
  * show that the harness catches a wrong evaluator.
  */
 import assert from "node:assert/strict";
 import { kernelTest } from "../support/machine.ts";
-import { answerUnderTest, fixedWrongAnswer, naiveAnswer } from "../support/nat_answers.ts";
+import { answerUnderTest, fixedWrongAnswer, naiveAnswer } from "../../testbed/nat_lab/answers.ts";
 import {
   formatDisagreement,
   formatStats,

@@ -1,6 +1,7 @@
 /**
  * Answer functions for the NAT differential test
- * (`tests/nat/differential_kernel_test.ts`, `scripts/nat_diff.ts`).
+ * (`tests/nat/differential_kernel_test.ts`, `scripts/nat_diff.ts`), in one place
+ * for both.
  *
  * {@linkcode answerUnderTest} is the one the test judges: a placeholder
  * that never claims anything until the NAT reader and evaluator
@@ -19,9 +20,9 @@
  */
 import { addressBytes } from "../../lib/addr.ts";
 import type { NatAnswer, NatQuestion, TargetRange } from "../../lib/nat/ruleset.ts";
-import type { AnswerFactory } from "../../testbed/nat_lab/differential.ts";
-import type { NatCase } from "../../testbed/nat_lab/generate.ts";
-import type { Match, PortSpec } from "../../testbed/nat_lab/model.ts";
+import type { AnswerFactory } from "./differential.ts";
+import type { NatCase } from "./generate.ts";
+import type { Match, PortSpec } from "./model.ts";
 
 /** The answer function the differential test judges (placeholder: never claims a translation). */
 export const answerUnderTest: AnswerFactory = () => (_q) =>
