@@ -91,6 +91,22 @@ export interface LoadSpec {
   ip6tables?: string | undefined;
 }
 
+/**
+ * Loaded with every rule set: keeps conntrack on for both families. The
+ * kernel tracks a family in a namespace only while something needs it (a
+ * NAT or `ct` expression of that family, an xtables NAT target); a nat
+ * chain without any NAT rule, or an `inet` table whose rules all NAT IPv6,
+ * would leave the other family untracked, unlike any node the agent runs
+ * on. An INPUT chain: no NAT question's hook ever sees it.
+ */
+const CONNTRACK_ON = `table inet lab_conntrack {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    ct state invalid counter
+  }
+}
+`;
+
 /** How long {@linkcode NatLab.probe} waits for entries that have not appeared. */
 const SETTLE_MS = 25;
 
@@ -123,8 +139,9 @@ export class NatLab {
   /**
    * Replaces the node's whole ruleset: `flush ruleset`, then the iptables
    * parts (`iptables-nft-restore`, `ip6tables-nft-restore`), then the nft
-   * part; then empties its conntrack table. Throws with the tool's message
-   * when a part is rejected.
+   * part and the lab's own `inet lab_conntrack` table (an INPUT chain that
+   * keeps conntrack on); then empties its conntrack table. Throws with the
+   * tool's message when a part is rejected.
    */
   async load(spec: LoadSpec): Promise<void> {
     this.nft("flush ruleset");
@@ -138,7 +155,7 @@ export class NatLab {
       const r = await this.node.exec([tool], { stdin: text });
       if (r.code !== 0) throw new Error(`${tool} failed: ${r.stderr.trim()}`);
     }
-    if (spec.nft !== undefined) this.nft(spec.nft);
+    this.nft((spec.nft ?? "") + CONNTRACK_ON);
     await this.#ct.flush();
     this.#ct.created();
   }

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { kernelTest } from "../support/machine.ts";
 import { type Observation, type Probe, withNatLab } from "../../testbed/nat_lab/lab.ts";
+import { generateCase } from "../../testbed/nat_lab/generate.ts";
 import { libnftablesProblem } from "../../testbed/nat_lab/nft_run.ts";
 
 const NFT = `table ip t {
@@ -195,4 +196,29 @@ kernelTest(
       again.forEach(([p, want], i) => assert.deepEqual(seen2[i], want, JSON.stringify(p)));
     }),
   { needs: ["nft", "iptables-nft-restore"], skip: libnftablesProblem() },
+);
+
+kernelTest(
+  "NatLab.probe finds an entry for every SYN of 150 generated rule sets that drop nothing (no event lost, both families tracked)",
+  () =>
+    withNatLab(async (lab) => {
+      let checked = 0;
+      for (let seed = 1; seed <= 150; seed++) {
+        const c = generateCase(seed);
+        const drops = c.ruleSets.some((rs) =>
+          rs.tables.some((t) =>
+            t.chains.some((ch) => ch.rules.some((r) => ["drop", "notrack"].includes(r.action.kind)))
+          )
+        );
+        if (drops) continue;
+        await lab.load(c.load);
+        const seen = await lab.probe(c.probes);
+        seen.forEach((o, i) =>
+          assert.equal(o.kind, "entry", `seed ${seed}: ${JSON.stringify(c.probes[i])}`)
+        );
+        checked++;
+      }
+      assert.ok(checked > 80, `only ${checked} rule sets without drops`);
+    }),
+  { needs: ["iptables-nft-restore", "ip6tables-nft-restore"], skip: libnftablesProblem() },
 );
