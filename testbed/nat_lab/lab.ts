@@ -25,6 +25,11 @@
  * Rule sets load through libnftables in this process (`nft_run.ts`) and,
  * for iptables shapes, `iptables-nft-restore` / `ip6tables-nft-restore`.
  *
+ * End-to-end tests can use the same pair: `node` and `client` are ordinary
+ * {@linkcode Netns} handles (`exec`, `spawn` real clients and servers, run
+ * the agent in `node`), {@linkcode NatLab.load} sets the rules and
+ * {@linkcode NatLab.entries} dumps the node's table.
+ *
  * The namespaces are deleted when the callback ends, throws, or the
  * process gets SIGINT/SIGTERM.
  *
@@ -44,6 +49,7 @@
  * @module
  */
 import { addressBytes, formatAddress } from "../../lib/addr.ts";
+import type { ConntrackEntry } from "../../lib/netlink/conntrack_entry.ts";
 import { IPS_DST_NAT } from "../../lib/netlink/ctnetlink.ts";
 import { insideNetns } from "../ctnetlink.ts";
 import { type Netns, withNetns } from "../netns.ts";
@@ -194,6 +200,14 @@ export class NatLab {
       await new Promise((r) => setTimeout(r, 2));
     }
     return out.map((o) => o ?? { kind: "none" });
+  }
+
+  /**
+   * The node's whole conntrack table now (a netlink dump), e.g. for an
+   * end-to-end test that runs real clients in `client` with `client.spawn`.
+   */
+  entries(): Promise<ConntrackEntry[]> {
+    return this.#ct.dump();
   }
 
   /** Closes the sockets (the namespaces go with {@linkcode withNatLab}). */

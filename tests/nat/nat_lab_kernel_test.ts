@@ -148,6 +148,9 @@ kernelTest(
       ];
       const seen = await lab.probe(cases.map(([p]) => p));
       cases.forEach(([p, want], i) => assert.deepEqual(seen[i], want, JSON.stringify(p)));
+      // The forwarded one is still in the table (nobody answered it).
+      const kept = (await lab.entries()).find((e) => e.sport === 40000);
+      assert.equal(kept?.replySport, 8080);
 
       // iptables-nft shapes, and a second rule set in the same namespaces.
       await lab.load({ iptables: IPTABLES });
