@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { addressBytes } from "../../lib/addr.ts";
+import { addressBytes, formatAddress } from "../../lib/addr.ts";
 import type { NatAnswer, NatQuestion, TargetRange } from "../../lib/nat/ruleset.ts";
 import { describeCase, generateCase, type NatCase } from "./generate.ts";
 import type { NatLab, Observation, Probe } from "./lab.ts";
@@ -132,7 +132,11 @@ export interface DiffStats {
 }
 
 function printable(x: unknown): string {
-  return JSON.stringify(x, (_k, v) => (v instanceof Uint8Array ? [...v].join(".") : v));
+  return JSON.stringify(
+    x,
+    (_k, v) =>
+      v instanceof Uint8Array ? (v.length === 4 || v.length === 16 ? formatAddress(v) : [...v]) : v,
+  );
 }
 
 /** A disagreement as text: seed, probe, both results, the rule set. */
