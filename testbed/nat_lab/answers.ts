@@ -20,13 +20,32 @@
  */
 import { addressBytes } from "../../lib/addr.ts";
 import type { NatAnswer, NatQuestion, TargetRange } from "../../lib/nat/ruleset.ts";
+import { evaluate } from "../../lib/nat/evaluate.ts";
+import { NftRules } from "../../lib/nat/nft_reader.ts";
+import { NetlinkSocket } from "../../lib/netlink/socket.ts";
 import type { AnswerFactory } from "./differential.ts";
 import type { NatCase } from "./generate.ts";
 import type { Match, PortSpec } from "./model.ts";
 
-/** The answer function the differential test judges (placeholder: never claims a translation). */
-export const answerUnderTest: AnswerFactory = () => (_q) =>
-  Promise.resolve({ kind: "not_proven", reason: "placeholder: no evaluator plugged in yet" });
+/**
+ * The answer function the differential test judges: the agent's own reader
+ * (`NftRules`, its netlink socket opened inside the lab's node namespace)
+ * with the agent's evaluator. The lab's node has neither legacy iptables
+ * nor IPVS (the host checks have tests of their own). "Unreadable" counts
+ * as not proven: it claims nothing.
+ */
+export const answerUnderTest: AnswerFactory = (lab) => {
+  const rules = new NftRules({
+    evaluate,
+    open: () => lab.inNode(() => NetlinkSocket.open()),
+    hostNat: () => Promise.resolve({ legacyNat: { ipv4: false, ipv6: false }, ipvs: [] }),
+  });
+  return async (q) => {
+    const [a] = await rules.answer([q]);
+    if (a === undefined) return { kind: "not_proven", reason: "no answer" };
+    return a.kind === "unreadable" ? { kind: "not_proven", reason: `unreadable: ${a.reason}` } : a;
+  };
+};
 
 /** Always "translated to 192.0.2.250:1", which no generated rule uses. */
 export const fixedWrongAnswer: AnswerFactory = () => (q) => {
