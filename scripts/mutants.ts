@@ -486,6 +486,7 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/deploy/dockerignore_test.ts"],
   },
   ...KUBERNETES_MUTANTS(),
+  ...NAT_MUTANTS(),
 ];
 
 /**
@@ -568,6 +569,182 @@ function KUBERNETES_MUTANTS(): Mutant[] {
       search: 'if (f === "unsynced" || f === "expired") return ServiceView.empty();',
       replace: 'if (f === "unsynced") return ServiceView.empty();',
       tests: SERVICES,
+    },
+  ];
+}
+
+/**
+ * The NAT evaluator (issue 19): each would answer "translated" where the
+ * kernel may do otherwise, and so delete an entry whose next SYN is not
+ * translated.
+ */
+function NAT_MUTANTS(): Mutant[] {
+  const EVAL = ["tests/nat/evaluate_test.ts"];
+  const SHAPES = ["tests/nat/shapes_test.ts"];
+  const XT = ["tests/nat/xt_test.ts"];
+  return [
+    {
+      name: "nat: a negated comparison read as the plain one",
+      file: "lib/nat/bits.ts",
+      search: 'if (op === "neq") return eq === "both" ? "both" : !eq;',
+      replace: 'if (op === "neq") return eq;',
+      tests: EVAL,
+    },
+    {
+      name: "nat: a negated range read as the plain one",
+      file: "lib/nat/step.ts",
+      search: 'return test(p, e.cmp === "eq" || t === "both" ? t : !t);',
+      replace: "return test(p, t);",
+      tests: EVAL,
+    },
+    {
+      name: "nat: a test it cannot decide taken as true only (both ways collapsed)",
+      file: "lib/nat/step.ts",
+      search: 'return { split: [[p, "next"], [clonePath(p), "break"]] };',
+      replace: 'return "next";',
+      tests: EVAL,
+    },
+    {
+      name: "nat: a test it cannot decide taken as false only (both ways collapsed)",
+      file: "lib/nat/step.ts",
+      search: 'return { split: [[p, "next"], [clonePath(p), "break"]] };',
+      replace: 'return "break";',
+      tests: EVAL,
+    },
+    {
+      name: "nat: the miss branch of a look-up not explored",
+      file: "lib/nat/step.ts",
+      search: 'if (o.miss) split.push([p, "break"]);',
+      replace: "",
+      tests: SHAPES,
+    },
+    {
+      name: "nat: numgen/hash explored for its first value only",
+      file: "lib/nat/step.ts",
+      search: "for (let v = 0; v < e.mod; v++) {",
+      replace: "for (let v = 0; v < Math.min(1, e.mod); v++) {",
+      tests: SHAPES,
+    },
+    {
+      name: "nat: equal-priority chains taken in the listed order only",
+      file: "lib/nat/evaluate.ts",
+      search: "for (let i = 0; i < group.length && this.bad === undefined; i++) {",
+      replace: "for (let i = 0; i < Math.min(1, group.length) && this.bad === undefined; i++) {",
+      tests: EVAL,
+    },
+    {
+      name: "nat: an identity target (T holds the original destination) accepted",
+      file: "lib/nat/evaluate.ts",
+      search: "rangeContains(t, q.dst, q.dport)",
+      replace: "false",
+      tests: EVAL,
+    },
+    {
+      name: "nat: a drop in a chain before nat ignored",
+      file: "lib/nat/evaluate.ts",
+      search: "c.base.priority <= NAT_DST_PRIORITY",
+      replace: "c.base.priority <= -1000",
+      tests: EVAL,
+    },
+    {
+      name: "nat: ct state taken as known before conntrack ran",
+      file: "lib/nat/evaluate.ts",
+      search: "c.base!.priority > CONNTRACK_PRIORITY",
+      replace: "true",
+      tests: EVAL,
+    },
+    {
+      name: "nat: the mark taken as 0 at the start (not unknown)",
+      file: "lib/nat/evaluate.ts",
+      search:
+        "const unknownMarks = (): Marks => ({ mark: Bits.unknown(4), ctmark: Bits.unknown(4) });",
+      replace:
+        "const unknownMarks = (): Marks => ({ mark: Bits.known(new Uint8Array(4)), ctmark: Bits.unknown(4) });",
+      tests: EVAL,
+    },
+    {
+      name: "nat: a DNAT for the other family (inet table) applied",
+      file: "lib/nat/step.ts",
+      search: 'if (e.nfproto !== 1 && e.nfproto !== nfproto(syn.family)) return "next";',
+      replace: "",
+      tests: EVAL,
+    },
+    {
+      name: "nat: DNAT without a port keeps the source port",
+      file: "lib/nat/nat_target.ts",
+      search: "let [pmin, pmax] = [syn.dport, syn.dport];",
+      replace: "let [pmin, pmax] = [syn.sport, syn.sport];",
+      tests: EVAL,
+    },
+    {
+      name: "nat: REDIRECT at prerouting taken to loopback",
+      file: "lib/nat/nat_target.ts",
+      search: 'if (hook === "output") {',
+      replace: "if (true) {",
+      tests: EVAL,
+    },
+    {
+      name: "nat: goto pushes a return point like jump",
+      file: "lib/nat/walk.ts",
+      search: 'if (v.kind === "jump") {',
+      replace: "if (true) {",
+      tests: EVAL,
+    },
+    {
+      name: "nat: jump pushes no return point",
+      file: "lib/nat/walk.ts",
+      search: "p.stack.push({ chain: p.at.chain, ri: p.at.ri + 1 });",
+      replace: "",
+      tests: EVAL,
+    },
+    {
+      name: "nat: no jump depth limit",
+      file: "lib/nat/walk.ts",
+      search: "if (p.stack.length >= JUMP_STACK) {",
+      replace: "if (false) {",
+      tests: EVAL,
+    },
+    {
+      name: "nat: a base chain's drop policy ignored",
+      file: "lib/nat/walk.ts",
+      search: 'base.base?.policy === "accept"',
+      replace: "true",
+      tests: EVAL,
+    },
+    {
+      name: "nat: a set updated from the packet path read as fixed",
+      file: "lib/nat/sets.ts",
+      search: "return { hits: maybe, miss: true, unseen: set.flags.dynamic };",
+      replace: "return { hits: maybe, miss: true, unseen: false };",
+      tests: EVAL,
+    },
+    {
+      name: "nat: an unknown expression taken as a no-op",
+      file: "lib/nat/step.ts",
+      search: 'return { kind: "bad", reason: `expression ${e.name} in ${where(p)}` };',
+      replace: 'return "next";',
+      tests: EVAL,
+    },
+    {
+      name: "nat: the rule index skips a rule for the SYN's own destination",
+      file: "lib/nat/rule_index.ts",
+      search: "if (g === undefined || g === key) picked.push(i);",
+      replace: "if (g === undefined) picked.push(i);",
+      tests: ["tests/nat/rule_index_test.ts"],
+    },
+    {
+      name: "nat: registers kept across rules the index skipped",
+      file: "lib/nat/walk.ts",
+      search: "p.regs.clobberAll();",
+      replace: "",
+      tests: ["tests/nat/rule_index_test.ts"],
+    },
+    {
+      name: "nat: an unknown xtables match taken as true",
+      file: "lib/nat/xt.ts",
+      search: '    default:\n      return "both";\n  }\n}',
+      replace: "    default:\n      return true;\n  }\n}",
+      tests: [...EVAL, ...XT],
     },
   ];
 }

@@ -89,7 +89,7 @@ function openNs(path: string): number {
  * calling thread inside the namespace `ip netns add NAME` made
  * (`/var/run/netns/NAME`), and returns it to its own namespace afterwards.
  */
-function insideNetns<T>(netnsName: string, fn: () => T): T {
+export function insideNetns<T>(netnsName: string, fn: () => T): T {
   if (!/^[A-Za-z0-9_.-]+$/.test(netnsName) || netnsName.startsWith(".")) {
     throw new Error(`bad namespace name ${JSON.stringify(netnsName)}`);
   }

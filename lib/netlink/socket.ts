@@ -150,6 +150,11 @@ export interface NetlinkTransport {
 export interface NetlinkSocketOptions {
   /** Receive buffer to ask for (`SO_RCVBUFFORCE`, else `SO_RCVBUF`); default 8 MiB. */
   recvBufferBytes?: number;
+  /**
+   * The netlink protocol: `NETLINK_NETFILTER` (12, the default) or, for the
+   * socket table, `NETLINK_SOCK_DIAG` (4).
+   */
+  protocol?: number;
   /** Send buffer to ask for; default 1 MiB. */
   sendBufferBytes?: number;
   /**
@@ -201,8 +206,9 @@ export class NetlinkSocket implements NetlinkTransport {
    */
   static open(options: NetlinkSocketOptions = {}): NetlinkSocket {
     const c = lib();
-    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-    if (fd < 0) throw new ErrnoError(errno(), "socket(AF_NETLINK, NETLINK_NETFILTER)");
+    const protocol = options.protocol ?? NETLINK_NETFILTER;
+    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+    if (fd < 0) throw new ErrnoError(errno(), `socket(AF_NETLINK, protocol ${protocol})`);
     try {
       const addr = new Uint8Array(12);
       new DataView(addr.buffer).setUint16(0, AF_NETLINK, HOST_LE);
