@@ -302,8 +302,8 @@ export const MUTANTS: Mutant[] = [
   {
     name: "un-NATed decision without the kernel id",
     file: "lib/rules/unnated.ts",
-    search: "          ...(c.id !== undefined ? { id: c.id } : {}),\n",
-    replace: "",
+    search: "const id = c.id !== undefined ? { id: c.id } : {};",
+    replace: "const id = {};",
     tests: UNNATED,
   },
   {
@@ -359,8 +359,15 @@ export const MUTANTS: Mutant[] = [
   {
     name: "evidence older than the candidate counts",
     file: "lib/rules/providers/table_evidence.ts",
-    search: "if (e.absentAt === undefined || !(e.absentAt > sameSince)) continue;",
-    replace: "if (e.absentAt === undefined) continue;",
+    search: "if (e.absentAt !== undefined && e.absentAt > sameSince) {",
+    replace: "if (e.absentAt !== undefined) {",
+    tests: UNNATED,
+  },
+  {
+    name: "a translated entry that may be older than the candidate does not keep it",
+    file: "lib/rules/providers/table_evidence.ts",
+    search: "// transparent proxy's own user): never vouch.\n      return undefined;",
+    replace: "// transparent proxy's own user): never vouch.\n      continue;",
     tests: UNNATED,
   },
   {

@@ -16,7 +16,8 @@ import { PollDecisionLog, PollKeptLog } from "../log/decision_log.ts";
 import type { AgentObserver, DecisionResult } from "./observer.ts";
 import type { Source } from "../sources/source.ts";
 import type { RenewalTracker, TrackResult } from "../rules/tracker.ts";
-import { type Decision, mergeWants, type Rule } from "../rules/rule.ts";
+import { type Decision, mergeWants, type Rule, type RuleInput } from "../rules/rule.ts";
+import { askNatRules, decideAll, type NatJudge } from "./decide.ts";
 
 /** Everything the loop needs. */
 export interface AgentOptions {
@@ -30,6 +31,11 @@ export interface AgentOptions {
    * acted on once, for the first.
    */
   rules: readonly Rule[];
+  /**
+   * The node's NAT rules, asked once a poll about the candidates the rules
+   * name (`Rule.natAsk`); absent with `--nat-rules=off`.
+   */
+  nat?: NatJudge;
   log: Logger;
   intervalMs: number;
   dryRun?: boolean;
@@ -208,7 +214,7 @@ export class Agent {
       this.#noteMalformed(snapshot);
       this.#noteOverflow(snapshot);
       this.#noteStillThere(snapshot);
-      const stale = this.#decide(rules, scoped, track);
+      const stale = await this.#decide(rules, scoped, track);
       log.debug("poll", {
         scanned: snapshot.scanned,
         candidates: snapshot.candidates.length,
@@ -238,24 +244,22 @@ export class Agent {
    * Every rule's decisions for this read, each tuple once (the first rule's);
    * in a dry run, each entry said once while it stays a candidate.
    */
-  #decide(rules: readonly Rule[], s: Snapshot, track: TrackResult): Decision[] {
-    const input = {
+  async #decide(rules: readonly Rule[], s: Snapshot, track: TrackResult): Promise<Decision[]> {
+    const input: RuleInput = {
       snapshot: s,
       track,
       sameSince: this.#o.tracker.sameSince.bind(this.#o.tracker),
     };
-    const taken = new Set<string>();
-    const out: Decision[] = [];
-    const kept = this.#kept;
-    for (const rule of rules) {
-      const keep = kept && ((c: Tuple, why: string) => kept.note(rule.name, c, why));
-      for (const d of rule.decide(keep ? { ...input, keep } : input)) {
-        const key = tupleKey(d.tuple);
-        if (taken.has(key)) continue;
-        taken.add(key);
-        out.push(d);
-      }
+    if (this.#o.nat !== undefined) {
+      const nat = await askNatRules(rules, input, this.#o.nat);
+      if (nat.asked > 0) input.nat = nat.verdict;
     }
+    const kept = this.#kept;
+    const { decisions: out, taken } = decideAll(
+      rules,
+      input,
+      kept && ((rule, c, why) => kept.note(rule, c, why)),
+    );
     kept?.end(taken);
     if (!this.#o.dryRun) return out;
     // A dry run deletes nothing: say each entry once while it stays, not at every poll.

@@ -12,6 +12,7 @@
  * @module
  */
 import type { Candidate, Snapshot, SnapshotOptions } from "../model/snapshot.ts";
+import type { NatVerdict } from "../nat/verdicts.ts";
 import type { Tuple } from "../model/tuple.ts";
 import type { TrackResult } from "./tracker.ts";
 
@@ -77,6 +78,13 @@ export interface RuleInput {
    * Call it as `input.keep?.(c, \`…\`)`, so that unset, no reason is built.
    */
   keep?: (c: Candidate, reason: string) => void;
+  /**
+   * What the node's NAT rules say of a candidate's next SYN, for the
+   * candidates the rules asked about this poll ({@linkcode Rule.natAsk});
+   * `undefined` for any other, and for all when the NAT rules are not read
+   * (`--nat-rules=off`, or no rule asked). See lib/nat/verdicts.ts.
+   */
+  nat?: (c: Candidate) => NatVerdict | undefined;
 }
 
 /** What every rule's decision details have: the rule's name, as logs and metrics label it. */
@@ -101,6 +109,13 @@ export interface Rule<D extends Details = Details> {
    * what it saw so far; `undefined`: nothing beyond the candidates.
    */
   wants?(): SnapshotOptions | undefined;
+  /**
+   * The candidates of this read whose NAT verdict the rule needs to decide
+   * (lib/nat/verdicts.ts): the agent asks the node's rules once for every
+   * rule's candidates, then passes the verdicts in `input.nat`. Pure; asking
+   * for none reads nothing.
+   */
+  natAsk?(input: RuleInput): readonly Candidate[];
   /**
    * The decisions for one read. Pure apart from the rule's own memory of
    * earlier reads (called once per successful read, in order).

@@ -12,11 +12,17 @@ import { formatDuration, parseGoDuration } from "./duration.ts";
 import { PROC_CONNTRACK_FILE } from "../os/kernel.ts";
 import { RULES } from "./rules.ts";
 import { SOURCES } from "./sources.ts";
-import { DELETERS, KUBERNETES, type Settings } from "./settings.ts";
+import { DELETERS, KUBERNETES, NAT_RULES, type Settings } from "./settings.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../log/logger.ts";
 
-export { DELETERS, KUBERNETES } from "./settings.ts";
-export type { DeleterChoice, KubernetesChoice, Settings, SourceChoice } from "./settings.ts";
+export { DELETERS, KUBERNETES, NAT_RULES } from "./settings.ts";
+export type {
+  DeleterChoice,
+  KubernetesChoice,
+  NatRulesChoice,
+  Settings,
+  SourceChoice,
+} from "./settings.ts";
 
 /** `--source`: `auto`, or a source of the registry (lib/run/sources.ts), by name. */
 export const SOURCE_CHOICES: readonly string[] = ["auto", ...SOURCES.map((e) => e.name)];
@@ -112,6 +118,14 @@ export const OPTIONS: readonly Option[] = [
     form: "a Go duration from 10s to 24h",
     help:
       "events source: how often the whole table is read anyway, as a safety net (lost events are signalled and read at once)",
+  },
+  {
+    flag: "nat-rules",
+    env: "CONNTRACK_CLEANER_NAT_RULES",
+    default: "auto",
+    form: NAT_RULES.join("|"),
+    help:
+      "auto: read the node's nf_tables NAT rules and let them decide the unnated and stale_translation rules (the providers decide only where the rules are unreadable); off: never read them, the providers decide",
   },
   {
     flag: "kubernetes",
@@ -292,6 +306,7 @@ export function loadConfig(
     logFormat: get("log-format", (s) => oneOf(LOG_FORMATS, s)),
     logLevel: get("log-level", (s) => oneOf(LOG_LEVELS, s)),
     kubernetes: get("kubernetes", (s) => oneOf(KUBERNETES, s)),
+    natRules: get("nat-rules", (s) => oneOf(NAT_RULES, s)),
     kubeconfig: get("kubeconfig", (s) => (s === "none" ? null : nonEmpty(s))) ?? undefined,
     dryRun: get("dry-run", parseBoolean),
     origin,
@@ -318,6 +333,7 @@ export function describeSettings(s: Settings): Record<string, unknown> {
     log_format: s.logFormat,
     log_level: s.logLevel,
     kubernetes: s.kubernetes,
+    nat_rules: s.natRules,
     kubeconfig: s.kubeconfig ?? "none",
     from_env: Object.keys(s.origin).filter((k) => s.origin[k] === "env"),
     from_flags: Object.keys(s.origin).filter((k) => s.origin[k] === "flag"),

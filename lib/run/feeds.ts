@@ -7,6 +7,10 @@
  */
 import type { Feed } from "./parts.ts";
 import { KUBERNETES_FEED } from "./kubernetes.ts";
+import { NAT_RULES_FEED } from "./nat_rules.ts";
 
 /** Every feed. */
-export const FEEDS: readonly Feed<unknown>[] = [KUBERNETES_FEED as Feed<unknown>];
+export const FEEDS: readonly Feed<unknown>[] = [
+  KUBERNETES_FEED as Feed<unknown>,
+  NAT_RULES_FEED as Feed<unknown>,
+];

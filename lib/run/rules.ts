@@ -9,6 +9,7 @@ import type { DetailsOf, RuleEntry } from "./parts.ts";
 import type { RenewalDetails } from "../rules/renewals.ts";
 import type { UnnatedDetails } from "../rules/unnated.ts";
 import type { StaleEndpointDetails } from "../rules/stale_endpoint.ts";
+import type { StaleTranslationDetails } from "../rules/stale_translation.ts";
 import { KUBERNETES_FEED } from "./kubernetes.ts";
 
 const renewals: RuleEntry<RenewalDetails> = {
@@ -21,9 +22,10 @@ const renewals: RuleEntry<RenewalDetails> = {
 
 const unnated: RuleEntry<UnnatedDetails> = {
   name: "unnated",
-  summary: "the entry's destination was not translated, it is --unnated-after old, " +
-    "and the destination is NATed now for this client (inside --destinations, or, by default, " +
-    "the same client's newer connection to it was translated)",
+  summary: "the entry's destination was not translated, it is --unnated-after old, and its " +
+    "next SYN would be translated now: the node's NAT rules say so, or, only where they are " +
+    "unreadable, a provider vouches (--destinations, the same client's newer translated " +
+    "connection, a Kubernetes Service)",
   enabled: (s) => s.unnatedAfterMs !== undefined,
   create: async (c) =>
     new (await import("../rules/unnated.ts")).UnnatedRule({
@@ -50,6 +52,18 @@ const staleEndpoint: RuleEntry<StaleEndpointDetails> = {
   },
 };
 
+const staleTranslation: RuleEntry<StaleTranslationDetails> = {
+  name: "stale_translation",
+  summary: "the entry was translated to X, it is --unnated-after old, and the node's NAT rules " +
+    "now translate its next SYN elsewhere (X not among their targets)",
+  enabled: (s) => s.unnatedAfterMs !== undefined && s.natRules !== "off",
+  create: async (c) =>
+    new (await import("../rules/stale_translation.ts")).StaleTranslationRule({
+      afterMs: c.settings.unnatedAfterMs!,
+      synSentTimeoutS: c.synSentTimeoutS,
+    }),
+};
+
 /**
  * The rules, in the order the agent asks them (a tuple two rules decide is
  * acted on once, for the first).
@@ -57,10 +71,10 @@ const staleEndpoint: RuleEntry<StaleEndpointDetails> = {
  * @example
  * ```ts
  * import { RULES } from "./rules.ts";
- * RULES.map((r) => r.name); // => ["renewals", "unnated", "stale_endpoint"]
+ * RULES.map((r) => r.name); // => ["renewals", "unnated", "stale_endpoint", "stale_translation"]
  * ```
  */
-export const RULES = [renewals, unnated, staleEndpoint] as const;
+export const RULES = [renewals, unnated, staleEndpoint, staleTranslation] as const;
 
 /** Every rule's decision details: a union discriminated by `rule`. */
 export type DecisionDetails = DetailsOf<typeof RULES[number]>;

@@ -14,6 +14,8 @@ export type SourceChoice = string;
 export const DELETERS = ["auto", "netlink", "conntrack"] as const;
 export const KUBERNETES = ["auto", "off"] as const;
 export type KubernetesChoice = typeof KUBERNETES[number];
+export const NAT_RULES = ["auto", "off"] as const;
+export type NatRulesChoice = typeof NAT_RULES[number];
 export type DeleterChoice = typeof DELETERS[number];
 
 /** Everything the agent needs to know, validated. */
@@ -32,6 +34,8 @@ export interface Settings {
   logLevel: LogLevel;
   /** `--kubernetes`: `auto` uses the API when credentials are found (lib/kube/access.ts). */
   kubernetes: KubernetesChoice;
+  /** `--nat-rules`: `auto` reads the node's nf_tables NAT rules and lets them decide (lib/nat/). */
+  natRules: NatRulesChoice;
   /** `--kubeconfig`; `undefined` for `none` (in-cluster, then `KUBECONFIG`). */
   kubeconfig: string | undefined;
   /** `undefined` when `--listen=off`. */

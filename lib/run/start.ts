@@ -15,6 +15,7 @@ import { VERSION } from "./version.ts";
 import { RULES } from "./rules.ts";
 import { PROVIDERS } from "./providers.ts";
 import { FEEDS } from "./feeds.ts";
+import { NAT_RULES_FEED } from "./nat_rules.ts";
 import type { Feed, PartContext, ProviderEntry, RuleContext, RuleEntry } from "./parts.ts";
 import { type SourceEntry, SOURCES } from "./sources.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
@@ -209,10 +210,13 @@ async function run(
         running: (f) => feeds.running.get(f)?.value,
       }),
   });
+  // The node's NAT rules, where they may be read: the decision step asks them (lib/agent/decide.ts).
+  const nat = await base.use(NAT_RULES_FEED);
   const agent = new Agent({
     source,
     deleter,
     tracker,
+    ...(nat ? { nat } : {}),
     ...(settings.destinations ? { destinations: settings.destinations } : {}),
     rules,
     log,

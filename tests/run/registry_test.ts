@@ -96,6 +96,7 @@ Deno.test("start: a test-only rule and provider registered from a test file take
       "--interval=100ms",
       "--unnated-after=0s",
       "--kubernetes=off",
+      "--nat-rules=off",
       "--delete-via=conntrack",
       "--log-level=error",
     ],
