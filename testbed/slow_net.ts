@@ -383,6 +383,23 @@ export async function sessionsTogether(
   sets: { ns: Netns; requests: SessionRequest[]; options?: SessionsOptions }[],
   onStart: (at: number) => Promise<void> = () => Promise.resolve(),
 ): Promise<Map<string, SessionResult>> {
+  // Neighbours resolved before the clock starts: a first SYN that waits on neighbour discovery
+  // is lost to the clock (a retransmission 1 s later), so warm each path with one ping.
+  const paths = new Map<string, { ns: Netns; from: string | undefined; to: string }>();
+  for (const s of sets) {
+    for (const r of s.requests) {
+      paths.set(`${s.ns.name} ${r.localAddress} ${r.host}`, {
+        ns: s.ns,
+        from: r.localAddress,
+        to: r.host,
+      });
+    }
+  }
+  await Promise.all(
+    [...paths.values()].map((p) =>
+      p.ns.exec(["ping", "-c", "1", "-W", "1", ...(p.from ? ["-I", p.from] : []), p.to])
+    ),
+  );
   const runs = sets.map((s) => net.sessions(s.ns, s.requests, s.options));
   await Promise.all(runs.map((r) => r.ready));
   const at = Date.now() + 300;

@@ -42,19 +42,18 @@
  * clients') no entry may be deleted: the node's conntrack events show each
  * watched connection's entry created once and never destroyed, its id still
  * there at the end. Every run starts when the first test of this file runs
- * (about 12–15 s for all on two cores). {@linkcode AWAITING_NAT_RULES}
- * marks the with-the-agent expectations that wait for the NAT-rules wiring.
+ * (about 12–15 s for all on two cores).
  *
  * Linux retransmits a SYN 1, 3 and 7 s after the first: to connect by 4.5 s,
  * the stuck entry must be gone between the rule change (2 s) and 3 s.
  *
  * @module
  */
-import assert, { AssertionError } from "node:assert/strict";
+import assert from "node:assert/strict";
 import { kernelTest } from "../support/machine.ts";
 import { type CtEntry, isTranslated } from "../../testbed/stuck_client.ts";
 import { type CtEvent, VIP_PORT } from "../../testbed/slow_net.ts";
-import { NAT_SHAPES, type NatShape } from "../../testbed/nat_shapes.ts";
+import { NAT_SHAPES } from "../../testbed/nat_shapes.ts";
 import {
   A,
   DELAY_MS,
@@ -74,27 +73,6 @@ import {
 
 /** The rows of the issue's table, in its order. */
 type Story = "stuck" | "moved" | "lb" | "proxy" | "api";
-
-/**
- * Stories whose "with the agent" expectations need the agent to ask the
- * node's NAT rules (issue 19's wiring), optionally per shape
- * (`"stuck/kube-nft"`); take a story off once the wiring lands. While
- * listed, that check runs unchanged and is expected to fail:
- *
- * - `fails`: today's agent cannot pass it (nothing vouches for a single
- *   stuck client, nothing finds a stale translation without the API); a
- *   pass fails the test, saying to take the story off;
- * - `may fail`: today's agent deletes the working row's entries through
- *   table evidence or the Kubernetes API, which harms the client when the
- *   deletion lands before its late SYN-ACK (most runs: 6/6 delayed to
- *   about 4 s, or reset); a pass is only printed.
- */
-const AWAITING_NAT_RULES: ReadonlyMap<string, "fails" | "may fail"> = new Map([
-  ["stuck", "fails"],
-  ["moved", "fails"],
-  ["proxy", "may fail"],
-  ["api", "may fail"],
-]);
 
 /** The stuck rows must connect by then with the agent. */
 const FREED_BY_MS = 4500;
@@ -123,29 +101,6 @@ function checkAgentHealth(r: Run): void {
   const ctx = context(r);
   assert.equal(r.exit, 0, ctx);
   assert.deepEqual(r.logs.filter((l) => l.level === "error" || l.stderr || l.unparsed), [], ctx);
-}
-
-/**
- * Runs `check` (a with-the-agent expectation), as {@linkcode AWAITING_NAT_RULES}
- * says for the story (and shape): required to pass, to fail, or either.
- */
-function asWired(story: Story, shape: NatShape | undefined, check: () => void): void {
-  const key = shape === undefined ? story : `${story}/${shape}`;
-  const awaiting = AWAITING_NAT_RULES.get(key) ?? AWAITING_NAT_RULES.get(story);
-  if (awaiting === undefined) return check();
-  try {
-    check();
-  } catch (e) {
-    if (!(e instanceof AssertionError)) throw e;
-    console.log(
-      `${key} with the agent fails, as expected before the NAT-rules wiring: ` +
-        e.message.split("\n")[0],
-    );
-    return;
-  }
-  const passes = `${key} passes with the agent: take it off AWAITING_NAT_RULES once wired`;
-  if (awaiting === "fails") throw new Error(passes);
-  console.log(passes);
 }
 
 /** The premise of a stuck row: its first entry was made before the rule changed, as the row says. */
@@ -294,7 +249,7 @@ for (const shape of NAT_SHAPES) {
         }
         checkAgentHealth(withAgent);
         checkOnlyStuckDeleted(withAgent);
-        asWired(story, shape, () => checkFreed(withAgent, story));
+        checkFreed(withAgent, story);
       },
       NEEDS,
     );
@@ -310,7 +265,7 @@ kernelTest(
     for (const r of [without, withAgent]) checkHarmPremise(r, "lb");
     checkUnharmed(without, "lb");
     checkAgentHealth(withAgent);
-    asWired("lb", undefined, () => checkUnharmed(withAgent, "lb"));
+    checkUnharmed(withAgent, "lb");
   },
   NEEDS,
 );
@@ -324,7 +279,7 @@ kernelTest(
     for (const r of [without, withAgent]) checkHarmPremise(r, "proxy");
     checkUnharmed(without, "proxy");
     checkAgentHealth(withAgent);
-    asWired("proxy", undefined, () => checkUnharmed(withAgent, "proxy"));
+    checkUnharmed(withAgent, "proxy");
   },
   NEEDS,
 );
@@ -341,9 +296,7 @@ kernelTest(
       checkUnharmed(without!, story);
     }
     checkAgentHealth(withApi);
-    asWired("api", undefined, () => {
-      for (const story of ["lb", "proxy"] as const) checkUnharmed(withApi, story);
-    });
+    for (const story of ["lb", "proxy"] as const) checkUnharmed(withApi, story);
   },
   NEEDS,
 );
