@@ -753,6 +753,86 @@ function NAT_MUTANTS(): Mutant[] {
       replace: "    default:\n      return true;\n  }\n}",
       tests: [...EVAL, ...XT],
     },
+    ...NAT_DECISION_MUTANTS(),
+  ];
+}
+
+/** Issue 19: where the NAT rules' verdict reaches a deletion. */
+function NAT_DECISION_MUTANTS(): Mutant[] {
+  const HOOKS = ["tests/nat/hooks_test.ts", "tests/nat/verdicts_test.ts"];
+  const STALE = ["tests/rules/stale_translation_test.ts"];
+  return [
+    {
+      name: "nat: the rules' not_proven left to the providers",
+      file: "lib/rules/unnated.ts",
+      search: 'if (nat?.kind === "not_proven") {',
+      replace: "if (false) {",
+      tests: UNNATED,
+    },
+    {
+      name: "nat: unreadable taken as translated",
+      file: "lib/rules/unnated.ts",
+      search: 'if (nat?.kind === "translated") {',
+      replace: 'if (nat !== undefined && nat.kind !== "not_proven") {',
+      tests: UNNATED,
+    },
+    {
+      name: "nat: stale_translation acts on what the rules do not prove",
+      file: "lib/rules/stale_translation.ts",
+      search: 'if (nat?.kind !== "translated") {',
+      replace: "if (nat === undefined) {",
+      tests: STALE,
+    },
+    {
+      name: "nat: stale_translation ignores a translation the rules may still pick",
+      file: "lib/rules/stale_translation.ts",
+      search: "if (addr === undefined || targetsContain(nat.targets, addr, x.port)) {",
+      replace: "if (addr === undefined) {",
+      tests: STALE,
+    },
+    {
+      name: "nat: stale_translation without the age gate",
+      file: "lib/rules/stale_translation.ts",
+      search: "      if (ageMs < this.#o.afterMs) {",
+      replace: "      if (false) {",
+      tests: STALE,
+    },
+    {
+      name: "nat: two hooks, only the first asked to agree",
+      file: "lib/nat/verdicts.ts",
+      search: "for (let k = 0; k < hooks.length; k++) {",
+      replace: "for (let k = 0; k < 1; k++) {",
+      tests: HOOKS,
+    },
+    {
+      name: "nat: a local socket does not decide the hook",
+      file: "lib/nat/hooks.ts",
+      search: '  if (o.localSocket) return ["output"];\n',
+      replace: "",
+      tests: HOOKS,
+    },
+    {
+      name: "nat: a listener counted as the connection's socket",
+      file: "lib/nat/sock_diag.ts",
+      search: "if (p[0] !== family || p[1] === TCP_LISTEN) continue;",
+      replace: "if (p[0] !== family) continue;",
+      tests: HOOKS,
+    },
+    {
+      name: "nat: the agent never passes the verdicts to the rules",
+      file: "lib/agent/agent.ts",
+      search: "if (nat.asked > 0) input.nat = nat.verdict;",
+      replace: "",
+      tests: ["tests/agent/agent_test.ts"],
+    },
+    {
+      name: "nat: a failing judge read as translated",
+      file: "lib/agent/decide.ts",
+      search: 'verdicts = asked.map(() => ({ kind: "unreadable", reason }));',
+      replace:
+        'verdicts = asked.map(() => ({ kind: "translated", targets: [], hooks: ["output"] }));',
+      tests: ["tests/agent/decide_test.ts"],
+    },
   ];
 }
 

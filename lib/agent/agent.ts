@@ -6,7 +6,7 @@
  * @module
  */
 import type { Snapshot } from "../model/snapshot.ts";
-import { type Tuple, tupleKey } from "../model/tuple.ts";
+import { tupleKey } from "../model/tuple.ts";
 import type { Deleter } from "../deleters/deleter.ts";
 import type { DestinationSet } from "../model/destination_set.ts";
 import type { Logger } from "../log/logger.ts";
@@ -18,6 +18,7 @@ import type { Source } from "../sources/source.ts";
 import type { RenewalTracker, TrackResult } from "../rules/tracker.ts";
 import { type Decision, mergeWants, type Rule, type RuleInput } from "../rules/rule.ts";
 import { askNatRules, decideAll, type NatJudge } from "./decide.ts";
+import { decisionFields as fields, PollNotes } from "./notes.ts";
 
 /** Everything the loop needs. */
 export interface AgentOptions {
@@ -119,8 +120,8 @@ export class Agent {
   #dryRunSaid = new Set<string>();
   /** Warnings and failure lines that would repeat every poll, said once a minute. */
   #quiet: QuietLog;
+  #notes: PollNotes;
   /** Keys (and ids) the deleter reported already gone in the last poll. */
-  #reportedGone = new Map<string, number | undefined>();
   /** Only at debug level (`logKept`). */
   #kept: PollKeptLog | undefined;
 
@@ -129,6 +130,7 @@ export class Agent {
     this.#clock = options.clock ?? (() => performance.now());
     this.#sleep = options.sleep ?? sleep;
     this.#quiet = new QuietLog(options.log, this.#clock);
+    this.#notes = new PollNotes(this.#quiet, options.deleter.name);
     if (options.logKept) this.#kept = new PollKeptLog(options.log);
   }
 
@@ -211,9 +213,9 @@ export class Agent {
       const scoped = this.#scope(snapshot);
       const track = tracker.observe(scoped);
       observer?.snapshotOk?.(snapshot, snapMs, track);
-      this.#noteMalformed(snapshot);
-      this.#noteOverflow(snapshot);
-      this.#noteStillThere(snapshot);
+      this.#notes.malformed(snapshot);
+      this.#notes.overflow(snapshot);
+      this.#notes.stillThere(snapshot);
       const stale = await this.#decide(rules, scoped, track);
       log.debug("poll", {
         scanned: snapshot.scanned,
@@ -309,7 +311,7 @@ export class Agent {
       if (o.result === "deleted") said.say(rule, o.result, "deleted stale entry", f);
       else if (o.result === "already_gone") {
         said.say(rule, o.result, "stale entry was already gone (it expired or got its reply)", f);
-        this.#reportedGone.set(tupleKey(decision.tuple), decision.id);
+        this.#notes.reportedGone(decision);
       } else if (signal?.aborted) {
         log.info("deletion interrupted by shutdown; outcome unknown", { ...f, error: o.error });
       } else {
@@ -334,67 +336,6 @@ export class Agent {
     }
     return results;
   }
-
-  /**
-   * An entry the deleter reported already gone that is in the very next
-   * snapshot (same conntrack id, where known) was never deleted: a deleter
-   * that does nothing and says so must not pass for one that works.
-   */
-  #noteStillThere(s: Snapshot): void {
-    if (this.#reportedGone.size === 0) return;
-    const gone = this.#reportedGone;
-    this.#reportedGone = new Map();
-    for (const c of s.candidates) {
-      const key = tupleKey(c);
-      if (!gone.has(key)) continue;
-      const id = gone.get(key);
-      if (id !== undefined && c.id !== undefined && id !== c.id) continue;
-      this.#quiet.warn(
-        "the deleter reports success but the entry is still there",
-        {
-          deleter: this.#o.deleter.name,
-          family: c.family,
-          src: c.src,
-          sport: c.sport,
-          dst: c.dst,
-          dport: c.dport,
-          zone: c.zone,
-        },
-      );
-    }
-  }
-
-  #noteMalformed(s: Snapshot): void {
-    if (s.malformed === 0) return;
-    this.#quiet.warn("skipped malformed table lines", {
-      malformed: s.malformed,
-      first: s.firstMalformed,
-    });
-  }
-
-  #noteOverflow(s: Snapshot): void {
-    if (!s.overflow) return;
-    this.#quiet.warn(
-      "more SYN_SENT [UNREPLIED] entries than --max-candidates; the rest are not tracked",
-      { tracked_at_most: s.candidates.length, not_tracked: s.overflow },
-    );
-  }
-}
-
-/** The log fields of a decision: the tuple, the rule, why, and the rule's own details. */
-function fields(d: Decision, rules: readonly Rule[]): Record<string, unknown> {
-  const t: Tuple = d.tuple;
-  return {
-    family: t.family,
-    src: t.src,
-    sport: t.sport,
-    dst: t.dst,
-    dport: t.dport,
-    zone: t.zone,
-    rule: d.rule,
-    reason: d.reason,
-    ...rules.find((r) => r.name === d.rule)?.logFields(d),
-  };
 }
 
 function round(x: number): number {

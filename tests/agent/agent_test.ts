@@ -10,6 +10,7 @@ import type { Source } from "../../lib/sources/source.ts";
 import { readiness } from "../../lib/serve/server.ts";
 import { RenewalRule } from "../../lib/rules/renewals.ts";
 import { RenewalTracker } from "../../lib/rules/tracker.ts";
+import { UnnatedRule } from "../../lib/rules/unnated.ts";
 import { sampleTuple } from "../support/sample_tuple.ts";
 
 const T: Tuple = sampleTuple();
@@ -323,4 +324,51 @@ Deno.test("Agent.run: polls that always overrun the interval still let the event
   await s.agent.run(stop.signal);
   assert.ok(timerFired);
   assert.ok(readsWhenTimerFired < 200, `the timer fired after ${readsWhenTimerFired} polls`);
+});
+
+Deno.test("Agent.pollOnce asks the NAT judge about what the rules name, once a poll, and the rule decides on its verdict", async () => {
+  const clock = new FakeClock();
+  const source = new RenewingSource(clock);
+  source.readMs = 0;
+  clock.t = 5000;
+  const deleter = new FakeDeleter("deleted");
+  const tracker = new RenewalTracker({ threshold: 3 });
+  const asked: Tuple[][] = [];
+  let verdict: "translated" | "not_proven" = "not_proven";
+  const ep = new Uint8Array([10, 244, 1, 5]);
+  const agent = new Agent({
+    source,
+    deleter,
+    tracker,
+    rules: [
+      new UnnatedRule({ afterMs: 0, synSentTimeoutS: 120, providers: [] }),
+    ],
+    nat: {
+      judge: (ts) => {
+        asked.push([...ts]);
+        return Promise.resolve(ts.map(() =>
+          verdict === "translated"
+            ? {
+              kind: "translated" as const,
+              hooks: ["prerouting" as const],
+              targets: [{ addrMin: ep, addrMax: ep, portMin: 80, portMax: 80 }],
+            }
+            : { kind: "not_proven" as const, reason: "no rule" }
+        ));
+      },
+    },
+    log: createLogger({ level: "error", write: () => {} }),
+    intervalMs: 1000,
+    clock: clock.now,
+  });
+  await agent.pollOnce();
+  assert.equal(deleter.calls.length, 0, "not proven: kept");
+  verdict = "translated";
+  await agent.pollOnce();
+  assert.deepEqual(
+    asked.map((b) => b.map((t) => t.sport)),
+    [[T.sport], [T.sport]],
+    "a batch a poll",
+  );
+  assert.deepEqual(deleter.calls.map((c) => c.map((t) => t.sport)), [[T.sport]]);
 });
