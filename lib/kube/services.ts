@@ -246,6 +246,8 @@ export class KubeServices {
     const trusted = this.slices.state.overflow === 0 && this.services.state.overflow === 0;
     if (!trusted) this.#removed.clear();
     before.forEachServing((service, portName, was) => {
+      // A slice kube-proxy skips now hides its endpoints: not a removal.
+      if (view.hasNotProxied(service)) return;
       const is = new Set(view.servingOf(service, portName));
       const k = servicePortKey(service, portName);
       for (const e of was) {

@@ -40,7 +40,7 @@ const servicePortKey = (service: string, portName: string) => `${service}\u0000$
  * ```ts
  * import { ServiceView } from "./view.ts";
  * const view = ServiceView.build(
- *   [{ key: "web/shop", addresses: [{ family: "ipv4", addr: "10.96.0.10" }], ports: [{ name: "http", port: 80, nodePort: 30080 }] }],
+ *   [{ key: "web/shop", addresses: [{ family: "ipv4", addr: "10.96.0.10", kind: "cluster" }], ports: [{ name: "http", port: 80, nodePort: 30080 }] }],
  *   [{ key: "web/shop-a", service: "web/shop", family: "ipv4", ports: [{ name: "http", port: 8080 }], ready: ["10.244.1.5"], serving: ["10.244.1.5"] }],
  *   [{ family: "ipv4", addr: "192.0.2.10" }],
  * );
@@ -57,6 +57,8 @@ export class ServiceView {
   #nodes = new Set<string>();
   /** Service key → its slices (the records themselves, nothing copied). */
   #slices = new Map<string, SliceRecord | SliceRecord[]>();
+  /** Services with a slice kube-proxy skips (labelled): their endpoints are not known here. */
+  #notProxied = new Set<string>();
   /** Destinations (address and port pairs) vouched for. */
   readonly vouched: number;
 
@@ -76,7 +78,11 @@ export class ServiceView {
     nodeAddresses: readonly NodeAddress[],
   ): ServiceView {
     const bySvc = new Map<string, SliceRecord | SliceRecord[]>();
-    for (const s of slices) push(bySvc, s.service, s);
+    const notProxied = new Set<string>();
+    for (const s of slices) {
+      push(bySvc, s.service, s);
+      if (s.notProxied) notProxied.add(s.service);
+    }
     const byAddr = new Map<string, ServiceRecord | ServiceRecord[]>();
     const byNodePort = new Map<number, ServiceRecord | ServiceRecord[]>();
     const nodes = new Set(nodeAddresses.map((n) => n.addr));
@@ -97,6 +103,7 @@ export class ServiceView {
     view.#byNodePort = byNodePort;
     view.#nodes = nodes;
     view.#slices = bySvc;
+    view.#notProxied = notProxied;
     return view;
   }
 
@@ -151,6 +158,14 @@ export class ServiceView {
       if (p !== undefined) { for (const a of sl.serving) out.push(addrPortKey(a, p.port)); }
     }
     return out;
+  }
+
+  /**
+   * Whether a slice of `service` is one kube-proxy skips (labelled): its
+   * endpoints are not in this view, so none may be taken as removed.
+   */
+  hasNotProxied(service: string): boolean {
+    return this.#notProxied.has(service);
   }
 
   /** Calls `fn` for every Service port with serving endpoints (for diffs). */

@@ -10,7 +10,8 @@
 import assert from "node:assert/strict";
 import { kernelTest } from "../support/machine.ts";
 import { startFakeApiIn } from "../../testbed/kube_net.ts";
-import { endpointSlice, service } from "../../testbed/kube_objects.ts";
+import { endpointSlice, service, withLabels } from "../../testbed/kube_objects.ts";
+import { SLOW_ADDRESSES, VIP_PORT, withSlowNet } from "../../testbed/slow_net.ts";
 import {
   ADDRESSES,
   BACKEND_PORT,
@@ -311,6 +312,97 @@ kernelTest(
       assert.equal(d[0]!.sport, STUCK_SPORT);
       assert.equal(d[0]!.endpoint, `${gone}:${BACKEND_PORT}`);
       assert.equal(d[0]!.service, "web/shop");
+    });
+  },
+);
+
+kernelTest(
+  "a LoadBalancer Service kube-proxy skips (labelled service-proxy-name; IPv6: its slices labelled headless), its ingress IP a real server answering 3 s late behind MASQUERADE + INVALID drop: every client connects as without the agent, no entry deleted (IPv4, IPv6)",
+  async () => {
+    const DELAY_MS = 3000, LATE_MS = 700;
+    const S = SLOW_ADDRESSES;
+    await withSlowNet("k21-label", { delayMs: DELAY_MS }, async (net) => {
+      const api = await startFakeApiIn(net.node);
+      try {
+        const ports = [{ name: "http", port: VIP_PORT, targetPort: 8080, nodePort: 30080 }];
+        // IPv4: the Service itself is labelled; its slice is not (and has a ready endpoint).
+        await api.set(
+          "services",
+          withLabels(
+            service("web", "lb4", {
+              clusterIPs: ["10.96.0.40"],
+              ingress: [{ ip: S.ipv4.vip }],
+              ports,
+            }),
+            { "service.kubernetes.io/service-proxy-name": "other-proxy" },
+          ),
+        );
+        await api.set(
+          "endpointslices",
+          endpointSlice("web", "lb4", "ipv4", [{ name: "http", port: 8080 }], [
+            { addr: S.ipv4.backend },
+          ]),
+        );
+        // IPv6: the Service is plain; its only slice is labelled headless (kube-proxy skips it).
+        await api.set(
+          "services",
+          service("web", "lb6", { clusterIPs: ["fd00::40"], ingress: [{ ip: S.ipv6.vip }], ports }),
+        );
+        await api.set(
+          "endpointslices",
+          withLabels(
+            endpointSlice("web", "lb6", "ipv6", [{ name: "http", port: 8080 }], [
+              { addr: S.ipv6.backend },
+            ]),
+            { "service.kubernetes.io/headless": "" },
+          ),
+        );
+        const watch = await net.watchEvents();
+        const agent = startAgent(net.node, [`--kubeconfig=${api.kubeconfig}`]);
+        let events;
+        try {
+          await agent.ready;
+          const live = await logged(
+            agent.logs,
+            (l) => l.msg === "Kubernetes Services view is live",
+            8000,
+          );
+          assert.ok(live, `the view goes live: ${JSON.stringify(agent.logs)}`);
+          const requests = (["ipv4", "ipv6"] as const).flatMap((f) =>
+            [41001, 41002, 41003].map((p) => ({
+              id: `${f}-${p}`,
+              host: S[f].vip,
+              port: VIP_PORT,
+              localAddress: S[f].clientB,
+              localPort: p,
+              atMs: 0,
+              deadlineMs: 15_000,
+            }))
+          );
+          const run = net.sessions(net.clients, requests);
+          await run.ready;
+          await run.start(Date.now() + 300);
+          const results = await run.results;
+          events = await watch.stop();
+          const ctx = `${JSON.stringify([...results.values()])}\n${
+            agent.logs.map((l) => JSON.stringify(l)).join("\n")
+          }`;
+          for (const [id, r] of results) {
+            console.log(`${id}: ${r.event} after ${r.connectedMs ?? r.ms} ms`);
+            assert.equal(r.event, "answered", `${id}: ${ctx}`);
+            assert.ok(r.connectedMs! >= DELAY_MS - 100, `${id} went to the real server: ${ctx}`);
+            assert.ok(r.connectedMs! <= DELAY_MS + LATE_MS, `${id} as without the agent: ${ctx}`);
+          }
+          const destroyed = events.filter((e) => e.type === "DESTROY" && e.userspace);
+          assert.deepEqual(destroyed, [], `nothing deleted: ${ctx}`);
+          assert.deepEqual(deletions(agent.logs), [], ctx);
+        } finally {
+          await agent.stop();
+          await watch.stop().catch(() => []);
+        }
+      } finally {
+        await api.close();
+      }
     });
   },
 );

@@ -3,7 +3,12 @@ import { memoryLog, until } from "../support/kube_test_kit.ts";
 import { FetchKubeApi } from "../../lib/kube/api.ts";
 import { KubeServices } from "../../lib/kube/services.ts";
 import { FakeKubeApi } from "../../testbed/fake_kube_api.ts";
-import { endpointSlice, type EndpointSpec, service } from "../../testbed/kube_objects.ts";
+import {
+  endpointSlice,
+  type EndpointSpec,
+  service,
+  withLabels,
+} from "../../testbed/kube_objects.ts";
 
 const quiet = memoryLog();
 
@@ -160,5 +165,23 @@ Deno.test("an endpoint removed from one Service but serving another at the same 
       undefined,
       "still serving blue there",
     );
+  });
+});
+
+Deno.test("removedAt: endpoints hidden by a slice turning labelled for another proxy are not removed", async () => {
+  await withServices(async ({ fake, kube }) => {
+    kube.view();
+    fake.set(
+      "endpointslices",
+      withLabels(slice([{ addr: "10.244.1.5" }, { addr: "10.244.1.6" }]), {
+        "service.kubernetes.io/service-proxy-name": "other",
+      }),
+    );
+    await until(
+      () => kube.view().vouch("ipv4", "10.96.0.10", 80) === undefined,
+      "the labelled slice",
+    );
+    assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.5 8080"), undefined);
+    assert.equal(kube.removedCount, 0);
   });
 });

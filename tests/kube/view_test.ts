@@ -11,6 +11,7 @@ import {
   type EndpointSpec,
   service,
   type ServiceSpec,
+  withLabels,
 } from "../../testbed/kube_objects.ts";
 
 function svc(name: string, s: ServiceSpec): ServiceRecord {
@@ -111,4 +112,47 @@ Deno.test("servingAt: the serving endpoints behind an address and port, terminat
     "10.244.1.6 8080",
   ]);
   assert.equal(view.servingAt("10.96.0.99", 80), undefined);
+});
+
+Deno.test("a Service or slice labelled for another proxy vouches for nothing, ready endpoints or not", () => {
+  const spec = {
+    clusterIPs: ["10.96.0.30"],
+    ingress: [{ ip: "203.0.113.30" }],
+    ports: [{ name: "http", port: 80, nodePort: 30090 }],
+  };
+  const proxied = decodeSlice(
+    endpointSlice("web", "lb", "ipv4", [{ name: "http", port: 8080 }], [{ addr: "10.244.1.9" }]),
+  );
+  const labelledSlice = decodeSlice(
+    withLabels(
+      endpointSlice("web", "lb", "ipv4", [{ name: "http", port: 8080 }], [{ addr: "10.244.1.9" }]),
+      { "service.kubernetes.io/headless": "" },
+    ),
+  );
+  const labelledSvc = decodeService(
+    withLabels(service("web", "lb", spec), {
+      "service.kubernetes.io/service-proxy-name": "other",
+    }),
+  );
+  assert.ok(proxied.ok && labelledSlice.ok && labelledSvc.ok);
+  const plain = ServiceView.build([svc("lb", spec)], [proxied.value], NODE);
+  assert.equal(plain.vouch("ipv4", "203.0.113.30", 80)?.service, "web/lb", "the premise");
+  for (
+    const [what, view] of [
+      ["Service labelled", ServiceView.build([labelledSvc.value], [proxied.value], NODE)],
+      ["slice labelled", ServiceView.build([svc("lb", spec)], [labelledSlice.value], NODE)],
+    ] as const
+  ) {
+    for (const [addr, port] of [["10.96.0.30", 80], ["203.0.113.30", 80], ["192.0.2.10", 30090]]) {
+      assert.equal(
+        view.vouch("ipv4", addr as string, port as number),
+        undefined,
+        `${what}: ${addr}`,
+      );
+    }
+    assert.equal(view.vouched, 0, what);
+  }
+  const mixed = ServiceView.build([svc("lb", spec)], [labelledSlice.value], NODE);
+  assert.ok(mixed.hasNotProxied("web/lb"));
+  assert.ok(!plain.hasNotProxied("web/lb"));
 });
