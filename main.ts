@@ -183,6 +183,8 @@ async function run(
         kubernetes: settings.unnatedAfterMs === undefined ? "off" : settings.kubernetes,
         kubeconfig: settings.kubeconfig,
         userAgent: `conntrack-cleaner/${VERSION}`,
+        nodePortAddresses: settings.nodePortAddresses,
+        settleMs: settings.staleEndpointSettleMs,
       },
       log,
       kubeStop.signal,
@@ -200,7 +202,9 @@ async function run(
   const providers: NatProvider[] = settings.destinations
     ? [new DestinationsProvider(settings.destinations)]
     : [new TableEvidenceProvider()];
-  if (kube && k) providers.push(new k.KubernetesProvider(kube.services));
+  if (kube && k) {
+    providers.push(new k.KubernetesProvider(kube.services, { zone: settings.kubernetesZone }));
+  }
   const rules: Rule[] = [new RenewalRule(tracker)];
   if (settings.unnatedAfterMs !== undefined) {
     rules.push(
@@ -216,6 +220,7 @@ async function run(
           afterMs: settings.unnatedAfterMs,
           synSentTimeoutS: typeof synSentTimeout === "number" ? synSentTimeout : undefined,
           endpoints: kube.services,
+          zone: settings.kubernetesZone,
         }),
       );
     }

@@ -6,9 +6,11 @@
  * - {@linkcode ServiceView.vouch}: is (address, port) a Service destination
  *   that has ready endpoints now? ClusterIPs (every family), externalIPs and
  *   LoadBalancer ingress IPs (not `ipMode: Proxy`) with each TCP port, and
- *   this node's addresses with each NodePort. A Service port counts only
- *   while some EndpointSlice of the Service has a ready endpoint on a port of
- *   the same name: without one kube-proxy rejects or drops, it does not NAT.
+ *   this node's NodePort addresses (lib/kube/node_addresses.ts) with each
+ *   NodePort. A Service port counts at an address only while some
+ *   EndpointSlice of the Service of the address's family has a ready endpoint
+ *   on a port of the same name: without one kube-proxy rejects or drops, it
+ *   does not NAT (and it never NATs one family to the other's endpoints).
  * - {@linkcode ServiceView.servingAt}: the serving endpoints (address and
  *   port) behind a Service address and port, for the stale-endpoint rule.
  *
@@ -91,11 +93,15 @@ export class ServiceView {
       for (const a of svc.addresses) push(byAddr, a.addr, svc);
       const mine = bySvc.get(svc.key);
       for (const p of svc.ports) {
-        const isReady = mine !== undefined && hasReady(mine, p.name);
-        if (isReady) vouched += svc.addresses.length;
-        if (p.nodePort === undefined) continue;
-        push(byNodePort, p.nodePort, svc);
-        if (isReady) vouched += nodes.size;
+        for (const family of FAMILIES) {
+          // kube-proxy NATs an address of one family to endpoints of that family only.
+          if (mine === undefined || !hasReady(mine, p.name, family)) continue;
+          vouched += svc.addresses.filter((a) => a.family === family).length;
+          if (p.nodePort !== undefined) {
+            vouched += nodeAddresses.filter((n) => n.family === family).length;
+          }
+        }
+        if (p.nodePort !== undefined) push(byNodePort, p.nodePort, svc);
       }
     }
     const view = new ServiceView(vouched);
@@ -108,14 +114,15 @@ export class ServiceView {
   }
 
   /**
-   * The Service port at (`addr`, `port`) that has ready endpoints now, or
-   * `undefined`. `family` only guards against a mismatched caller.
+   * The Service port at (`addr`, `port`) that has ready endpoints of
+   * `family` now (kube-proxy NATs each family to its own endpoints), or
+   * `undefined`.
    */
   vouch(family: Family, addr: string, port: number): ServiceTarget | undefined {
     if ((family === "ipv6") !== addr.includes(":")) return undefined;
     for (const t of this.targetsAt(addr, port)) {
       const mine = this.#slices.get(t.service);
-      if (mine !== undefined && hasReady(mine, t.port.name)) return t;
+      if (mine !== undefined && hasReady(mine, t.port.name, family)) return t;
     }
     return undefined;
   }
@@ -182,10 +189,14 @@ export class ServiceView {
   }
 }
 
-/** Whether one of `slices` has a ready endpoint on a port named `name`. */
-function hasReady(slices: SliceRecord | SliceRecord[], name: string): boolean {
+const FAMILIES = ["ipv4", "ipv6"] as const;
+
+/** Whether one of `slices` of `family` has a ready endpoint on a port named `name`. */
+function hasReady(slices: SliceRecord | SliceRecord[], name: string, family: Family): boolean {
   for (const s of each(slices)) {
-    if (s.ready.length > 0 && s.ports.some((p) => p.name === name)) return true;
+    if (s.family === family && s.ready.length > 0 && s.ports.some((p) => p.name === name)) {
+      return true;
+    }
   }
   return false;
 }

@@ -1,4 +1,3 @@
-import { localAddresses } from "../../lib/kube/start.ts";
 import assert from "node:assert/strict";
 import {
   type AccessEnvironment,
@@ -139,28 +138,4 @@ Deno.test("resolveAccess: --kubeconfig first, then in-cluster, then KUBECONFIG, 
     "no token file: not in a pod",
   );
   assert.equal(await resolveAccess(undefined, env({})), undefined);
-});
-
-Deno.test("localAddresses: interface addresses without loopback and link-local, canonical, once each", () => {
-  const iface = (address: string, family: "IPv4" | "IPv6") =>
-    ({
-      name: "x",
-      family,
-      address,
-      netmask: "",
-      scopeid: null,
-      cidr: "",
-      mac: "",
-    }) as Deno.NetworkInterfaceInfo;
-  assert.deepEqual(
-    localAddresses(() => [
-      iface("127.0.0.1", "IPv4"),
-      iface("::1", "IPv6"),
-      iface("fe80::1%eth0", "IPv6"),
-      iface("192.0.2.10", "IPv4"),
-      iface("2001:DB8::10", "IPv6"),
-      iface("192.0.2.10", "IPv4"),
-    ]).map((a) => a.addr),
-    ["192.0.2.10", "2001:db8::10"],
-  );
 });

@@ -42,7 +42,7 @@ Deno.test("a Service with ready endpoints vouches for every address × TCP port,
       ingress: [{ ip: "203.0.113.7" }],
       ports: [{ name: "http", port: 80, nodePort: 30080 }],
     })],
-    [slice("shop", 8080, [{ addr: "10.244.1.5" }])],
+    [slice("shop", 8080, [{ addr: "10.244.1.5" }]), slice("shop", 8080, [{ addr: "fd00::5" }])],
     NODE,
   );
   for (
@@ -65,6 +65,32 @@ Deno.test("a Service with ready endpoints vouches for every address × TCP port,
     "the node address on the Service port",
   );
   assert.equal(view.vouch("ipv6", "10.96.0.10", 80), undefined, "family mismatch");
+  assert.equal(
+    view.vouch("ipv4", "198.51.100.99", 30080),
+    undefined,
+    "a NodePort on an address that is not the node's",
+  );
+  assert.equal(view.vouch("ipv4", "10.96.0.10", 30080), undefined, "a NodePort on a ClusterIP");
+});
+
+Deno.test("readiness is per family: an address is vouched only with ready endpoints of its family", () => {
+  const s = svc("dual", {
+    clusterIPs: ["10.96.0.50", "fd00::50"],
+    ports: [{ name: "http", port: 80, nodePort: 30050 }],
+  });
+  const v4only = ServiceView.build([s], [
+    slice("dual", 8080, [{ addr: "10.244.1.5" }]),
+    slice("dual", 8080, [{ addr: "fd00::5", ready: false }]),
+  ], NODE);
+  assert.equal(v4only.vouch("ipv4", "10.96.0.50", 80)?.service, "web/dual");
+  assert.equal(v4only.vouch("ipv4", "192.0.2.10", 30050)?.via, "node");
+  assert.equal(v4only.vouch("ipv6", "fd00::50", 80), undefined, "IPv6 ClusterIP, no IPv6 ready");
+  assert.equal(v4only.vouch("ipv6", "2001:db8::10", 30050), undefined, "IPv6 NodePort too");
+  assert.equal(v4only.vouched, 2);
+  const v6only = ServiceView.build([s], [slice("dual", 8080, [{ addr: "fd00::5" }])], NODE);
+  assert.equal(v6only.vouch("ipv4", "10.96.0.50", 80), undefined);
+  assert.equal(v6only.vouch("ipv6", "fd00::50", 80)?.service, "web/dual");
+  assert.equal(v6only.vouched, 2);
 });
 
 Deno.test("no ready endpoint, or ready endpoints only on another port name: nothing vouched", () => {

@@ -89,3 +89,17 @@ Deno.test("no ready endpoint, or ingress in ipMode Proxy: nothing is freed", () 
 Deno.test("an empty view (unsynced or expired) vouches for nothing", () => {
   assert.deepEqual(decideWith(ServiceView.empty(), [stuck("10.96.0.10", 80)]).ds, []);
 });
+
+Deno.test("KubernetesProvider answers only for kube-proxy's zone: 0 by default, or the one it is told", () => {
+  const v = view(true);
+  const inZone = (zone: number) => ({ ...stuck("10.96.0.10", 80), zone });
+  const q = (c: Candidate) => ({ candidate: c, sameSince: 1, now: 0 });
+  const p0 = new KubernetesProvider({ view: () => v });
+  p0.observe();
+  assert.ok(p0.vouch(q(inZone(0))));
+  assert.equal(p0.vouch(q(inZone(1))), undefined);
+  const p7 = new KubernetesProvider({ view: () => v }, { zone: 7 });
+  p7.observe();
+  assert.ok(p7.vouch(q(inZone(7))));
+  assert.equal(p7.vouch(q(inZone(0))), undefined);
+});
