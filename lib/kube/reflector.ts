@@ -47,6 +47,12 @@ export interface ReflectorState {
   watching: boolean;
   /** Monotonic ms of the last answer from the API (list page, watch head, event). */
   lastContactAt: number | undefined;
+  /**
+   * Monotonic ms of the last progress: a full list landed, or an event or
+   * bookmark arrived (a watch head alone, or an open but silent stream, is
+   * contact, not progress).
+   */
+  progressAt: number | undefined;
   /** Objects beyond `maxItems` in the current picture, not kept. */
   overflow: number;
   /** Objects refused by `decode` so far. */
@@ -64,6 +70,7 @@ export class Reflector<T> {
     synced: false,
     watching: false,
     lastContactAt: undefined,
+    progressAt: undefined,
     overflow: 0,
     refused: 0,
     lastError: undefined,
@@ -109,6 +116,7 @@ export class Reflector<T> {
         this.state.watching = true;
         for await (const ev of events) {
           this.#contact();
+          if (ev.type !== "ERROR") this.state.progressAt = this.#clock();
           if (ev.type === "ERROR") throw new ApiError(ev.code, ev.reason, ev.message);
           const rv = resourceVersionOf(ev.object);
           if (ev.type !== "BOOKMARK") this.#apply(ev.type, ev.object);
@@ -183,6 +191,7 @@ export class Reflector<T> {
     this.state.overflow = dropped.size;
     this.state.refused += refused;
     this.state.synced = true;
+    this.state.progressAt = this.#clock();
     this.state.lists++;
     this.resourceVersion = rv;
     if (dropped.size > 0) {

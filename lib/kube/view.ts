@@ -17,15 +17,15 @@
  * @module
  */
 import type { Family } from "../tuple.ts";
-import type { ServicePort, ServiceRecord, SliceRecord } from "./objects.ts";
+import type { AddressKind, ServicePort, ServiceRecord, SliceRecord } from "./objects.ts";
 
 /** One Service port reachable at some address. */
 export interface ServiceTarget {
   /** `namespace/name`. */
   service: string;
   port: ServicePort;
-  /** Which address of the Service matched. */
-  via: "service" | "node";
+  /** Which address of the Service matched: a ClusterIP, an externalIP, an LB ingress IP, a node's. */
+  via: AddressKind | "node";
 }
 
 /** Node addresses, for NodePorts. */
@@ -61,6 +61,8 @@ export class ServiceView {
   #slices = new Map<string, SliceRecord | SliceRecord[]>();
   /** Services with a slice kube-proxy skips (labelled): their endpoints are not known here. */
   #notProxied = new Set<string>();
+  /** Vouch for ClusterIPs only (a stale view: see lib/kube/services.ts). */
+  #clusterIPsOnly = false;
   /** Destinations (address and port pairs) vouched for. */
   readonly vouched: number;
 
@@ -114,6 +116,21 @@ export class ServiceView {
   }
 
   /**
+   * The same view, vouching only for ClusterIPs (not externalIPs, LoadBalancer
+   * IPs or NodePorts); `servingAt` and the rest unchanged.
+   */
+  withClusterIPsOnly(): ServiceView {
+    const v = new ServiceView(this.vouched);
+    v.#byAddr = this.#byAddr;
+    v.#byNodePort = this.#byNodePort;
+    v.#nodes = this.#nodes;
+    v.#slices = this.#slices;
+    v.#notProxied = this.#notProxied;
+    v.#clusterIPsOnly = true;
+    return v;
+  }
+
+  /**
    * The Service port at (`addr`, `port`) that has ready endpoints of
    * `family` now (kube-proxy NATs each family to its own endpoints), or
    * `undefined`.
@@ -121,6 +138,7 @@ export class ServiceView {
   vouch(family: Family, addr: string, port: number): ServiceTarget | undefined {
     if ((family === "ipv6") !== addr.includes(":")) return undefined;
     for (const t of this.targetsAt(addr, port)) {
+      if (this.#clusterIPsOnly && t.via !== "cluster") continue;
       const mine = this.#slices.get(t.service);
       if (mine !== undefined && hasReady(mine, t.port.name, family)) return t;
     }
@@ -131,8 +149,9 @@ export class ServiceView {
   targetsAt(addr: string, port: number): ServiceTarget[] {
     const out: ServiceTarget[] = [];
     for (const svc of each(this.#byAddr.get(addr))) {
+      const via = svc.addresses.find((a) => a.addr === addr)!.kind;
       for (const p of svc.ports) {
-        if (p.port === port) out.push({ service: svc.key, port: p, via: "service" });
+        if (p.port === port) out.push({ service: svc.key, port: p, via });
       }
     }
     if (this.#nodes.has(addr)) {

@@ -182,3 +182,24 @@ Deno.test("a Service or slice labelled for another proxy vouches for nothing, re
   assert.ok(mixed.hasNotProxied("web/lb"));
   assert.ok(!plain.hasNotProxied("web/lb"));
 });
+
+Deno.test("withClusterIPsOnly (a stale view) vouches for ClusterIPs, never externalIPs, LB ingress or NodePorts", () => {
+  const full = ServiceView.build(
+    [svc("shop", {
+      clusterIPs: ["10.96.0.10"],
+      externalIPs: ["198.51.100.7"],
+      ingress: [{ ip: "203.0.113.7" }],
+      ports: [{ name: "http", port: 80, nodePort: 30080 }],
+    })],
+    [slice("shop", 8080, [{ addr: "10.244.1.5" }])],
+    NODE,
+  );
+  const only = full.withClusterIPsOnly();
+  assert.equal(full.vouch("ipv4", "198.51.100.7", 80)?.via, "external");
+  assert.equal(full.vouch("ipv4", "203.0.113.7", 80)?.via, "ingress");
+  assert.equal(only.vouch("ipv4", "10.96.0.10", 80)?.via, "cluster");
+  for (const [addr, port] of [["198.51.100.7", 80], ["203.0.113.7", 80], ["192.0.2.10", 30080]]) {
+    assert.equal(only.vouch("ipv4", addr as string, port as number), undefined, `${addr}`);
+  }
+  assert.equal(only.servingAt("198.51.100.7", 80)?.size, 1, "servingAt unchanged");
+});

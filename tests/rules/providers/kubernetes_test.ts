@@ -103,3 +103,15 @@ Deno.test("KubernetesProvider answers only for kube-proxy's zone: 0 by default, 
   assert.ok(p7.vouch(q(inZone(7))));
   assert.equal(p7.vouch(q(inZone(0))), undefined);
 });
+
+Deno.test("KubernetesProvider takes a new view at each read (observe), never keeping an old one", () => {
+  let current = view(true);
+  const p = new KubernetesProvider({ view: () => current });
+  const q = { candidate: stuck("10.96.0.10", 80), sameSince: 1, now: 0 };
+  p.observe();
+  assert.ok(p.vouch(q), "ready");
+  current = view(false);
+  assert.ok(p.vouch(q), "the same read keeps its view");
+  p.observe();
+  assert.equal(p.vouch(q), undefined, "the next read sees the endpoints gone");
+});
