@@ -32,6 +32,12 @@ import { addrPortKey, type NodeAddress, servicePortKey, ServiceView } from "./vi
 /** Services kept at most (the issue's bound); EndpointSlices at most 5 per Service. */
 export const MAX_SERVICES = 10_000;
 export const MAX_SLICES = 5 * MAX_SERVICES;
+/**
+ * Endpoint addresses kept at most over all slices (each endpoint counts once
+ * when ready and once when serving): 150,000 endpoints, the scalability
+ * envelope's pod count. Past it slices are ignored (counted in `overflow`).
+ */
+export const MAX_ENDPOINT_ADDRESSES = 300_000;
 
 /** Options for {@linkcode KubeServices}. */
 export interface KubeServicesOptions {
@@ -52,8 +58,14 @@ export interface KubeServicesOptions {
   removedTtlMs?: number;
   maxServices?: number;
   maxSlices?: number;
+  /** See {@linkcode MAX_ENDPOINT_ADDRESSES}. */
+  maxEndpointAddresses?: number;
   /** Passed to both reflectors (tests shorten them). */
-  reflector?: { watchTimeoutS?: number; backoffMs?: { first: number; max: number } };
+  reflector?: {
+    watchTimeoutS?: number;
+    backoffMs?: { first: number; max: number };
+    maxDropped?: number;
+  };
 }
 
 /** How fresh the view is. */
@@ -152,6 +164,10 @@ export class KubeServices {
       what: "endpointslices",
       decode: decodeSlice,
       maxItems: o.maxSlices ?? MAX_SLICES,
+      weight: (s: SliceRecord) => s.ready.length + s.serving.length,
+      maxWeight: o.maxEndpointAddresses ?? MAX_ENDPOINT_ADDRESSES,
+      // Small pages: a slice holds up to 100 endpoints (1,000 with custom writers).
+      pageSize: 100,
     });
   }
 

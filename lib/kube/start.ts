@@ -7,7 +7,12 @@
  * @module
  */
 import type { Logger } from "../log.ts";
-import { type AccessEnvironment, REAL_ENVIRONMENT, resolveAccess } from "./access.ts";
+import {
+  type AccessEnvironment,
+  plainHttpWarning,
+  REAL_ENVIRONMENT,
+  resolveAccess,
+} from "./access.ts";
 import { type NodePortAddresses, nodePortAddresses } from "./node_addresses.ts";
 import type { KubeServices } from "./services.ts";
 
@@ -52,6 +57,13 @@ export async function startKubernetes(
     import("./services.ts"),
   ]);
   const api = new FetchKubeApi(access, { userAgent: o.userAgent });
+  const plain = plainHttpWarning(access.server);
+  if (plain !== undefined) log.warn(plain);
+  if (api.transport.proxiesIgnored.length > 0) {
+    log.info("Kubernetes: proxy variables ignored; the API is reached directly", {
+      variables: api.transport.proxiesIgnored,
+    });
+  }
   const choice = o.nodePortAddresses ?? { kind: "primary" };
   const nodeAddresses = () => nodePortAddresses(choice);
   const services = new KubeServices({
