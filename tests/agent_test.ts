@@ -9,6 +9,10 @@ import { createLogger } from "../lib/log.ts";
 import type { Source } from "../lib/sources/source.ts";
 import { readiness } from "../lib/server.ts";
 import { RenewalTracker } from "../lib/tracker.ts";
+import type { Rule } from "../lib/rules/rule.ts";
+import { UnnatedRule } from "../lib/rules/unnated.ts";
+import { KubernetesProvider } from "../lib/rules/providers/kubernetes.ts";
+import { ServiceView } from "../lib/kube/view.ts";
 
 const T: Tuple = {
   family: "ipv4",
@@ -80,7 +84,13 @@ class FakeDeleter implements Deleter {
 }
 
 function setup(
-  opts: { result?: DeleteResult; dryRun?: boolean; threshold?: number; destinations?: string } = {},
+  opts: {
+    result?: DeleteResult;
+    dryRun?: boolean;
+    threshold?: number;
+    destinations?: string;
+    rules?: (tracker: RenewalTracker) => Rule[];
+  } = {},
 ) {
   const clock = new FakeClock();
   const source = new RenewingSource(clock);
@@ -89,10 +99,12 @@ function setup(
   const log = createLogger({ level: "info", write: (l) => lines.push(JSON.parse(l)) });
   const results: DecisionResult[][] = [];
   const skipped: number[] = [];
+  const tracker = new RenewalTracker({ threshold: opts.threshold ?? 1 });
   const agent = new Agent({
     source,
     deleter,
-    tracker: new RenewalTracker({ threshold: opts.threshold ?? 1 }),
+    tracker,
+    ...(opts.rules ? { rules: opts.rules(tracker) } : {}),
     ...(opts.destinations === undefined ? {} : { destinations: scope(opts.destinations) }),
     log,
     intervalMs: 1000,
@@ -326,4 +338,37 @@ Deno.test("Agent.run: polls that always overrun the interval still let the event
   await s.agent.run(stop.signal);
   assert.ok(timerFired);
   assert.ok(readsWhenTimerFired < 200, `the timer fired after ${readsWhenTimerFired} polls`);
+});
+
+Deno.test("Agent.pollOnce gives the rules only the candidates inside --destinations (the Kubernetes provider too)", async () => {
+  // A ready Service at T's destination: the provider vouches for T whatever the scope.
+  const view = ServiceView.build(
+    [{
+      key: "web/shop",
+      addresses: [{ family: "ipv4", addr: T.dst, kind: "cluster" }],
+      ports: [{ name: "", port: T.dport }],
+    }],
+    [{
+      key: "web/shop-a",
+      service: "web/shop",
+      family: "ipv4",
+      ports: [{ name: "", port: 8080 }],
+      ready: ["10.244.0.5"],
+      serving: ["10.244.0.5"],
+    }],
+    [],
+  );
+  const rules = () => [
+    new UnnatedRule({
+      afterMs: 0,
+      synSentTimeoutS: 120,
+      providers: [new KubernetesProvider({ view: () => view })],
+    }),
+  ];
+  const outside = setup({ threshold: 100, destinations: "10.0.0.3", rules });
+  await pollEverySecond(outside, 3);
+  assert.deepEqual(outside.deleter.calls, [], "outside --destinations: never acted on");
+  const inside = setup({ threshold: 100, destinations: "10.0.0.2", rules });
+  await pollEverySecond(inside, 3);
+  assert.deepEqual(inside.deleter.calls[0], [T], "inside: the provider's vouch acts");
 });

@@ -259,3 +259,24 @@ Deno.test("freshness: both streams open but one silent past the progress limit i
     await until(() => kube.freshness() === "live", "live again");
   });
 });
+
+Deno.test("removal records are dropped once objects are left out over a bound", async () => {
+  await withServices(async ({ fake, kube, clock }) => {
+    kube.view();
+    fake.set("endpointslices", slice([{ addr: "10.244.1.5" }]));
+    await until(() => (kube.view(), kube.removedCount === 1), "1.6 recorded");
+    settle(fake, clock);
+    await until(() => kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080") !== undefined, "known");
+    for (const name of ["other", "third"]) {
+      fake.set(
+        "endpointslices",
+        endpointSlice("web", name, "ipv4", [{ port: 1 }], [{ addr: "10.244.7.7" }]),
+      );
+    }
+    await until(() => kube.status().overflow === 1, "a slice left out");
+    settle(fake, clock);
+    await until(() => kube.freshness() === "live" && (kube.view(), true), "rebuilt");
+    assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080"), undefined);
+    assert.equal(kube.removedCount, 0);
+  }, { maxSlices: 2 });
+});
