@@ -162,7 +162,7 @@ export const OPTIONS: readonly Option[] = [
     default: "none",
     form: "a kubeconfig file path, or none",
     help:
-      "kubeconfig whose current context reaches the API (token, client certificate, CA); HTTP(S)_PROXY and NO_PROXY are ignored: the API is reached directly",
+      "kubeconfig whose current context reaches the API (token, client certificate, CA; only that CA is trusted); HTTP(S)_PROXY, ALL_PROXY and NO_PROXY are ignored: the API is reached directly, as the node reaches it (a proxy in the middle of the watches would make the view lag)",
   },
   {
     flag: "nodeport-addresses",

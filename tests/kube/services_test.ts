@@ -280,3 +280,22 @@ Deno.test("removal records are dropped once objects are left out over a bound", 
     assert.equal(kube.removedCount, 0);
   }, { maxSlices: 2 });
 });
+
+Deno.test("removedAt: a removal both watches confirmed still waits for the settle time (5 s)", async () => {
+  await withServices(async ({ fake, kube, clock }) => {
+    kube.view();
+    fake.set("endpointslices", slice([{ addr: "10.244.1.5" }]));
+    await until(() => (kube.view(), kube.removedCount === 1), "1.6 recorded");
+    settle(fake, clock, 1000);
+    await until(
+      () =>
+        kube.slices.state.progressAt === clock.now && kube.services.state.progressAt === clock.now,
+      "both confirmed",
+    );
+    assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080"), undefined, "1 s old");
+    clock.now += 3_999;
+    assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080"), undefined, "4.999 s old");
+    clock.now += 1;
+    assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080")?.service, "web/shop");
+  });
+});
