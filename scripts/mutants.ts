@@ -494,6 +494,7 @@ export const MUTANTS: Mutant[] = [
   },
   ...KUBERNETES_MUTANTS(),
   ...NAT_MUTANTS(),
+  ...KUBE_SEMANTICS_MUTANTS(),
 ];
 
 /**
@@ -508,14 +509,14 @@ function KUBERNETES_MUTANTS(): Mutant[] {
     {
       name: "kubernetes: ipMode Proxy ingress taken as NATed",
       file: "lib/kube/objects.ts",
-      search: 'if (isObj(ing) && str(ing.ipMode) !== "Proxy") add(ing.ip);',
-      replace: "if (isObj(ing)) add(ing.ip);",
+      search: 'if (isObj(ing) && str(ing.ipMode) !== "Proxy") add(ing.ip, "ingress");',
+      replace: 'if (isObj(ing)) add(ing.ip, "ingress");',
       tests: ["tests/kube/objects_test.ts", ...VIEW],
     },
     {
       name: "kubernetes: a Service port vouched without ready endpoints",
       file: "lib/kube/view.ts",
-      search: "if (mine !== undefined && hasReady(mine, t.port.name)) return t;",
+      search: "if (mine !== undefined && hasReady(mine, t.port.name, family)) return t;",
       replace: "return t;",
       tests: VIEW,
     },
@@ -832,6 +833,212 @@ function NAT_DECISION_MUTANTS(): Mutant[] {
       replace:
         'verdicts = asked.map(() => ({ kind: "translated", targets: [], hooks: ["output"] }));',
       tests: ["tests/agent/decide_test.ts"],
+    },
+  ];
+}
+
+/**
+ * Issue 21: kube-proxy's semantics, the stale-endpoint guards, the limits and
+ * the client's security, and the clauses earlier tests did not bite.
+ */
+function KUBE_SEMANTICS_MUTANTS(): Mutant[] {
+  const VIEW = ["tests/kube/view_test.ts"];
+  const SERVICES = ["tests/kube/services_test.ts"];
+  const STALE = ["tests/rules/stale_endpoint_test.ts"];
+  const PROVIDER = ["tests/rules/providers/kubernetes_test.ts"];
+  const REFLECTOR = ["tests/kube/reflector_test.ts"];
+  const TRANSPORT = ["tests/kube/transport_test.ts"];
+  return [
+    {
+      name: "table evidence: a key whose evidence overflowed is recorded from the partial list",
+      file: "lib/rules/providers/table_evidence.ts",
+      search: "if (ev!.overflow.has(key) || !this.#want.has(key)) continue;",
+      replace: "if (!this.#want.has(key)) continue;",
+      tests: UNNATED,
+    },
+    {
+      name: "stale_endpoint: age from the kernel only (sameSince not passed through decide)",
+      file: "lib/rules/stale_endpoint.ts",
+      search: "const ageMs = this.ageMs(c, input.sameSince(c));",
+      replace: "const ageMs = this.ageMs(c, undefined);",
+      tests: STALE,
+    },
+    {
+      name: "kubernetes: a NodePort counted on any address",
+      file: "lib/kube/view.ts",
+      search: "if (this.#nodes.has(addr)) {",
+      replace: "if (true) {",
+      tests: VIEW,
+    },
+    {
+      name: "kubernetes: live with either watch open instead of both",
+      file: "lib/kube/services.ts",
+      search: 'if (a.watching && b.watching && moving(a) && moving(b)) return "live";',
+      replace: 'if ((a.watching || b.watching) && moving(a) && moving(b)) return "live";',
+      tests: SERVICES,
+    },
+    {
+      name: "kubernetes: staleness from the newer of the two watches' progress",
+      file: "lib/kube/services.ts",
+      search: "const last = Math.min(a.progressAt ?? -Infinity, b.progressAt ?? -Infinity);",
+      replace: "const last = Math.max(a.progressAt ?? -Infinity, b.progressAt ?? -Infinity);",
+      tests: SERVICES,
+    },
+    {
+      name: "kubernetes: live from an open stream without progress",
+      file: "lib/kube/services.ts",
+      search: 'if (a.watching && b.watching && moving(a) && moving(b)) return "live";',
+      replace: 'if (a.watching && b.watching) return "live";',
+      tests: SERVICES,
+    },
+    {
+      name: "stale_endpoint: removed-endpoint memory 18 s instead of 180 s",
+      file: "lib/kube/services.ts",
+      search: "const ttl = this.#o.removedTtlMs ?? 180_000;",
+      replace: "const ttl = this.#o.removedTtlMs ?? 18_000;",
+      tests: SERVICES,
+    },
+    {
+      name: "stale_endpoint: removal records kept past an overflow",
+      file: "lib/kube/services.ts",
+      search: "    if (!trusted) this.#removed.clear();\n",
+      replace: "",
+      tests: SERVICES,
+    },
+    {
+      name: "stale_endpoint: a removal acted on before it settled",
+      file: "lib/kube/services.ts",
+      search: "return this.#clock() - at >= (this.#o.settleMs ?? 5_000) &&",
+      replace: "return true &&",
+      tests: SERVICES,
+    },
+    {
+      name: "stale_endpoint: a removal confirmed by the slices watch alone",
+      file: "lib/kube/services.ts",
+      search: "confirmed(this.services.state) && confirmed(this.slices.state);",
+      replace: "confirmed(this.slices.state);",
+      tests: SERVICES,
+    },
+    {
+      name: "kubernetes: a stale view vouches for externalIPs, LB IPs and NodePorts",
+      file: "lib/kube/services.ts",
+      search: 'if (f === "stale") return this.#clusterOnly ??= this.#view.withClusterIPsOnly();',
+      replace: "",
+      tests: SERVICES,
+    },
+    {
+      name: "kubernetes: the provider caches a view forever",
+      file: "lib/rules/providers/kubernetes.ts",
+      search: "this.#view = this.#views.view();",
+      replace: "this.#view ??= this.#views.view();",
+      tests: PROVIDER,
+    },
+    {
+      name: "rules given the unscoped snapshot (--destinations with Kubernetes)",
+      file: "lib/agent/agent.ts",
+      search: "const stale = await this.#decide(rules, scoped, track);",
+      replace: "const stale = await this.#decide(rules, snapshot, track);",
+      tests: ["tests/agent/agent_test.ts"],
+    },
+    {
+      name: "kubernetes: a Service labelled for another proxy still vouched",
+      file: "lib/kube/objects.ts",
+      search:
+        "  if (notProxiedLabel(o) !== undefined) {\n    return { ok: true, value: { key, addresses",
+      replace: "  if (false) {\n    return { ok: true, value: { key, addresses",
+      tests: ["tests/kube/objects_test.ts", ...VIEW],
+    },
+    {
+      name: "kubernetes: a slice labelled for another proxy still counted",
+      file: "lib/kube/objects.ts",
+      search: "  if (notProxiedLabel(o) !== undefined) {\n    return {\n      ok: true,",
+      replace: "  if (false) {\n    return {\n      ok: true,",
+      tests: ["tests/kube/objects_test.ts", ...VIEW],
+    },
+    {
+      name: "stale_endpoint: endpoints hidden by a labelled slice taken as removed",
+      file: "lib/kube/services.ts",
+      search: "if (view.hasNotProxied(service)) return;",
+      replace: "",
+      tests: SERVICES,
+    },
+    {
+      name: "kubernetes: readiness not per family",
+      file: "lib/kube/view.ts",
+      search: "if (s.family === family && s.ready.length > 0",
+      replace: "if (s.ready.length > 0",
+      tests: VIEW,
+    },
+    {
+      name: "kubernetes: the provider answers for every zone",
+      file: "lib/rules/providers/kubernetes.ts",
+      search: "if (c.zone !== this.#zone) return undefined;",
+      replace: "",
+      tests: PROVIDER,
+    },
+    {
+      name: "stale_endpoint: acts in every zone",
+      file: "lib/rules/stale_endpoint.ts",
+      search: "if (t === undefined || c.zone !== (this.#o.zone ?? 0)) continue;",
+      replace: "if (t === undefined) continue;",
+      tests: STALE,
+    },
+    {
+      name: "kubernetes client: redirects followed",
+      file: "lib/kube/api.ts",
+      search: '      redirect: "error",\n',
+      replace: "",
+      tests: TRANSPORT,
+    },
+    {
+      name: "kubernetes client: the configured CA added to the default roots",
+      file: "lib/kube/transport.ts",
+      search: "  if (onlyConfiguredCa) {",
+      replace: "  if (false) {",
+      tests: TRANSPORT,
+    },
+    {
+      name: "kubernetes client: a list page read whole past its limit",
+      file: "lib/kube/transport.ts",
+      search: "      if (n > max) {",
+      replace: "      if (false) {",
+      tests: [...TRANSPORT, ...REFLECTOR],
+    },
+    {
+      name: "reflector: repeated 410s relisted at once, in a loop",
+      file: "lib/kube/reflector.ts",
+      search: "const waitMs = gones === 1 ? 0 : wait(gones - 1);",
+      replace: "const waitMs = 0;",
+      tests: REFLECTOR,
+    },
+    {
+      name: "reflector: a watch that ends without an event retried at once",
+      file: "lib/kube/reflector.ts",
+      search:
+        'if (!moved) throw new ApiError(0, "NoProgress", "the watch ended without an event");',
+      replace: "",
+      tests: REFLECTOR,
+    },
+    {
+      name: "reflector: the endpoint bound ignored",
+      file: "lib/kube/reflector.ts",
+      search: "        base + w <= this.#maxWeight;",
+      replace: "        true;",
+      tests: REFLECTOR,
+    },
+    {
+      name: "reflector: an object updated past the bound keeps its old version",
+      file: "lib/kube/reflector.ts",
+      search: "        if (old !== undefined) this.items.delete(key);\n",
+      replace: "",
+      tests: REFLECTOR,
+    },
+    {
+      name: "kubeconfig: credentials in the server URL accepted",
+      file: "lib/kube/access.ts",
+      search: "  if (/^https?:\\/\\/[^/]*@/.test(server)) {",
+      replace: "  if (false) {",
+      tests: ["tests/kube/access_test.ts"],
     },
   ];
 }

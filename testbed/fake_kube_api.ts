@@ -16,7 +16,7 @@
  * Objects are fed as JSON in the real API's shapes; the fake sets their
  * `metadata.resourceVersion`. Run as a script (`deno run -A
  * testbed/fake_kube_api.ts [--tls-dir DIR]`), it prints `{"port":N}` and then
- * takes commands as JSON lines on stdin (`{"op":"set","resource":"services",
+ * sends a BOOKMARK on each stream every second, and takes commands as JSON lines on stdin (`{"op":"set","resource":"services",
  * "object":{…}}`, `delete`, `bookmark`, `drop`), answering `{"ok":true}` to
  * each: that is how an end-to-end test runs it inside a network namespace.
  *
@@ -78,6 +78,11 @@ export interface FakeKubeApiOptions {
   token?: string;
   /** Watch history kept per resource (older RVs get 410); default 1000. */
   history?: number;
+  /**
+   * Send a BOOKMARK to every watcher this often, as kube-apiserver does about
+   * every minute on a quiet stream; default never (tests call `bookmark`).
+   */
+  bookmarkEveryMs?: number;
 }
 
 /** See the module comment. */
@@ -94,9 +99,16 @@ export class FakeKubeApi {
   #watchers = new Set<Watcher>();
   #failures: number[] = [];
   #o: FakeKubeApiOptions;
+  #ticker: ReturnType<typeof setInterval> | undefined;
 
   constructor(o: FakeKubeApiOptions = {}) {
     this.#o = o;
+    if (o.bookmarkEveryMs !== undefined) {
+      this.#ticker = setInterval(() => {
+        this.bookmark("services");
+        this.bookmark("endpointslices");
+      }, o.bookmarkEveryMs);
+    }
     const hostname = o.hostname ?? "127.0.0.1";
     this.#server = Deno.serve({
       hostname,
@@ -174,6 +186,7 @@ export class FakeKubeApi {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#ticker);
     for (const w of [...this.#watchers]) w.end();
     await this.#server.shutdown();
   }
@@ -322,7 +335,9 @@ export class FakeKubeApi {
 async function serveCommands(): Promise<void> {
   const i = Deno.args.indexOf("--tls-dir");
   const tlsDir = i >= 0 ? Deno.args[i + 1] : undefined;
+  // A bookmark a second on each stream: the agent's view stays live, removals get confirmed.
   const api = new FakeKubeApi({
+    bookmarkEveryMs: 1000,
     ...(tlsDir
       ? {
         tls: {

@@ -140,3 +140,12 @@ export function endpointSlice(
     ports: ports.map((p) => ({ name: p.name ?? "", protocol: p.protocol ?? "TCP", port: p.port })),
   };
 }
+
+/** `o` with `labels` added to its metadata (e.g. `service.kubernetes.io/service-proxy-name`). */
+export function withLabels<T extends { metadata: Record<string, unknown> }>(
+  o: T,
+  labels: Record<string, string>,
+): T {
+  const old = (o.metadata.labels ?? {}) as Record<string, string>;
+  return { ...o, metadata: { ...o.metadata, labels: { ...old, ...labels } } };
+}

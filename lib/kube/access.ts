@@ -4,8 +4,10 @@
  * supported: server URL, CA (file or data), bearer token (inline or file),
  * client certificate and key (file or data). Anything else a kubeconfig may
  * ask for (exec plugins, auth providers, basic auth, skipping TLS checks,
- * proxies, impersonation) is refused with a message naming it, rather than
- * silently talking to the API some other way.
+ * proxies, impersonation, credentials in the server URL) is refused with a
+ * message naming it, rather than silently talking to the API some other way.
+ * A plain `http://` server is accepted on loopback only without a word
+ * ({@linkcode plainHttpWarning}).
  *
  * @module
  */
@@ -20,6 +22,8 @@ export interface ClusterAccess {
   server: string;
   /** PEM of the CA that signed the server's certificate; absent: system roots. */
   caPem?: string;
+  /** The file `caPem` came from, read again before each request (in-cluster `ca.crt`). */
+  caFile?: string;
   /** A bearer token that does not change. */
   token?: string;
   /** A file holding the bearer token, read again before each request (tokens rotate). */
@@ -96,7 +100,7 @@ export async function fromInCluster(e: AccessEnvironment): Promise<ClusterAccess
     throw new AccessError(`in-cluster: cannot read ${caFile}: ${errorText(err)}`);
   }
   const h = host.includes(":") ? `[${host}]` : host;
-  return { server: `https://${h}:${port}`, caPem, tokenFile, origin: "in-cluster" };
+  return { server: `https://${h}:${port}`, caPem, caFile, tokenFile, origin: "in-cluster" };
 }
 
 type Json = Record<string, unknown>;
@@ -235,7 +239,36 @@ export async function parseKubeconfig(
   if (typeof server !== "string" || !/^https?:\/\/[^/\s]+\/?$/.test(server)) {
     throw bad(`cluster server ${JSON.stringify(server)} is not an http(s)://HOST[:PORT] URL`);
   }
+  if (/^https?:\/\/[^/]*@/.test(server)) {
+    // Said without the URL itself: it holds a secret.
+    throw bad(
+      `cluster ${
+        JSON.stringify(ctx.cluster)
+      } server has credentials in its URL (user:password@), ` +
+        "which is not supported: use token, tokenFile or a client certificate",
+    );
+  }
   return { context: name, cluster: { ...cluster, server: server.replace(/\/$/, "") }, user };
+}
+
+/**
+ * A warning for a plain `http://` server that is not loopback (the token and
+ * the Services view would cross the network unprotected), else `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { plainHttpWarning } from "./access.ts";
+ * plainHttpWarning("http://127.0.0.1:8080"); // => undefined
+ * plainHttpWarning("https://10.0.0.1:6443"); // => undefined
+ * plainHttpWarning("http://10.0.0.1:8080")?.startsWith("Kubernetes: plain http://"); // => true
+ * ```
+ */
+export function plainHttpWarning(server: string): string | undefined {
+  if (!server.startsWith("http://")) return undefined;
+  const host = new URL(server).hostname.replace(/^\[|\]$/g, "");
+  const loopback = host === "localhost" || host === "::1" || /^127\./.test(host);
+  return loopback ? undefined : `Kubernetes: plain http:// to ${host}, not loopback: the ` +
+    "token and the Services view cross the network unencrypted and unauthenticated; use https://";
 }
 
 function decodeData(b64: string, what: string, path: string): string {

@@ -1,15 +1,18 @@
 /**
  * The two calls the agent makes of the Kubernetes API, over `fetch`: a list
  * (one page, with its resourceVersion and continue token) and a watch (a
- * stream of JSON lines, one event each). TLS with the cluster's CA and an
- * optional client certificate through `Deno.createHttpClient`; the bearer
- * token file is read again before each request, since projected tokens
- * rotate. Knows nothing of Services: see `reflector.ts`.
+ * stream of JSON lines, one event each). TLS, trust and proxies as
+ * `transport.ts` sets them (only the configured CA, proxies ignored); no
+ * redirect is followed; a list page and an error body are read up to a byte
+ * limit, never whole past it. The bearer token file is read again before
+ * each request, since projected tokens rotate. Knows nothing of Services: see
+ * `reflector.ts`.
  *
  * @module
  */
 import { errorText } from "../basics.ts";
 import type { ClusterAccess } from "./access.ts";
+import { type EnvLike, KubeTransport, readCapped } from "./transport.ts";
 
 /** One page of a list. */
 export interface ListPage {
@@ -59,6 +62,10 @@ export interface KubeApi {
 export const MAX_LINE_BYTES = 4 << 20;
 /** A list page or the head of a watch takes at most this long. */
 export const REQUEST_TIMEOUT_MS = 30_000;
+/** A list page larger than this is refused (`TooLarge`: the reflector asks for smaller pages). */
+export const MAX_PAGE_BYTES = 16 << 20;
+/** Of an error answer, this much is read at most. */
+export const MAX_ERROR_BYTES = 64 << 10;
 
 /**
  * {@linkcode KubeApi} over `fetch`.
@@ -73,25 +80,28 @@ export const REQUEST_TIMEOUT_MS = 30_000;
  */
 export class FetchKubeApi implements KubeApi {
   #access: ClusterAccess;
-  #client: Deno.HttpClient | undefined;
+  readonly transport: KubeTransport;
   #readTextFile: (p: string) => Promise<string>;
   #userAgent: string;
+  #maxPageBytes: number;
 
   constructor(
     access: ClusterAccess,
-    o: { readTextFile?: (p: string) => Promise<string>; userAgent?: string } = {},
+    o: {
+      readTextFile?: (p: string) => Promise<string>;
+      userAgent?: string;
+      maxPageBytes?: number;
+      env?: EnvLike;
+    } = {},
   ) {
     this.#access = access;
     this.#readTextFile = o.readTextFile ?? Deno.readTextFile;
     this.#userAgent = o.userAgent ?? "conntrack-cleaner";
-    if (access.caPem !== undefined || access.certPem !== undefined) {
-      this.#client = Deno.createHttpClient({
-        ...(access.caPem !== undefined ? { caCerts: [access.caPem] } : {}),
-        ...(access.certPem !== undefined && access.keyPem !== undefined
-          ? { cert: access.certPem, key: access.keyPem }
-          : {}),
-      });
-    }
+    this.#maxPageBytes = o.maxPageBytes ?? MAX_PAGE_BYTES;
+    this.transport = new KubeTransport(access, {
+      readTextFile: this.#readTextFile,
+      ...(o.env ? { env: o.env } : {}),
+    });
   }
 
   async list(
@@ -102,7 +112,16 @@ export class FetchKubeApi implements KubeApi {
     const q = new URLSearchParams({ limit: String(o.limit) });
     if (o.continue) q.set("continue", o.continue);
     const res = await this.#get(`${path}?${q}`, AbortSignal.any([signal, timeout()]));
-    const body = await res.json() as Record<string, unknown>;
+    const bytes = await readCapped(res.body, this.#maxPageBytes);
+    if (bytes === undefined) {
+      throw new ApiError(0, "TooLarge", `${path}: a list page over ${this.#maxPageBytes} bytes`);
+    }
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(new TextDecoder().decode(bytes)) ?? {};
+    } catch (e) {
+      throw new ApiError(res.status, "BadList", `${path}: the answer is not JSON: ${errorText(e)}`);
+    }
     const meta = (body.metadata ?? {}) as Record<string, unknown>;
     if (!Array.isArray(body.items) || typeof meta.resourceVersion !== "string") {
       throw new ApiError(res.status, "BadList", `${path}: the answer is not a list`);
@@ -162,7 +181,7 @@ export class FetchKubeApi implements KubeApi {
   }
 
   close(): void {
-    this.#client?.close();
+    this.transport.close();
   }
 
   async #get(pathAndQuery: string, signal: AbortSignal): Promise<Response> {
@@ -175,11 +194,18 @@ export class FetchKubeApi implements KubeApi {
       token = (await this.#readTextFile(this.#access.tokenFile)).trim();
     }
     if (token) headers.authorization = `Bearer ${token}`;
-    const init: RequestInit & { client?: Deno.HttpClient } = { headers, signal };
-    if (this.#client) init.client = this.#client;
+    const init: RequestInit & { client?: Deno.HttpClient } = {
+      headers,
+      signal,
+      redirect: "error",
+      client: await this.transport.client(),
+    };
     const res = await fetch(`${this.#access.server}${pathAndQuery}`, init);
     if (res.status !== 200) {
-      const text = await res.text().catch(() => "");
+      const bytes = await readCapped(res.body, MAX_ERROR_BYTES).catch(() => undefined);
+      const text = bytes === undefined
+        ? `(an answer over ${MAX_ERROR_BYTES} bytes, not read)`
+        : new TextDecoder().decode(bytes);
       let reason = res.statusText;
       let message = text.slice(0, 300);
       try {

@@ -18,14 +18,34 @@ export interface ServicePort {
   nodePort?: number;
 }
 
+/** Which field of the Service an address comes from. */
+export type AddressKind = "cluster" | "external" | "ingress";
+
 /** What the agent keeps of a Service. */
 export interface ServiceRecord {
   /** `namespace/name`. */
   key: string;
   /** Virtual addresses kube-proxy NATs: ClusterIPs, externalIPs, LB ingress IPs not in Proxy mode. */
-  addresses: { family: Family; addr: string }[];
+  addresses: { family: Family; addr: string; kind: AddressKind }[];
   /** TCP ports only. */
   ports: ServicePort[];
+}
+
+/**
+ * Labels that make kube-proxy skip a Service or an EndpointSlice (its
+ * informers select `!service.kubernetes.io/service-proxy-name,
+ * !service.kubernetes.io/headless`): another proxy, or none, handles it.
+ */
+export const NOT_PROXIED_LABELS = [
+  "service.kubernetes.io/service-proxy-name",
+  "service.kubernetes.io/headless",
+] as const;
+
+/** The first of {@linkcode NOT_PROXIED_LABELS} an object carries (any value), or `undefined`. */
+export function notProxiedLabel(o: unknown): string | undefined {
+  if (!isObj(o) || !isObj(o.metadata) || !isObj(o.metadata.labels)) return undefined;
+  const labels = o.metadata.labels;
+  return NOT_PROXIED_LABELS.find((l) => Object.hasOwn(labels, l));
 }
 
 /** One port of an EndpointSlice. */
@@ -47,6 +67,12 @@ export interface SliceRecord {
   ready: string[];
   /** Canonical addresses of endpoints that are serving (ready, or terminating but serving). */
   serving: string[];
+  /**
+   * Set when the slice carries one of {@linkcode NOT_PROXIED_LABELS}: kube-proxy
+   * ignores it, so it has no endpoint here (`ready` and `serving` empty), and
+   * its Service's endpoints never count as removed while it is there.
+   */
+  notProxied?: true;
 }
 
 /** A decoded object, or why it was refused (the caller counts and logs it). */
@@ -93,7 +119,8 @@ export function canonicalAddress(s: unknown): { family: Family; addr: string } |
 
 /**
  * A v1 Service → {@linkcode ServiceRecord}. Headless (`clusterIP: None`) and
- * ExternalName Services keep no address; LoadBalancer ingress with
+ * ExternalName Services, and Services carrying one of
+ * {@linkcode NOT_PROXIED_LABELS}, keep no address and no port; LoadBalancer ingress with
  * `ipMode: Proxy` is left out (the load balancer proxies, kube-proxy does
  * not NAT that address); non-TCP ports are left out.
  *
@@ -111,6 +138,10 @@ export function canonicalAddress(s: unknown): { family: Family; addr: string } |
 export function decodeService(o: unknown): Decoded<ServiceRecord> {
   const key = objectKey(o);
   if (key === undefined || !isObj(o)) return { ok: false, problem: "no metadata namespace/name" };
+  // kube-proxy does not see it: no address, no NodePort, nothing vouched.
+  if (notProxiedLabel(o) !== undefined) {
+    return { ok: true, value: { key, addresses: [], ports: [] } };
+  }
   const spec = isObj(o.spec) ? o.spec : {};
   const type = str(spec.type) ?? "ClusterIP";
   const ports: ServicePort[] = [];
@@ -124,17 +155,17 @@ export function decodeService(o: unknown): Decoded<ServiceRecord> {
     ports.push({ name: str(p.name) ?? "", port: n, ...(np === undefined ? {} : { nodePort: np }) });
   }
   const addresses: ServiceRecord["addresses"] = [];
-  const add = (a: unknown) => {
+  const add = (a: unknown, kind: AddressKind) => {
     const c = canonicalAddress(a);
-    if (c && !addresses.some((x) => x.addr === c.addr)) addresses.push(c);
+    if (c && !addresses.some((x) => x.addr === c.addr)) addresses.push({ ...c, kind });
   };
   if (type !== "ExternalName" && str(spec.clusterIP) !== "None") {
     const ips = arr(spec.clusterIPs);
-    for (const a of ips.length > 0 ? ips : [spec.clusterIP]) add(a);
-    for (const a of arr(spec.externalIPs)) add(a);
+    for (const a of ips.length > 0 ? ips : [spec.clusterIP]) add(a, "cluster");
+    for (const a of arr(spec.externalIPs)) add(a, "external");
     const lb = isObj(o.status) && isObj(o.status.loadBalancer) ? o.status.loadBalancer : {};
     for (const ing of arr(lb.ingress)) {
-      if (isObj(ing) && str(ing.ipMode) !== "Proxy") add(ing.ip);
+      if (isObj(ing) && str(ing.ipMode) !== "Proxy") add(ing.ip, "ingress");
     }
   }
   return { ok: true, value: { key, addresses, ports } };
@@ -143,8 +174,10 @@ export function decodeService(o: unknown): Decoded<ServiceRecord> {
 /**
  * A discovery.k8s.io/v1 EndpointSlice → {@linkcode SliceRecord}. Conditions
  * are read as the API documents them: `ready` or `serving` unset counts as
- * true (when in doubt an endpoint is serving, and its entries are kept). FQDN slices and slices without the
- * service-name label are refused (they name no Service the agent knows).
+ * true (when in doubt an endpoint is serving, and its entries are kept). FQDN
+ * slices and slices without the service-name label are refused (they name no
+ * Service the agent knows). A slice with one of {@linkcode NOT_PROXIED_LABELS}
+ * is kept without endpoints and marked `notProxied` (kube-proxy skips it).
  *
  * @example
  * ```ts
@@ -173,6 +206,13 @@ export function decodeSlice(o: unknown): Decoded<SliceRecord> {
     return { ok: false, problem: `${key}: addressType ${JSON.stringify(type)} is not IPv4/IPv6` };
   }
   const family: Family = type === "IPv4" ? "ipv4" : "ipv6";
+  const service = `${key.split("/")[0]}/${svc}`;
+  if (notProxiedLabel(o) !== undefined) {
+    return {
+      ok: true,
+      value: { key, service, family, ports: [], ready: [], serving: [], notProxied: true },
+    };
+  }
   const ports: SlicePort[] = [];
   for (const p of arr(o.ports)) {
     if (!isObj(p) || (str(p.protocol) ?? "TCP") !== "TCP") continue;
@@ -195,6 +235,6 @@ export function decodeSlice(o: unknown): Decoded<SliceRecord> {
   }
   return {
     ok: true,
-    value: { key, service: `${key.split("/")[0]}/${svc}`, family, ports, ready, serving },
+    value: { key, service, family, ports, ready, serving },
   };
 }

@@ -5,12 +5,20 @@
  * is, and which endpoints stopped serving (seen serving, then gone or
  * `serving: false`), for the stale-endpoint rule.
  *
- * Freshness: `live` while both watches are open; `stale` while one is not
- * but the API answered within `staleLimitMs` (the last view is still used to
- * vouch for destinations, said in the log, the metrics and /readyz); past
- * that, `expired`: the view vouches for nothing. The stale-endpoint rule acts
- * only on a `live` view: a removal it missed, or an endpoint added while the
- * watch was down, must not read as "no longer serving".
+ * Freshness comes from progress (a list landed, an event or a bookmark
+ * arrived), not from mere contact: `live` while both watches are open and
+ * each made progress within `progressLimitMs` (kube-apiserver sends a
+ * bookmark about every minute on a quiet stream); `stale` otherwise, while
+ * both made progress within `staleLimitMs`: the last view then vouches for
+ * ClusterIPs only (virtual addresses no real host owns; an externalIP or
+ * LoadBalancer IP of a Service deleted meanwhile may be a real host now), said
+ * in the log, the metrics and /readyz; past that, `expired`: the view vouches
+ * for nothing. The stale-endpoint rule acts only on a `live` view, and only
+ * on a removal at least `settleMs` old that both watches have confirmed
+ * since (a newer event or bookmark on each stream): the two streams may
+ * deliver out of order, a slice writer may remove an endpoint from one slice
+ * before adding it to another, a Service may come back with the same
+ * ClusterIP.
  *
  * @module
  */
@@ -24,6 +32,12 @@ import { addrPortKey, type NodeAddress, servicePortKey, ServiceView } from "./vi
 /** Services kept at most (the issue's bound); EndpointSlices at most 5 per Service. */
 export const MAX_SERVICES = 10_000;
 export const MAX_SLICES = 5 * MAX_SERVICES;
+/**
+ * Endpoint addresses kept at most over all slices (each endpoint counts once
+ * when ready and once when serving): 150,000 endpoints, the scalability
+ * envelope's pod count. Past it slices are ignored (counted in `overflow`).
+ */
+export const MAX_ENDPOINT_ADDRESSES = 300_000;
 
 /** Options for {@linkcode KubeServices}. */
 export interface KubeServicesOptions {
@@ -34,14 +48,24 @@ export interface KubeServicesOptions {
   nodeAddressesEveryMs?: number;
   clock?: Clock;
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
-  /** How long the last view is used after the API stopped answering; default 5 min. */
+  /** How long the last view is used after the watches stopped making progress; default 5 min. */
   staleLimitMs?: number;
+  /** Each watch made progress within this long, or the view is not live; default 90 s. */
+  progressLimitMs?: number;
+  /** How old a removal must be before `removedAt` tells it; default 5 s. */
+  settleMs?: number;
   /** How long a removed endpoint is remembered; default 180 s (past the 120 s SYN_SENT timeout). */
   removedTtlMs?: number;
   maxServices?: number;
   maxSlices?: number;
+  /** See {@linkcode MAX_ENDPOINT_ADDRESSES}. */
+  maxEndpointAddresses?: number;
   /** Passed to both reflectors (tests shorten them). */
-  reflector?: { watchTimeoutS?: number; backoffMs?: { first: number; max: number } };
+  reflector?: {
+    watchTimeoutS?: number;
+    backoffMs?: { first: number; max: number };
+    maxDropped?: number;
+  };
 }
 
 /** How fresh the view is. */
@@ -107,6 +131,8 @@ export class KubeServices {
   #o: KubeServicesOptions;
   #clock: Clock;
   #view = ServiceView.empty();
+  /** `#view` restricted to ClusterIPs, for a stale view (made once per view). */
+  #clusterOnly: ServiceView | undefined;
   #dirty = true;
   #nodes: NodeAddress[] = [];
   #nodesAt = -Infinity;
@@ -138,6 +164,10 @@ export class KubeServices {
       what: "endpointslices",
       decode: decodeSlice,
       maxItems: o.maxSlices ?? MAX_SLICES,
+      weight: (s: SliceRecord) => s.ready.length + s.serving.length,
+      maxWeight: o.maxEndpointAddresses ?? MAX_ENDPOINT_ADDRESSES,
+      // Small pages: a slice holds up to 100 endpoints (1,000 with custom writers).
+      pageSize: 100,
     });
   }
 
@@ -151,16 +181,19 @@ export class KubeServices {
     const a = this.services.state;
     const b = this.slices.state;
     if (!a.synced || !b.synced) return "unsynced";
-    if (a.watching && b.watching) return "live";
-    const limit = this.#o.staleLimitMs ?? 300_000;
     const now = this.#clock();
-    const last = Math.min(a.lastContactAt ?? -Infinity, b.lastContactAt ?? -Infinity);
+    const progress = this.#o.progressLimitMs ?? 90_000;
+    const moving = (r: ReflectorState) => now - (r.progressAt ?? -Infinity) <= progress;
+    if (a.watching && b.watching && moving(a) && moving(b)) return "live";
+    const limit = this.#o.staleLimitMs ?? 300_000;
+    const last = Math.min(a.progressAt ?? -Infinity, b.progressAt ?? -Infinity);
     return now - last <= limit ? "stale" : "expired";
   }
 
   /**
-   * The view to decide on: rebuilt when something changed; empty when the
-   * view is unsynced or expired. Says changes of freshness in the log.
+   * The view to decide on: rebuilt when something changed; ClusterIPs only
+   * when stale; empty when unsynced or expired. Says changes of freshness in
+   * the log.
    */
   view(): ServiceView {
     const f = this.freshness();
@@ -186,14 +219,16 @@ export class KubeServices {
       this.#nodesAt = now;
     }
     if (this.#dirty) this.#rebuild(now);
+    if (f === "stale") return this.#clusterOnly ??= this.#view.withClusterIPsOnly();
     return this.#view;
   }
 
   /**
    * When the endpoint `endpoint` (`addr port`) stopped serving the Service
    * port at (`addr`, `port`), and which Service that is, if it stopped while
-   * this view watched, is not serving again (behind any Service port there),
-   * and the view is live; else `undefined`.
+   * this view watched, at least `settleMs` ago, both watches made progress
+   * since, it is not serving again (behind any Service port there), and the
+   * view is live; else `undefined`.
    */
   removedAt(
     addr: string,
@@ -205,7 +240,7 @@ export class KubeServices {
     if (view.servingAt(addr, port)?.has(endpoint)) return undefined;
     for (const t of view.targetsAt(addr, port)) {
       const at = this.#removed.get(`${servicePortKey(t.service, t.port.name)}\u0000${endpoint}`);
-      if (at !== undefined) return { at, service: t.service };
+      if (at !== undefined && this.#settled(at)) return { at, service: t.service };
     }
     return undefined;
   }
@@ -228,6 +263,13 @@ export class KubeServices {
     };
   }
 
+  /** A removal at `at` is old enough and both watches made progress since. */
+  #settled(at: number): boolean {
+    const confirmed = (r: ReflectorState) => (r.progressAt ?? -Infinity) > at;
+    return this.#clock() - at >= (this.#o.settleMs ?? 5_000) &&
+      confirmed(this.services.state) && confirmed(this.slices.state);
+  }
+
   /** Endpoints remembered as removed (bounded). */
   get removedCount(): number {
     return this.#removed.size;
@@ -246,6 +288,8 @@ export class KubeServices {
     const trusted = this.slices.state.overflow === 0 && this.services.state.overflow === 0;
     if (!trusted) this.#removed.clear();
     before.forEachServing((service, portName, was) => {
+      // A slice kube-proxy skips now hides its endpoints: not a removal.
+      if (view.hasNotProxied(service)) return;
       const is = new Set(view.servingOf(service, portName));
       const k = servicePortKey(service, portName);
       for (const e of was) {
@@ -260,6 +304,7 @@ export class KubeServices {
       });
     }
     this.#view = view;
+    this.#clusterOnly = undefined;
     this.#dirty = false;
   }
 }

@@ -1,19 +1,20 @@
 /**
  * Kubernetes at start-up: `--kubernetes` and `--kubeconfig` → credentials
  * (lib/kube/access.ts) → a running {@linkcode KubeServices}, or nothing
- * when Kubernetes is off or no credentials are found. Also where this node's
- * addresses come from, for NodePorts: the local interfaces (the agent runs
- * with `hostNetwork`, so they are the node's), without loopback and link-local
- * addresses (kube-proxy's default `nodePortAddresses` serves NodePorts on
- * every local address; loopback NodePorts are rare and need route_localnet).
+ * when Kubernetes is off or no credentials are found. NodePorts count on the
+ * addresses `--nodeport-addresses` chooses (lib/kube/node_addresses.ts).
  *
  * @module
  */
 import type { Logger } from "../log/logger.ts";
-import { type AccessEnvironment, REAL_ENVIRONMENT, resolveAccess } from "./access.ts";
-import { canonicalAddress } from "./objects.ts";
+import {
+  type AccessEnvironment,
+  plainHttpWarning,
+  REAL_ENVIRONMENT,
+  resolveAccess,
+} from "./access.ts";
+import { type NodePortAddresses, nodePortAddresses } from "./node_addresses.ts";
 import type { KubeServices } from "./services.ts";
-import type { NodeAddress } from "./view.ts";
 
 /** A running Kubernetes view. */
 export interface RunningKube {
@@ -31,7 +32,15 @@ export interface RunningKube {
  * used (the caller exits 1 with its message).
  */
 export async function startKubernetes(
-  o: { kubernetes: "auto" | "off"; kubeconfig: string | undefined; userAgent: string },
+  o: {
+    kubernetes: "auto" | "off";
+    kubeconfig: string | undefined;
+    userAgent: string;
+    /** `--nodeport-addresses`; default `primary`. */
+    nodePortAddresses?: NodePortAddresses;
+    /** `--stale-endpoint-settle` in ms (lib/kube/services.ts). */
+    settleMs?: number;
+  },
   log: Logger,
   signal: AbortSignal,
   e: AccessEnvironment = REAL_ENVIRONMENT,
@@ -48,29 +57,25 @@ export async function startKubernetes(
     import("./services.ts"),
   ]);
   const api = new FetchKubeApi(access, { userAgent: o.userAgent });
-  const services = new KubeServices({ api, log, nodeAddresses: localAddresses });
+  const plain = plainHttpWarning(access.server);
+  if (plain !== undefined) log.warn(plain);
+  if (api.transport.proxiesIgnored.length > 0) {
+    log.info("Kubernetes: proxy variables ignored; the API is reached directly", {
+      variables: api.transport.proxiesIgnored,
+    });
+  }
+  const choice = o.nodePortAddresses ?? { kind: "primary" };
+  const nodeAddresses = () => nodePortAddresses(choice);
+  const services = new KubeServices({
+    api,
+    log,
+    nodeAddresses,
+    ...(o.settleMs !== undefined ? { settleMs: o.settleMs } : {}),
+  });
   log.info("Kubernetes: watching Services and EndpointSlices", {
     server: access.server,
     credentials: access.origin,
-    node_addresses: localAddresses().map((a) => a.addr),
+    nodeport_addresses: nodeAddresses().map((a) => a.addr),
   });
   return { services, origin: access.origin, done: services.run(signal), close: () => api.close() };
-}
-
-/**
- * This host's addresses for NodePorts: every interface address but loopback
- * and link-local ones, canonical, de-duplicated.
- */
-export function localAddresses(
-  interfaces: () => Deno.NetworkInterfaceInfo[] = () => Deno.networkInterfaces(),
-): NodeAddress[] {
-  const out = new Map<string, NodeAddress>();
-  for (const i of interfaces()) {
-    const c = canonicalAddress(i.address.split("%")[0]);
-    if (c === undefined) continue;
-    if (c.family === "ipv4" ? c.addr.startsWith("127.") : c.addr === "::1") continue;
-    if (c.family === "ipv6" && /^fe[89ab]/.test(c.addr)) continue;
-    out.set(c.addr, c);
-  }
-  return [...out.values()];
 }

@@ -6,24 +6,26 @@
  * - {@linkcode ServiceView.vouch}: is (address, port) a Service destination
  *   that has ready endpoints now? ClusterIPs (every family), externalIPs and
  *   LoadBalancer ingress IPs (not `ipMode: Proxy`) with each TCP port, and
- *   this node's addresses with each NodePort. A Service port counts only
- *   while some EndpointSlice of the Service has a ready endpoint on a port of
- *   the same name: without one kube-proxy rejects or drops, it does not NAT.
+ *   this node's NodePort addresses (lib/kube/node_addresses.ts) with each
+ *   NodePort. A Service port counts at an address only while some
+ *   EndpointSlice of the Service of the address's family has a ready endpoint
+ *   on a port of the same name: without one kube-proxy rejects or drops, it
+ *   does not NAT (and it never NATs one family to the other's endpoints).
  * - {@linkcode ServiceView.servingAt}: the serving endpoints (address and
  *   port) behind a Service address and port, for the stale-endpoint rule.
  *
  * @module
  */
 import type { Family } from "../model/tuple.ts";
-import type { ServicePort, ServiceRecord, SliceRecord } from "./objects.ts";
+import type { AddressKind, ServicePort, ServiceRecord, SliceRecord } from "./objects.ts";
 
 /** One Service port reachable at some address. */
 export interface ServiceTarget {
   /** `namespace/name`. */
   service: string;
   port: ServicePort;
-  /** Which address of the Service matched. */
-  via: "service" | "node";
+  /** Which address of the Service matched: a ClusterIP, an externalIP, an LB ingress IP, a node's. */
+  via: AddressKind | "node";
 }
 
 /** Node addresses, for NodePorts. */
@@ -40,7 +42,7 @@ const servicePortKey = (service: string, portName: string) => `${service}\u0000$
  * ```ts
  * import { ServiceView } from "./view.ts";
  * const view = ServiceView.build(
- *   [{ key: "web/shop", addresses: [{ family: "ipv4", addr: "10.96.0.10" }], ports: [{ name: "http", port: 80, nodePort: 30080 }] }],
+ *   [{ key: "web/shop", addresses: [{ family: "ipv4", addr: "10.96.0.10", kind: "cluster" }], ports: [{ name: "http", port: 80, nodePort: 30080 }] }],
  *   [{ key: "web/shop-a", service: "web/shop", family: "ipv4", ports: [{ name: "http", port: 8080 }], ready: ["10.244.1.5"], serving: ["10.244.1.5"] }],
  *   [{ family: "ipv4", addr: "192.0.2.10" }],
  * );
@@ -57,6 +59,10 @@ export class ServiceView {
   #nodes = new Set<string>();
   /** Service key → its slices (the records themselves, nothing copied). */
   #slices = new Map<string, SliceRecord | SliceRecord[]>();
+  /** Services with a slice kube-proxy skips (labelled): their endpoints are not known here. */
+  #notProxied = new Set<string>();
+  /** Vouch for ClusterIPs only (a stale view: see lib/kube/services.ts). */
+  #clusterIPsOnly = false;
   /** Destinations (address and port pairs) vouched for. */
   readonly vouched: number;
 
@@ -76,7 +82,11 @@ export class ServiceView {
     nodeAddresses: readonly NodeAddress[],
   ): ServiceView {
     const bySvc = new Map<string, SliceRecord | SliceRecord[]>();
-    for (const s of slices) push(bySvc, s.service, s);
+    const notProxied = new Set<string>();
+    for (const s of slices) {
+      push(bySvc, s.service, s);
+      if (s.notProxied) notProxied.add(s.service);
+    }
     const byAddr = new Map<string, ServiceRecord | ServiceRecord[]>();
     const byNodePort = new Map<number, ServiceRecord | ServiceRecord[]>();
     const nodes = new Set(nodeAddresses.map((n) => n.addr));
@@ -85,11 +95,15 @@ export class ServiceView {
       for (const a of svc.addresses) push(byAddr, a.addr, svc);
       const mine = bySvc.get(svc.key);
       for (const p of svc.ports) {
-        const isReady = mine !== undefined && hasReady(mine, p.name);
-        if (isReady) vouched += svc.addresses.length;
-        if (p.nodePort === undefined) continue;
-        push(byNodePort, p.nodePort, svc);
-        if (isReady) vouched += nodes.size;
+        for (const family of FAMILIES) {
+          // kube-proxy NATs an address of one family to endpoints of that family only.
+          if (mine === undefined || !hasReady(mine, p.name, family)) continue;
+          vouched += svc.addresses.filter((a) => a.family === family).length;
+          if (p.nodePort !== undefined) {
+            vouched += nodeAddresses.filter((n) => n.family === family).length;
+          }
+        }
+        if (p.nodePort !== undefined) push(byNodePort, p.nodePort, svc);
       }
     }
     const view = new ServiceView(vouched);
@@ -97,18 +111,36 @@ export class ServiceView {
     view.#byNodePort = byNodePort;
     view.#nodes = nodes;
     view.#slices = bySvc;
+    view.#notProxied = notProxied;
     return view;
   }
 
   /**
-   * The Service port at (`addr`, `port`) that has ready endpoints now, or
-   * `undefined`. `family` only guards against a mismatched caller.
+   * The same view, vouching only for ClusterIPs (not externalIPs, LoadBalancer
+   * IPs or NodePorts); `servingAt` and the rest unchanged.
+   */
+  withClusterIPsOnly(): ServiceView {
+    const v = new ServiceView(this.vouched);
+    v.#byAddr = this.#byAddr;
+    v.#byNodePort = this.#byNodePort;
+    v.#nodes = this.#nodes;
+    v.#slices = this.#slices;
+    v.#notProxied = this.#notProxied;
+    v.#clusterIPsOnly = true;
+    return v;
+  }
+
+  /**
+   * The Service port at (`addr`, `port`) that has ready endpoints of
+   * `family` now (kube-proxy NATs each family to its own endpoints), or
+   * `undefined`.
    */
   vouch(family: Family, addr: string, port: number): ServiceTarget | undefined {
     if ((family === "ipv6") !== addr.includes(":")) return undefined;
     for (const t of this.targetsAt(addr, port)) {
+      if (this.#clusterIPsOnly && t.via !== "cluster") continue;
       const mine = this.#slices.get(t.service);
-      if (mine !== undefined && hasReady(mine, t.port.name)) return t;
+      if (mine !== undefined && hasReady(mine, t.port.name, family)) return t;
     }
     return undefined;
   }
@@ -117,8 +149,9 @@ export class ServiceView {
   targetsAt(addr: string, port: number): ServiceTarget[] {
     const out: ServiceTarget[] = [];
     for (const svc of each(this.#byAddr.get(addr))) {
+      const via = svc.addresses.find((a) => a.addr === addr)!.kind;
       for (const p of svc.ports) {
-        if (p.port === port) out.push({ service: svc.key, port: p, via: "service" });
+        if (p.port === port) out.push({ service: svc.key, port: p, via });
       }
     }
     if (this.#nodes.has(addr)) {
@@ -153,6 +186,14 @@ export class ServiceView {
     return out;
   }
 
+  /**
+   * Whether a slice of `service` is one kube-proxy skips (labelled): its
+   * endpoints are not in this view, so none may be taken as removed.
+   */
+  hasNotProxied(service: string): boolean {
+    return this.#notProxied.has(service);
+  }
+
   /** Calls `fn` for every Service port with serving endpoints (for diffs). */
   forEachServing(
     fn: (service: string, portName: string, endpoints: readonly string[]) => void,
@@ -167,10 +208,14 @@ export class ServiceView {
   }
 }
 
-/** Whether one of `slices` has a ready endpoint on a port named `name`. */
-function hasReady(slices: SliceRecord | SliceRecord[], name: string): boolean {
+const FAMILIES = ["ipv4", "ipv6"] as const;
+
+/** Whether one of `slices` of `family` has a ready endpoint on a port named `name`. */
+function hasReady(slices: SliceRecord | SliceRecord[], name: string, family: Family): boolean {
   for (const s of each(slices)) {
-    if (s.ready.length > 0 && s.ports.some((p) => p.name === name)) return true;
+    if (s.family === family && s.ready.length > 0 && s.ports.some((p) => p.name === name)) {
+      return true;
+    }
   }
   return false;
 }

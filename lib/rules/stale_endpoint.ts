@@ -16,7 +16,9 @@
  *   serving (one added a moment ago, not yet delivered by the watch) is
  *   never taken for a stale one;
  * - the entry is at least `afterMs` old (`--unnated-after`): an endpoint
- *   that is terminating may still answer a SYN late.
+ *   that is terminating may still answer a SYN late;
+ * - the entry is in kube-proxy's conntrack zone (`--kubernetes-zone`, 0
+ *   unless told): another zone's translation is not kube-proxy's.
  *
  * @module
  */
@@ -58,6 +60,8 @@ export interface StaleEndpointRuleOptions {
   /** The kernel's `nf_conntrack_tcp_timeout_syn_sent`, in seconds; `undefined` when unknown. */
   synSentTimeoutS: number | undefined;
   endpoints: RemovedEndpoints;
+  /** The conntrack zone kube-proxy's traffic is tracked in; default 0. */
+  zone?: number;
 }
 
 /**
@@ -94,7 +98,7 @@ export class StaleEndpointRule implements Rule<StaleEndpointDetails> {
     const out: Decision<StaleEndpointDetails>[] = [];
     for (const c of input.snapshot.candidates) {
       const t = c.translated;
-      if (t === undefined) continue;
+      if (t === undefined || c.zone !== (this.#o.zone ?? 0)) continue;
       const ageMs = this.ageMs(c, input.sameSince(c));
       if (ageMs < this.#o.afterMs) {
         input.keep?.(c, `younger than --unnated-after (${age(ageMs)} of ${age(this.#o.afterMs)})`);

@@ -14,6 +14,7 @@ import { RULES } from "./rules.ts";
 import { SOURCES } from "./sources.ts";
 import { DELETERS, KUBERNETES, NAT_RULES, type Settings } from "./settings.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../log/logger.ts";
+import { NODEPORT_ADDRESSES_FORM, parseNodePortAddresses } from "../kube/node_addresses.ts";
 
 export { DELETERS, KUBERNETES, NAT_RULES } from "./settings.ts";
 export type {
@@ -42,6 +43,7 @@ export const MAX_CANDIDATES = 10_000_000;
 export const MAX_UNNATED_AFTER_MS = 3_600_000;
 export const MIN_RESYNC_MS = 10_000;
 export const MAX_RESYNC_MS = 86_400_000;
+export const MAX_SETTLE_MS = 600_000;
 
 interface Option {
   flag: string;
@@ -140,7 +142,32 @@ export const OPTIONS: readonly Option[] = [
     env: "CONNTRACK_CLEANER_KUBECONFIG",
     default: "none",
     form: "a kubeconfig file path, or none",
-    help: "kubeconfig whose current context reaches the API (token, client certificate, CA)",
+    help:
+      "kubeconfig whose current context reaches the API (token, client certificate, CA; only that CA is trusted); HTTP(S)_PROXY, ALL_PROXY and NO_PROXY are ignored: the API is reached directly, as the node reaches it (a proxy in the middle of the watches would make the view lag)",
+  },
+  {
+    flag: "nodeport-addresses",
+    env: "CONNTRACK_CLEANER_NODEPORT_ADDRESSES",
+    default: "primary",
+    form: NODEPORT_ADDRESSES_FORM,
+    help:
+      "node addresses on which NodePorts count as NATed, set as kube-proxy's; primary: the address of each family's default-route interface",
+  },
+  {
+    flag: "kubernetes-zone",
+    env: "CONNTRACK_CLEANER_KUBERNETES_ZONE",
+    default: "0",
+    form: "a conntrack zone from 0 to 65535",
+    help:
+      "the Kubernetes provider and stale_endpoint act only on entries of this zone (kube-proxy's traffic)",
+  },
+  {
+    flag: "stale-endpoint-settle",
+    env: "CONNTRACK_CLEANER_STALE_ENDPOINT_SETTLE",
+    default: "5s",
+    form: "a Go duration from 0s to 10m",
+    help:
+      "stale_endpoint acts only on an endpoint removal this old, confirmed since by both watches",
   },
   {
     flag: "delete-via",
@@ -308,6 +335,16 @@ export function loadConfig(
     kubernetes: get("kubernetes", (s) => oneOf(KUBERNETES, s)),
     natRules: get("nat-rules", (s) => oneOf(NAT_RULES, s)),
     kubeconfig: get("kubeconfig", (s) => (s === "none" ? null : nonEmpty(s))) ?? undefined,
+    nodePortAddresses: get("nodeport-addresses", parseNodePortAddresses),
+    kubernetesZone: get("kubernetes-zone", (s) => {
+      if (!/^(0|[1-9][0-9]{0,4})$/.test(s)) return undefined;
+      const n = Number(s);
+      return n <= 65535 ? n : undefined;
+    }),
+    staleEndpointSettleMs: get("stale-endpoint-settle", (s) => {
+      const ms = parseGoDuration(s);
+      return ms !== undefined && ms >= 0 && ms <= MAX_SETTLE_MS ? ms : undefined;
+    }),
     dryRun: get("dry-run", parseBoolean),
     origin,
   };
@@ -335,6 +372,11 @@ export function describeSettings(s: Settings): Record<string, unknown> {
     kubernetes: s.kubernetes,
     nat_rules: s.natRules,
     kubeconfig: s.kubeconfig ?? "none",
+    nodeport_addresses: s.nodePortAddresses.kind === "primary"
+      ? "primary"
+      : s.nodePortAddresses.cidrs.map((c) => c.text).join(","),
+    kubernetes_zone: s.kubernetesZone,
+    stale_endpoint_settle: formatDuration(s.staleEndpointSettleMs),
     from_env: Object.keys(s.origin).filter((k) => s.origin[k] === "env"),
     from_flags: Object.keys(s.origin).filter((k) => s.origin[k] === "flag"),
   };

@@ -29,6 +29,8 @@ export const KUBERNETES_FEED: Feed<KubeServices> = {
           kubernetes: c.settings.kubernetes,
           kubeconfig: c.settings.kubeconfig,
           userAgent: `conntrack-cleaner/${VERSION}`,
+          nodePortAddresses: c.settings.nodePortAddresses,
+          settleMs: c.settings.staleEndpointSettleMs,
         },
         c.log,
         c.stop,

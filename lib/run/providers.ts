@@ -43,7 +43,9 @@ export const PROVIDERS: readonly ProviderEntry[] = [
     create: async (c) => {
       const services = await c.use(KUBERNETES_FEED);
       if (services === undefined) return undefined;
-      return new (await import("../rules/providers/kubernetes.ts")).KubernetesProvider(services);
+      return new (await import("../rules/providers/kubernetes.ts")).KubernetesProvider(services, {
+        zone: c.settings.kubernetesZone,
+      });
     },
   },
 ];

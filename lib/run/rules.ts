@@ -48,6 +48,7 @@ const staleEndpoint: RuleEntry<StaleEndpointDetails> = {
       afterMs: c.settings.unnatedAfterMs!,
       synSentTimeoutS: c.synSentTimeoutS,
       endpoints: services,
+      zone: c.settings.kubernetesZone,
     });
   },
 };

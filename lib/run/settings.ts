@@ -8,6 +8,7 @@
 import type { ListenAddress } from "../serve/listen.ts";
 import type { DestinationSet } from "../model/destination_set.ts";
 import type { LogFormat, LogLevel } from "../log/logger.ts";
+import type { NodePortAddresses } from "../kube/node_addresses.ts";
 
 /** `--source`: `auto` or a source's name (lib/run/sources.ts). */
 export type SourceChoice = string;
@@ -38,6 +39,12 @@ export interface Settings {
   natRules: NatRulesChoice;
   /** `--kubeconfig`; `undefined` for `none` (in-cluster, then `KUBECONFIG`). */
   kubeconfig: string | undefined;
+  /** `--nodeport-addresses` (lib/kube/node_addresses.ts). */
+  nodePortAddresses: NodePortAddresses;
+  /** `--kubernetes-zone`: the conntrack zone of kube-proxy's traffic. */
+  kubernetesZone: number;
+  /** `--stale-endpoint-settle` in ms: how old a removal must be before stale_endpoint acts. */
+  staleEndpointSettleMs: number;
   /** `undefined` when `--listen=off`. */
   listen: ListenAddress | undefined;
   source: SourceChoice;

@@ -12,6 +12,9 @@ import { RenewalRule } from "../../lib/rules/renewals.ts";
 import { RenewalTracker } from "../../lib/rules/tracker.ts";
 import { UnnatedRule } from "../../lib/rules/unnated.ts";
 import { sampleTuple } from "../support/sample_tuple.ts";
+import type { Rule } from "../../lib/rules/rule.ts";
+import { KubernetesProvider } from "../../lib/rules/providers/kubernetes.ts";
+import { ServiceView } from "../../lib/kube/view.ts";
 
 const T: Tuple = sampleTuple();
 
@@ -76,7 +79,13 @@ class FakeDeleter implements Deleter {
 }
 
 function setup(
-  opts: { result?: DeleteResult; dryRun?: boolean; threshold?: number; destinations?: string } = {},
+  opts: {
+    result?: DeleteResult;
+    dryRun?: boolean;
+    threshold?: number;
+    destinations?: string;
+    rules?: (tracker: RenewalTracker) => Rule[];
+  } = {},
 ) {
   const clock = new FakeClock();
   const source = new RenewingSource(clock);
@@ -90,7 +99,7 @@ function setup(
     source,
     deleter,
     tracker,
-    rules: [new RenewalRule(tracker)],
+    rules: opts.rules ? opts.rules(tracker) : [new RenewalRule(tracker)],
     ...(opts.destinations === undefined ? {} : { destinations: scope(opts.destinations) }),
     log,
     intervalMs: 1000,
@@ -371,4 +380,37 @@ Deno.test("Agent.pollOnce asks the NAT judge about what the rules name, once a p
     "a batch a poll",
   );
   assert.deepEqual(deleter.calls.map((c) => c.map((t) => t.sport)), [[T.sport]]);
+});
+
+Deno.test("Agent.pollOnce gives the rules only the candidates inside --destinations (the Kubernetes provider too)", async () => {
+  // A ready Service at T's destination: the provider vouches for T whatever the scope.
+  const view = ServiceView.build(
+    [{
+      key: "web/shop",
+      addresses: [{ family: "ipv4", addr: T.dst, kind: "cluster" }],
+      ports: [{ name: "", port: T.dport }],
+    }],
+    [{
+      key: "web/shop-a",
+      service: "web/shop",
+      family: "ipv4",
+      ports: [{ name: "", port: 8080 }],
+      ready: ["10.244.0.5"],
+      serving: ["10.244.0.5"],
+    }],
+    [],
+  );
+  const rules = () => [
+    new UnnatedRule({
+      afterMs: 0,
+      synSentTimeoutS: 120,
+      providers: [new KubernetesProvider({ view: () => view })],
+    }),
+  ];
+  const outside = setup({ threshold: 100, destinations: "10.0.0.3", rules });
+  await pollEverySecond(outside, 3);
+  assert.deepEqual(outside.deleter.calls, [], "outside --destinations: never acted on");
+  const inside = setup({ threshold: 100, destinations: "10.0.0.2", rules });
+  await pollEverySecond(inside, 3);
+  assert.deepEqual(inside.deleter.calls[0], [T], "inside: the provider's vouch acts");
 });

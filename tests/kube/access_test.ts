@@ -1,9 +1,10 @@
-import { localAddresses } from "../../lib/kube/start.ts";
 import assert from "node:assert/strict";
 import {
   type AccessEnvironment,
   AccessError,
   fromKubeconfig,
+  parseKubeconfig,
+  plainHttpWarning,
   resolveAccess,
   SERVICE_ACCOUNT_DIR,
 } from "../../lib/kube/access.ts";
@@ -126,6 +127,7 @@ Deno.test("resolveAccess: --kubeconfig first, then in-cluster, then KUBECONFIG, 
   assert.deepEqual(ic, {
     server: "https://[fd00::1]:443",
     caPem: CA,
+    caFile: `${SERVICE_ACCOUNT_DIR}/ca.crt`,
     tokenFile: `${SERVICE_ACCOUNT_DIR}/token`,
     origin: "in-cluster",
   });
@@ -141,26 +143,41 @@ Deno.test("resolveAccess: --kubeconfig first, then in-cluster, then KUBECONFIG, 
   assert.equal(await resolveAccess(undefined, env({})), undefined);
 });
 
-Deno.test("localAddresses: interface addresses without loopback and link-local, canonical, once each", () => {
-  const iface = (address: string, family: "IPv4" | "IPv6") =>
-    ({
-      name: "x",
-      family,
-      address,
-      netmask: "",
-      scopeid: null,
-      cidr: "",
-      mac: "",
-    }) as Deno.NetworkInterfaceInfo;
-  assert.deepEqual(
-    localAddresses(() => [
-      iface("127.0.0.1", "IPv4"),
-      iface("::1", "IPv6"),
-      iface("fe80::1%eth0", "IPv6"),
-      iface("192.0.2.10", "IPv4"),
-      iface("2001:DB8::10", "IPv6"),
-      iface("192.0.2.10", "IPv4"),
-    ]).map((a) => a.addr),
-    ["192.0.2.10", "2001:db8::10"],
+Deno.test("parseKubeconfig refuses credentials in the server URL, naming the key and not the secret", async () => {
+  const text = (server: string) =>
+    [
+      "current-context: c",
+      "contexts: [{ name: c, context: { cluster: k } }]",
+      `clusters: [{ name: k, cluster: { server: "${server}" } }]`,
+    ].join("\n");
+  await assert.rejects(
+    parseKubeconfig(text("https://admin:s3cret@10.0.0.1:6443"), "k.yaml"),
+    (e: Error) =>
+      e instanceof AccessError && /server has credentials in its URL/.test(e.message) &&
+      !e.message.includes("s3cret"),
   );
+  assert.equal(
+    (await parseKubeconfig(text("https://10.0.0.1:6443/"), "k")).cluster.server,
+    "https://10.0.0.1:6443",
+  );
+});
+
+Deno.test("plainHttpWarning: plain http:// is quiet on loopback only", () => {
+  for (
+    const ok of [
+      "http://127.0.0.1:8080",
+      "http://[::1]:8080",
+      "http://localhost:8080",
+      "https://10.0.0.1",
+    ]
+  ) {
+    assert.equal(plainHttpWarning(ok), undefined, ok);
+  }
+  for (const bad of ["http://10.0.0.1:8080", "http://[fd00::1]:80", "http://api.example:80"]) {
+    assert.match(
+      plainHttpWarning(bad) ?? "",
+      /^Kubernetes: plain http:\/\/ to .*, not loopback/,
+      bad,
+    );
+  }
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { decodeService, decodeSlice } from "../../lib/kube/objects.ts";
-import { endpointSlice, service } from "../../testbed/kube_objects.ts";
+import { decodeService, decodeSlice, notProxiedLabel } from "../../lib/kube/objects.ts";
+import { endpointSlice, service, withLabels } from "../../testbed/kube_objects.ts";
 
 const addrs = (o: unknown) => {
   const r = decodeService(o);
@@ -97,4 +97,49 @@ Deno.test("FQDN slices and slices without the service-name label are refused", (
     (decodeSlice(orphan) as { problem: string }).problem,
     /no kubernetes.io\/service-name label/,
   );
+});
+
+Deno.test("decodeService: a Service labelled for another proxy, or headless by label, gives no address and no port", () => {
+  for (
+    const label of ["service.kubernetes.io/service-proxy-name", "service.kubernetes.io/headless"]
+  ) {
+    for (const value of ["", "other-proxy"]) {
+      const svc = withLabels(
+        service("web", "lb", {
+          clusterIPs: ["10.96.0.12"],
+          externalIPs: ["198.51.100.8"],
+          ingress: [{ ip: "203.0.113.10" }],
+          ports: [{ name: "http", port: 80, nodePort: 30081 }],
+        }),
+        { [label]: value },
+      );
+      const r = decodeService(svc);
+      assert.ok(r.ok);
+      assert.deepEqual(r.value, { key: "web/lb", addresses: [], ports: [] }, `${label}=${value}`);
+    }
+  }
+  assert.equal(notProxiedLabel(service("web", "x", { clusterIPs: ["10.96.0.13"] })), undefined);
+});
+
+Deno.test("decodeSlice: a slice labelled for another proxy, or headless by label, keeps no endpoint and is marked", () => {
+  for (
+    const label of ["service.kubernetes.io/service-proxy-name", "service.kubernetes.io/headless"]
+  ) {
+    const r = decodeSlice(
+      withLabels(
+        endpointSlice("web", "lb", "ipv6", [{ name: "http", port: 8080 }], [{ addr: "fd00::5" }]),
+        { [label]: "x" },
+      ),
+    );
+    assert.ok(r.ok);
+    assert.deepEqual(r.value, {
+      key: "web/lb-x6",
+      service: "web/lb",
+      family: "ipv6",
+      ports: [],
+      ready: [],
+      serving: [],
+      notProxied: true,
+    });
+  }
 });

@@ -3,7 +3,12 @@ import { memoryLog, until } from "../support/kube_test_kit.ts";
 import { FetchKubeApi } from "../../lib/kube/api.ts";
 import { KubeServices } from "../../lib/kube/services.ts";
 import { FakeKubeApi } from "../../testbed/fake_kube_api.ts";
-import { endpointSlice, type EndpointSpec, service } from "../../testbed/kube_objects.ts";
+import {
+  endpointSlice,
+  type EndpointSpec,
+  service,
+  withLabels,
+} from "../../testbed/kube_objects.ts";
 
 const quiet = memoryLog();
 
@@ -13,6 +18,13 @@ const SVC = service("web", "shop", {
 });
 const slice = (eps: EndpointSpec[]) =>
   endpointSlice("web", "shop", "ipv4", [{ name: "http", port: 8080 }], eps);
+
+/** The settle time passes and both streams make progress (a bookmark each). */
+function settle(fake: FakeKubeApi, clock: { now: number }, ms = 5000): void {
+  clock.now += ms;
+  fake.bookmark("services");
+  fake.bookmark("endpointslices");
+}
 
 async function withServices(
   body: (x: { fake: FakeKubeApi; kube: KubeServices; clock: { now: number } }) => Promise<void>,
@@ -30,6 +42,7 @@ async function withServices(
     sleep: () => new Promise((r) => setTimeout(r, 2)),
     nodeAddresses: () => [{ family: "ipv4", addr: "192.0.2.10" }],
     staleLimitMs: 60_000,
+    progressLimitMs: 30_000,
     ...(o.maxSlices ? { maxSlices: o.maxSlices } : {}),
   });
   const stop = new AbortController();
@@ -68,6 +81,22 @@ Deno.test("removedAt: an endpoint seen serving, then gone or serving: false; nev
     );
     clock.now += 1000;
     fake.set("endpointslices", slice([{ addr: "10.244.1.6", ready: false, serving: false }]));
+    await until(() => (kube.view(), kube.removedCount === 2), "both recorded");
+    assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.5 8080"), undefined, "not settled");
+    clock.now += 5000;
+    assert.equal(
+      kube.removedAt("10.96.0.10", 80, "10.244.1.5 8080"),
+      undefined,
+      "old enough, but no watch confirmed it since",
+    );
+    fake.bookmark("endpointslices");
+    await until(() => kube.slices.state.progressAt === clock.now, "the slices bookmark");
+    assert.equal(
+      kube.removedAt("10.96.0.10", 80, "10.244.1.5 8080"),
+      undefined,
+      "confirmed by one watch only",
+    );
+    fake.bookmark("services");
     await until(
       () => kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080") !== undefined,
       "1.6 not serving",
@@ -86,8 +115,21 @@ Deno.test("removedAt: an endpoint seen serving, then gone or serving: false; nev
       () => kube.removedAt("10.96.0.10", 80, "10.244.1.5 8080") === undefined,
       "1.5 back",
     );
-    clock.now += 181_000;
+    clock.now += 170_000;
     fake.bookmark("endpointslices");
+    fake.set("services", SVC); // a change: the view is rebuilt, removals past their time dropped
+    await until(
+      () =>
+        kube.slices.state.progressAt === clock.now && kube.services.state.progressAt === clock.now,
+      "progress at 176 s",
+    );
+    assert.ok(
+      kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080") !== undefined,
+      "still remembered at 176 s",
+    );
+    clock.now += 11_000;
+    fake.bookmark("endpointslices");
+    fake.bookmark("services");
     fake.set("services", SVC); // a change, so the view is rebuilt and old removals expire
     await until(() => kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080") === undefined, "expired");
   });
@@ -97,6 +139,8 @@ Deno.test("watch down: stale (last view kept, nothing removed), then expired (no
   await withServices(async ({ fake, kube, clock }) => {
     kube.view();
     fake.set("endpointslices", slice([{ addr: "10.244.1.5" }]));
+    await until(() => (kube.view(), kube.removedCount === 1), "1.6 recorded");
+    settle(fake, clock);
     await until(
       () => kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080") !== undefined,
       "1.6 removed",
@@ -108,6 +152,11 @@ Deno.test("watch down: stale (last view kept, nothing removed), then expired (no
       kube.view().vouch("ipv4", "10.96.0.10", 80)?.service,
       "web/shop",
       "last view kept",
+    );
+    assert.equal(
+      kube.view().vouch("ipv4", "192.0.2.10", 30080),
+      undefined,
+      "a stale view vouches for ClusterIPs only",
     );
     assert.equal(
       kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080"),
@@ -139,7 +188,7 @@ Deno.test("with slices left out over the bound, nothing counts as removed", asyn
 });
 
 Deno.test("an endpoint removed from one Service but serving another at the same address is kept", async () => {
-  await withServices(async ({ fake, kube }) => {
+  await withServices(async ({ fake, kube, clock }) => {
     const shared = { externalIPs: ["198.51.100.7"], ports: [{ name: "http", port: 80 }] };
     fake.set("services", service("web", "shop", { clusterIPs: ["10.96.0.10"], ...shared }));
     fake.set("services", service("web", "blue", { clusterIPs: ["10.96.0.11"], ...shared }));
@@ -151,6 +200,8 @@ Deno.test("an endpoint removed from one Service but serving another at the same 
     );
     await until(() => kube.view().servingAt("198.51.100.7", 80)?.size === 2, "both Services");
     fake.set("endpointslices", slice([{ addr: "10.244.1.6" }]));
+    await until(() => (kube.view(), kube.removedCount === 1), "1.5 recorded");
+    settle(fake, clock);
     await until(
       () => kube.removedAt("10.96.0.10", 80, "10.244.1.5 8080") !== undefined,
       "1.5 gone from shop",
@@ -160,5 +211,91 @@ Deno.test("an endpoint removed from one Service but serving another at the same 
       undefined,
       "still serving blue there",
     );
+  });
+});
+
+Deno.test("removedAt: endpoints hidden by a slice turning labelled for another proxy are not removed", async () => {
+  await withServices(async ({ fake, kube }) => {
+    kube.view();
+    fake.set(
+      "endpointslices",
+      withLabels(slice([{ addr: "10.244.1.5" }, { addr: "10.244.1.6" }]), {
+        "service.kubernetes.io/service-proxy-name": "other",
+      }),
+    );
+    await until(
+      () => kube.view().vouch("ipv4", "10.96.0.10", 80) === undefined,
+      "the labelled slice",
+    );
+    assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.5 8080"), undefined);
+    assert.equal(kube.removedCount, 0);
+  });
+});
+
+Deno.test("freshness: live needs both watches open and making progress; expiry counts from the older progress", async () => {
+  await withServices(async ({ fake, kube, clock }) => {
+    // One watch down (its reconnects fail), the other open and moving: not live.
+    fake.failNext(1000);
+    fake.dropWatches("services");
+    await until(() => !kube.services.state.watching, "services watch down");
+    fake.bookmark("endpointslices");
+    assert.equal(kube.freshness(), "stale", "one watch open is not enough");
+    // The open one keeps moving; the other's last progress passes the stale limit: expired.
+    clock.now += 61_000;
+    fake.bookmark("endpointslices");
+    await until(() => kube.slices.state.progressAt === clock.now, "slices moving");
+    assert.equal(kube.freshness(), "expired", "from the older of the two progresses");
+  });
+});
+
+Deno.test("freshness: both streams open but one silent past the progress limit is stale, live again on its bookmark", async () => {
+  await withServices(async ({ fake, kube, clock }) => {
+    clock.now += 31_000;
+    fake.bookmark("endpointslices");
+    await until(() => kube.slices.state.progressAt === clock.now, "slices moving");
+    assert.ok(kube.services.state.watching && kube.slices.state.watching, "both open");
+    assert.equal(kube.freshness(), "stale", "services silent for 31 s");
+    fake.bookmark("services");
+    await until(() => kube.freshness() === "live", "live again");
+  });
+});
+
+Deno.test("removal records are dropped once objects are left out over a bound", async () => {
+  await withServices(async ({ fake, kube, clock }) => {
+    kube.view();
+    fake.set("endpointslices", slice([{ addr: "10.244.1.5" }]));
+    await until(() => (kube.view(), kube.removedCount === 1), "1.6 recorded");
+    settle(fake, clock);
+    await until(() => kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080") !== undefined, "known");
+    for (const name of ["other", "third"]) {
+      fake.set(
+        "endpointslices",
+        endpointSlice("web", name, "ipv4", [{ port: 1 }], [{ addr: "10.244.7.7" }]),
+      );
+    }
+    await until(() => kube.status().overflow === 1, "a slice left out");
+    settle(fake, clock);
+    await until(() => kube.freshness() === "live" && (kube.view(), true), "rebuilt");
+    assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080"), undefined);
+    assert.equal(kube.removedCount, 0);
+  }, { maxSlices: 2 });
+});
+
+Deno.test("removedAt: a removal both watches confirmed still waits for the settle time (5 s)", async () => {
+  await withServices(async ({ fake, kube, clock }) => {
+    kube.view();
+    fake.set("endpointslices", slice([{ addr: "10.244.1.5" }]));
+    await until(() => (kube.view(), kube.removedCount === 1), "1.6 recorded");
+    settle(fake, clock, 1000);
+    await until(
+      () =>
+        kube.slices.state.progressAt === clock.now && kube.services.state.progressAt === clock.now,
+      "both confirmed",
+    );
+    assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080"), undefined, "1 s old");
+    clock.now += 3_999;
+    assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080"), undefined, "4.999 s old");
+    clock.now += 1;
+    assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080")?.service, "web/shop");
   });
 });

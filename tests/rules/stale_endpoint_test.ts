@@ -108,3 +108,32 @@ Deno.test("age counts from the kernel's timeout or from the first sighting, whic
   assert.equal(r.ageMs(candidate({ timeout: 119 }), 7_000), 3_000);
   assert.throws(() => rule(removed({}), -1), RangeError);
 });
+
+Deno.test("StaleEndpointRule acts only in kube-proxy's zone: 0 by default, or the one it is told", () => {
+  const eps = removed({ "10.96.0.10 80 10.244.1.5 8080": "web/shop" });
+  const input = (zone: number) => ({
+    snapshot: snap([candidate({ zone })]),
+    track: TRACK,
+    sameSince: () => 10_001,
+  });
+  assert.equal(rule(eps).decide(input(0)).length, 1);
+  assert.deepEqual(rule(eps).decide(input(3)), []);
+  const z3 = new StaleEndpointRule({
+    afterMs: 2000,
+    synSentTimeoutS: 120,
+    endpoints: eps,
+    zone: 3,
+  });
+  assert.equal(z3.decide(input(3)).length, 1);
+  assert.deepEqual(z3.decide(input(0)), []);
+});
+
+Deno.test("StaleEndpointRule.decide counts the age from sameSince when the kernel's timeout says less", () => {
+  const eps = removed({ "10.96.0.10 80 10.244.1.5 8080": "web/shop" });
+  // 120 − 119 − 1 = 0 s by the kernel; first seen (sameSince) 5 s before seenFrom.
+  const c = candidate({ timeout: 119 });
+  const old = rule(eps).decide({ snapshot: snap([c]), track: TRACK, sameSince: () => 5_000 });
+  assert.deepEqual(old.map((d) => d.rule === "stale_endpoint" && d.ageMs), [5000]);
+  const young = rule(eps).decide({ snapshot: snap([c]), track: TRACK, sameSince: () => 9_000 });
+  assert.deepEqual(young, [], "1 s since first seen: younger than --unnated-after");
+});

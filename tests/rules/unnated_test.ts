@@ -729,3 +729,34 @@ Deno.test("UnnatedRule: where the NAT rules are unreadable or not read, the prov
   const notRead = natInput(undefined);
   assert.deepEqual(unnated().decide(notRead.input).map((d) => d.provider), ["everyone"]);
 });
+
+Deno.test("TableEvidenceProvider: a key whose evidence overflowed is not recorded, so an old entry cut from that read never looks newer later", () => {
+  const p = new TableEvidenceProvider();
+  const stuck: Candidate = {
+    family: "ipv4",
+    src: "10.1.0.7",
+    dst: "10.96.0.10",
+    sport: 40000,
+    dport: 80,
+    zone: 0,
+    timeout: 119,
+    seenFrom: 0,
+    seenTo: 1,
+  };
+  const key = "ipv4 10.1.0.7 10.96.0.10 80 0";
+  // An old translated connection of the same client, in the table all along.
+  const old = { sport: 39000, id: 7, replyZone: 0, translated: { addr: "10.244.0.5", port: 8080 } };
+  const read = (at: number, evidence?: Snapshot["evidence"]): Snapshot => ({
+    candidates: [{ ...stuck, seenFrom: at, seenTo: at + 1 }],
+    scanned: 2,
+    malformed: 0,
+    startedAt: at,
+    finishedAt: at + 2,
+    ...(evidence ? { evidence } : {}),
+  });
+  p.observe(read(0));
+  // The read at 1 s overflowed for this key: the old entry did not make it into the list.
+  p.observe(read(1000, { entries: new Map([[key, []]]), overflow: new Set([key]) }));
+  p.observe(read(2000, { entries: new Map([[key, [old]]]), overflow: new Set<string>() }));
+  assert.equal(p.vouch({ candidate: stuck, sameSince: 1, now: 2000 }), undefined);
+});

@@ -272,3 +272,36 @@ Deno.test("loadConfig reads --listen=:PORT as every address, spelled back as :PO
   assert.match(helpText(), /:PORT for all IPv4 and\s+IPv6 addresses/);
   assert.match(helpText(), /--dry-run\[=true\|false\]/);
 });
+
+Deno.test("loadConfig reads the Kubernetes flags --nodeport-addresses, --kubernetes-zone, --stale-endpoint-settle (and their variables)", () => {
+  const d = run(loadConfig([], noEnv));
+  assert.deepEqual(d.nodePortAddresses, { kind: "primary" });
+  assert.equal(d.kubernetesZone, 0);
+  assert.equal(d.staleEndpointSettleMs, 5000);
+  const s = run(
+    loadConfig(
+      ["--nodeport-addresses=10.0.0.0/8,2001:db8::/64", "--kubernetes-zone=7"],
+      envOf({
+        CONNTRACK_CLEANER_STALE_ENDPOINT_SETTLE: "30s",
+      }),
+    ),
+  );
+  assert.ok(s.nodePortAddresses.kind === "cidrs");
+  assert.deepEqual(s.nodePortAddresses.cidrs.map((c) => c.text), ["10.0.0.0/8", "2001:db8::/64"]);
+  assert.equal(s.kubernetesZone, 7);
+  assert.equal(s.staleEndpointSettleMs, 30_000);
+  const f = describeSettings(s);
+  assert.equal(f.nodeport_addresses, "10.0.0.0/8,2001:db8::/64");
+  assert.equal(f.kubernetes_zone, 7);
+  assert.equal(f.stale_endpoint_settle, "30s");
+  for (
+    const bad of [
+      "--nodeport-addresses=10.0.0.0",
+      "--kubernetes-zone=65536",
+      "--kubernetes-zone=-1",
+      "--stale-endpoint-settle=11m",
+    ]
+  ) {
+    assert.match(error(loadConfig([bad], noEnv)), new RegExp(bad.split("=")[0]!), bad);
+  }
+});

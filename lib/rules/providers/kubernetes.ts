@@ -7,7 +7,9 @@
  * client's connection to them, so an un-NATed `SYN_SENT` entry toward one is
  * stuck whoever the client is. The view comes from an API watch
  * (lib/kube/services.ts) and is taken once per read; an unsynced or expired
- * view vouches for nothing.
+ * view vouches for nothing. Only entries of kube-proxy's conntrack zone
+ * (`--kubernetes-zone`, 0 unless told) are answered: kube-proxy's rules do
+ * not set a zone, so another zone's traffic is someone else's NAT.
  *
  * @module
  */
@@ -27,7 +29,7 @@ export interface ServiceViews {
  * import { KubernetesProvider } from "./kubernetes.ts";
  * import { ServiceView } from "../../kube/view.ts";
  * const view = ServiceView.build(
- *   [{ key: "web/shop", addresses: [{ family: "ipv4", addr: "10.96.0.10" }], ports: [{ name: "", port: 80 }] }],
+ *   [{ key: "web/shop", addresses: [{ family: "ipv4", addr: "10.96.0.10", kind: "cluster" }], ports: [{ name: "", port: 80 }] }],
  *   [{ key: "web/shop-a", service: "web/shop", family: "ipv4", ports: [{ name: "", port: 8080 }], ready: ["10.244.1.5"], serving: ["10.244.1.5"] }],
  *   [],
  * );
@@ -45,9 +47,12 @@ export class KubernetesProvider implements NatProvider {
   readonly name = "kubernetes";
   #views: ServiceViews;
   #view: ServiceView | undefined;
+  #zone: number;
 
-  constructor(views: ServiceViews) {
+  /** `o.zone`: the conntrack zone kube-proxy's traffic is tracked in (default 0). */
+  constructor(views: ServiceViews, o: { zone?: number } = {}) {
     this.#views = views;
+    this.#zone = o.zone ?? 0;
   }
 
   /** Takes the view once per read. */
@@ -56,6 +61,7 @@ export class KubernetesProvider implements NatProvider {
   }
 
   vouch({ candidate: c }: VouchQuery): Vouch | undefined {
+    if (c.zone !== this.#zone) return undefined;
     const t = (this.#view ??= this.#views.view()).vouch(c.family, c.dst, c.dport);
     if (t === undefined) return undefined;
     const port = t.port.name === "" ? String(t.port.port) : `${t.port.name} (${t.port.port})`;

@@ -89,3 +89,29 @@ Deno.test("no ready endpoint, or ingress in ipMode Proxy: nothing is freed", () 
 Deno.test("an empty view (unsynced or expired) vouches for nothing", () => {
   assert.deepEqual(decideWith(ServiceView.empty(), [stuck("10.96.0.10", 80)]).ds, []);
 });
+
+Deno.test("KubernetesProvider answers only for kube-proxy's zone: 0 by default, or the one it is told", () => {
+  const v = view(true);
+  const inZone = (zone: number) => ({ ...stuck("10.96.0.10", 80), zone });
+  const q = (c: Candidate) => ({ candidate: c, sameSince: 1, now: 0 });
+  const p0 = new KubernetesProvider({ view: () => v });
+  p0.observe();
+  assert.ok(p0.vouch(q(inZone(0))));
+  assert.equal(p0.vouch(q(inZone(1))), undefined);
+  const p7 = new KubernetesProvider({ view: () => v }, { zone: 7 });
+  p7.observe();
+  assert.ok(p7.vouch(q(inZone(7))));
+  assert.equal(p7.vouch(q(inZone(0))), undefined);
+});
+
+Deno.test("KubernetesProvider takes a new view at each read (observe), never keeping an old one", () => {
+  let current = view(true);
+  const p = new KubernetesProvider({ view: () => current });
+  const q = { candidate: stuck("10.96.0.10", 80), sameSince: 1, now: 0 };
+  p.observe();
+  assert.ok(p.vouch(q), "ready");
+  current = view(false);
+  assert.ok(p.vouch(q), "the same read keeps its view");
+  p.observe();
+  assert.equal(p.vouch(q), undefined, "the next read sees the endpoints gone");
+});
