@@ -5,6 +5,11 @@
  * agent runs in the node namespace with `--kubeconfig` pointing at it and no
  * `--destinations`.
  *
+ * Every agent here runs with `--nat-rules=off`: these stories are about the
+ * Kubernetes view, which decides only where the node's NAT rules are not read
+ * (or unreadable). Where they are read, the rules decide
+ * (tests/e2e/nat_rules_e2e_test.ts, with a Kubernetes API too).
+ *
  * @module
  */
 import assert from "node:assert/strict";
@@ -26,6 +31,8 @@ import {
 } from "../../testbed/stuck_client.ts";
 
 const A = ADDRESSES.ipv4;
+/** The Kubernetes view decides only where the NAT rules are not read. */
+const NO_NAT_RULES = "--nat-rules=off";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until the agent's logs have a line matching `pred`, or `ms` passed. */
@@ -56,7 +63,7 @@ async function withKubeAgent(
   const api = await startFakeApiIn(net.node);
   try {
     await setup(api);
-    const agent = startAgent(net.node, [`--kubeconfig=${api.kubeconfig}`, ...args]);
+    const agent = startAgent(net.node, [`--kubeconfig=${api.kubeconfig}`, NO_NAT_RULES, ...args]);
     try {
       await agent.ready;
       const live = await logged(
@@ -360,7 +367,7 @@ kernelTest(
           ),
         );
         const watch = await net.watchEvents();
-        const agent = startAgent(net.node, [`--kubeconfig=${api.kubeconfig}`]);
+        const agent = startAgent(net.node, [`--kubeconfig=${api.kubeconfig}`, NO_NAT_RULES]);
         let events;
         try {
           await agent.ready;
