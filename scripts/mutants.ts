@@ -764,6 +764,20 @@ function NAT_DECISION_MUTANTS(): Mutant[] {
   const STALE = ["tests/rules/stale_translation_test.ts"];
   return [
     {
+      name: "nat: an entry outside zone 0 taken for this SYN's without a rule putting it there",
+      file: "lib/nat/evaluate.ts",
+      search: "let zoned = q.zone === 0;",
+      replace: "let zoned = true;",
+      tests: ["tests/nat/evaluate_test.ts"],
+    },
+    {
+      name: "nat: a zone set to another zone than the candidate's taken as its own",
+      file: "lib/nat/packet.ts",
+      search: "return z === want ? undefined : `zone ${z} set`;",
+      replace: "return undefined;",
+      tests: ["tests/nat/evaluate_test.ts"],
+    },
+    {
       name: "nat: the rules' not_proven left to the providers",
       file: "lib/rules/unnated.ts",
       search: 'if (nat?.kind === "not_proven") {',

@@ -27,8 +27,10 @@
  * - `iptables -t raw -A PREROUTING -j CT --zone N` puts both directions of
  *   the forwarded traffic in zone N (`zone=N` in the node's table).
  * - There is no `dummy` link type in this kernel (module not available), so
- *   the dead end is a veth whose peer drops in `raw` PREROUTING; its next
- *   hop has a permanent neighbour entry, so no ARP/ND is involved.
+ *   the dead end is a veth pair: frames go out of `svc0` to a permanent
+ *   neighbour address that is not its peer `svc1`'s, and IP drops them as
+ *   another host's on `svc1` before any netfilter hook (no ARP/ND involved,
+ *   and no rule on the node that the agent's NAT-rules reader would see).
  *
  * Addresses are from the benchmarking and documentation ranges only
  * (198.18.0.0/15, 2001:db8::/32). Needs root, iproute2, iptables
@@ -422,7 +424,22 @@ async function wire(net: StuckNet): Promise<void> {
     "netns",
     backend.name,
   ]);
-  await must(node, ["ip", "link", "add", "svc0", "type", "veth", "peer", "name", "svc1"]);
+  // The dead end: frames reach svc1 addressed to 02:00:00:00:00:02 (svc0's permanent neighbour),
+  // which is not svc1's own address, so IP drops them as another host's before any netfilter
+  // hook: no rule on the node is needed for "nobody answers".
+  await must(node, [
+    "ip",
+    "link",
+    "add",
+    "svc0",
+    "type",
+    "veth",
+    "peer",
+    "name",
+    "svc1",
+    "address",
+    "02:00:00:00:00:03",
+  ]);
   await must(node, ["sysctl", "-qw", "net.ipv6.conf.svc1.disable_ipv6=1"]);
   await must(node, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
   await must(node, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
@@ -461,8 +478,6 @@ async function wire(net: StuckNet): Promise<void> {
     ]);
     await must(node, [...ip, "route", "add", a.servicePrefix, "via", a.deadHop, "dev", "svc0"]);
     const t = tables(family);
-    // The dead end: whatever reaches svc1 is dropped before conntrack sees it.
-    await must(node, [t, "-t", "raw", "-A", "PREROUTING", "-i", "svc1", "-j", "DROP"]);
     if (net.zone !== 0) {
       await must(node, [
         t,

@@ -100,7 +100,14 @@ export function evaluate(
     c.base !== undefined && c.base.type !== "nat" &&
     c.base.priority <= NAT_DST_PRIORITY
   ).sort((a, b) => a.base!.priority - b.base!.priority);
-  const syn = { family: q.family, src: q.src, dst: q.dst, sport: q.sport, dport: q.dport };
+  const syn = {
+    family: q.family,
+    src: q.src,
+    dst: q.dst,
+    sport: q.sport,
+    dport: q.dport,
+    zone: q.zone,
+  };
   const ctx = (natChain: boolean, ctKnown: boolean): WalkContext => ({
     syn,
     view,
@@ -118,6 +125,8 @@ export function evaluate(
     return full;
   };
   let steps = 0;
+  // An entry outside zone 0 is this SYN's only where a rule before nat puts every path there.
+  let zoned = q.zone === 0;
   try {
     for (const c of before) {
       const full = withRules(c);
@@ -130,6 +139,12 @@ export function evaluate(
       if (bad !== undefined) {
         return notProven(`before nat: ${bad.kind === "bad" ? bad.reason : ""}`);
       }
+      if (outs.length > 0 && outs.every((o) => o.kind === "pass" && o.marks.zoneSet)) {
+        zoned = true;
+      }
+    }
+    if (!zoned && needChains.length === 0) {
+      return notProven(`zone ${q.zone}: no rule before nat puts the SYN there`);
     }
     const seq = new Sequencer(nat, ctx(true, true), withRules, limits.maxTies);
     seq.ctx.steps = steps;

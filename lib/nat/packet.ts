@@ -39,12 +39,20 @@ export interface Syn {
   readonly dst: Uint8Array;
   readonly sport: number;
   readonly dport: number;
+  /**
+   * The candidate's zone: a rule that sets the zone (`ct zone set`, `-j CT
+   * --zone`) to it leaves the SYN where the entry is; any other zone is not
+   * proven.
+   */
+  readonly zone?: number;
 }
 
 /** Path state the loads read: the packet mark and the ct mark, as far as known. */
 export interface Marks {
   mark: Bits;
   ctmark: Bits;
+  /** A rule on this path set the zone (to the candidate's: any other ends the path). */
+  zoneSet?: boolean;
 }
 
 /** The width every unmodelled load is taken to have: wider is only less precise. */
@@ -196,4 +204,38 @@ export function ctBits(
     default:
       return Bits.unknown(UNKNOWN_WIDTH);
   }
+}
+
+const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** A 16-bit number as a register holds it (host byte order). */
+export function u16Host(n: number): Uint8Array {
+  const b = new Uint8Array(2);
+  new DataView(b.buffer).setUint16(0, n, HOST_LE);
+  return b;
+}
+
+/**
+ * Why a zone set before conntrack (`ct zone set`, `-j CT --zone`) does not
+ * leave the SYN in the candidate's zone `want`, or `undefined` when it does:
+ * a known zone equal to `want`, set for both directions.
+ *
+ * @example
+ * ```ts
+ * import { u16Host, zoneNotKept } from "./packet.ts";
+ * import { Bits } from "./bits.ts";
+ * zoneNotKept(7, Bits.known(u16Host(7)), undefined); // => undefined
+ * zoneNotKept(0, Bits.known(u16Host(7)), undefined); // => "zone 7 set"
+ * zoneNotKept(7, Bits.known(u16Host(7)), 0); // => "a directional zone set"
+ * ```
+ */
+export function zoneNotKept(
+  want: number | undefined,
+  zone: Bits,
+  dir: 0 | 1 | undefined,
+): string | undefined {
+  if (dir !== undefined) return "a directional zone set";
+  if (want === undefined || !zone.isKnown()) return "a zone set";
+  const z = new DataView(zone.val.buffer, zone.val.byteOffset, 2).getUint16(0, HOST_LE);
+  return z === want ? undefined : `zone ${z} set`;
 }

@@ -38,6 +38,8 @@ import {
   nfproto,
   payloadBits,
   type Syn,
+  u16Host,
+  zoneNotKept,
 } from "./packet.ts";
 import type {
   NatHook,
@@ -125,7 +127,7 @@ const NOOPS = new Set(["counter", "log", "last"]);
 export function clonePath(p: Path): Path {
   return {
     regs: p.regs.clone(),
-    marks: { mark: p.marks.mark.clone(), ctmark: p.marks.ctmark.clone() },
+    marks: { ...p.marks, mark: p.marks.mark.clone(), ctmark: p.marks.ctmark.clone() },
     at: { ...p.at },
     ei: p.ei,
     stack: p.stack.map((f) => ({ ...f })),
@@ -190,6 +192,7 @@ export function expr(ctx: WalkContext, p: Path, e: NftExpr): Step {
       }
       return "next";
     case "ct_set":
+      if (e.key === CT.ZONE) return setZone(ctx, p, r.load(e.sreg, 2), e.dir);
       if (e.key === CT.MARK) p.marks.ctmark = r.load(e.sreg, 4);
       else if (![CT.LABELS, CT.SECMARK, CT.EVENTMASK].includes(e.key as 13)) {
         return { kind: "bad", reason: `ct key ${e.key} set in ${where(p)}` };
@@ -333,9 +336,19 @@ function target(ctx: WalkContext, p: Path, e: Extract<NftExpr, { op: "target" }>
       return "next";
     case "noop":
       return "next";
+    case "zone":
+      return setZone(ctx, p, Bits.known(u16Host(t.zone)), undefined);
     case "masquerade":
       return { kind: "bad", reason: `MASQUERADE in ${where(p)}` };
     default:
       return { kind: "bad", reason: `${t.why} in ${where(p)}` };
   }
+}
+
+/** A zone set before conntrack: only the candidate's own zone, for both directions, goes on. */
+function setZone(ctx: WalkContext, p: Path, zone: Bits, dir: 0 | 1 | undefined): Step {
+  const why = zoneNotKept(ctx.syn.zone, zone, dir);
+  if (why !== undefined) return { kind: "bad", reason: `${why} in ${where(p)}` };
+  p.marks.zoneSet = true;
+  return "next";
 }

@@ -68,7 +68,7 @@ export function walkChain(ctx: WalkContext, base: NftChain, marks: Marks): Outco
   const out: Outcome[] = [];
   const work: Path[] = [{
     regs: new Registers(),
-    marks: { mark: marks.mark.clone(), ctmark: marks.ctmark.clone() },
+    marks: { ...marks, mark: marks.mark.clone(), ctmark: marks.ctmark.clone() },
     at: { chain: base, ri: 0 },
     ei: 0,
     stack: [],

@@ -67,6 +67,8 @@ export type XtTarget =
   /** mark = (mark & ~mask) ^ value (host-order 32-bit numbers). */
   | { readonly kind: "mark"; readonly value: number; readonly mask: number }
   | { readonly kind: "marks_unknown" }
+  /** `CT --zone N` (both directions, no helper, timeout or notrack): the zone set. */
+  | { readonly kind: "zone"; readonly zone: number }
   | { readonly kind: "noop" }
   | { readonly kind: "unknown"; readonly why: string };
 
@@ -156,9 +158,29 @@ export function decodeTarget(
       return { kind: "marks_unknown" };
     case "CONNMARK":
       return { kind: "marks_unknown" };
+    case "CT":
+      return ctTarget(rev, info);
   }
   if (NOOP_TARGETS.has(name)) return { kind: "noop" };
   return { kind: "unknown", why: `target ${name} rev ${rev}` };
+}
+
+/**
+ * `CT` (`xt_ct_target_info`, rev 0, or `_v1`, rev 1 and 2: u16 flags, u16
+ * zone, then events, a helper name and, from rev 1, a timeout policy name):
+ * only a plain zone for both directions is understood; notrack, a
+ * directional or mark-derived zone, a helper or a timeout policy is not.
+ */
+function ctTarget(rev: number, info: Uint8Array): XtTarget {
+  const size = rev === 0 ? 28 : 60;
+  if (rev > 2 || info.length < size) return { kind: "unknown", why: `target CT rev ${rev}` };
+  const v = view(info);
+  const flags = v.getUint16(0, LITTLE_ENDIAN);
+  const named = (at: number) => info[at] !== 0;
+  if (flags !== 0 || named(12) || (rev > 0 && named(28))) {
+    return { kind: "unknown", why: `target CT (flags ${flags}, helper or timeout)` };
+  }
+  return { kind: "zone", zone: v.getUint16(2, LITTLE_ENDIAN) };
 }
 
 /** `mark` after MARK: (mark & ~mask) ^ value, bit by bit. */

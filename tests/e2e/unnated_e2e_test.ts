@@ -5,6 +5,11 @@
  * the rule arrives 2 s later, and the client's retransmitted SYNs keep
  * matching the un-NATed SYN_SENT entry on the node.
  *
+ * The agents here run with `--nat-rules=off`: these stories are about the
+ * providers (table evidence, `--destinations`), which decide only where the
+ * node's NAT rules are not read or unreadable. With the rules read, they
+ * decide (tests/e2e/nat_rules_e2e_test.ts).
+ *
  * @module
  */
 import assert from "node:assert/strict";
@@ -24,6 +29,9 @@ import {
   type StuckNet,
   withStuckNet,
 } from "../../testbed/stuck_client.ts";
+
+/** The providers decide only where the NAT rules are not read. */
+const NO_NAT_RULES = "--nat-rules=off";
 
 /** The stuck client's tuple in zone 0. */
 function stuckTuple(family: "ipv4" | "ipv6") {
@@ -121,7 +129,7 @@ async function runWithAgent(name: string, c: AgentCase) {
   return await withStuckNet(name, { zone: c.zone }, async (net) => {
     await net.node.insertMany(c.inserted.map((i) => i.spec));
     const inserted = await net.table();
-    const agent = startAgent(net.node, c.args);
+    const agent = startAgent(net.node, [NO_NAT_RULES, ...c.args]);
     try {
       await agent.ready;
       let first: CtEntry[] = [];
@@ -375,7 +383,7 @@ async function scopedRenewals(name: string, args: string[], inside: EntrySpec[])
     const renewer = await startRenewer(ns, [...outside, ...renewedInside], 1000, {
       timeoutSec: 120,
     });
-    const agent = startAgent(ns, args);
+    const agent = startAgent(ns, [NO_NAT_RULES, ...args]);
     const mustGo = [...renewedInside, ...inside];
     let goneMs: number | undefined;
     try {

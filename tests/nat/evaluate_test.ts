@@ -210,11 +210,31 @@ Deno.test("evaluate: a drop, queue or zone set in a chain before nat is not prov
       sreg: 0,
     }]),
   ], { type: "filter" });
-  assert.match(show(ask([dnat, zone])) as string, /ct key 17 set/);
+  assert.match(show(ask([dnat, zone])) as string, /zone 3 set in chain raw/);
+  // The candidate's own zone: the SYN stays where the entry is.
+  assert.deepEqual(show(ask([dnat, zone], { ...syn(CLIENT, VIP), zone: 3 })), [
+    "10.244.1.5:8080",
+  ]);
+  const notrack = new Uint8Array(64);
+  notrack[0] = 1; // XT_CT_NOTRACK
   const ct = baseChain(table("ip", "raw"), "PREROUTING", "prerouting", -300, [
-    rule(e.target("CT", new Uint8Array(64), 2)),
+    rule(e.target("CT", notrack, 2)),
   ], { type: "filter" });
   assert.match(show(ask([dnat, ct])) as string, /target CT/);
+  const ctZone = new Uint8Array(64);
+  ctZone[2] = 7; // --zone 7 (host byte order)
+  const z7 = baseChain(table("ip", "raw"), "PREROUTING", "prerouting", -300, [
+    rule(e.target("CT", ctZone, 2)),
+  ], { type: "filter" });
+  assert.match(show(ask([dnat, z7])) as string, /zone 7 set/);
+  assert.deepEqual(show(ask([dnat, z7], { ...syn(CLIENT, VIP), zone: 7 })), ["10.244.1.5:8080"]);
+  // An entry in zone 9 that no rule puts this SYN in (another tool's, OVS, tc): not this path.
+  assert.match(show(ask([dnat], { ...syn(CLIENT, VIP), zone: 9 })) as string, /zone 9: no rule/);
+  // A zone set for another source only is not this SYN's.
+  const some = baseChain(table("ip", "raw"), "PREROUTING", "prerouting", -300, [
+    rule(e.saddr("10.0.0.99"), e.target("CT", ctZone, 2)),
+  ], { type: "filter" });
+  assert.match(show(ask([dnat, some], { ...syn(CLIENT, VIP), zone: 7 })) as string, /zone 7: no/);
   // after the nat core's place in the hook (−100): not walked, even above a nat chain at −150
   const early = pre([rule(e.dnat("10.244.1.5", 8080))], -150, "early");
   const mid = baseChain(table("ip", "mangle"), "PREROUTING", "prerouting", -90, [rule(e.drop())], {

@@ -91,13 +91,22 @@ Deno.test("decodeTarget: MARK rev 2 (--or-mark, --set-mark) applied bit by bit",
   assert.ok(applyMark(Bits.unknown(4), 7, 0xffffffff).isKnown());
 });
 
-Deno.test("decodeTarget: CONNMARK forgets both marks; LOG does nothing; others are unknown", () => {
+Deno.test("decodeTarget: CONNMARK forgets both marks; LOG does nothing; CT is a plain zone or unknown; others are unknown", () => {
   assert.equal(
     decodeTarget("CONNMARK", 2, hex("05000000ffffffffffffffff00000000"), "ipv4").kind,
     "marks_unknown",
   );
   assert.equal(decodeTarget("LOG", 0, new Uint8Array(32), "ipv4").kind, "noop");
-  assert.equal(decodeTarget("CT", 2, new Uint8Array(72), "ipv4").kind, "unknown");
+  const zone = new Uint8Array(72);
+  zone[2] = 5;
+  assert.deepEqual(decodeTarget("CT", 2, zone, "ipv4"), { kind: "zone", zone: 5 });
+  const helper = zone.slice();
+  helper[12] = 0x66; // "f…": a helper name
+  assert.equal(decodeTarget("CT", 2, helper, "ipv4").kind, "unknown");
+  const notrack = new Uint8Array(72);
+  notrack[0] = 1;
+  assert.equal(decodeTarget("CT", 2, notrack, "ipv4").kind, "unknown");
+  assert.equal(decodeTarget("CT", 3, new Uint8Array(72), "ipv4").kind, "unknown");
   assert.equal(decodeTarget("MASQUERADE", 0, new Uint8Array(20), "ipv4").kind, "masquerade");
 });
 
