@@ -9,9 +9,10 @@
  * the node gets its DNAT rule; 3 s after the start the same client host
  * connects again (ephemeral port).
  * Node A has no agent: its client stays stuck behind the un-NATed SYN_SENT
- * entry. Node B runs conntrack-cleaner with default settings: it sees that
- * the same client's newer connection was NATed, deletes the stuck entry, and
- * the client's next retransmitted SYN connects. Other stuck clients (no rule
+ * entry. Node B runs conntrack-cleaner with default settings: it reads the
+ * node's own NAT rules, finds that the client's next SYN would be translated
+ * now, deletes the stuck entry, and the client's next retransmitted SYN
+ * connects. Other stuck clients (no rule
  * for them) and background entries stay.
  *
  * Part 2 is the renewal story for kernels before 5.14 (and before the
@@ -207,7 +208,8 @@ async function partOne(stop: AbortSignal): Promise<boolean> {
   say("  3 s  the same client connects again (ephemeral port): NATed now.");
   say("Since Linux 5.14 a retransmitted SYN no longer renews the stuck entry, and it still");
   say("matches every retransmission: nothing is NATed until the entry goes (120 s).");
-  say("Node A runs no agent. Node B runs `conntrack-cleaner` with default settings.");
+  say("Node A runs no agent. Node B runs `conntrack-cleaner` with default settings: it asks");
+  say("the node's own NAT rules whether each stuck client's next SYN would be translated now.");
   say(`Also on both nodes: ${BYSTANDERS.map((b) => b.label).join(", ")}, and`);
   say("1500 background entries.");
   say();
