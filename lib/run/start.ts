@@ -184,9 +184,15 @@ async function run(
     await closeParts();
     return 1;
   }
+  // The node's NAT rules, where they may be read: the decision step asks them (lib/agent/decide.ts),
+  // and they come before every provider.
+  const nat = await base.use(NAT_RULES_FEED);
   const report = describeRules({
     rules: rules.map((r) => r.name),
-    providers: providers ? (await providers).map((p) => p.name) : [],
+    providers: [
+      ...(nat ? [NAT_RULES_FEED.name] : []),
+      ...(providers ? (await providers).map((p) => p.name) : []),
+    ],
     release: Deno.osRelease(),
     threshold: settings.threshold,
     unnatedAfter: describeSettings(settings).unnated_after as string,
@@ -210,8 +216,6 @@ async function run(
         running: (f) => feeds.running.get(f)?.value,
       }),
   });
-  // The node's NAT rules, where they may be read: the decision step asks them (lib/agent/decide.ts).
-  const nat = await base.use(NAT_RULES_FEED);
   const agent = new Agent({
     source,
     deleter,
