@@ -33,7 +33,16 @@
 import process from "node:process";
 import { withNetns } from "../testbed/netns.ts";
 import { type Evaluate, NftRules } from "../lib/nat/nft_reader.ts";
-import type { NatAnswer, NatQuestion, NftChain, NftExpr, RulesetView } from "../lib/nat/ruleset.ts";
+import type {
+  NatAnswer,
+  NatQuestion,
+  NftChain,
+  NftExpr,
+  NftRule,
+  NftSet,
+  RulesetView,
+  SetElement,
+} from "../lib/nat/ruleset.ts";
 
 const arg = (name: string, fallback: number) => {
   const i = Deno.args.indexOf(`--${name}`);
@@ -158,7 +167,46 @@ function daddrOf(exprs: readonly NftExpr[]): string | undefined {
   return i >= 0 && cmp?.op === "cmp" && cmp.cmp === "eq" ? cmp.data.join(".") : undefined;
 }
 
-/** A stand-in evaluator: follows jumps of rules that may match the destination, and maps fully. */
+/**
+ * A chain's rules by the destination they compare with (`""`: no `ip
+ * daddr ==`, taken by every question), built once per chain object so the
+ * stand-in costs little next to the reader.
+ */
+const byDst = new WeakMap<NftChain, Map<string, NftRule[]>>();
+function rulesFor(c: NftChain, dst: string): NftRule[] {
+  let m = byDst.get(c);
+  if (m === undefined) {
+    m = new Map();
+    for (const r of c.rules) {
+      const d = daddrOf(r.exprs) ?? "";
+      m.set(d, [...(m.get(d) ?? []), r]);
+    }
+    byDst.set(c, m);
+  }
+  return [...(m.get("") ?? []), ...(m.get(dst) ?? [])];
+}
+
+/** A set's elements by the IPv4 address their key starts with, built once per set object. */
+const byKey = new WeakMap<NftSet, Map<string, SetElement[]>>();
+function elementsFor(s: NftSet, dst: string): readonly SetElement[] {
+  if (s.keyLen !== 12) return s.elements;
+  let m = byKey.get(s);
+  if (m === undefined) {
+    m = new Map();
+    for (const el of s.elements) {
+      const k = el.key.subarray(0, 4).join(".");
+      m.set(k, [...(m.get(k) ?? []), el]);
+    }
+    byKey.set(s, m);
+  }
+  return m.get(dst) ?? [];
+}
+
+/**
+ * A stand-in evaluator: follows jumps of rules that may match the
+ * destination (every rule without an `ip daddr ==`, and those with the
+ * question's), and the verdicts of map elements for the destination.
+ */
 const reach: Evaluate = (q: NatQuestion, view: RulesetView): NatAnswer => {
   const base = view.baseChains(q.family, q.hook);
   if (base === undefined) return { kind: "not_proven", reason: "no base chains" };
@@ -175,9 +223,7 @@ const reach: Evaluate = (q: NatQuestion, view: RulesetView): NatAnswer => {
   while (stack.length > 0) {
     const c = stack.pop()!;
     seen.add(c.name);
-    for (const r of c.rules) {
-      const d = daddrOf(r.exprs);
-      if (d !== undefined && d !== dst) continue;
+    for (const r of rulesFor(c, dst)) {
       for (const e of r.exprs) {
         if (e.op === "nat" || (e.op === "target" && e.name === "DNAT")) dnat++;
         if (e.op === "verdict" && (e.verdict.kind === "jump" || e.verdict.kind === "goto")) {
@@ -186,11 +232,9 @@ const reach: Evaluate = (q: NatQuestion, view: RulesetView): NatAnswer => {
         if (e.op !== "lookup") continue;
         const s = view.set(c, e.set);
         if (s === undefined) need.sets.push({ ...c, name: e.set, rules: [] });
-        for (const el of s?.elements ?? []) {
+        for (const el of s === undefined ? [] : elementsFor(s, dst)) {
           const v = el.verdict;
-          if (v?.kind !== "jump" && v?.kind !== "goto") continue;
-          if (s!.keyLen === 12 && el.key.subarray(0, 4).join(".") !== dst) continue;
-          go(c, v.chain);
+          if (v?.kind === "jump" || v?.kind === "goto") go(c, v.chain);
         }
       }
     }
@@ -229,6 +273,8 @@ async function inner(n: number, polls: number): Promise<void> {
     });
   }
   const cpu: number[] = [];
+  const user: number[] = [];
+  const sys: number[] = [];
   const wall: number[] = [];
   const evals: number[] = [];
   let last: unknown;
@@ -242,6 +288,8 @@ async function inner(n: number, polls: number): Promise<void> {
     wall.push(performance.now() - t0);
     const c = process.cpuUsage(c0);
     cpu.push((c.user + c.system) / 1000);
+    user.push(c.user / 1000);
+    sys.push(c.system / 1000);
     evals.push(evalMs);
     last = {
       answer: answers[0],
@@ -254,6 +302,8 @@ async function inner(n: number, polls: number): Promise<void> {
     polls,
     cpuMsMedian: +med(cpu).toFixed(1),
     cpuMsMax: +Math.max(...cpu).toFixed(1),
+    userMsMedian: +med(user).toFixed(1),
+    sysMsMedian: +med(sys).toFixed(1),
     wallMsMedian: +med(wall).toFixed(1),
     evaluatorMsMedian: +med(evals).toFixed(1),
     peakRssMb: +vmHwmMb().toFixed(1),

@@ -123,10 +123,20 @@ Deno.test("NftRules.answer: the next batch at the same generation reads only the
   assert.equal(r.lastRead.reused, true);
 });
 
-Deno.test("NftRules.answer: no questions, nothing read", async () => {
-  const { r, t } = rules();
+Deno.test("NftRules.answer: no questions, no socket opened, no request sent, no host check", async () => {
+  const t = new ReplayTransport(fixture.exchanges, { byRequest: true });
+  let opened = 0;
+  let hostReads = 0;
+  const r = new NftRules({
+    evaluate: walker,
+    open: () => (opened++, t),
+    hostNat: () => (hostReads++, noHost()),
+  });
   assert.deepEqual(await r.answer([]), []);
-  assert.equal(t.sent.length, 0);
+  assert.deepEqual([opened, hostReads, t.sent.length], [0, 0, 0]);
+  await r.answer([q4]);
+  assert.deepEqual([opened, hostReads], [1, 1], "the same counters see a batch with a question");
+  assert.ok(t.sent.length > 0);
 });
 
 /** Rewrites NFTA_GEN_ID of every NEWGEN reply to `next()`. */
