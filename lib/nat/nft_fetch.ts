@@ -268,9 +268,10 @@ export class NftFetcher {
 /**
  * nf_tables answers inside the `sendto` that asks and fills each further
  * part of a dump inside the `recv` that takes the previous one, so a reply
- * is almost always queued already: take it with a synchronous `tryRecv`
- * (no trip to a worker thread), and wait only when nothing is there. One
- * dump part is at most a few tens of KiB of kernel work.
+ * is almost always queued already: send with a synchronous `trySend` and
+ * take replies with a synchronous `tryRecv` (no trip to a worker thread),
+ * and wait only when nothing is there. One dump part is at most a few tens
+ * of KiB of kernel work (32 KiB datagrams).
  */
 class QueuedFirst implements NetlinkTransport {
   #t: NetlinkTransport;
@@ -281,7 +282,7 @@ class QueuedFirst implements NetlinkTransport {
     return this.#t.portId;
   }
   send(data: Uint8Array): Promise<void> {
-    return this.#t.send(data);
+    return this.#t.trySend?.(data) ? Promise.resolve() : this.#t.send(data);
   }
   recv(buf: Uint8Array, timeoutMs: number): Promise<number | null> {
     const n = this.#t.tryRecv(buf);
