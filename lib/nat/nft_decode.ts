@@ -75,6 +75,24 @@ export interface ChainHeader extends TableRef {
   readonly base?: BaseChainInfo;
 }
 
+/**
+ * Whether an `NFT_MSG_NEWCHAIN` may be a base chain: false only when its
+ * attributes frame cleanly and none is `NFTA_CHAIN_HOOK`. Lets a dump of
+ * every chain skip the regular ones without decoding their names; anything
+ * it cannot frame goes to {@linkcode decodeChain}, which says why.
+ */
+export function mayBeBaseChain(msg: NetlinkMessage): boolean {
+  const p = msg.payload;
+  const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
+  for (let off = NFGENMSG_LEN; off + 4 <= p.length;) {
+    const len = v.getUint16(off, HOST_LE);
+    if (len < 4 || off + len > p.length) return true;
+    if ((v.getUint16(off + 2, HOST_LE) & 0x3fff) === 4) return true; // NFTA_CHAIN_HOOK
+    off += (len + 3) & ~3;
+  }
+  return false;
+}
+
 /** Decodes a chain; `undefined` for tables of families NAT of TCP never meets. */
 export function decodeChain(msg: NetlinkMessage): ChainHeader | undefined {
   const family = open(msg, "chain");

@@ -34,6 +34,7 @@ import {
   decodeSetElems,
   decodeTable,
   intervalRanges,
+  mayBeBaseChain,
   type RawElement,
 } from "./nft_decode.ts";
 import {
@@ -205,7 +206,7 @@ export class NftFetcher {
   async baseChains(hooks: ReadonlySet<NftHook>): Promise<ChainHeader[]> {
     const out: ChainHeader[] = [];
     await this.#dump((b, seq) => appendChainDump(b, seq), (m) => {
-      if (m.type !== nftMsgType(NFT_MSG_NEWCHAIN)) return;
+      if (m.type !== nftMsgType(NFT_MSG_NEWCHAIN) || !mayBeBaseChain(m)) return;
       const c = decodeChain(m);
       if (c?.base !== undefined && hooks.has(c.base.hook)) out.push(c);
     });
