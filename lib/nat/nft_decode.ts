@@ -21,6 +21,7 @@ import { HOST_LE, type NetlinkMessage, NFGENMSG_LEN } from "../netlink/message.t
 import { Attrs, nftData, NftDecodeError, nftValue } from "./nft_attrs.ts";
 import { decodeExprs } from "./nft_expr.ts";
 import { familyOf } from "./nft_netlink.ts";
+import type { Prefilter } from "./nft_prefilter.ts";
 import type {
   BaseChainInfo,
   NftFamily,
@@ -115,9 +116,10 @@ export function decodeChain(msg: NetlinkMessage): ChainHeader | undefined {
   return { ...ref, base };
 }
 
-/** A rule of an `NFT_MSG_NEWRULE`, with the chain it belongs to. */
+/** A rule of an `NFT_MSG_NEWRULE`, with the chain it belongs to; `filter`: see `decodeExprs`. */
 export function decodeRule(
   msg: NetlinkMessage,
+  filter?: Prefilter,
 ): (NftRule & TableRef & { readonly chain: string }) | undefined {
   const family = open(msg, "rule");
   if (family === undefined) return undefined;
@@ -125,7 +127,7 @@ export function decodeRule(
   const table = top.str(1);
   const chain = top.str(2);
   const handle = top.u64(3);
-  const exprs = top.has(4) ? decodeExprs(top.view, top.start(4), top.end(4)) : [];
+  const exprs = top.has(4) ? decodeExprs(top.view, top.start(4), top.end(4), filter) : [];
   return { family, table, chain, handle, exprs };
 }
 

@@ -28,6 +28,7 @@ import {
   nftValue,
   registerIndex,
 } from "./nft_attrs.ts";
+import { ELIDED, type Prefilter } from "./nft_prefilter.ts";
 import type { CmpOp, NftExpr } from "./ruleset.ts";
 
 const NFTA_LIST_ELEM = 1;
@@ -42,27 +43,50 @@ const NO_BYTES = new Uint8Array(0);
 const CMP_OPS: readonly CmpOp[] = ["eq", "neq", "lt", "lte", "gt", "gte"];
 const PAYLOAD_BASES = ["ll", "network", "transport", "inner"] as const;
 
-/** The expressions of the list nest in `[off, end)` of `view`, in order. */
-export function decodeExprs(view: DataView, off: number, end: number): NftExpr[] {
+/**
+ * The expressions of the list nest in `[off, end)` of `view`, in order.
+ * With `filter`, decoding stops where the expressions so far rule out every
+ * question of its batch, and {@linkcode ELIDED} ends the list
+ * (`nft_prefilter.ts`).
+ */
+export function decodeExprs(
+  view: DataView,
+  off: number,
+  end: number,
+  filter?: Prefilter,
+): NftExpr[] {
   const out: NftExpr[] = [];
+  filter?.start();
   try {
     const c = new AttrCursor(view, off, end, "rule expressions");
     while (c.next()) {
       if (c.type !== NFTA_LIST_ELEM) continue;
-      elem.parse(view, c.start, c.start + c.size, "expression");
-      const name = elem.str(NFTA_EXPR_NAME);
-      if (!elem.has(NFTA_EXPR_DATA)) {
-        out.push(name === "counter" ? { op: "counter" } : { op: "other", name });
-        continue;
+      const e = decodeElem(view, c.start, c.size);
+      out.push(e);
+      if (filter?.step(e)) {
+        out.push(ELIDED);
+        return out;
       }
-      data.parse(view, elem.start(NFTA_EXPR_DATA), elem.end(NFTA_EXPR_DATA), name);
-      out.push(decodeExpr(name, data));
     }
   } catch (e) {
     if (e instanceof NetlinkDecodeError) throw new NftDecodeError(e.message);
     throw e;
   }
   return out;
+}
+
+/** One `NFTA_LIST_ELEM`'s expression. */
+function decodeElem(view: DataView, start: number, size: number): NftExpr {
+  elem.parse(view, start, start + size, "expression");
+  const name = elem.str(NFTA_EXPR_NAME);
+  let e: NftExpr;
+  if (!elem.has(NFTA_EXPR_DATA)) {
+    e = name === "counter" ? { op: "counter" } : { op: "other", name };
+  } else {
+    data.parse(view, elem.start(NFTA_EXPR_DATA), elem.end(NFTA_EXPR_DATA), name);
+    e = decodeExpr(name, data);
+  }
+  return e;
 }
 
 /** Optional register attribute → index, `undefined` when absent. */

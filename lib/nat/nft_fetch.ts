@@ -53,6 +53,7 @@ import {
   nftGet,
   nftMsgType,
 } from "./nft_netlink.ts";
+import { ELIDED, type Prefilter } from "./nft_prefilter.ts";
 import type { NftChain, NftHook, NftRule, NftSet, TableRef } from "./ruleset.ts";
 
 /**
@@ -115,6 +116,10 @@ export class NftFetcher {
   bytes = 0;
   rules = 0;
   elements = 0;
+  /** Rules read with only their leading comparisons (`nft_prefilter.ts`). */
+  elided = 0;
+  /** The batch's questions, for rules to stop decoding early; none: every rule whole. */
+  prefilter: Prefilter | undefined;
 
   constructor(
     t: NetlinkTransport,
@@ -214,7 +219,8 @@ export class NftFetcher {
   }
 
   /**
-   * One regular chain with its rules (one filtered rule dump). A chain that
+   * One regular chain with its rules (one filtered rule dump), each decoded
+   * only as far as {@linkcode NftFetcher.prefilter} needs. A chain that
    * does not exist reads as empty: within one generation a rule can only
    * jump to a chain that exists (the kernel checks at commit), so the
    * caller's generation check after the read covers it.
@@ -223,11 +229,12 @@ export class NftFetcher {
     const rules: NftRule[] = [];
     await this.#dump((b, seq) => appendRuleDump(b, seq, ref, name), (m) => {
       if (m.type !== nftMsgType(NFT_MSG_NEWRULE)) return;
-      const r = decodeRule(m);
+      const r = decodeRule(m, this.prefilter);
       if (r === undefined || r.chain !== name || r.table !== ref.table) {
         throw new NftDecodeError(`rule dump of ${name}: a rule of another chain`);
       }
       if (++this.rules > this.#bounds.rules) throw new NftBoundsError("rules", this.#bounds.rules);
+      if (r.exprs.at(-1) === ELIDED) this.elided++;
       rules.push({ handle: r.handle, exprs: r.exprs });
     });
     return { family: ref.family, table: ref.table, name, rules };

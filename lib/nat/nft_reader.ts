@@ -38,6 +38,7 @@ import {
   NftFetcher,
   NftMissingError,
 } from "./nft_fetch.ts";
+import { Prefilter } from "./nft_prefilter.ts";
 import { LoadedView, type Named } from "./nft_view.ts";
 import type { NatAnswer, NatQuestion, NftHook, RulesetView } from "./ruleset.ts";
 
@@ -73,7 +74,16 @@ export class NftRules {
   #view: LoadedView | undefined;
   #fetcher: NftFetcher | undefined;
   /** Figures of the last batch, for logs and benchmarks. */
-  lastRead = { generation: 0, reused: false, rules: 0, elements: 0, bytes: 0, attempts: 0 };
+  lastRead = {
+    generation: 0,
+    reused: false,
+    rules: 0,
+    elements: 0,
+    /** Rules read only up to comparisons that rule out every question (`nft_prefilter.ts`). */
+    elided: 0,
+    bytes: 0,
+    attempts: 0,
+  };
 
   constructor(options: NftRulesOptions) {
     this.#o = options;
@@ -123,6 +133,9 @@ export class NftRules {
     }
     const view = this.#view!;
     const fetcher = this.#fetcher!;
+    const prefilter = new Prefilter(questions);
+    view.useKeys(prefilter.keys);
+    fetcher.prefilter = prefilter;
     const answers: RulesAnswer[] = [];
     for (const q of questions) answers.push(await this.#one(q, host, view, fetcher));
     const after = await probe.generation();
@@ -132,6 +145,7 @@ export class NftRules {
       reused,
       rules: fetcher.rules,
       elements: fetcher.elements,
+      elided: fetcher.elided,
       bytes: fetcher.bytes,
       attempts: 0,
     };
