@@ -61,7 +61,7 @@ export function decodeExprs(
     const c = new AttrCursor(view, off, end, "rule expressions");
     while (c.next()) {
       if (c.type !== NFTA_LIST_ELEM) continue;
-      const e = decodeElem(view, c.start, c.size);
+      const e = interned(view, c.start, c.size) ?? decodeElem(view, c.start, c.size);
       out.push(e);
       if (filter?.step(e)) {
         out.push(ELIDED);
@@ -86,7 +86,55 @@ function decodeElem(view: DataView, start: number, size: number): NftExpr {
     data.parse(view, elem.start(NFTA_EXPR_DATA), elem.end(NFTA_EXPR_DATA), name);
     e = decodeExpr(name, data);
   }
+  if (size <= INTERN_BYTES) remember(view, start, size, e);
   return e;
+}
+
+/**
+ * Expressions already decoded, by their bytes: rules written by tools
+ * repeat the same few (`meta l4proto`, `cmp eq tcp`, `payload ip daddr`,
+ * the same jump), so each is decoded once and shared (expressions are
+ * read-only). A direct-mapped table of small ones, found by a hash and then
+ * compared byte by byte (a collision only costs a decode); an expression is
+ * kept the second time its hash comes by, so unique ones (a rule's own
+ * address) cost no allocation.
+ */
+const INTERN_BYTES = 96;
+const SLOTS = 4096;
+const slotHash = new Int32Array(SLOTS);
+const slotRaw: (Uint8Array | undefined)[] = new Array(SLOTS);
+const slotExpr: (NftExpr | undefined)[] = new Array(SLOTS);
+let lastHash = 0;
+
+function hashOf(view: DataView, start: number, size: number): number {
+  let h = 0x811c9dc5 ^ size;
+  let i = 0;
+  for (; i + 4 <= size; i += 4) h = Math.imul(h ^ view.getUint32(start + i, true), 0x01000193);
+  for (; i < size; i++) h = Math.imul(h ^ view.getUint8(start + i), 0x01000193);
+  return h | 1; // never 0, the empty slot
+}
+
+function interned(view: DataView, start: number, size: number): NftExpr | undefined {
+  if (size > INTERN_BYTES) return undefined;
+  const h = lastHash = hashOf(view, start, size);
+  const slot = h & (SLOTS - 1);
+  const raw = slotRaw[slot];
+  if (slotHash[slot] !== h || raw === undefined || raw.length !== size) return undefined;
+  for (let i = 0; i < size; i++) if (raw[i] !== view.getUint8(start + i)) return undefined;
+  return slotExpr[slot];
+}
+
+/** After a miss of `interned` (whose hash is `lastHash`): keep `e` if that hash came by before. */
+function remember(view: DataView, start: number, size: number, e: NftExpr): void {
+  const h = lastHash;
+  const slot = h & (SLOTS - 1);
+  if (slotHash[slot] !== h) {
+    slotHash[slot] = h;
+    slotRaw[slot] = undefined;
+    return;
+  }
+  slotRaw[slot] = new Uint8Array(view.buffer, view.byteOffset + start, size).slice();
+  slotExpr[slot] = Object.freeze(e);
 }
 
 /** Optional register attribute → index, `undefined` when absent. */

@@ -216,3 +216,26 @@ Deno.test("mayBeBaseChain: agrees with decodeChain on every captured chain; unfr
   new DataView(cut.buffer).setUint16(4, cut.length, true); // the first attribute runs past the end
   assert.equal(mayBeBaseChain({ ...regular, payload: cut }), true);
 });
+
+/** NFTA_LIST_ELEM { NAME "cmp", DATA { SREG 1, OP eq, DATA { VALUE [v] } } }. */
+function cmpElem(v: number): number[] {
+  const be32 = (type: number, n: number) => [8, 0, type, 0, 0, 0, 0, n];
+  const data = [...be32(1, 1), ...be32(2, 0), 12, 0, 3, 0x80, 5, 0, 1, 0, v, 0, 0, 0];
+  const name = [8, 0, 1, 0, 99, 109, 112, 0];
+  const inner = [...name, data.length + 4, 0, 2, 0x80, ...data];
+  return [inner.length + 4, 0, 1, 0x80, ...inner];
+}
+
+Deno.test("decodeExprs: an expression seen before is shared (frozen); one byte apart is not", () => {
+  const bytes = new Uint8Array([
+    ...cmpElem(0x5a),
+    ...cmpElem(0x5a),
+    ...cmpElem(0x5a),
+    ...cmpElem(0x5b),
+  ]);
+  const exprs = decodeExprs(new DataView(bytes.buffer), 0, bytes.length);
+  assert.deepEqual(exprs[0], { op: "cmp", sreg: 0, cmp: "eq", data: new Uint8Array([0x5a]) });
+  assert.equal(exprs[2], exprs[1]);
+  assert.ok(Object.isFrozen(exprs[2]));
+  assert.deepEqual(exprs[3], { op: "cmp", sreg: 0, cmp: "eq", data: new Uint8Array([0x5b]) });
+});
