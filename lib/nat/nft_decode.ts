@@ -54,11 +54,12 @@ export function decodeGen(msg: NetlinkMessage): number {
 /** A table of an `NFT_MSG_NEWTABLE`: whether it is dormant (its chains are not registered). */
 export function decodeTable(
   msg: NetlinkMessage,
-): (TableRef & { readonly dormant: boolean }) | undefined {
+): (TableRef & { readonly dormant: boolean; readonly handle?: number }) | undefined {
   const family = open(msg, "table");
   if (family === undefined) return undefined;
-  // NFTA_TABLE_NAME 1, NFTA_TABLE_FLAGS 2 (NFT_TABLE_F_DORMANT 1)
-  return { family, table: top.str(1), dormant: (top.u32Or(2, 0) & 1) !== 0 };
+  // NFTA_TABLE_NAME 1, NFTA_TABLE_FLAGS 2 (NFT_TABLE_F_DORMANT 1), NFTA_TABLE_HANDLE 4
+  const t = { family, table: top.str(1), dormant: (top.u32Or(2, 0) & 1) !== 0 };
+  return top.has(4) ? { ...t, handle: top.u64(4) } : t;
 }
 
 const HOOKS: readonly NftHook[] = [
@@ -161,6 +162,12 @@ export function decodeSet(msg: NetlinkMessage): Omit<NftSet, "elements"> | undef
     ...(fieldLens === undefined ? {} : { fieldLens }),
     ...(data === undefined ? {} : { data }),
   };
+}
+
+/** The handle (`NFTA_SET_HANDLE`) of the set of an `NFT_MSG_NEWSET`, when the kernel sent one. */
+export function decodeSetHandle(msg: NetlinkMessage): number | undefined {
+  if (open(msg, "set") === undefined) return undefined;
+  return top.has(16) ? top.u64(16) : undefined;
 }
 
 /** `NFTA_SET_DESC_CONCAT` of the set just opened: field lengths in bytes, or undefined. */

@@ -32,6 +32,7 @@ import {
   decodeRule,
   decodeSet,
   decodeSetElems,
+  decodeSetHandle,
   decodeTable,
   intervalRanges,
   mayBeBaseChain,
@@ -53,6 +54,7 @@ import {
   nftGet,
   nftMsgType,
 } from "./nft_netlink.ts";
+import type { ConstantSets } from "./nft_constant_sets.ts";
 import { ELIDED, type Prefilter } from "./nft_prefilter.ts";
 import type { NftChain, NftHook, NftRule, NftSet, TableRef } from "./ruleset.ts";
 
@@ -118,8 +120,14 @@ export class NftFetcher {
   elements = 0;
   /** Rules read with only their leading comparisons (`nft_prefilter.ts`). */
   elided = 0;
+  /** Sets whose elements were taken from `constants` instead of read. */
+  reusedSets = 0;
   /** The batch's questions, for rules to stop decoding early; none: every rule whole. */
   prefilter: Prefilter | undefined;
+  /** Anonymous constant sets kept across generations (`nft_constant_sets.ts`); none: all read. */
+  constants: ConstantSets | undefined;
+  /** Table handles by `family table`, from {@linkcode NftFetcher.dormantTables}. */
+  readonly tableHandles = new Map<string, number>();
 
   constructor(
     t: NetlinkTransport,
@@ -203,6 +211,7 @@ export class NftFetcher {
       if (m.type !== nftMsgType(NFT_MSG_NEWTABLE)) return;
       const t = decodeTable(m);
       if (t?.dormant) dormant.add(`${t.family} ${t.table}`);
+      if (t?.handle !== undefined) this.tableHandles.set(`${t.family} ${t.table}`, t.handle);
     });
     return dormant;
   }
@@ -249,15 +258,30 @@ export class NftFetcher {
   /** One set with its elements; {@linkcode NftMissingError} when it does not exist. */
   async set(ref: TableRef, name: string): Promise<NftSet> {
     let head: Omit<NftSet, "elements"> | undefined;
+    let setHandle: number | undefined;
     try {
       const replies = await this.#get((b, seq) => appendGetSet(b, seq, ref, name));
       const m = replies.find((r) => r.type === nftMsgType(NFT_MSG_NEWSET));
       head = m === undefined ? undefined : decodeSet(m);
+      setHandle = m === undefined ? undefined : decodeSetHandle(m);
     } catch (e) {
       if (isEnoent(e)) throw new NftMissingError(`set ${ref.family} ${ref.table} ${name}: none`);
       throw e;
     }
     if (head === undefined) throw new NftDecodeError(`GETSET ${name}: no set in the reply`);
+    const tableHandle = this.tableHandles.get(`${ref.family} ${ref.table}`);
+    const id = tableHandle === undefined || setHandle === undefined
+      ? undefined
+      : { tableHandle, setHandle };
+    const kept = id === undefined ? undefined : this.constants?.get(id, head);
+    if (kept !== undefined && sameHead(kept, head)) {
+      this.elements += kept.elements.length;
+      if (this.elements > this.#bounds.elements) {
+        throw new NftBoundsError("set elements", this.#bounds.elements);
+      }
+      this.reusedSets++;
+      return kept;
+    }
     const raw: RawElement[] = [];
     await this.#dump((b, seq) => appendSetElemDump(b, seq, ref, name), (m) => {
       if (m.type !== nftMsgType(NFT_MSG_NEWSETELEM)) return;
@@ -269,7 +293,9 @@ export class NftFetcher {
         throw new NftBoundsError("set elements", this.#bounds.elements);
       }
     });
-    return { ...head, elements: intervalRanges(head.flags.interval, raw) };
+    const set = { ...head, elements: intervalRanges(head.flags.interval, raw) };
+    if (id !== undefined) this.constants?.put(id, set);
+    return set;
   }
 }
 
@@ -302,6 +328,13 @@ class QueuedFirst implements NetlinkTransport {
   close(): void {
     this.#t.close();
   }
+}
+
+/** The same description (a kept set is only reused when nothing in its header moved). */
+function sameHead(a: Omit<NftSet, "elements">, b: Omit<NftSet, "elements">): boolean {
+  return a.keyLen === b.keyLen && a.data === b.data &&
+    JSON.stringify(a.flags) === JSON.stringify(b.flags) &&
+    JSON.stringify(a.fieldLens) === JSON.stringify(b.fieldLens);
 }
 
 function isEnoent(e: unknown): boolean {

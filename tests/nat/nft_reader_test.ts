@@ -162,6 +162,27 @@ Deno.test("NftRules.answer: a generation change during the read is read again; t
   assert.match(b?.kind === "unreadable" ? b.reason : "", /changed during the read twice/);
 });
 
+const GETSET = (10 << 8) | 10;
+const GETSETELEM = (10 << 8) | 13;
+
+Deno.test("NftRules.answer: a new generation reads the anonymous constant map's header, not its elements", async () => {
+  let n = 0;
+  const { r, t } = rules({}, generations(() => 7 + Math.floor(n++ / 2)));
+  const [a] = await r.answer([q4]);
+  const first = t.sent.map((s) => [typeOf(s), chainOf(s)] as const);
+  assert.ok(first.some(([ty, c]) => ty === GETSETELEM && c === "kp/__map0"), `${first}`);
+  assert.equal(r.lastRead.reusedSets, 0);
+  const before = t.sent.length;
+  const [b] = await r.answer([q4]);
+  assert.equal(r.lastRead.reused, false, "another generation");
+  assert.deepEqual(b, a);
+  const again = t.sent.slice(before).map((s) => [typeOf(s), chainOf(s)] as const);
+  assert.ok(again.some(([ty, c]) => ty === GETSET && c === "kp/__map0"), `${again}`);
+  assert.ok(!again.some(([ty, c]) => ty === GETSETELEM && c === "kp/__map0"), `${again}`);
+  assert.ok(again.some(([ty, c]) => ty === GETSETELEM && c === "kp/service-ips"), "named: read");
+  assert.equal(r.lastRead.reusedSets, 1);
+});
+
 Deno.test("NftRules.answer: a legacy nat table makes its family unreadable only", async () => {
   const { r } = rules({
     hostNat: () => Promise.resolve({ legacyNat: { ipv4: true, ipv6: false }, ipvs: [] }),
