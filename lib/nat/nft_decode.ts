@@ -37,11 +37,28 @@ import type {
 const top = new Attrs(20);
 const nest = new Attrs(12);
 
+let lastBuffer: ArrayBufferLike | undefined;
+let lastView: DataView = new DataView(new ArrayBuffer(0));
+
+/**
+ * A view of the whole buffer `p` lies in, reused while messages come from
+ * the same receive buffer (offsets into it are absolute): not one DataView
+ * per message.
+ */
+function viewOf(p: Uint8Array): DataView {
+  if (p.buffer !== lastBuffer || lastView.byteLength !== p.buffer.byteLength) {
+    lastBuffer = p.buffer;
+    lastView = new DataView(p.buffer);
+  }
+  return lastView;
+}
+
 /** The message's attributes (after `nfgenmsg`) and its table family (undefined: not ip/ip6/inet). */
 function open(msg: NetlinkMessage, where: string): NftFamily | undefined {
   const p = msg.payload;
   if (p.length < NFGENMSG_LEN) throw new NftDecodeError(`${where}: no nfgenmsg`);
-  top.parse(new DataView(p.buffer, p.byteOffset, p.byteLength), NFGENMSG_LEN, p.length, where);
+  const start = p.byteOffset + NFGENMSG_LEN;
+  top.parse(viewOf(p), start, p.byteOffset + p.length, where);
   return familyOf(p[0]!);
 }
 
@@ -85,10 +102,11 @@ export interface ChainHeader extends TableRef {
  */
 export function mayBeBaseChain(msg: NetlinkMessage): boolean {
   const p = msg.payload;
-  const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
-  for (let off = NFGENMSG_LEN; off + 4 <= p.length;) {
+  const v = viewOf(p);
+  const end = p.byteOffset + p.length;
+  for (let off = p.byteOffset + NFGENMSG_LEN; off + 4 <= end;) {
     const len = v.getUint16(off, HOST_LE);
-    if (len < 4 || off + len > p.length) return true;
+    if (len < 4 || off + len > end) return true;
     if ((v.getUint16(off + 2, HOST_LE) & 0x3fff) === 4) return true; // NFTA_CHAIN_HOOK
     off += (len + 3) & ~3;
   }

@@ -182,6 +182,7 @@ function decodeExpr(name: string, a: Attrs): NftExpr {
       return { op: "meta", key: a.u32(2), dreg: dataRegister(a.u32(1), name) };
     case "ct": { // DREG 1, KEY 2, DIRECTION 3 (u8), SREG 4
       const key = a.u32(2);
+      if (a.has(3) && a.size(3) < 1) throw new NftDecodeError("ct: empty direction");
       const dir = a.has(3) ? a.view.getUint8(a.start(3)) : undefined;
       if (dir !== undefined && dir !== 0 && dir !== 1) throw new NftDecodeError("ct: direction");
       const d = dir === undefined ? {} : { dir: dir as 0 | 1 };
