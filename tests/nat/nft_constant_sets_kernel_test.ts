@@ -4,7 +4,8 @@
  * that holds one `NftRules` while the parent's script changes the rules with
  * `nft`: an unrelated change keeps the anonymous map (read from before), a
  * rule replaced with a new map and a table deleted and re-created with the
- * same names are read anew, whatever handles and names the kernel reuses.
+ * same names are read anew, and so is a rule replaced in place (same rule
+ * handle), whatever handles and names the kernel reuses.
  */
 import assert from "node:assert/strict";
 import { kernelTest } from "../support/machine.ts";
@@ -38,7 +39,21 @@ const STEPS = [
   `delete table ip kc\n${table("0 : goto c, 1 : goto a")}`,
   "flush chain ip kc svc\nadd rule ip kc svc numgen random mod 2 vmap { 0 : goto b, 1 : goto b }\n",
   "add chain ip kc e\n",
+  // `replace rule` keeps the rule's handle; the new map may get a freed name back.
+  "replace rule ip kc svc handle HANDLE numgen random mod 2 vmap { 0 : goto a, 1 : goto a }\n",
+  "replace rule ip kc svc handle HANDLE numgen random mod 2 vmap { 0 : goto c, 1 : goto c }\n",
 ];
+
+async function nft(args: string[], input = ""): Promise<string> {
+  const p = new Deno.Command("nft", { args, stdin: "piped", stdout: "piped", stderr: "piped" })
+    .spawn();
+  const w = p.stdin.getWriter();
+  await w.write(new TextEncoder().encode(input));
+  await w.close();
+  const r = await p.output();
+  if (!r.success) throw new Error(new TextDecoder().decode(r.stderr));
+  return new TextDecoder().decode(r.stdout);
+}
 
 /** Reads svc's map and answers with its elements as `key:chain`, sorted. */
 const verdicts: Evaluate = (_q, view) => {
@@ -68,13 +83,9 @@ async function child(): Promise<void> {
   const rules = new NftRules({ evaluate: verdicts });
   const out = [];
   for (const step of STEPS) {
-    const r = await new Deno.Command("nft", { args: ["-f", "-"], stdin: "piped", stderr: "piped" })
-      .spawn();
-    const w = r.stdin.getWriter();
-    await w.write(new TextEncoder().encode(step));
-    await w.close();
-    const done = await r.output();
-    if (!done.success) throw new Error(new TextDecoder().decode(done.stderr));
+    const listing = await nft(["-a", "list", "chain", "ip", "kc", "svc"]).catch(() => "");
+    const handle = /vmap .*# handle (\d+)/.exec(listing)?.[1] ?? "none";
+    await nft(["-f", "-"], step.replace("HANDLE", handle));
     const [a] = await rules.answer([q]);
     out.push({
       answer: a?.kind === "not_proven" ? a.reason : JSON.stringify(a),
@@ -105,8 +116,16 @@ kernelTest(
         generation: number;
       }[];
       const answers = steps.map((s) => s.answer.replace(/^__map\d+ /, ""));
-      assert.deepEqual(answers, ["0:a 1:b", "0:a 1:b", "0:c 1:a", "0:b 1:b", "0:b 1:b"]);
-      assert.deepEqual(steps.map((s) => s.reusedSets), [0, 1, 0, 0, 1]);
+      assert.deepEqual(answers, [
+        "0:a 1:b",
+        "0:a 1:b",
+        "0:c 1:a",
+        "0:b 1:b",
+        "0:b 1:b",
+        "0:a 1:a",
+        "0:c 1:c",
+      ]);
+      assert.deepEqual(steps.map((s) => s.reusedSets), [0, 1, 0, 0, 1, 0, 0]);
       const gens = steps.map((s) => s.generation);
       assert.ok(gens.every((g, i) => i === 0 || g > gens[i - 1]!), `${gens}`);
     });
