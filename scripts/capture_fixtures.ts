@@ -42,7 +42,7 @@ import {
   statusOf,
   withNetns,
 } from "../testbed/netns.ts";
-import type { Direction } from "../lib/parse.ts";
+import type { Direction } from "../lib/text/parse.ts";
 import type { ExpectedTcp } from "../testbed/fixtures.ts";
 
 /** One inserted entry (in the JSON, `args` is written as one `conntrack` string). */

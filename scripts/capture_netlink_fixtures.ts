@@ -49,7 +49,7 @@ import {
   parseMessages,
 } from "../lib/netlink/message.ts";
 import { NetlinkSocket } from "../lib/netlink/socket.ts";
-import { type ParsedTuple, parseTuple, type Tuple } from "../lib/tuple.ts";
+import { type ParsedTuple, parseTuple, type Tuple } from "../lib/model/tuple.ts";
 import { TRAFFIC, TRAFFIC_SETUP } from "./capture_fixtures.ts";
 import { withNetns } from "../testbed/netns.ts";
 import { NETLINK_FIXTURE_ENTRIES } from "../testbed/fixtures.ts";

@@ -46,8 +46,8 @@ import {
   NLMSG_ERROR,
   parseMessages,
 } from "../lib/netlink/message.ts";
-import { parseTuple } from "../lib/tuple.ts";
-import { Errno, ErrnoError } from "../lib/netlink/errno.ts";
+import { parseTuple } from "../lib/model/tuple.ts";
+import { Errno, ErrnoError } from "../lib/os/errno.ts";
 import { NetlinkSocket } from "../lib/netlink/socket.ts";
 
 const O_RDONLY = 0;
@@ -89,7 +89,7 @@ function openNs(path: string): number {
  * calling thread inside the namespace `ip netns add NAME` made
  * (`/var/run/netns/NAME`), and returns it to its own namespace afterwards.
  */
-function insideNetns<T>(netnsName: string, fn: () => T): T {
+export function insideNetns<T>(netnsName: string, fn: () => T): T {
   if (!/^[A-Za-z0-9_.-]+$/.test(netnsName) || netnsName.startsWith(".")) {
     throw new Error(`bad namespace name ${JSON.stringify(netnsName)}`);
   }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Direction } from "../lib/parse.ts";
+import type { Direction } from "../lib/text/parse.ts";
 
 /** What the kernel should show for a TCP entry (addresses in canonical spelling). */
 export interface ExpectedTcp {

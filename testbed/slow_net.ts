@@ -27,7 +27,8 @@
  *
  * Addresses are from the benchmarking and documentation ranges only
  * (198.18.0.0/15, 2001:db8::/32). Needs root, iproute2, iptables
- * (ip6tables), conntrack-tools and a C compiler (`cc`).
+ * (ip6tables), conntrack-tools and a C compiler (`cc`); `setpriv`
+ * (util-linux) for sessions run as another user.
  *
  * @example
  * ```ts
@@ -130,6 +131,14 @@ export interface SlowNetOptions {
    * of {@linkcode SlowNet.redirect} (a transparent proxy).
    */
   nodeServer?: boolean;
+  /** More servers on the node, at these ports (a proxy's own port). */
+  nodePorts?: number[];
+}
+
+/** Who runs the sessions of {@linkcode SlowNet.sessions} (default: root, as the test). */
+export interface SessionsOptions {
+  /** Run as this user and group id (no supplementary groups), e.g. a proxy's own user. */
+  uid?: number;
 }
 
 /** How one session ended (see `tcp_session.ts`). */
@@ -254,10 +263,19 @@ export class SlowNet {
    * Runs `tcp_session.ts` with `requests` in `ns` (the clients or the node);
    * they wait for {@linkcode SessionsRun.start}.
    */
-  sessions(ns: Netns, requests: SessionRequest[]): SessionsRun {
+  sessions(ns: Netns, requests: SessionRequest[], options: SessionsOptions = {}): SessionsRun {
+    const { uid } = options;
+    const as = uid === undefined
+      ? []
+      : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups"];
     const child = ns.spawn(
-      [Deno.execPath(), "run", "-A", TCP_SESSION, JSON.stringify(requests)],
-      { stdin: "piped", stdout: "piped", stderr: "piped", env: { NO_COLOR: "1" } },
+      [...as, Deno.execPath(), "run", "-A", TCP_SESSION, JSON.stringify(requests)],
+      {
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1", ...(uid === undefined ? {} : { DENO_DIR: denoDirFor(uid) }) },
+      },
     );
     const err = new Response(child.stderr).text();
     let onReady: () => void = () => {};
@@ -354,6 +372,57 @@ export class SlowNet {
   }
 }
 
+/**
+ * Starts every set of sessions, waits until all are ready, then lets them go
+ * together (each `atMs` counting from 300 ms after that), and resolves with
+ * every result, so a slow start of one child under load cannot reorder them.
+ * `onStart` is called with the start time (epoch ms) once they are let go.
+ */
+export async function sessionsTogether(
+  net: SlowNet,
+  sets: { ns: Netns; requests: SessionRequest[]; options?: SessionsOptions }[],
+  onStart: (at: number) => Promise<void> = () => Promise.resolve(),
+): Promise<Map<string, SessionResult>> {
+  // Neighbours resolved before the clock starts: a first SYN that waits on neighbour discovery
+  // is lost to the clock (a retransmission 1 s later), so warm each path with one ping.
+  const paths = new Map<string, { ns: Netns; from: string | undefined; to: string }>();
+  for (const s of sets) {
+    for (const r of s.requests) {
+      paths.set(`${s.ns.name} ${r.localAddress} ${r.host}`, {
+        ns: s.ns,
+        from: r.localAddress,
+        to: r.host,
+      });
+    }
+  }
+  await Promise.all(
+    [...paths.values()].map((p) =>
+      p.ns.exec(["ping", "-c", "1", "-W", "1", ...(p.from ? ["-I", p.from] : []), p.to])
+    ),
+  );
+  const runs = sets.map((s) => net.sessions(s.ns, s.requests, s.options));
+  await Promise.all(runs.map((r) => r.ready));
+  const at = Date.now() + 300;
+  await Promise.all(runs.map((r) => r.start(at)));
+  const [maps] = await Promise.all([Promise.all(runs.map((r) => r.results)), onStart(at)]);
+  return new Map(maps.flatMap((m) => [...m]));
+}
+
+const denoDirs = new Map<number, string>();
+
+/** A Deno cache directory owned by `uid`, made once per process and removed when it ends. */
+function denoDirFor(uid: number): string {
+  let dir = denoDirs.get(uid);
+  if (dir === undefined) {
+    dir = Deno.makeTempDirSync({ prefix: `cct-deno-${uid}-` });
+    Deno.chownSync(dir, uid, uid);
+    const made = dir;
+    globalThis.addEventListener("unload", () => Deno.removeSync(made, { recursive: true }));
+    denoDirs.set(uid, dir);
+  }
+  return dir;
+}
+
 function tables(family: "ipv4" | "ipv6"): string {
   return family === "ipv4" ? "iptables" : "ip6tables";
 }
@@ -434,6 +503,9 @@ export async function withSlowNet<T>(
                   startServer(backend, bin.pongServer, BACKEND_PORT),
                   startServer(server, bin.pongServer, VIP_PORT),
                   options.nodeServer ? startServer(node, bin.pongServer, BACKEND_PORT) : undefined,
+                  ...(options.nodePorts ?? []).map((p) =>
+                    startServer(node, bin.pongServer, p)
+                  ),
                 ]);
                 return await fn(net);
               }))),

@@ -5,7 +5,7 @@
  * type-checks the examples with `deno check --doc`). The checker itself
  * fails on a wrong result, on a check that never runs and on a form it does
  * not understand. The examples of ISOLATED_EXAMPLES run in
- * tests/process_test.ts instead (see there).
+ * tests/os/process_test.ts instead (see there).
  *
  * @module
  */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { runMain } from "./support/run_main.ts";
-import { livenessLimits } from "../main.ts";
+import { livenessLimits } from "../lib/run/start.ts";
 import { ConntrackCliDeleter } from "../lib/deleters/conntrack_cli.ts";
 import { NetlinkDeleter } from "../lib/deleters/netlink.ts";
 

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { type ParsedTuple, parseTuple, type Tuple, tupleKey } from "../tuple.ts";
-import { parseLine } from "../parse.ts";
-import { denoRunner, type ProcessRunner } from "../process.ts";
+import { type ParsedTuple, parseTuple, type Tuple, tupleKey } from "../model/tuple.ts";
+import { parseLine } from "../text/parse.ts";
+import { denoRunner, type ProcessRunner } from "../os/process.ts";
 import type { DeleteOutcome, Deleter, DeleteTarget } from "./deleter.ts";
 
 /** Options for {@linkcode ConntrackCliDeleter}. */
@@ -42,7 +42,7 @@ export interface ConntrackCliDeleterOptions {
  * @example
  * ```ts
  * import { deleteArgs } from "./conntrack_cli.ts";
- * import { parseTuple } from "../tuple.ts";
+ * import { parseTuple } from "../model/tuple.ts";
  * const r = parseTuple({ family: "ipv4", src: "10.0.0.1", dst: "10.0.0.2", sport: 40000, dport: 80, zone: 0 });
  * if (r.ok) deleteArgs(r.tuple);
  * // => ["-D", "-p", "tcp", "-f", "ipv4", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "40000",

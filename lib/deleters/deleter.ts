@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Tuple } from "../tuple.ts";
+import type { Tuple } from "../model/tuple.ts";
 
 /**
  * What became of one tuple:

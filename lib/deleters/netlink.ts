@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type ParsedTuple, parseTuple, tupleKey } from "../tuple.ts";
+import { type ParsedTuple, parseTuple, tupleKey } from "../model/tuple.ts";
 import { MessageBuilder } from "../netlink/builder.ts";
 import { decodeConntrack, entryTuple } from "../netlink/conntrack_entry.ts";
 import {
@@ -22,7 +22,7 @@ import {
   parseMessages,
 } from "../netlink/message.ts";
 import { isSynSentUnreplied } from "../netlink/syn_sent.ts";
-import { describeErrno, Errno, ErrnoError } from "../netlink/errno.ts";
+import { describeErrno, Errno, ErrnoError } from "../os/errno.ts";
 import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
 import type { Clock } from "../basics.ts";
 import type { DeleteOutcome, Deleter, DeleteTarget } from "./deleter.ts";

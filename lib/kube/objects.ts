@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { canonicalIPv6, parseIPv4 } from "../addr.ts";
-import type { Family } from "../tuple.ts";
+import { canonicalIPv6, parseIPv4 } from "../model/addr.ts";
+import type { Family } from "../model/tuple.ts";
 
 /** One TCP port of a Service. */
 export interface ServicePort {

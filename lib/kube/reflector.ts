@@ -10,7 +10,7 @@
  * @module
  */
 import { type Clock, errorText } from "../basics.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../log/logger.ts";
 import { ApiError, type KubeApi } from "./api.ts";
 import { type Decoded, objectKey, resourceVersionOf } from "./objects.ts";
 

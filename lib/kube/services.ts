@@ -15,7 +15,7 @@
  * @module
  */
 import type { Clock } from "../basics.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../log/logger.ts";
 import type { KubeApi } from "./api.ts";
 import { decodeService, decodeSlice, type ServiceRecord, type SliceRecord } from "./objects.ts";
 import { Reflector, type ReflectorState } from "./reflector.ts";

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../log/logger.ts";
 import { type AccessEnvironment, REAL_ENVIRONMENT, resolveAccess } from "./access.ts";
 import { canonicalAddress } from "./objects.ts";
 import type { KubeServices } from "./services.ts";

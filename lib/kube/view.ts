@@ -14,7 +14,7 @@
  *
  * @module
  */
-import type { Family } from "../tuple.ts";
+import type { Family } from "../model/tuple.ts";
 import type { ServicePort, ServiceRecord, SliceRecord } from "./objects.ts";
 
 /** One Service port reachable at some address. */

@@ -20,7 +20,7 @@
  * @module
  */
 import { MessageBuilder } from "../netlink/builder.ts";
-import { Errno, ErrnoError } from "../netlink/errno.ts";
+import { Errno, ErrnoError } from "../os/errno.ts";
 import {
   decodeError,
   type NetlinkMessage,

@@ -20,7 +20,7 @@
  */
 import { HOST_LE, NLMSG_DONE, NLMSG_ERROR, parseMessages } from "../netlink/message.ts";
 import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
-import { ErrnoError } from "../netlink/errno.ts";
+import { ErrnoError } from "../os/errno.ts";
 import type { SocketQuery, SocketTable } from "./hooks.ts";
 
 /** `NETLINK_SOCK_DIAG`. */
@@ -48,7 +48,7 @@ const MSG_LEN = 72;
  * const q = { family: "ipv4" as const, src: new Uint8Array([10, 0, 0, 1]),
  *   dst: new Uint8Array([10, 0, 0, 2]), sport: 40000, dport: 80 };
  * const r = socketRequest(q, 7);
- * [r.length, r[16], r[17], (r[24] << 8) | r[25]]; // => [72, 2, 6, 40000]
+ * [r.length, r[16], r[17], (r[24]! << 8) | r[25]!]; // => [72, 2, 6, 40000]
  * ```
  */
 export function socketRequest(q: SocketQuery, seq: number): Uint8Array {
@@ -119,35 +119,51 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** {@linkcode SocketTable} over a `NETLINK_SOCK_DIAG` socket of this namespace. */
+/**
+ * {@linkcode SocketTable} over a `NETLINK_SOCK_DIAG` socket of this
+ * namespace, opened at the first look-up (an agent that never asks opens
+ * none).
+ */
 export class SockDiagTable implements SocketTable {
-  #t: NetlinkTransport;
+  #open: () => NetlinkTransport;
+  #t: NetlinkTransport | undefined;
   #seq = 1;
   #buf = new Uint8Array(8192);
 
-  constructor(transport: NetlinkTransport) {
-    this.#t = transport;
+  constructor(open: () => NetlinkTransport) {
+    this.#open = open;
   }
 
-  /** Opens a sock_diag socket in the calling process's network namespace. */
+  /** A table over a sock_diag socket in the calling process's network namespace. */
   static open(): SockDiagTable {
-    return new SockDiagTable(
+    return new SockDiagTable(() =>
       NetlinkSocket.open({
         protocol: NETLINK_SOCK_DIAG,
         recvBufferBytes: 64 << 10,
         sendBufferBytes: 64 << 10,
-      }),
+      })
     );
   }
 
   async hasSocket(q: SocketQuery): Promise<boolean> {
     const seq = this.#seq++;
-    await this.#t.send(socketRequest(q, seq));
+    const t = this.#t ??= this.#open();
+    try {
+      return await this.#ask(t, q, seq);
+    } catch (e) {
+      // A socket left with an unread answer would answer the next ask with it.
+      this.close();
+      throw e;
+    }
+  }
+
+  async #ask(t: NetlinkTransport, q: SocketQuery, seq: number): Promise<boolean> {
+    await t.send(socketRequest(q, seq));
     const deadline = performance.now() + 1000;
     for (;;) {
       const left = deadline - performance.now();
       if (left <= 0) throw new Error("sock_diag look-up: no answer within 1 s");
-      const n = await this.#t.recv(this.#buf, left);
+      const n = await t.recv(this.#buf, left);
       if (n === null) continue;
       if (n > this.#buf.length) throw new Error(`sock_diag answer of ${n} bytes cut short`);
       const datagram = this.#buf.subarray(0, n);
@@ -158,6 +174,7 @@ export class SockDiagTable implements SocketTable {
   }
 
   close(): void {
-    this.#t.close();
+    this.#t?.close();
+    this.#t = undefined;
   }
 }

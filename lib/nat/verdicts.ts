@@ -31,8 +31,8 @@
  *
  * @module
  */
-import { addressBytes } from "../addr.ts";
-import type { Tuple } from "../tuple.ts";
+import { addressBytes } from "../model/addr.ts";
+import type { Tuple } from "../model/tuple.ts";
 import { chooseHooks, type SocketTable } from "./hooks.ts";
 import type { NatAnswer, NatHook, NatQuestion, TargetRange } from "./ruleset.ts";
 
@@ -65,9 +65,24 @@ export interface NatVerdictsOptions {
   asker: NatAsker;
 }
 
+/** What {@linkcode NatVerdicts} has done so far, for the metrics. */
+export interface NatVerdictStats {
+  /** Verdicts given, by kind. */
+  verdicts: Record<NatVerdict["kind"], number>;
+  /** Batches judged (polls that asked). */
+  batches: number;
+  /** Seconds spent judging, all batches together. */
+  seconds: number;
+}
+
 /** Judges candidates against the node's NAT rules, one batch per poll. */
 export class NatVerdicts {
   #o: NatVerdictsOptions;
+  readonly stats: NatVerdictStats = {
+    verdicts: { translated: 0, not_proven: 0, unreadable: 0 },
+    batches: 0,
+    seconds: 0,
+  };
 
   constructor(o: NatVerdictsOptions) {
     this.#o = o;
@@ -75,6 +90,15 @@ export class NatVerdicts {
 
   /** The verdict for each tuple, in order. Never rejects: a failure is `unreadable`. */
   async judge(tuples: readonly Tuple[]): Promise<NatVerdict[]> {
+    const t0 = performance.now();
+    const out = await this.#judge(tuples);
+    this.stats.batches++;
+    this.stats.seconds += (performance.now() - t0) / 1000;
+    for (const v of out) this.stats.verdicts[v.kind]++;
+    return out;
+  }
+
+  async #judge(tuples: readonly Tuple[]): Promise<NatVerdict[]> {
     const plans: { hooks: NatHook[]; first: number }[] = [];
     const questions: NatQuestion[] = [];
     const out: (NatVerdict | undefined)[] = [];

@@ -7,7 +7,7 @@
 import { MessageBuilder } from "./builder.ts";
 import { AF_INET, appendDumpRequest, IPS_TEMPLATE } from "./ctnetlink.ts";
 import { DumpRetryError, runDump } from "./dump.ts";
-import { Errno, ErrnoError } from "./errno.ts";
+import { Errno, ErrnoError } from "../os/errno.ts";
 import { NetlinkSocket, type NetlinkTransport } from "./socket.ts";
 import { openEventSocket } from "./events.ts";
 

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { formatAddress } from "../addr.ts";
-import type { Family, Tuple } from "../tuple.ts";
+import { formatAddress } from "../model/addr.ts";
+import type { Family, Tuple } from "../model/tuple.ts";
 import {
   AF_INET,
   AF_INET6,

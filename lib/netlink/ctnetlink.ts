@@ -1,8 +1,8 @@
 /**
  * The ctnetlink layer (conntrack over nfnetlink): its constants, the requests
- * the agent sends (dump, GET and DELETE of one tuple) and the decoder of the
- * `IPCTNL_MSG_CT_NEW` messages the kernel answers with. Framing is in
- * `message.ts`. No I/O.
+ * the agent sends (dump, GET and DELETE of one tuple). Framing is in
+ * `message.ts`; the `IPCTNL_MSG_CT_NEW` messages the kernel answers with are
+ * decoded in `conntrack_entry.ts`. No I/O.
  *
  * Constants are those of the Linux UAPI headers
  * (`linux/netfilter/nfnetlink_conntrack.h`, `nf_conntrack_common.h`).
@@ -11,8 +11,8 @@
  *
  * @module
  */
-import { addressBytes } from "../addr.ts";
-import type { Family, ParsedTuple } from "../tuple.ts";
+import { addressBytes } from "../model/addr.ts";
+import type { Family, ParsedTuple } from "../model/tuple.ts";
 import type { MessageBuilder } from "./builder.ts";
 import { NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from "./message.ts";
 
@@ -215,7 +215,7 @@ export function appendDumpRequest(
  * ```ts
  * import { MessageBuilder } from "./builder.ts";
  * import { appendGetRequest } from "./ctnetlink.ts";
- * import { parseTuple } from "../tuple.ts";
+ * import { parseTuple } from "../model/tuple.ts";
  * const r = parseTuple({ family: "ipv6", src: "2001:db8::1", dst: "2001:db8::2", sport: 40000, dport: 443, zone: 5 });
  * const b = new MessageBuilder();
  * if (r.ok) appendGetRequest(b, 1, r.tuple);
@@ -237,7 +237,7 @@ export function appendGetRequest(b: MessageBuilder, seq: number, t: ParsedTuple)
  * ```ts
  * import { MessageBuilder } from "./builder.ts";
  * import { appendDeleteRequest } from "./ctnetlink.ts";
- * import { parseTuple } from "../tuple.ts";
+ * import { parseTuple } from "../model/tuple.ts";
  * const r = parseTuple({ family: "ipv4", src: "10.0.0.1", dst: "10.0.0.2", sport: 40000, dport: 80, zone: 0 });
  * const b = new MessageBuilder();
  * if (r.ok) appendDeleteRequest(b, 8, r.tuple, 1234);

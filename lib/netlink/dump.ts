@@ -17,7 +17,7 @@ import {
   NLMSG_OVERRUN,
   parseMessages,
 } from "./message.ts";
-import { Errno, ErrnoError } from "./errno.ts";
+import { Errno, ErrnoError } from "../os/errno.ts";
 import type { NetlinkTransport } from "./socket.ts";
 
 /**

@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { type ParsedTuple, tupleKey } from "../tuple.ts";
+import { type ParsedTuple, tupleKey } from "../model/tuple.ts";
 import { MessageBuilder } from "./builder.ts";
 import { type ConntrackEntry, decodeConntrack, entryTuple } from "./conntrack_entry.ts";
 import { appendGetRequest, ctMsgType, IPCTNL_MSG_CT_NEW } from "./ctnetlink.ts";
-import { describeErrno, Errno, ErrnoError } from "./errno.ts";
+import { describeErrno, Errno, ErrnoError } from "../os/errno.ts";
 import {
   decodeError,
   NetlinkDecodeError,
@@ -54,7 +54,7 @@ export interface GetBatchOptions {
  * // ignore: needs root (CAP_NET_ADMIN); reads this host's conntrack table.
  * import { getEntries } from "./get_batch.ts";
  * import { NetlinkSocket } from "./socket.ts";
- * import { parseTuple } from "../tuple.ts";
+ * import { parseTuple } from "../model/tuple.ts";
  * const t = NetlinkSocket.open();
  * const r = parseTuple({ family: "ipv4", src: "10.0.0.1", dst: "10.0.0.2", sport: 40000, dport: 80, zone: 0 });
  * let seq = 1;

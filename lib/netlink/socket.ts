@@ -21,7 +21,7 @@
  * @module
  */
 import { AF_NETLINK, HOST_LE, NETLINK_NETFILTER } from "./message.ts";
-import { Errno, ErrnoError } from "./errno.ts";
+import { Errno, ErrnoError } from "../os/errno.ts";
 
 const SOCK_RAW = 3;
 const SOCK_CLOEXEC = 0o2000000;

@@ -4,15 +4,17 @@
  * tracker's history of each candidate say. The agent asks every rule,
  * de-duplicates their decisions once (first rule wins) and deletes.
  *
- * Each rule's decisions carry details of their own ({@linkcode DecisionDetails},
- * discriminated by `rule`): adding a rule is a file in `lib/rules/`, a member
- * of that union, and one line where `main.ts` lists the rules.
+ * Each rule's decisions carry details of their own: a rule exports its details
+ * type (`rule` names the rule) and is a `Rule<ItsDetails>`. Adding a rule is a
+ * file in `lib/rules/` and one entry in lib/run/rules.ts, the registry, which
+ * builds the union of every rule's details (`DecisionDetails`).
  *
  * @module
  */
-import type { Candidate, Snapshot, SnapshotOptions } from "../snapshot.ts";
-import type { Tuple } from "../tuple.ts";
-import type { TrackResult } from "../tracker.ts";
+import type { Candidate, Snapshot, SnapshotOptions } from "../model/snapshot.ts";
+import type { NatVerdict } from "../nat/verdicts.ts";
+import type { Tuple } from "../model/tuple.ts";
+import type { TrackResult } from "./tracker.ts";
 
 /**
  * A lower bound of a candidate's age at the moment it was seen, in ms, as
@@ -42,6 +44,19 @@ export function candidateAgeMs(
   return Math.max(kernel, seen);
 }
 
+/**
+ * Milliseconds as seconds, for a reason in a log line.
+ *
+ * @example
+ * ```ts
+ * import { secondsText } from "./rule.ts";
+ * secondsText(2500); // => "2.5s"
+ * ```
+ */
+export function secondsText(ms: number): string {
+  return `${Math.round(ms) / 1000}s`;
+}
+
 /** What a rule is given for one poll. */
 export interface RuleInput {
   /**
@@ -57,39 +72,28 @@ export interface RuleInput {
    * replaced between reads, on sources without ids). `undefined`: unknown.
    */
   sameSince(c: Candidate): number | undefined;
+  /**
+   * Set only while kept candidates are logged (`--log-level=debug`): a rule
+   * calls it for each candidate it considered and did not decide, with why.
+   * Call it as `input.keep?.(c, \`…\`)`, so that unset, no reason is built.
+   */
+  keep?: (c: Candidate, reason: string) => void;
+  /**
+   * What the node's NAT rules say of a candidate's next SYN, for the
+   * candidates the rules asked about this poll ({@linkcode Rule.natAsk});
+   * `undefined` for any other, and for all when the NAT rules are not read
+   * (`--nat-rules=off`, or no rule asked). See lib/nat/verdicts.ts.
+   */
+  nat?: (c: Candidate) => NatVerdict | undefined;
 }
 
-/** One rule's details of a decision, by rule name. */
-export type DecisionDetails =
-  | {
-    rule: "renewals";
-    /** Renewals observed (more than the threshold). */
-    renewals: number;
-    /** Milliseconds between the first read that saw the entry and this one. */
-    trackedMs: number;
-  }
-  | {
-    rule: "unnated";
-    /** How old the entry is at least, in milliseconds. */
-    ageMs: number;
-    /** The provider that vouched that the destination is NATed now for this client. */
-    provider: string;
-  }
-  | {
-    rule: "stale_endpoint";
-    /** How old the entry is at least, in milliseconds. */
-    ageMs: number;
-    /** The Service (`namespace/name`) whose endpoint it was. */
-    service: string;
-    /** The endpoint it was translated to, `addr:port`. */
-    endpoint: string;
-  };
+/** What every rule's decision details have: the rule's name, as logs and metrics label it. */
+export interface Details {
+  rule: string;
+}
 
-/** A rule's name, as logs and metrics label it. */
-export type RuleName = DecisionDetails["rule"];
-
-/** An entry to delete (or, in a dry run, to report), and why. */
-export type Decision = DecisionDetails & {
+/** An entry to delete (or, in a dry run, to report), why, and the deciding rule's details. */
+export type Decision<D extends Details = Details> = D & {
   tuple: Tuple;
   /** Why, in words, for the log line. */
   reason: string;
@@ -97,23 +101,28 @@ export type Decision = DecisionDetails & {
   id?: number;
 };
 
-/** A deletion rule. */
-export interface Rule {
-  readonly name: RuleName;
-  /** One line for `--help` and the start-up log: when this rule deletes. */
-  readonly summary: string;
+/** A deletion rule, whose decisions carry details `D`. */
+export interface Rule<D extends Details = Details> {
+  readonly name: D["rule"];
   /**
    * What the rule wants collected in the next read (evidence keys), from
    * what it saw so far; `undefined`: nothing beyond the candidates.
    */
   wants?(): SnapshotOptions | undefined;
   /**
+   * The candidates of this read whose NAT verdict the rule needs to decide
+   * (lib/nat/verdicts.ts): the agent asks the node's rules once for every
+   * rule's candidates, then passes the verdicts in `input.nat`. Pure; asking
+   * for none reads nothing.
+   */
+  natAsk?(input: RuleInput): readonly Candidate[];
+  /**
    * The decisions for one read. Pure apart from the rule's own memory of
    * earlier reads (called once per successful read, in order).
    */
-  decide(input: RuleInput): Decision[];
+  decide(input: RuleInput): Decision<D>[];
   /** The decision's details as log fields (besides tuple, rule and reason). */
-  logFields(d: Decision): Record<string, unknown>;
+  logFields(d: Decision<D>): Record<string, unknown>;
 }
 
 /**

@@ -20,9 +20,15 @@
  *
  * @module
  */
-import type { Candidate } from "../snapshot.ts";
-import { toTuple } from "../tuple.ts";
-import { candidateAgeMs, type Decision, type Rule, type RuleInput } from "./rule.ts";
+import type { Candidate } from "../model/snapshot.ts";
+import { toTuple } from "../model/tuple.ts";
+import {
+  candidateAgeMs,
+  type Decision,
+  type Rule,
+  type RuleInput,
+  secondsText as age,
+} from "./rule.ts";
 
 /** What the rule asks of the Kubernetes view (lib/kube/services.ts's `KubeServices`). */
 export interface RemovedEndpoints {
@@ -32,6 +38,17 @@ export interface RemovedEndpoints {
     port: number,
     endpoint: string,
   ): { at: number; service: string } | undefined;
+}
+
+/** The stale-endpoint rule's details of a decision. */
+export interface StaleEndpointDetails {
+  rule: "stale_endpoint";
+  /** How old the entry is at least, in milliseconds. */
+  ageMs: number;
+  /** The Service (`namespace/name`) whose endpoint it was. */
+  service: string;
+  /** The endpoint it was translated to, `addr:port`. */
+  endpoint: string;
 }
 
 /** Options for {@linkcode StaleEndpointRule}. */
@@ -64,15 +81,8 @@ export interface StaleEndpointRuleOptions {
  * d?.reason; // => "translated to 10.244.1.5:8080, no longer a serving endpoint of Service web/shop"
  * ```
  */
-export class StaleEndpointRule implements Rule {
-  static readonly info = {
-    name: "stale_endpoint",
-    summary: "the entry was translated to an endpoint that has since stopped serving its " +
-      "Kubernetes Service (removed from its EndpointSlices, or serving: false), and it is " +
-      "--unnated-after old",
-  } as const;
-  readonly name = StaleEndpointRule.info.name;
-  readonly summary = StaleEndpointRule.info.summary;
+export class StaleEndpointRule implements Rule<StaleEndpointDetails> {
+  readonly name = "stale_endpoint";
   #o: StaleEndpointRuleOptions;
 
   constructor(o: StaleEndpointRuleOptions) {
@@ -80,17 +90,27 @@ export class StaleEndpointRule implements Rule {
     this.#o = o;
   }
 
-  decide(input: RuleInput): Decision[] {
-    const out: Decision[] = [];
+  decide(input: RuleInput): Decision<StaleEndpointDetails>[] {
+    const out: Decision<StaleEndpointDetails>[] = [];
     for (const c of input.snapshot.candidates) {
       const t = c.translated;
       if (t === undefined) continue;
       const ageMs = this.ageMs(c, input.sameSince(c));
-      if (ageMs < this.#o.afterMs) continue;
+      if (ageMs < this.#o.afterMs) {
+        input.keep?.(c, `younger than --unnated-after (${age(ageMs)} of ${age(this.#o.afterMs)})`);
+        continue;
+      }
       const endpoint = `${t.addr} ${t.port}`;
       const removed = this.#o.endpoints.removedAt(c.dst, c.dport, endpoint);
-      if (removed === undefined) continue;
       const shown = t.addr.includes(":") ? `[${t.addr}]:${t.port}` : `${t.addr}:${t.port}`;
+      if (removed === undefined) {
+        input.keep?.(
+          c,
+          `translated to ${shown}, not an endpoint seen serving and since removed ` +
+            "(or the Kubernetes view is not live)",
+        );
+        continue;
+      }
       out.push({
         rule: "stale_endpoint",
         tuple: toTuple(c),
@@ -110,9 +130,7 @@ export class StaleEndpointRule implements Rule {
     return candidateAgeMs(c, sameSince, this.#o.synSentTimeoutS);
   }
 
-  logFields(d: Decision): Record<string, unknown> {
-    return d.rule === "stale_endpoint"
-      ? { age_s: Math.round(d.ageMs) / 1000, service: d.service, endpoint: d.endpoint }
-      : {};
+  logFields(d: Decision<StaleEndpointDetails>): Record<string, unknown> {
+    return { age_s: Math.round(d.ageMs) / 1000, service: d.service, endpoint: d.endpoint };
   }
 }

@@ -1,13 +1,20 @@
 /**
  * The un-NATed rule, for kernels that no longer renew stuck entries: a TCP
  * `SYN_SENT` `[UNREPLIED]` entry whose destination was not translated, at
- * least `afterMs` old, whose destination a {@linkcode NatProvider} vouches
- * is NATed now for this client:
+ * least `afterMs` old, whose client's next SYN would be translated now.
+ *
+ * Where the node's NAT rules were read (lib/nat/, `input.nat`), they alone
+ * decide: `translated` deletes (provider `nat_rules`), `not_proven` keeps,
+ * whoever else would vouch. Only where they are `unreadable` (legacy
+ * iptables nat, IPVS, a read error) or not read (`--nat-rules=off`) do the
+ * {@linkcode NatProvider}s decide, the first "yes" in order:
  *
  * - `destinations` (lib/rules/providers/destinations.ts): inside
  *   `--destinations`; the operator vouches for every client;
  * - `table` (lib/rules/providers/table_evidence.ts, zero config): this same
- *   client's newer connection to it was translated, and is in this read.
+ *   client's newer connection to it was translated, and is in this read,
+ *   and no translated connection of it there may be older;
+ * - `kubernetes`: a Service address and port with ready endpoints.
  *
  * Age is a lower bound: the larger of what the kernel's remaining timeout
  * says (`synSentTimeoutS − timeout − 1` s, since the kernel rounds down) and
@@ -16,11 +23,28 @@
  *
  * @module
  */
-import type { Candidate } from "../snapshot.ts";
-import { toTuple } from "../tuple.ts";
+import type { Candidate } from "../model/snapshot.ts";
+import { toTuple } from "../model/tuple.ts";
 import type { NatProvider } from "./providers/provider.ts";
-import { candidateAgeMs, type Decision, mergeWants, type Rule, type RuleInput } from "./rule.ts";
-import type { SnapshotOptions } from "../snapshot.ts";
+import { formatTarget } from "../nat/targets.ts";
+import {
+  candidateAgeMs,
+  type Decision,
+  mergeWants,
+  type Rule,
+  type RuleInput,
+  secondsText as age,
+} from "./rule.ts";
+import type { SnapshotOptions } from "../model/snapshot.ts";
+
+/** The un-NATed rule's details of a decision. */
+export interface UnnatedDetails {
+  rule: "unnated";
+  /** How old the entry is at least, in milliseconds. */
+  ageMs: number;
+  /** The provider that vouched that the destination is NATed now for this client. */
+  provider: string;
+}
 
 /** Options for {@linkcode UnnatedRule}. */
 export interface UnnatedRuleOptions {
@@ -42,7 +66,7 @@ export interface UnnatedRuleOptions {
  * ```ts
  * import { UnnatedRule } from "./unnated.ts";
  * import { DestinationsProvider } from "./providers/destinations.ts";
- * import { parseDestinations } from "../destinations.ts";
+ * import { parseDestinations } from "../model/destination_set.ts";
  * const set = parseDestinations("198.51.100.80/32:80");
  * if (typeof set !== "string") {
  *   const rule = new UnnatedRule({
@@ -59,15 +83,11 @@ export interface UnnatedRuleOptions {
  * }
  * ```
  */
-export class UnnatedRule implements Rule {
-  static readonly info = {
-    name: "unnated",
-    summary: "the entry's destination was not translated, it is --unnated-after old, " +
-      "and the destination is NATed now for this client (inside --destinations, or, by default, " +
-      "the same client's newer connection to it was translated)",
-  } as const;
-  readonly name = UnnatedRule.info.name;
-  readonly summary = UnnatedRule.info.summary;
+/** The `provider` of a decision the node's NAT rules made. */
+export const NAT_RULES = "nat_rules";
+
+export class UnnatedRule implements Rule<UnnatedDetails> {
+  readonly name = "unnated";
   readonly afterMs: number;
   readonly synSentTimeoutS: number | undefined;
   readonly providers: readonly NatProvider[];
@@ -83,30 +103,75 @@ export class UnnatedRule implements Rule {
     return mergeWants(this.providers.map((p) => p.wants?.()));
   }
 
-  decide(input: RuleInput): Decision[] {
+  /** Un-NATed candidates old enough to delete: the NAT rules are asked about these. */
+  natAsk(input: RuleInput): Candidate[] {
+    return input.snapshot.candidates.filter((c) =>
+      c.translated === undefined && this.ageMs(c, input.sameSince(c)) >= this.afterMs
+    );
+  }
+
+  decide(input: RuleInput): Decision<UnnatedDetails>[] {
     const s = input.snapshot;
     for (const p of this.providers) p.observe?.(s);
-    const out: Decision[] = [];
+    const out: Decision<UnnatedDetails>[] = [];
     for (const c of s.candidates) {
       if (c.translated !== undefined) continue;
       const sameSince = input.sameSince(c);
       const ageMs = this.ageMs(c, sameSince);
-      if (ageMs < this.afterMs) continue;
-      for (const p of this.providers) {
-        const v = p.vouch({ candidate: c, sameSince, now: s.startedAt });
-        if (v === undefined) continue;
+      if (ageMs < this.afterMs) {
+        input.keep?.(c, `younger than --unnated-after (${age(ageMs)} of ${age(this.afterMs)})`);
+        continue;
+      }
+      const id = c.id !== undefined ? { id: c.id } : {};
+      const nat = input.nat?.(c);
+      // Where the node's NAT rules were read, they decide: nothing else may widen them.
+      if (nat?.kind === "translated") {
+        out.push({
+          rule: "unnated",
+          tuple: toTuple(c),
+          reason: `the node's NAT rules translate its next SYN (${nat.hooks.join(", ")}) to ${
+            nat.targets.map(formatTarget).join(", ")
+          }`,
+          ageMs,
+          provider: NAT_RULES,
+          ...id,
+        });
+        continue;
+      }
+      if (nat?.kind === "not_proven") {
+        input.keep?.(c, `the node's NAT rules do not prove its next SYN translated: ${nat.reason}`);
+        continue;
+      }
+      const v = this.#vouch(c, sameSince, s.startedAt);
+      if (v !== undefined) {
         out.push({
           rule: "unnated",
           tuple: toTuple(c),
           reason: v.reason,
           ageMs,
-          provider: p.name,
-          ...(c.id !== undefined ? { id: c.id } : {}),
+          provider: v.by,
+          ...id,
         });
-        break;
+        continue;
       }
+      input.keep?.(
+        c,
+        `${nat ? `the NAT rules are unreadable (${nat.reason}) and ` : ""}no provider vouches ` +
+          `that the destination is NATed now (asked: ${
+            this.providers.map((p) => p.name).join(", ")
+          })`,
+      );
     }
     return out;
+  }
+
+  /** Where the rules were not read: the first provider's "yes", in order. */
+  #vouch(c: Candidate, sameSince: number | undefined, now: number) {
+    for (const p of this.providers) {
+      const v = p.vouch({ candidate: c, sameSince, now });
+      if (v !== undefined) return { reason: v.reason, by: p.name };
+    }
+    return undefined;
   }
 
   /**
@@ -118,7 +183,7 @@ export class UnnatedRule implements Rule {
     return candidateAgeMs(c, sameSince, this.synSentTimeoutS);
   }
 
-  logFields(d: Decision): Record<string, unknown> {
-    return d.rule === "unnated" ? { age_s: Math.round(d.ageMs) / 1000, provider: d.provider } : {};
+  logFields(d: Decision<UnnatedDetails>): Record<string, unknown> {
+    return { age_s: Math.round(d.ageMs) / 1000, provider: d.provider };
   }
 }

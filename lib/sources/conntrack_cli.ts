@@ -6,10 +6,10 @@
  *
  * @module
  */
-import type { Snapshot, SnapshotOptions } from "../snapshot.ts";
-import type { Family } from "../tuple.ts";
-import { denoRunner, type ProcessRunner } from "../process.ts";
-import { TableScanner } from "../scan.ts";
+import type { Snapshot, SnapshotOptions } from "../model/snapshot.ts";
+import type { Family } from "../model/tuple.ts";
+import { denoRunner, type ProcessRunner } from "../os/process.ts";
+import { TableScanner } from "../text/scanner.ts";
 import type { Clock } from "../basics.ts";
 import type { Source } from "./source.ts";
 

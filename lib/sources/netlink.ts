@@ -4,18 +4,18 @@
  *
  * @module
  */
-import type { Snapshot, SnapshotOptions } from "../snapshot.ts";
-import type { ClientKey } from "../tuple.ts";
-import type { EvidenceRead } from "../snapshot.ts";
+import type { Snapshot, SnapshotOptions } from "../model/snapshot.ts";
+import type { ClientKey } from "../model/tuple.ts";
+import type { EvidenceRead } from "../model/snapshot.ts";
 import { MessageBuilder } from "../netlink/builder.ts";
 import { AF_UNSPEC, appendDumpRequest, type DumpFilter } from "../netlink/ctnetlink.ts";
 import { allOrFirstFailure, DumpRetryError, runDump } from "../netlink/dump.ts";
-import { Errno, ErrnoError } from "../netlink/errno.ts";
+import { Errno, ErrnoError } from "../os/errno.ts";
 import type { NetlinkMessage } from "../netlink/message.ts";
 import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
 import type { NetlinkDumpReport, NetlinkSourceOptions } from "./netlink_options.ts";
 import type { Clock } from "../basics.ts";
-import { EvidenceCollector, evidenceFamilies } from "./netlink_evidence.ts";
+import { EvidenceCollector, evidenceFamilies } from "./evidence_dump.ts";
 import {
   dumpFamilies,
   evidenceFilter,

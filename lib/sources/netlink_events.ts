@@ -6,20 +6,19 @@
  * @module
  */
 import type { Clock } from "../basics.ts";
-import type { Candidate, EvidenceRead, Snapshot, SnapshotOptions } from "../snapshot.ts";
-import { type ClientKey, clientKey, parseTuple, tupleKey } from "../tuple.ts";
-import type { ParsedTuple } from "../tuple.ts";
-import { EvidenceBuilder } from "../evidence.ts";
+import type { Candidate, EvidenceRead, Snapshot, SnapshotOptions } from "../model/snapshot.ts";
+import { type ClientKey, clientKey, parseTuple, tupleKey } from "../model/tuple.ts";
+import type { ParsedTuple } from "../model/tuple.ts";
+import { EvidenceBuilder } from "../model/evidence_builder.ts";
 import { entryTuple } from "../netlink/conntrack_entry.ts";
-import { Errno, ErrnoError } from "../netlink/errno.ts";
+import { Errno, ErrnoError } from "../os/errno.ts";
 import { classifyEvent, openEventSocket } from "../netlink/events.ts";
 import { type GetAnswer, getEntries } from "../netlink/get_batch.ts";
 import { NetlinkDecodeError, parseMessages } from "../netlink/message.ts";
 import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
 import { isSynSentUnreplied } from "../netlink/syn_sent.ts";
-import { EventEvidence } from "./event_evidence.ts";
-import { translation } from "./netlink_evidence.ts";
-import { candidateOf } from "./netlink_tally.ts";
+import { EventEvidence } from "./heard_translations.ts";
+import { entryCandidate, translation } from "../netlink/entry_candidate.ts";
 import type { Source } from "./source.ts";
 
 /** Why a full dump ran instead of per-tuple reads. */
@@ -262,7 +261,7 @@ export class NetlinkEventsSource implements Source {
         throw new Error(`reading a tracked candidate failed: ${a.error}`);
       }
       const c = a.kind === "entry" && isSynSentUnreplied(a.entry)
-        ? candidateOf(a.entry, a.seenFrom, a.seenTo)
+        ? entryCandidate(a.entry, a.seenFrom, a.seenTo)
         : undefined;
       if (c === undefined) this.#tracked.delete(key);
       else out.push(c);

@@ -5,12 +5,12 @@
  *
  * @module
  */
-import type { Candidate, Snapshot } from "../snapshot.ts";
-import { type ConntrackEntry, decodeConntrack, entryTuple } from "../netlink/conntrack_entry.ts";
+import type { Candidate, Snapshot } from "../model/snapshot.ts";
+import { decodeConntrack } from "../netlink/conntrack_entry.ts";
 import { ctMsgType, IPCTNL_MSG_CT_NEW, IPPROTO_TCP, IPS_SEEN_REPLY } from "../netlink/ctnetlink.ts";
 import { NetlinkDecodeError, type NetlinkMessage } from "../netlink/message.ts";
 import { isSynSentUnreplied } from "../netlink/syn_sent.ts";
-import { translation } from "./netlink_evidence.ts";
+import { entryCandidate } from "../netlink/entry_candidate.ts";
 
 const CT_NEW = ctMsgType(IPCTNL_MSG_CT_NEW);
 const HEX_PREVIEW_BYTES = 96;
@@ -131,35 +131,11 @@ export function tallyMessage(
     tally.overflow++;
     return;
   }
-  const c = candidateOf(e, from, to);
+  const c = entryCandidate(e, from, to);
   if (c === undefined) {
     // Whether the destination was NATed cannot be told: not a candidate for any rule.
     tally.bad("SYN_SENT entry without a reply tuple", m.payload);
     return;
   }
   into.push(c);
-}
-
-/**
- * The {@linkcode Candidate} of an entry that passed `isSynSentUnreplied`,
- * seen between `from` and `to`; `undefined` when it has no reply tuple
- * (whether its destination was NATed cannot be told).
- *
- * @example
- * ```ts
- * import { candidateOf } from "./netlink_tally.ts";
- * candidateOf({
- *   family: "ipv4", proto: 6, srcAddr: new Uint8Array([10, 0, 0, 1]), dstAddr: new Uint8Array([10, 0, 0, 2]),
- *   sport: 40000, dport: 80, replySrcAddr: new Uint8Array([10, 0, 0, 2]), replySport: 80,
- *   zone: 0, replyZone: 0, status: 8, tcpState: 1, timeout: 117, id: 7,
- * }, 1, 2)?.timeout; // => 117
- * ```
- */
-export function candidateOf(e: ConntrackEntry, from: number, to: number): Candidate | undefined {
-  if (e.replySrcAddr === undefined || e.replySport === undefined) return undefined;
-  const c: Candidate = { ...entryTuple(e), timeout: e.timeout!, seenFrom: from, seenTo: to };
-  if (e.id !== undefined) c.id = e.id;
-  const translated = translation(e);
-  if (translated !== undefined) c.translated = translated;
-  return c;
 }

@@ -5,12 +5,12 @@
  *
  * @module
  */
-import type { Snapshot, SnapshotOptions } from "../snapshot.ts";
-import { PROC_CONNTRACK_FILE } from "../kernel.ts";
-import { TableScanner } from "../scan.ts";
+import type { Snapshot, SnapshotOptions } from "../model/snapshot.ts";
+import { PROC_CONNTRACK_FILE } from "../os/kernel.ts";
+import { TableScanner } from "../text/scanner.ts";
 import { type Clock, yieldToIo } from "../basics.ts";
 import type { Source } from "./source.ts";
-import { FdFile, type FileKind } from "../fd_file.ts";
+import { FdFile, type FileKind } from "../os/fd_file.ts";
 
 /** Options for {@linkcode ProcfsSource}. */
 export interface ProcfsSourceOptions {
@@ -115,7 +115,17 @@ export class ProcfsSource implements Source {
  * @example
  * ```ts
  * import { assertRegularFile } from "./procfs.ts";
- * assertRegularFile("/proc/net/nf_conntrack"); // throws for a FIFO, a device, a directory
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/table`, "");
+ * assertRegularFile(`${dir}/table`); // a regular file passes
+ * let refused = false;
+ * try {
+ *   assertRegularFile(dir); // throws for a FIFO, a device, a directory
+ * } catch {
+ *   refused = true;
+ * }
+ * Deno.removeSync(dir, { recursive: true });
+ * refused; // => true
  * ```
  */
 export function assertRegularFile(path: string): void {

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Snapshot, SnapshotOptions } from "../snapshot.ts";
+import type { Snapshot, SnapshotOptions } from "../model/snapshot.ts";
 
 /** Reads the conntrack table once and returns the candidates it found. */
 export interface Source {

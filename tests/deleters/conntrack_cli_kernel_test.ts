@@ -4,9 +4,9 @@
  * in conntrack_cli_test.ts can only assume. Registered with `kernelTest`.
  */
 import assert from "node:assert/strict";
-import type { Tuple } from "../../lib/tuple.ts";
+import type { Tuple } from "../../lib/model/tuple.ts";
 import { ConntrackCliDeleter } from "../../lib/deleters/conntrack_cli.ts";
-import { denoRunner, type ProcessRunner } from "../../lib/process.ts";
+import { denoRunner, type ProcessRunner } from "../../lib/os/process.ts";
 import { kernelTest } from "../support/machine.ts";
 import { type EntrySpec, type Netns, tupleArgs, withNetns } from "../../testbed/netns.ts";
 

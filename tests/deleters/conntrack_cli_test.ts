@@ -1,18 +1,12 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { parseTuple, type Tuple } from "../../lib/tuple.ts";
+import { parseTuple, type Tuple } from "../../lib/model/tuple.ts";
 import { ConntrackCliDeleter, deleteArgs as buildArgs } from "../../lib/deleters/conntrack_cli.ts";
-import type { ProcessRunner, RunOptions, RunResult } from "../../lib/process.ts";
+import type { ProcessRunner, RunOptions, RunResult } from "../../lib/os/process.ts";
 import { rfc5952 } from "../support/gen_line.ts";
+import { sampleTuple } from "../support/sample_tuple.ts";
 
-const T1: Tuple = {
-  family: "ipv4",
-  src: "10.0.0.1",
-  dst: "10.0.0.2",
-  sport: 40000,
-  dport: 80,
-  zone: 0,
-};
+const T1: Tuple = sampleTuple();
 const T2: Tuple = {
   family: "ipv6",
   src: "2001:db8::1",
@@ -109,11 +103,11 @@ Deno.test("parseTuple then deleteArgs: refuses any tuple field that is not a val
     if (how === "upper") return canonical.toUpperCase();
     return g.map((x) => x.toString(16).padStart(4, "0")).join(":");
   });
-  /** Canonical IPv4, judged here without lib/addr.ts: four decimal octets 0-255, no leading zero. */
+  /** Canonical IPv4, judged here without lib/model/addr.ts: four decimal octets 0-255, no leading zero. */
   const isQuad = (a: string) =>
     /^(0|[1-9][0-9]{0,2})(\.(0|[1-9][0-9]{0,2})){3}$/.test(a) &&
     a.split(".").every((o) => Number(o) <= 255);
-  /** Any IPv6 spelling of eight groups, judged here without lib/addr.ts: its RFC 5952 form, or undefined. */
+  /** Any IPv6 spelling of eight groups, judged here without lib/model/addr.ts: its RFC 5952 form, or undefined. */
   const v6Canonical = (a: string) => {
     if (!/^[0-9a-fA-F:]+$/.test(a)) return undefined;
     const halves = a.split("::");

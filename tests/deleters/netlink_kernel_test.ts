@@ -6,8 +6,8 @@
  * the reason, where kernel tests cannot run (a failure where CI requires them).
  */
 import assert from "node:assert/strict";
-import type { Snapshot } from "../../lib/snapshot.ts";
-import type { Tuple } from "../../lib/tuple.ts";
+import type { Snapshot } from "../../lib/model/snapshot.ts";
+import type { Tuple } from "../../lib/model/tuple.ts";
 import type { DeleteOutcome } from "../../lib/deleters/deleter.ts";
 import type { NetlinkDumpReport } from "../../lib/sources/netlink.ts";
 import { kernelTest } from "../support/machine.ts";

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import type { Tuple } from "../../lib/tuple.ts";
-import { tupleKey } from "../../lib/tuple.ts";
+import type { Tuple } from "../../lib/model/tuple.ts";
+import { tupleKey } from "../../lib/model/tuple.ts";
 import { NetlinkDeleter } from "../../lib/deleters/netlink.ts";
 import { decodeConntrack, entryTuple } from "../../lib/netlink/conntrack_entry.ts";
 import { ctMsgType, IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET } from "../../lib/netlink/ctnetlink.ts";
-import { Errno, ErrnoError } from "../../lib/netlink/errno.ts";
+import { Errno, ErrnoError } from "../../lib/os/errno.ts";
 import {
   decodeRequest,
   type Delivery,

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ConntrackCliDeleter, deleteArgs } from "../../lib/deleters/conntrack_cli.ts";
 import { NetlinkDeleter } from "../../lib/deleters/netlink.ts";
-import { Errno } from "../../lib/netlink/errno.ts";
-import type { ProcessRunner, RunOptions, RunResult } from "../../lib/process.ts";
-import { parseTuple, type Tuple } from "../../lib/tuple.ts";
+import { Errno } from "../../lib/os/errno.ts";
+import type { ProcessRunner, RunOptions, RunResult } from "../../lib/os/process.ts";
+import { parseTuple, type Tuple } from "../../lib/model/tuple.ts";
 import { decodeRequest, errorFor, FakeKernel } from "../support/netlink_fake.ts";
 
 /** Records what the CLI deleter would run; conntrack "deletes nothing". */

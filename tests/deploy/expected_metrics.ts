@@ -1,12 +1,13 @@
 /**
  * The metrics the agent really exports, read from its own registry
- * (lib/metrics.ts), so the dashboard is checked against the code and not
+ * (lib/serve/metrics.ts), so the dashboard is checked against the code and not
  * against a list that can drift.
  *
  * @module
  */
-import { Metrics } from "../../lib/metrics.ts";
-import { RULE_INFO } from "../../lib/rules/catalog.ts";
+import { Metrics } from "../../lib/serve/metrics.ts";
+import { RULES } from "../../lib/run/rules.ts";
+import { partMetrics } from "../../lib/run/start.ts";
 
 /** One metric family as Prometheus scrapes it. */
 export interface ExpectedMetric {
@@ -19,7 +20,7 @@ export interface ExpectedMetric {
   labelValues?: Readonly<Record<string, readonly string[]>>;
 }
 
-const CLOSED_LABELS = new Set(["result", "rule"]);
+const CLOSED_LABELS = new Set(["result", "rule", "state"]);
 
 function fromRegistry(): ExpectedMetric[] {
   const m = new Metrics({
@@ -27,7 +28,8 @@ function fromRegistry(): ExpectedMetric[] {
     deno: Deno.version.deno,
     source: "procfs",
     deleter: "conntrack",
-    rules: RULE_INFO.map((r) => r.name),
+    rules: RULES.map((r) => r.name),
+    parts: (r) => partMetrics(r),
   });
   return m.registry.families().map((f) => {
     const values: Record<string, Set<string>> = {};

@@ -195,7 +195,7 @@ Deno.test("grafana dashboard: label matchers and by() clauses use labels and val
   }
 });
 
-Deno.test("grafana dashboard: covers deletions by rule, candidates, snapshot latency, errors, scans, freshness, skipped ticks", () => {
+Deno.test("grafana dashboard: covers deletions by rule, candidates, snapshot latency, errors, scans, freshness, skipped ticks, the Kubernetes view", () => {
   const all = queries(load());
   const uses = (re: RegExp) => all.some((e) => re.test(e));
   assert.ok(
@@ -217,6 +217,39 @@ Deno.test("grafana dashboard: covers deletions by rule, candidates, snapshot lat
     "age of the last success",
   );
   assert.ok(uses(/conntrack_cleaner_skipped_ticks_total/), "skipped ticks");
+  assert.ok(
+    uses(/conntrack_cleaner_kubernetes_view\{[^}]*state=~"unsynced\|stale\|expired"/),
+    "the Kubernetes view when not live",
+  );
+  assert.ok(uses(/conntrack_cleaner_kubernetes_last_contact_age_seconds/), "API contact age");
+});
+
+Deno.test("grafana dashboard: a state=~ matcher names only states the metric has", () => {
+  let checked = 0;
+  for (const expr of queries(load())) {
+    for (const sel of expr.matchAll(/\b(conntrack_cleaner_[a-z_]+)\{([^}]*)\}/g)) {
+      const allowed = family(sel[1]!)?.metric.labelValues;
+      for (const m of sel[2]!.matchAll(/([a-z_]+)=~"([^"]*)"/g)) {
+        const values = allowed?.[m[1]!];
+        if (!values) continue;
+        for (const v of m[2]!.split("|")) {
+          assert.ok(values.includes(v), `${sel[1]}{${m[1]}=~"${v}"} is a real value`);
+          checked++;
+        }
+      }
+    }
+  }
+  assert.ok(checked >= 3, "the Kubernetes view's states are checked");
+});
+
+Deno.test("grafana dashboard: no two panels overlap", () => {
+  const boxes = allPanels(load()).map((p) => ({ title: p.title, ...p.gridPos! }));
+  for (const [i, a] of boxes.entries()) {
+    for (const b of boxes.slice(i + 1)) {
+      const apart = a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y;
+      assert.ok(apart, `'${a.title}' and '${b.title}' overlap`);
+    }
+  }
 });
 
 Deno.test("grafana dashboard: counters are only read through rate()/increase()", () => {

@@ -12,7 +12,7 @@ import {
   PrometheusRule,
 } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
 import { DaemonSet } from "kubernetes-models/apps/v1";
-import { Namespace, ServiceAccount } from "kubernetes-models/v1";
+import { Namespace, ResourceQuota, ServiceAccount } from "kubernetes-models/v1";
 import { ClusterRole, ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
 import { parseAllDocuments } from "yaml";
 import { type K8sObject, kubectlTest, kustomize, renderOverlay } from "../support/kustomize.ts";
@@ -26,6 +26,7 @@ type Obj = K8sObject;
 const MODELS: Record<string, new (o: any) => { validate(): void }> = {
   "v1/Namespace": Namespace,
   "v1/ServiceAccount": ServiceAccount,
+  "v1/ResourceQuota": ResourceQuota,
   "apps/v1/DaemonSet": DaemonSet,
   "rbac.authorization.k8s.io/v1/ClusterRole": ClusterRole,
   "rbac.authorization.k8s.io/v1/ClusterRoleBinding": ClusterRoleBinding,
@@ -68,7 +69,7 @@ Deno.test("deploy/*.yaml and its components: every object validates against its 
   const files = [
     ...[...Deno.readDirSync(DEPLOY)].map((e) => e.name)
       .filter((n) => /\.ya?ml$/.test(n) && !/^kustomization\./.test(n)),
-    ...["podmonitor", "prometheusrule"].flatMap((c) =>
+    ...[...Deno.readDirSync(`${DEPLOY}components`)].map((e) => e.name).flatMap((c) =>
       [...Deno.readDirSync(`${DEPLOY}components/${c}`)].map((e) => `components/${c}/${e.name}`)
         .filter((n) => /\.ya?ml$/.test(n) && !/kustomization\./.test(n))
     ),
@@ -84,6 +85,7 @@ Deno.test("deploy/*.yaml and its components: every object validates against its 
     }
   }
   assert.ok(files.includes("components/prometheusrule/prometheusrule.yaml"));
+  assert.ok(files.includes("components/gke-critical-quota/resourcequota.yaml"));
   assert.ok(checked >= 5, `${checked} objects`);
 });
 

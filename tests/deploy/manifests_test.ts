@@ -4,10 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
-import { loadConfig, OPTIONS } from "../../lib/config.ts";
+import { loadConfig, OPTIONS } from "../../lib/run/config.ts";
 
 const DEPLOY = new URL("../../deploy/", import.meta.url);
-/** The environment variables the agent really reads (lib/config.ts). */
+/** The environment variables the agent really reads (lib/run/config.ts). */
 const AGENT_ENV = OPTIONS.flatMap((o) => (o.env ? [o.env] : []));
 
 interface Meta {

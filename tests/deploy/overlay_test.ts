@@ -1,7 +1,8 @@
 /**
  * examples/image-overlay: the overlay the README tells operators to
  * copy renders with `kubectl kustomize` alone and puts their image in the
- * DaemonSet; an overlay with `newName`/`newTag` of its own does too.
+ * DaemonSet; an overlay with `newName`/`newTag` of its own does too; the
+ * README's dry-run patch, added to an overlay, runs the agent with `--dry-run`.
  */
 import assert from "node:assert/strict";
 import { parse } from "yaml";
@@ -50,5 +51,29 @@ kubectlTest(
       "    newTag: 0.1.0-rc1",
     ]);
     assert.equal(imageOf(objs), "10.0.0.5:5000/infra/conntrack-cleaner:0.1.0-rc1");
+  },
+);
+
+/** The README's YAML block that patches the DaemonSet (its "watch before it deletes" step). */
+function readmeDryRunPatch(): string[] {
+  const readme = Deno.readTextFileSync(`${DEPLOY_DIR}../README.md`);
+  const blocks = [...readme.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+  const patch = blocks.filter((b) => b.startsWith("patches:"));
+  assert.equal(patch.length, 1, "one yaml block in the README starts with patches:");
+  return patch[0]!.trimEnd().split("\n");
+}
+
+kubectlTest(
+  "kubectl kustomize: the README's dry-run patch adds --dry-run to the agent's args and changes nothing else",
+  async () => {
+    const objs = await renderOverlay([], readmeDryRunPatch());
+    const base = await kustomize(DEPLOY_DIR);
+    const argsOf = (os: typeof objs) =>
+      os.find((o) => o.kind === "DaemonSet")?.spec?.template?.spec?.containers?.[0]
+        ?.args as string[];
+    assert.deepEqual(argsOf(objs), [...argsOf(base), "--dry-run"]);
+    const withoutArgs = (os: typeof objs) =>
+      JSON.stringify(os, (k, v) => (k === "args" ? undefined : v));
+    assert.equal(withoutArgs(objs), withoutArgs(base));
   },
 );

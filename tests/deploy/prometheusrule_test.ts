@@ -153,7 +153,7 @@ Deno.test("PrometheusRule: validates against prometheus-operator's schema, in th
   );
 });
 
-Deno.test("PrometheusRule: alerts for absence, snapshot errors, failed deletes, no success, over the limit, spikes", () => {
+Deno.test("PrometheusRule: alerts for absence, snapshot errors, failed deletes, no success, over the limit, spikes, the Kubernetes view", () => {
   const byName = new Map(rules().map((r) => [r.alert, r]));
   const uses = (alert: string, re: RegExp) => {
     const r = byName.get(alert);
@@ -173,6 +173,7 @@ Deno.test("PrometheusRule: alerts for absence, snapshot errors, failed deletes, 
   );
   uses("ConntrackCleanerCandidatesOverLimit", /conntrack_cleaner_candidates_over_limit\{/);
   uses("ConntrackCleanerDeletionsSpiking", /rate\(conntrack_cleaner_deletions_total\{/);
+  uses("ConntrackCleanerKubernetesViewNotLive", /conntrack_cleaner_kubernetes_view\{/);
   assert.equal(byName.size, rules().length, "alert names are unique");
 });
 
@@ -189,6 +190,28 @@ Deno.test("PrometheusRule: every expression names real metrics, labels and label
   }
 });
 
+Deno.test("PrometheusRule: the Kubernetes view alert selects every state but live and off, as one series per agent", () => {
+  const r = rules().find((r) => r.alert === "ConntrackCleanerKubernetesViewNotLive");
+  assert.ok(r);
+  const problems: string[] = [];
+  const [sel, ...more] = analyse(r.expr, problems);
+  assert.deepEqual(problems, []);
+  assert.equal(more.length, 0);
+  assert.equal(sel?.family.name, "conntrack_cleaner_kubernetes_view");
+  const state = sel.matchers.find((m) => m.label === "state");
+  assert.equal(state?.op, "=~");
+  // The registry's states, less the two that are fine: a live view, and Kubernetes off.
+  const all = sel.family.labelValues?.state ?? [];
+  assert.ok(all.includes("live") && all.includes("off"), all.join(","));
+  assert.deepEqual(
+    state.value.split("|").sort(),
+    all.filter((s) => s !== "live" && s !== "off").sort(),
+  );
+  // Grouped without the state, so a view going unsynced -> stale -> expired stays one alert.
+  assert.match(r.expr, /^sum by \(job, instance, node\) \(/);
+  assert.match(r.expr, /\)\s*> 0$/);
+});
+
 Deno.test("PrometheusRule: counters are read through rate()/increase() only", () => {
   for (const r of rules()) {
     for (const s of analyse(r.expr, [])) {
@@ -203,6 +226,7 @@ Deno.test("PrometheusRule's expression check catches made-up metrics, labels and
     ["conntrack_cleaner_deletes_total > 0", /deletes_total is not a metric/],
     ['conntrack_cleaner_deletions_total{zone="1"}', /has no label zone/],
     ['conntrack_cleaner_deletions_total{result=~"deleted|removed"}', /never "removed"/],
+    ['conntrack_cleaner_kubernetes_view{state=~"stale|dead"}', /never "dead"/],
     ["sum by (zone) (conntrack_cleaner_candidates)", /by \(zone\)/],
     ["conntrack_cleaner_candidates_bucket", /candidates_bucket is not a metric/],
     ["process_heap_bytes > 1", /process_heap_bytes is not a metric/],

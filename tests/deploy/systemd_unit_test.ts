@@ -4,7 +4,7 @@
  * systemd-analyze is installed.
  */
 import assert from "node:assert/strict";
-import { loadConfig, OPTIONS } from "../../lib/config.ts";
+import { loadConfig, OPTIONS } from "../../lib/run/config.ts";
 import { machineTest, which } from "../support/machine.ts";
 
 const UNIT_URL = new URL("../../deploy/conntrack-cleaner.service", import.meta.url);

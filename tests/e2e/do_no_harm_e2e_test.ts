@@ -33,11 +33,11 @@
 import assert from "node:assert/strict";
 import { kernelTest } from "../support/machine.ts";
 import type { SessionRequest } from "../../testbed/tcp_session.ts";
-import type { Netns } from "../../testbed/netns.ts";
 import { type CtEntry, isTranslated, listEntries, startAgent } from "../../testbed/stuck_client.ts";
 import {
   type CtEvent,
   type SessionResult,
+  sessionsTogether,
   SLOW_ADDRESSES,
   type SlowNet,
   type SlowNetOptions,
@@ -79,19 +79,6 @@ interface Outcome {
   last: CtEntry[];
   logs: Record<string, unknown>[];
   exit: number | undefined;
-}
-
-/** Runs `requests` in their namespaces, all started together once every child is ready. */
-async function go(
-  net: SlowNet,
-  sets: { ns: Netns; requests: SessionRequest[] }[],
-): Promise<Map<string, SessionResult>> {
-  const runs = sets.map((s) => net.sessions(s.ns, s.requests));
-  await Promise.all(runs.map((r) => r.ready));
-  const at = Date.now() + 300;
-  await Promise.all(runs.map((r) => r.start(at)));
-  const maps = await Promise.all(runs.map((r) => r.results));
-  return new Map(maps.flatMap((m) => [...m]));
 }
 
 /** The translated entries to VIP:80 in the node's table now. */
@@ -190,7 +177,10 @@ async function restricted(withAgent: boolean, redirect = false): Promise<Outcome
       }
     },
     async (net) => {
-      const results = await go(net, [{ ns: net.clients, requests: [...slow, ...quick] }]);
+      const results = await sessionsTogether(net, [{
+        ns: net.clients,
+        requests: [...slow, ...quick],
+      }]);
       return { results, evidence: await evidenceNow(net) };
     },
   );
@@ -222,7 +212,7 @@ async function removedRule(withAgent: boolean): Promise<Outcome> {
       for (const f of FAMILIES) await net.dnat(f);
     },
     async (net) => {
-      const first = await go(net, [{ ns: net.clients, requests: old }]);
+      const first = await sessionsTogether(net, [{ ns: net.clients, requests: old }]);
       // Wait for the closed ones to reach TIME_WAIT, then remove the rule.
       let evidence: CtEntry[] = [];
       for (let i = 0; i < 50; i++) {
@@ -231,7 +221,7 @@ async function removedRule(withAgent: boolean): Promise<Outcome> {
         await new Promise((r) => setTimeout(r, 100));
       }
       for (const f of FAMILIES) await net.flush(f, "CCT-SERVICES");
-      const second = await go(net, [{ ns: net.clients, requests: slow }]);
+      const second = await sessionsTogether(net, [{ ns: net.clients, requests: slow }]);
       return { results: new Map([...first, ...second]), evidence };
     },
   );
@@ -255,7 +245,7 @@ async function outputOnly(withAgent: boolean): Promise<Outcome> {
       for (const f of FAMILIES) await net.dnat(f, { chain: "CCT-OUTPUT" });
     },
     async (net) => {
-      const results = await go(net, [
+      const results = await sessionsTogether(net, [
         { ns: net.clients, requests: slow },
         { ns: net.node, requests: local },
       ]);
@@ -292,7 +282,7 @@ async function nodeLocal(withAgent: boolean): Promise<Outcome> {
       for (const f of FAMILIES) await net.dnat(f);
     },
     async (net) => {
-      const results = await go(net, [
+      const results = await sessionsTogether(net, [
         { ns: net.node, requests: slow },
         { ns: net.clients, requests: quick },
       ]);

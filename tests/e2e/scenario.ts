@@ -8,7 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { parseIPv6 } from "../../lib/addr.ts";
+import { parseIPv6 } from "../../lib/model/addr.ts";
 import { type EntrySpec, type Netns, startRenewer, withNetns } from "../../testbed/netns.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -231,7 +231,7 @@ export async function httpGet(ns: Netns, url: string): Promise<{ status: number;
 export function assertStory(r: ScenarioResult, label: string): void {
   const ctx = `${label}\n${r.logs.map((l) => JSON.stringify(l)).join("\n")}`;
   assert.deepEqual(r.renewedLeft, [], `renewed entries left after 12 s: ${ctx}`);
-  // The tracker's model (tests/tracker_test.ts) gives 8 polls from first sight for 1 s
+  // The tracker's model (tests/rules/tracker_test.ts) gives 8 polls from first sight for 1 s
   // polls, threshold 3 and a renewal each second. Here the renewals come from a
   // `conntrack -U` process a second, whose start slips on a busy CPU: a renewal seen a
   // poll late or early shifts the count. Quiet runs give the 8th or 9th poll (README:

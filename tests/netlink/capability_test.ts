@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { checkEvents } from "../../lib/netlink/capability.ts";
-import { Errno, ErrnoError } from "../../lib/netlink/errno.ts";
+import { Errno, ErrnoError } from "../../lib/os/errno.ts";
 
 const opened = () => {
   let closed = 0;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { addressBytes, formatAddress } from "../../lib/addr.ts";
+import { addressBytes, formatAddress } from "../../lib/model/addr.ts";
 import { MessageBuilder } from "../../lib/netlink/builder.ts";
 import { decodeConntrack, entryTuple } from "../../lib/netlink/conntrack_entry.ts";
 import {
@@ -41,9 +41,9 @@ import {
   parseMessages,
 } from "../../lib/netlink/message.ts";
 import { isSynSentUnreplied } from "../../lib/netlink/syn_sent.ts";
-import { Errno } from "../../lib/netlink/errno.ts";
+import { Errno } from "../../lib/os/errno.ts";
 import { entryPayloads, fixture, FIXTURES } from "../support/netlink_fake.ts";
-import { type ParsedTuple, parseTuple, type Tuple, tupleKey } from "../../lib/tuple.ts";
+import { type ParsedTuple, parseTuple, type Tuple, tupleKey } from "../../lib/model/tuple.ts";
 
 const T4: Tuple = { family: "ipv4", src: "1.2.3.4", dst: "5.6.7.8", sport: 1, dport: 2, zone: 0 };
 

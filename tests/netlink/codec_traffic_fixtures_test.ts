@@ -18,7 +18,7 @@ import {
 } from "../../lib/netlink/ctnetlink.ts";
 import { AttrCursor, decodeDone, NLMSG_DONE, parseMessages } from "../../lib/netlink/message.ts";
 import { isSynSentUnreplied } from "../../lib/netlink/syn_sent.ts";
-import { tupleKey } from "../../lib/tuple.ts";
+import { tupleKey } from "../../lib/model/tuple.ts";
 import { entryPayloads, fixture, FIXTURES } from "../support/netlink_fake.ts";
 
 interface Connection {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { MessageBuilder } from "../../lib/netlink/builder.ts";
 import { ctMsgType, IPCTNL_MSG_CT_NEW } from "../../lib/netlink/ctnetlink.ts";
-import { Errno, ErrnoError } from "../../lib/netlink/errno.ts";
+import { Errno, ErrnoError } from "../../lib/os/errno.ts";
 import { getEntries } from "../../lib/netlink/get_batch.ts";
-import { type ParsedTuple, parseTuple, tupleKey } from "../../lib/tuple.ts";
+import { type ParsedTuple, parseTuple, tupleKey } from "../../lib/model/tuple.ts";
 import { decodeRequest, errorFor, FakeKernel, frame } from "../support/netlink_fake.ts";
 import { appendNewRequest } from "../support/netlink_fill.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type RemovedEndpoints, StaleEndpointRule } from "../../lib/rules/stale_endpoint.ts";
-import type { Candidate, Snapshot } from "../../lib/snapshot.ts";
+import type { Candidate, Snapshot } from "../../lib/model/snapshot.ts";
 
 const TRACK = { stale: [], renewals: 0, tracked: 0, forgotten: 0 };
 

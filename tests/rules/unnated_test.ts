@@ -1,18 +1,19 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Agent } from "../../lib/agent.ts";
-import { parseDestinations } from "../../lib/destinations.ts";
-import { EvidenceBuilder } from "../../lib/evidence.ts";
-import type { Candidate, Snapshot, SnapshotOptions } from "../../lib/snapshot.ts";
-import { type ClientKey, clientKey, type Endpoint, tupleKey } from "../../lib/tuple.ts";
+import { Agent } from "../../lib/agent/agent.ts";
+import { parseDestinations } from "../../lib/model/destination_set.ts";
+import { EvidenceBuilder } from "../../lib/model/evidence_builder.ts";
+import type { Candidate, Snapshot, SnapshotOptions } from "../../lib/model/snapshot.ts";
+import { type ClientKey, clientKey, type Endpoint, tupleKey } from "../../lib/model/tuple.ts";
 import type { DeleteOutcome, Deleter, DeleteTarget } from "../../lib/deleters/deleter.ts";
-import { createLogger } from "../../lib/log.ts";
-import { RenewalTracker } from "../../lib/tracker.ts";
+import { createLogger } from "../../lib/log/logger.ts";
+import { RenewalTracker } from "../../lib/rules/tracker.ts";
 import { RenewalRule } from "../../lib/rules/renewals.ts";
 import { UnnatedRule } from "../../lib/rules/unnated.ts";
 import type { NatProvider } from "../../lib/rules/providers/provider.ts";
 import { DestinationsProvider } from "../../lib/rules/providers/destinations.ts";
 import { TableEvidenceProvider } from "../../lib/rules/providers/table_evidence.ts";
+import type { NatVerdict } from "../../lib/nat/verdicts.ts";
 
 const SYN_SENT_S = 120;
 
@@ -39,7 +40,7 @@ interface Entry {
 
 /**
  * A table that ages with the test's clock, read as a source that keeps the
- * evidence contract (lib/snapshot.ts): every translated entry of a key asked
+ * evidence contract (lib/model/snapshot.ts): every translated entry of a key asked
  * that is in the table at the read, through the same builder the real
  * sources use.
  */
@@ -319,15 +320,33 @@ Deno.test("un-NATed rule: a translated entry made during the stuck entry's first
   assert.deepEqual(deleter.deleted, []);
 });
 
-Deno.test("un-NATed rule: a restarted agent proves nothing from entries present at its first reads, then frees on a newer one", async () => {
+Deno.test("un-NATed rule: a restarted agent proves nothing while entries present at its first reads stay, then frees on a newer one", async () => {
   const stuck = stuckEntry({ createdAt: -10_000 });
   const table = new Table([stuck, natedEntry(stuck, { sport: 40001, createdAt: -3000 })]);
   const { agent, deleter } = agentFor(table);
   await polls(agent, table, 4);
   assert.equal(deleter.deleted.length, 0, "the translated entry may be older than the agent knows");
   table.entries.push(natedEntry(stuck, { sport: 40002, createdAt: table.now - 500 }));
+  await polls(agent, table, 2);
+  assert.equal(deleter.deleted.length, 0, "a translated entry that may be older keeps it");
+  table.entries.splice(1, 1); // the one of unknown age ends
   await polls(agent, table, 1);
   assert.deepEqual(deleter.deleted.map((d) => d.target.sport), [40000]);
+});
+
+Deno.test("un-NATed rule: an older translated connection of the same client keeps it, whatever newer ones say (exempt path)", async () => {
+  // A transparent proxy's own user: the node's other connections to VIP:80 are redirected
+  // (older and newer ones), this one is exempt and reaches the real server late.
+  const stuck = stuckEntry({ createdAt: 1000 });
+  const table = new Table([
+    natedEntry(stuck, { sport: 40001, createdAt: 500 }),
+    stuck,
+    natedEntry(stuck, { sport: 40002, createdAt: 1500 }),
+    natedEntry(stuck, { sport: 40003, createdAt: 2500 }),
+  ]);
+  const { agent, deleter } = agentFor(table);
+  await polls(agent, table, 8);
+  assert.deepEqual(deleter.deleted, []);
 });
 
 Deno.test("un-NATed rule: evidence that is gone, or a read without evidence, proves nothing in that poll", async () => {
@@ -652,4 +671,61 @@ Deno.test("the agent acts once on a tuple two rules decide, for the first rule",
   const r = await agent.pollOnce();
   assert.deepEqual(r.results.map((x) => x.decision.reason), ["first"]);
   assert.equal(deleter.deleted.length, 1);
+});
+
+/** One read of one old-enough un-NATed candidate, given to the rule directly. */
+function natInput(verdict: NatVerdict | undefined) {
+  const c: Candidate = {
+    family: "ipv4",
+    src: "192.0.2.7",
+    dst: "198.51.100.80",
+    sport: 40000,
+    dport: 80,
+    zone: 0,
+    timeout: 110,
+    seenFrom: 1000,
+    seenTo: 1001,
+    id: 9,
+  };
+  const kept: string[] = [];
+  return {
+    kept,
+    input: {
+      snapshot: { candidates: [c], scanned: 1, malformed: 0, startedAt: 1000, finishedAt: 1002 },
+      track: { stale: [], renewals: 0, tracked: 1, forgotten: 0 },
+      sameSince: () => 1001,
+      keep: (_c: Candidate, why: string) => kept.push(why),
+      nat: () => verdict,
+    },
+  };
+}
+const everyone: NatProvider = { name: "everyone", vouch: () => ({ reason: "always" }) };
+const unnated = () =>
+  new UnnatedRule({ afterMs: 2000, synSentTimeoutS: SYN_SENT_S, providers: [everyone] });
+
+Deno.test("UnnatedRule: the NAT rules' translated deletes, named nat_rules, with no provider needed", () => {
+  const ep = new Uint8Array([10, 244, 1, 5]);
+  const { input } = natInput({
+    kind: "translated",
+    hooks: ["prerouting"],
+    targets: [{ addrMin: ep, addrMax: ep, portMin: 8080, portMax: 8080 }],
+  });
+  const rule = new UnnatedRule({ afterMs: 2000, synSentTimeoutS: SYN_SENT_S, providers: [] });
+  const [d] = rule.decide(input);
+  assert.equal(d?.provider, "nat_rules");
+  assert.equal(d?.id, 9);
+  assert.match(d!.reason, /prerouting.*10\.244\.1\.5:8080/);
+});
+
+Deno.test("UnnatedRule: the NAT rules' not_proven keeps, whatever a provider would vouch", () => {
+  const { input, kept } = natInput({ kind: "not_proven", reason: "owner match both ways" });
+  assert.deepEqual(unnated().decide(input), []);
+  assert.match(kept[0]!, /owner match both ways/);
+});
+
+Deno.test("UnnatedRule: where the NAT rules are unreadable or not read, the providers decide", () => {
+  const unreadable = natInput({ kind: "unreadable", reason: "legacy iptables nat" });
+  assert.deepEqual(unnated().decide(unreadable.input).map((d) => d.provider), ["everyone"]);
+  const notRead = natInput(undefined);
+  assert.deepEqual(unnated().decide(notRead.input).map((d) => d.provider), ["everyone"]);
 });

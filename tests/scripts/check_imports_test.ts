@@ -30,16 +30,17 @@ async function check(root: string): Promise<{ code: number; out: string }> {
 
 /** A clean graph, one module per layer plus the areas around them. */
 const CLEAN: Record<string, string> = {
-  "main.ts": 'import { loop } from "./lib/agent.ts";\nloop();\n',
-  "lib/agent.ts":
-    'import { poll } from "./sources/procfs.ts";\nexport const loop = () => poll();\n',
+  "main.ts": 'import { loop } from "./lib/agent/agent.ts";\nloop();\n',
+  "lib/agent/agent.ts":
+    'import { poll } from "../sources/procfs.ts";\nexport const loop = () => poll();\n',
   "lib/sources/procfs.ts":
-    'import { parse } from "../parse.ts";\nexport const poll = () => parse();\n',
-  "lib/parse.ts": 'import { canon } from "./addr.ts";\nexport const parse = () => canon();\n',
-  "lib/addr.ts": "export const canon = () => 1;\n",
-  "testbed/netns.ts": 'import { canon } from "../lib/addr.ts";\nexport const ns = canon;\n',
+    'import { parse } from "../text/parse.ts";\nexport const poll = () => parse();\n',
+  "lib/text/parse.ts":
+    'import { canon } from "../model/addr.ts";\nexport const parse = () => canon();\n',
+  "lib/model/addr.ts": "export const canon = () => 1;\n",
+  "testbed/netns.ts": 'import { canon } from "../lib/model/addr.ts";\nexport const ns = canon;\n',
   "tests/parse_test.ts":
-    'import { parse } from "../lib/parse.ts";\nimport { ns } from "../testbed/netns.ts";\nparse(); ns();\n',
+    'import { parse } from "../lib/text/parse.ts";\nimport { ns } from "../testbed/netns.ts";\nparse(); ns();\n',
   "scripts/demo.ts": 'import { ns } from "../testbed/netns.ts";\nns();\n',
 };
 
@@ -57,13 +58,15 @@ Deno.test("check_imports passes a clean layered graph (exit 0)", async () => {
 Deno.test("check_imports fails on a planted cycle, an upward import and tests/scripts importing each other, naming each", async () => {
   const root = await plant({
     ...CLEAN,
-    // a cycle between two helpers (same layer: only the cycle is wrong)
-    "lib/addr.ts": 'import { parse } from "./parse.ts";\nexport const canon = () => parse;\n',
-    // a helper reaching up into the loop
-    "lib/duration.ts": 'import type { loop } from "./agent.ts";\nexport type L = typeof loop;\n',
+    // a cycle inside one folder (same layer: only the cycle is wrong)
+    "lib/model/addr.ts": 'import { parse } from "./tuple.ts";\nexport const canon = () => parse;\n',
+    "lib/model/tuple.ts": 'import { canon } from "./addr.ts";\nexport const parse = canon;\n',
+    // a floor reaching up into the loop
+    "lib/os/duration.ts":
+      'import type { loop } from "../agent/agent.ts";\nexport type L = typeof loop;\n',
     // lib reaching into the testbed, tests into scripts, scripts into tests
     "lib/sources/procfs.ts":
-      'import { parse } from "../parse.ts";\nimport "../../testbed/netns.ts";\n' +
+      'import { parse } from "../text/parse.ts";\nimport "../../testbed/netns.ts";\n' +
       "export const poll = () => parse();\n",
     "tests/demo_test.ts": 'import "../scripts/demo.ts";\n',
     "scripts/bench.ts": 'import "../tests/parse_test.ts";\n',
@@ -71,10 +74,13 @@ Deno.test("check_imports fails on a planted cycle, an upward import and tests/sc
   try {
     const r = await check(root);
     assert.equal(r.code, 1, r.out);
-    assert.match(r.out, /^import cycle: lib\/addr\.ts → lib\/parse\.ts → lib\/addr\.ts$/m);
     assert.match(
       r.out,
-      /^upward import: lib\/duration\.ts \(helpers\) imports lib\/agent\.ts \(loop\)$/m,
+      /^import cycle: lib\/model\/addr\.ts → lib\/model\/tuple\.ts → lib\/model\/addr\.ts$/m,
+    );
+    assert.match(
+      r.out,
+      /^upward import: lib\/os\/duration\.ts \(os\) imports lib\/agent\/agent\.ts \(agent\)$/m,
     );
     assert.match(r.out, /^forbidden import: lib\/sources\/procfs\.ts imports testbed\/netns\.ts/m);
     assert.match(r.out, /^forbidden import: tests\/demo_test\.ts imports scripts\/demo\.ts/m);
@@ -88,8 +94,9 @@ Deno.test("check_imports fails on a planted cycle, an upward import and tests/sc
 Deno.test("check_imports names a longer cycle through layers in import order", async () => {
   const root = await plant({
     ...CLEAN,
-    // parts → helpers → … → loop: a cycle that is also an upward import
-    "lib/parse.ts": 'import { canon } from "./addr.ts";\nimport "./agent.ts";\n' +
+    // agent → sources → text → agent: a cycle that is also an upward import
+    "lib/text/parse.ts":
+      'import { canon } from "../model/addr.ts";\nimport "../agent/agent.ts";\n' +
       "export const parse = () => canon();\n",
   });
   try {
@@ -97,12 +104,23 @@ Deno.test("check_imports names a longer cycle through layers in import order", a
     assert.equal(r.code, 1, r.out);
     assert.match(
       r.out,
-      /^import cycle: lib\/agent\.ts → lib\/sources\/procfs\.ts → lib\/parse\.ts → lib\/agent\.ts$/m,
+      /^import cycle: lib\/agent\/agent\.ts → lib\/sources\/procfs\.ts → lib\/text\/parse\.ts → lib\/agent\/agent\.ts$/m,
     );
     assert.match(
       r.out,
-      /^upward import: lib\/parse\.ts \(helpers\) imports lib\/agent\.ts \(loop\)$/m,
+      /^upward import: lib\/text\/parse\.ts \(text\) imports lib\/agent\/agent\.ts \(agent\)$/m,
     );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("check_imports fails on a lib/ module outside every layer's folder", async () => {
+  const root = await plant({ ...CLEAN, "lib/stray.ts": "export const stray = 1;\n" });
+  try {
+    const r = await check(root);
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /^no layer: lib\/stray\.ts is in no folder/m);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

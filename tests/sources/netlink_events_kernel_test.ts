@@ -3,11 +3,11 @@
  * namespace of its own (the driver runs inside it).
  */
 import assert from "node:assert/strict";
-import { tupleKey } from "../../lib/tuple.ts";
+import { tupleKey } from "../../lib/model/tuple.ts";
 import { familyOf, withNetns } from "../../testbed/netns.ts";
 import { kernelTest } from "../support/machine.ts";
 import { burst, FILTER_ENTRIES, runEventsDriver } from "../support/events_driver.ts";
-import { parseTuple } from "../../lib/tuple.ts";
+import { parseTuple } from "../../lib/model/tuple.ts";
 
 function keyOf(s: (typeof FILTER_ENTRIES)[number]["spec"]): string {
   const p = parseTuple({

@@ -16,12 +16,12 @@ import {
   IPCTNL_MSG_CT_NEW,
   IPS_DST_NAT,
 } from "../../lib/netlink/ctnetlink.ts";
-import { Errno, ErrnoError } from "../../lib/netlink/errno.ts";
+import { Errno, ErrnoError } from "../../lib/os/errno.ts";
 import { NLM_F_CREATE, NLM_F_EXCL } from "../../lib/netlink/message.ts";
-import type { Candidate, Snapshot } from "../../lib/snapshot.ts";
+import type { Candidate, Snapshot } from "../../lib/model/snapshot.ts";
 import type { Source } from "../../lib/sources/source.ts";
 import { NetlinkEventsSource } from "../../lib/sources/netlink_events.ts";
-import { type Tuple, tupleKey } from "../../lib/tuple.ts";
+import { type Tuple, tupleKey } from "../../lib/model/tuple.ts";
 import { decodeRequest, errorFor, FakeKernel, frame } from "../support/netlink_fake.ts";
 import { appendNewRequest, type EntrySpec } from "../support/netlink_fill.ts";
 

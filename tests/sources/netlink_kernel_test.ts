@@ -5,9 +5,9 @@
  * where kernel tests cannot run (a failure where CI requires them).
  */
 import assert from "node:assert/strict";
-import type { Candidate, Snapshot } from "../../lib/snapshot.ts";
-import type { Tuple } from "../../lib/tuple.ts";
-import { tupleKey } from "../../lib/tuple.ts";
+import type { Candidate, Snapshot } from "../../lib/model/snapshot.ts";
+import type { Tuple } from "../../lib/model/tuple.ts";
+import { tupleKey } from "../../lib/model/tuple.ts";
 import type { NetlinkDumpReport } from "../../lib/sources/netlink.ts";
 import { NETLINK_FIXTURE_ENTRIES } from "../../testbed/fixtures.ts";
 import { kernelTest } from "../support/machine.ts";

@@ -11,7 +11,7 @@ import {
   IPS_DST_NAT,
   IPS_SEEN_REPLY,
 } from "../../lib/netlink/ctnetlink.ts";
-import { clientKey } from "../../lib/tuple.ts";
+import { clientKey } from "../../lib/model/tuple.ts";
 import { dumpedPayload } from "../support/netlink_fill.ts";
 import {
   type NetlinkMessage,
@@ -19,9 +19,9 @@ import {
   NLM_F_MULTI,
   NLMSG_OVERRUN,
 } from "../../lib/netlink/message.ts";
-import { Errno, ErrnoError } from "../../lib/netlink/errno.ts";
+import { Errno, ErrnoError } from "../../lib/os/errno.ts";
 import { NetlinkSource } from "../../lib/sources/netlink.ts";
-import { translation } from "../../lib/sources/netlink_evidence.ts";
+import { translation } from "../../lib/netlink/entry_candidate.ts";
 import type { NetlinkFilterMode } from "../../lib/sources/netlink_filter.ts";
 import {
   concat,

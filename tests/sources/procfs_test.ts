@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { type Tuple, tupleKey } from "../../lib/tuple.ts";
+import { type Tuple, tupleKey } from "../../lib/model/tuple.ts";
 import { openTable, ProcfsSource, type TableFile } from "../../lib/sources/procfs.ts";
-import { serveHttp } from "../../lib/http.ts";
+import { serveHttp } from "../../lib/serve/http.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
 const expected: {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { canonicalIPv4, canonicalIPv6 } from "../../lib/addr.ts";
-import { tupleKey } from "../../lib/tuple.ts";
+import { canonicalIPv4, canonicalIPv6 } from "../../lib/model/addr.ts";
+import { tupleKey } from "../../lib/model/tuple.ts";
 import { kernelTest } from "../support/machine.ts";
 import { type EntrySpec, isCandidate, withNetns } from "../../testbed/netns.ts";
 

@@ -257,14 +257,14 @@ function toBase64(text: string): string {
  * ignores it would pass whatever main.ts did; the reaper's
  * `killOrphans() // => 0` counts every marked orphan of the process, and
  * denoRunner's examples make some. These examples run in
- * tests/process_test.ts, which `deno task test:unit` runs in a process of its
+ * tests/os/process_test.ts, which `deno task test:unit` runs in a process of its
  * own.
  */
 export const ISOLATED_EXAMPLES = [
-  "lib/early_signals.ts",
-  "lib/lifecycle.ts",
-  "lib/process.ts",
-  "lib/reaper.ts",
+  "lib/run/early_signals.ts",
+  "lib/run/lifecycle.ts",
+  "lib/os/process.ts",
+  "lib/os/reaper.ts",
 ];
 
 /** main.ts and every .ts file under lib/, as paths relative to `root`, sorted. */

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { tupleKey } from "../../lib/tuple.ts";
+import { tupleKey } from "../../lib/model/tuple.ts";
 import { entryTuple } from "../../lib/netlink/conntrack_entry.ts";
 import { classifyEvent, openEventSocket } from "../../lib/netlink/events.ts";
 import { parseMessages } from "../../lib/netlink/message.ts";

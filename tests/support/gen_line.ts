@@ -8,13 +8,13 @@
  * draws the first values past the limits (port and zone 65536).
  *
  * The expected IPv6 spelling comes from {@linkcode rfc5952}, written here
- * independently of lib/addr.ts (and checked against hand-written cases in
- * tests/addr_test.ts).
+ * independently of lib/model/addr.ts (and checked against hand-written cases in
+ * tests/model/addr_test.ts).
  *
  * @module
  */
 import fc from "fast-check";
-import { TCP_STATES } from "../../lib/parse.ts";
+import { TCP_STATES } from "../../lib/text/parse.ts";
 
 /** Everything a generated line is made of, to compare the parse with. */
 export interface Gen {
@@ -100,7 +100,7 @@ export function inRanges(g: Gen): boolean {
  * RFC 5952 text of eight 16-bit groups: lower-case hex without leading
  * zeros, the longest run of two or more zero groups (the first, on a tie)
  * replaced by `::`. IPv4-mapped addresses stay in hex (`::ffff:a00:1`), the
- * spelling the agent uses throughout. Written apart from lib/addr.ts, on the
+ * spelling the agent uses throughout. Written apart from lib/model/addr.ts, on the
  * text instead of the numbers.
  */
 export function rfc5952(groups: number[]): string {

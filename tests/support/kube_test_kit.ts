@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Logger } from "../../lib/log.ts";
+import type { Logger } from "../../lib/log/logger.ts";
 
 /** A logger that keeps each line as `LEVEL message`. */
 export function memoryLog(): Logger & { lines: string[] } {

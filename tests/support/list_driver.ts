@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type ClientKey, type Endpoint, tupleKey } from "../../lib/tuple.ts";
+import { type ClientKey, type Endpoint, tupleKey } from "../../lib/model/tuple.ts";
 import { ConntrackCliSource } from "../../lib/sources/conntrack_cli.ts";
 import { NetlinkSource } from "../../lib/sources/netlink.ts";
 import { ProcfsSource } from "../../lib/sources/procfs.ts";

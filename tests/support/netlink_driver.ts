@@ -10,12 +10,12 @@
  *
  * @module
  */
-import type { Tuple } from "../../lib/tuple.ts";
+import type { Tuple } from "../../lib/model/tuple.ts";
 import { NetlinkDeleter } from "../../lib/deleters/netlink.ts";
 import { checkNetlink } from "../../lib/netlink/capability.ts";
 import { NetlinkSource } from "../../lib/sources/netlink.ts";
 import type { NetlinkFilterMode } from "../../lib/sources/netlink_filter.ts";
-import { toTuple } from "../../lib/tuple.ts";
+import { toTuple } from "../../lib/model/tuple.ts";
 import type { Netns } from "../../testbed/netns.ts";
 
 /** One driver operation. */

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { Tuple } from "../../lib/tuple.ts";
-import { formatAddress } from "../../lib/addr.ts";
+import type { Tuple } from "../../lib/model/tuple.ts";
+import { formatAddress } from "../../lib/model/addr.ts";
 import {
   AF_INET6,
   CTA_ID,

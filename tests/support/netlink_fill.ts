@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { Tuple } from "../../lib/tuple.ts";
-import { addressBytes } from "../../lib/addr.ts";
+import type { Tuple } from "../../lib/model/tuple.ts";
+import { addressBytes } from "../../lib/model/addr.ts";
 import { MessageBuilder } from "../../lib/netlink/builder.ts";
 import {
   appendTuple,

@@ -4,7 +4,7 @@
  * argument building is tested in netns_test.ts.
  */
 import assert from "node:assert/strict";
-import { parseLine, type TcpEntry } from "../../lib/parse.ts";
+import { parseLine, type TcpEntry } from "../../lib/text/parse.ts";
 import { kernelTest } from "../support/machine.ts";
 import {
   type EntrySpec,

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { DestinationSet } from "../../destinations.ts";
+import type { DestinationSet } from "../../model/destination_set.ts";
 import type { NatProvider, Vouch, VouchQuery } from "./provider.ts";
 
 /**
@@ -15,7 +15,7 @@ import type { NatProvider, Vouch, VouchQuery } from "./provider.ts";
  * @example
  * ```ts
  * import { DestinationsProvider } from "./destinations.ts";
- * import { parseDestinations } from "../../destinations.ts";
+ * import { parseDestinations } from "../../model/destination_set.ts";
  * const set = parseDestinations("10.96.0.0/12:80");
  * if (typeof set !== "string") {
  *   const p = new DestinationsProvider(set);

@@ -2,7 +2,7 @@
  * "Is this destination NATed now, for this client?": the un-NATed rule asks
  * its providers, each behind one interface, and deletes a candidate only
  * when one of them vouches for it. A new provider is a new file in this
- * folder plus one line where `main.ts` lists the providers.
+ * folder plus one entry in the registry, lib/run/providers.ts.
  *
  * A provider answers from what it holds at the moment (its view), never by
  * I/O inside the answer: a provider fed from elsewhere (an API watch)
@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { Candidate, Snapshot, SnapshotOptions } from "../../snapshot.ts";
+import type { Candidate, Snapshot, SnapshotOptions } from "../../model/snapshot.ts";
 
 /** What a provider is asked about one un-NATed candidate. */
 export interface VouchQuery {

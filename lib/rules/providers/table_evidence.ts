@@ -25,6 +25,11 @@
  *   reads, so it waits: entries present when a key starts being watched
  *   never count. A newer connection that has already closed (TIME_WAIT)
  *   still counts.
+ * - **No older one**: a translated entry of the same key (and zone) in this
+ *   read that is not known to be newer than the candidate may be older: NAT
+ *   already applied to this client's connections when the candidate was
+ *   made, and not to it, so its path is exempt (a transparent proxy's own
+ *   user, `-m owner ! --uid-owner`): keep it, whatever newer ones say.
  * - **Seen in this read**: only a read that lists the key vouches, and only
  *   with the entries it lists; an entry that is gone, or a read without
  *   evidence (a failed evidence dump, the key not asked, the key over the
@@ -35,13 +40,13 @@
  *
  * Memory is bounded: at most `maxKeys` keys watched (the first un-NATed
  * candidates' keys of a read), and per key what the source keeps (see
- * `MAX_EVIDENCE_PER_KEY` in lib/snapshot.ts); a key over a bound proves
+ * `MAX_EVIDENCE_PER_KEY` in lib/model/snapshot.ts); a key over a bound proves
  * nothing in that read and starts again.
  *
  * @module
  */
-import type { Snapshot, SnapshotOptions } from "../../snapshot.ts";
-import { type ClientKey, clientKey, type Endpoint } from "../../tuple.ts";
+import type { Snapshot, SnapshotOptions } from "../../model/snapshot.ts";
+import { type ClientKey, clientKey, type Endpoint } from "../../model/tuple.ts";
 import type { NatProvider, Vouch, VouchQuery } from "./provider.ts";
 
 /** Options for {@linkcode TableEvidenceProvider}. */
@@ -81,7 +86,8 @@ interface Watch {
 /**
  * Vouches for an un-NATed candidate when the same client's connection to the
  * same destination, in the same zone, made after the candidate was first
- * seen, is translated and in this read.
+ * seen, is translated and in this read, and no translated one there may be
+ * older.
  *
  * @example
  * ```ts
@@ -188,10 +194,21 @@ export class TableEvidenceProvider implements NatProvider {
     const w = this.#watch.get(clientKey(c));
     // Only entries of this very read count: nothing is carried across reads.
     if (w === undefined || w.readAt !== now) return undefined;
+    let newer: Sighting | undefined;
     for (const e of w.entries.values()) {
       if (e.replyZone !== c.zone) continue;
       // Absent from a read that started after this entry was first seen: made after it.
-      if (e.absentAt === undefined || !(e.absentAt > sameSince)) continue;
+      if (e.absentAt !== undefined && e.absentAt > sameSince) {
+        newer ??= e;
+        continue;
+      }
+      // Not known to be newer, so perhaps older: NAT already applied to this client's
+      // connections when the candidate was made, and did not to it (an exempt path, such as a
+      // transparent proxy's own user): never vouch.
+      return undefined;
+    }
+    if (newer !== undefined) {
+      const e = newer;
       const t = e.translated;
       return {
         reason: `this client's newer connection (sport ${e.sport}) to it was translated to ${

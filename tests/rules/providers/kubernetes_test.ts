@@ -3,7 +3,7 @@ import { decodeService, decodeSlice } from "../../../lib/kube/objects.ts";
 import { ServiceView } from "../../../lib/kube/view.ts";
 import { KubernetesProvider } from "../../../lib/rules/providers/kubernetes.ts";
 import { UnnatedRule } from "../../../lib/rules/unnated.ts";
-import type { Candidate } from "../../../lib/snapshot.ts";
+import type { Candidate } from "../../../lib/model/snapshot.ts";
 import { endpointSlice, service } from "../../../testbed/kube_objects.ts";
 
 function view(ready: boolean, ipMode?: "Proxy"): ServiceView {

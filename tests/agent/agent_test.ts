@@ -1,0 +1,374 @@
+import assert from "node:assert/strict";
+import { Agent } from "../../lib/agent/agent.ts";
+import type { DecisionResult } from "../../lib/agent/observer.ts";
+import type { Snapshot } from "../../lib/model/snapshot.ts";
+import type { Tuple } from "../../lib/model/tuple.ts";
+import type { DeleteOutcome, Deleter, DeleteResult } from "../../lib/deleters/deleter.ts";
+import { type DestinationSet, parseDestinations } from "../../lib/model/destination_set.ts";
+import { createLogger } from "../../lib/log/logger.ts";
+import type { Source } from "../../lib/sources/source.ts";
+import { readiness } from "../../lib/serve/server.ts";
+import { RenewalRule } from "../../lib/rules/renewals.ts";
+import { RenewalTracker } from "../../lib/rules/tracker.ts";
+import { UnnatedRule } from "../../lib/rules/unnated.ts";
+import { sampleTuple } from "../support/sample_tuple.ts";
+
+const T: Tuple = sampleTuple();
+
+/** A clock the test moves; the source reads it. */
+class FakeClock {
+  t = 0;
+  now = () => this.t;
+}
+
+/** A table where T is renewed to 120 s at every read, unless `gone`. */
+class RenewingSource implements Source {
+  name = "fake";
+  gone = false;
+  fail: Error | undefined;
+  overflow = 0;
+  /** The kernel's conntrack id, for sources that know it. */
+  id: number | undefined;
+  reads = 0;
+  readMs = 5;
+  constructor(readonly clock: FakeClock) {}
+  snapshot(): Promise<Snapshot> {
+    this.reads++;
+    if (this.fail) return Promise.reject(this.fail);
+    const start = this.clock.t;
+    this.clock.t += this.readMs;
+    const candidates = this.gone ? [] : [{
+      ...T,
+      timeout: 119,
+      seenFrom: start,
+      seenTo: this.clock.t,
+      ...(this.id === undefined ? {} : { id: this.id }),
+    }];
+    return Promise.resolve({
+      candidates,
+      scanned: 3,
+      malformed: 0,
+      overflow: this.overflow,
+      startedAt: start,
+      finishedAt: this.clock.t,
+    });
+  }
+}
+
+class FakeDeleter implements Deleter {
+  name = "fake";
+  readonly maxPerPoll = Infinity;
+  worstCaseMs(): number {
+    return 0;
+  }
+  calls: Tuple[][] = [];
+  constructor(public result: DeleteResult) {}
+  delete(tuples: readonly Tuple[]): Promise<DeleteOutcome[]> {
+    this.calls.push([...tuples]);
+    return Promise.resolve(
+      tuples.map((tuple) => ({
+        tuple,
+        result: this.result,
+        error: this.result === "failed" ? "boom" : undefined,
+      })),
+    );
+  }
+}
+
+function setup(
+  opts: { result?: DeleteResult; dryRun?: boolean; threshold?: number; destinations?: string } = {},
+) {
+  const clock = new FakeClock();
+  const source = new RenewingSource(clock);
+  const deleter = new FakeDeleter(opts.result ?? "deleted");
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger({ level: "info", write: (l) => lines.push(JSON.parse(l)) });
+  const results: DecisionResult[][] = [];
+  const skipped: number[] = [];
+  const tracker = new RenewalTracker({ threshold: opts.threshold ?? 1 });
+  const agent = new Agent({
+    source,
+    deleter,
+    tracker,
+    rules: [new RenewalRule(tracker)],
+    ...(opts.destinations === undefined ? {} : { destinations: scope(opts.destinations) }),
+    log,
+    intervalMs: 1000,
+    ...(opts.dryRun === undefined ? {} : { dryRun: opts.dryRun }),
+    clock: clock.now,
+    sleep: (ms) => {
+      clock.t += ms;
+      return Promise.resolve();
+    },
+    observer: {
+      deletions: (r) => results.push(r.map((x) => x.result)),
+      skippedTicks: (n) => skipped.push(n),
+    },
+  });
+  return { clock, source, deleter, lines, agent, results, skipped };
+}
+
+async function pollEverySecond(s: ReturnType<typeof setup>, n: number) {
+  const reports = [];
+  for (let i = 0; i < n; i++) {
+    reports.push(await s.agent.pollOnce());
+    s.clock.t += 1000;
+  }
+  return reports;
+}
+
+function scope(list: string): DestinationSet {
+  const d = parseDestinations(list);
+  if (typeof d === "string") throw new Error(d);
+  return d;
+}
+
+Deno.test("Agent.pollOnce applies --destinations to the renewal rule: renewed entries outside it stay", async () => {
+  const outside = setup({ threshold: 1, destinations: "10.0.0.3,10.0.0.2:81,[::/0]:80" });
+  const r = await pollEverySecond(outside, 6);
+  assert.equal(outside.deleter.calls.length, 0);
+  assert.ok(r.every((x) => x.ok && x.track!.tracked === 0), "out of scope: not even tracked");
+  const inside = setup({ threshold: 1, destinations: "10.0.0.0/24:80" });
+  await pollEverySecond(inside, 6);
+  assert.deepEqual(inside.deleter.calls, [[T]]);
+  const line = inside.lines.find((l) => l.msg === "deleted stale entry")!;
+  assert.equal(line.rule, "renewals");
+  assert.match(String(line.reason), /renewed 2 times, more than the threshold 1/);
+});
+
+Deno.test("Agent.pollOnce deletes a renewed entry after more than threshold renewals and logs it once", async () => {
+  const s = setup({ threshold: 1 });
+  const reports = await pollEverySecond(s, 6);
+  assert.equal(s.deleter.calls.length, 1);
+  assert.deepEqual(s.deleter.calls[0], [T]);
+  const deleted = s.lines.filter((l) => l.msg === "deleted stale entry");
+  assert.equal(deleted.length, 1);
+  assert.equal(deleted[0]!.src, "10.0.0.1");
+  assert.equal(deleted[0]!.sport, 40000);
+  assert.equal(deleted[0]!.zone, 0);
+  assert.equal(deleted[0]!.renewals, 2);
+  assert.equal(typeof deleted[0]!.tracked_s, "number");
+  assert.deepEqual(s.results, [["deleted"]]);
+  assert.ok(reports.every((r) => r.ok));
+  // the tuple was forgotten: a new entry with the same tuple starts from zero
+  assert.ok(reports.at(-1)!.track!.tracked === 1 && reports.at(-1)!.results.length === 0);
+});
+
+Deno.test("Agent.pollOnce in a dry run deletes nothing and says what it would delete", async () => {
+  const s = setup({ dryRun: true });
+  await pollEverySecond(s, 6);
+  assert.equal(s.deleter.calls.length, 0);
+  const would = s.lines.filter((l) => l.msg === "dry run: would delete stale entry");
+  assert.equal(would.length, 1);
+  assert.equal(would[0]!.dst, "10.0.0.2");
+  assert.deepEqual(s.results, [["dry_run"]]);
+});
+
+Deno.test("Agent.pollOnce retries a failed delete at the next poll and logs the cause", async () => {
+  const s = setup({ result: "failed" });
+  await pollEverySecond(s, 7);
+  assert.ok(s.deleter.calls.length >= 3, `retried: ${s.deleter.calls.length}`);
+  const errors = s.lines.filter((l) => l.level === "error");
+  assert.equal(errors.length, 1, "said once (rate-limited per cause)");
+  assert.equal(errors[0]!.error, "boom");
+  assert.ok(!s.lines.some((l) => l.msg === "deleted stale entry"), "never logs success on failure");
+});
+
+Deno.test("Agent.pollOnce survives a failing source, says so once, and recovers", async () => {
+  const s = setup();
+  s.source.fail = new Error("EIO");
+  await pollEverySecond(s, 3);
+  assert.equal(s.agent.status.lastSnapshotOk, false);
+  assert.match(s.agent.status.lastError!, /EIO/);
+  assert.equal(s.lines.filter((l) => l.level === "error").length, 1);
+  s.source.fail = undefined;
+  const [r] = await pollEverySecond(s, 1);
+  assert.ok(r);
+  assert.ok(r.ok);
+  assert.equal(s.agent.status.lastSnapshotOk, true);
+  assert.ok(s.lines.some((l) => l.msg === "reading the conntrack table works again"));
+});
+
+Deno.test("Agent.run polls once per interval, never overlaps, counts the ticks a slow poll missed and warns once", async () => {
+  const s = setup({ threshold: 100 });
+  const stop = new AbortController();
+  s.source.readMs = 10;
+  const orig = s.source.snapshot.bind(s.source);
+  s.source.snapshot = () => {
+    if (s.source.reads === 3 || s.source.reads === 6) s.clock.t += 3500; // two slow polls
+    if (s.source.reads === 10) stop.abort();
+    return orig();
+  };
+  await s.agent.run(stop.signal);
+  assert.equal(s.source.reads, 11);
+  assert.deepEqual(s.skipped, [3, 3]);
+  assert.equal(s.lines.filter((l) => l.level === "warn").length, 1);
+});
+
+Deno.test("Agent.pollOnce warns about candidates past --max-candidates at most once a minute", async () => {
+  const s = setup();
+  s.source.overflow = 5000;
+  await pollEverySecond(s, 70);
+  const warns = s.lines.filter((l) =>
+    String(l.msg).startsWith("more SYN_SENT [UNREPLIED] entries than --max-candidates")
+  );
+  assert.equal(warns.length, 2, "at 0 s and after a minute");
+  assert.equal(warns[0]!.not_tracked, 5000);
+});
+
+Deno.test("Agent.pollOnce hands the deleter the conntrack id of the entry it saw renewed", async () => {
+  const s = setup({ threshold: 1 });
+  s.source.id = 77;
+  await pollEverySecond(s, 6);
+  assert.deepEqual(s.deleter.calls, [[{ ...T, id: 77 }]]);
+});
+
+Deno.test("Agent.pollOnce says a failure cause at error level once a minute per cause, with the lines held back", async () => {
+  const s = setup({ result: "failed", threshold: 0 });
+  let n = 0;
+  s.deleter.delete = (tuples) => {
+    n++;
+    return Promise.resolve(tuples.map((tuple) => ({
+      tuple,
+      result: "failed" as const,
+      error: n % 2 ? "EPERM (Operation not permitted)" : "timed out",
+    })));
+  };
+  await pollEverySecond(s, 75);
+  const errors = s.lines.filter((l) => l.level === "error");
+  assert.deepEqual(
+    errors.map((l) => [l.error, l.held_back]),
+    [
+      ["EPERM (Operation not permitted)", 0],
+      ["timed out", 0],
+      ["EPERM (Operation not permitted)", 29],
+      ["timed out", 29],
+    ],
+  );
+  assert.match(String(errors[0]!.msg), /at most once a minute per cause/);
+});
+
+Deno.test("Agent.status: deletions failing 3 polls in a row make readiness fail with the cause, until one succeeds", async () => {
+  const s = setup({ result: "failed", threshold: 0 });
+  while (s.deleter.calls.length < 2) await pollEverySecond(s, 1);
+  assert.equal(s.agent.status.deleteFailures, 2);
+  assert.ok(readiness(s.agent.status).ok, "two failed polls: still ready");
+  while (s.deleter.calls.length < 3) await pollEverySecond(s, 1);
+  assert.deepEqual(readiness(s.agent.status), {
+    ok: false,
+    reason: "deleting has failed in 3 polls in a row: fake deleter: boom",
+  });
+  s.deleter.result = "deleted";
+  while (s.deleter.calls.length < 4) await pollEverySecond(s, 1);
+  assert.deepEqual(readiness(s.agent.status), { ok: true, reason: "ok" });
+});
+
+Deno.test("Agent.pollOnce warns when an entry reported already gone is still in the next snapshot", async () => {
+  const s = setup({ result: "already_gone", threshold: 0 });
+  await pollEverySecond(s, 70);
+  const warns = s.lines.filter((l) =>
+    String(l.msg).startsWith("the deleter reports success but the entry is still there")
+  );
+  assert.equal(warns.length, 2, "at once, then a minute later (rate-limited)");
+  assert.equal(warns[0]!.level, "warn");
+  assert.equal(warns[0]!.sport, 40000);
+  // An honest deleter: the entry really is gone at the next snapshot.
+  const h = setup({ result: "already_gone", threshold: 0 });
+  const orig = h.deleter.delete.bind(h.deleter);
+  h.deleter.delete = (t) => {
+    h.source.gone = true;
+    return orig(t);
+  };
+  await pollEverySecond(h, 5);
+  assert.ok(!h.lines.some((l) => String(l.msg).includes("still there")));
+});
+
+Deno.test("Agent.pollOnce logs the first 10 deletions of a poll at info, then one summary by rule and result", async () => {
+  const s = setup({ threshold: 1 });
+  const base = s.source.snapshot.bind(s.source);
+  // 25 renewed entries instead of one: the same entry from 25 source ports.
+  s.source.snapshot = async () => {
+    const snap = await base();
+    const candidates = snap.candidates.flatMap((c) =>
+      Array.from({ length: 25 }, (_, i) => ({ ...c, sport: 40000 + i }))
+    );
+    return { ...snap, candidates };
+  };
+  await pollEverySecond(s, 6);
+  assert.equal(s.deleter.calls.flat().length, 25, "every stale entry is deleted");
+  const deleted = s.lines.filter((l) => l.msg === "deleted stale entry");
+  assert.equal(deleted.length, 10, "the first 10 at info (the rest at debug)");
+  const summary = s.lines.filter((l) => String(l.msg).includes("acted on this poll"));
+  assert.equal(summary.length, 1);
+  assert.equal(summary[0]!.total, 25);
+  assert.equal(summary[0]!.deleted_renewals, 25);
+  assert.equal(summary[0]!.level, "info");
+});
+
+Deno.test("Agent.run: polls that always overrun the interval still let the event loop turn between them", async () => {
+  const s = setup();
+  s.source.readMs = 2500; // every read outlasts the 1 s interval
+  const stop = new AbortController();
+  let timerFired = false;
+  let readsWhenTimerFired = -1;
+  setTimeout(() => {
+    timerFired = true;
+    readsWhenTimerFired = s.source.reads;
+  }, 0);
+  const snapshot = s.source.snapshot.bind(s.source);
+  s.source.snapshot = () => {
+    // Without a yield between polls, the timer above could only fire after the loop ends.
+    if (s.source.reads >= 200) stop.abort();
+    return snapshot();
+  };
+  await s.agent.run(stop.signal);
+  assert.ok(timerFired);
+  assert.ok(readsWhenTimerFired < 200, `the timer fired after ${readsWhenTimerFired} polls`);
+});
+
+Deno.test("Agent.pollOnce asks the NAT judge about what the rules name, once a poll, and the rule decides on its verdict", async () => {
+  const clock = new FakeClock();
+  const source = new RenewingSource(clock);
+  source.readMs = 0;
+  clock.t = 5000;
+  const deleter = new FakeDeleter("deleted");
+  const tracker = new RenewalTracker({ threshold: 3 });
+  const asked: Tuple[][] = [];
+  let verdict: "translated" | "not_proven" = "not_proven";
+  const ep = new Uint8Array([10, 244, 1, 5]);
+  const agent = new Agent({
+    source,
+    deleter,
+    tracker,
+    rules: [
+      new UnnatedRule({ afterMs: 0, synSentTimeoutS: 120, providers: [] }),
+    ],
+    nat: {
+      judge: (ts) => {
+        asked.push([...ts]);
+        return Promise.resolve(ts.map(() =>
+          verdict === "translated"
+            ? {
+              kind: "translated" as const,
+              hooks: ["prerouting" as const],
+              targets: [{ addrMin: ep, addrMax: ep, portMin: 80, portMax: 80 }],
+            }
+            : { kind: "not_proven" as const, reason: "no rule" }
+        ));
+      },
+    },
+    log: createLogger({ level: "error", write: () => {} }),
+    intervalMs: 1000,
+    clock: clock.now,
+  });
+  await agent.pollOnce();
+  assert.equal(deleter.calls.length, 0, "not proven: kept");
+  verdict = "translated";
+  await agent.pollOnce();
+  assert.deepEqual(
+    asked.map((b) => b.map((t) => t.sport)),
+    [[T.sport], [T.sport]],
+    "a batch a poll",
+  );
+  assert.deepEqual(deleter.calls.map((c) => c.map((t) => t.sport)), [[T.sport]]);
+});
