@@ -11,14 +11,15 @@
  *   (`ip daddr . meta l4proto . th dport`), per Service a chain with
  *   `numgen random mod 2 vmap`, per endpoint a chain with DNAT.
  *
- *     deno run -A scripts/bench_nat.ts [--services N] [--polls P]
+ *     deno task bench nat [-- --services N --polls P --stand-in]
  *
  * Needs root, `nft` and `iptables-restore`. Each mode runs in a namespace of
  * its own (removed afterwards); the reader runs inside it in a child process
  * with the agent's V8 flags (`--max-old-space-size=64`), which prints one
- * JSON line of figures. The evaluator here is a stand-in that reads what a
- * real one must: every base chain at the hook, all of KUBE-SERVICES or the
- * map, and the chains of the asked Service.
+ * JSON line of figures. The evaluator is the agent's (`lib/nat/evaluate.ts`);
+ * with `--stand-in`, a stand-in that reads what a real one must (every base
+ * chain at the hook, all of KUBE-SERVICES or the map, and the chains of the
+ * asked Service) and costs little itself.
  *
  * Figures, method and the profile are in docs/benchmarks.md ("Reading the
  * NAT rules"). In short (2 cores shared, Linux 6.18, 10,000 Services, 10
@@ -39,8 +40,9 @@
  * @module
  */
 import process from "node:process";
-import { withNetns } from "../testbed/netns.ts";
-import { type Evaluate, NftRules } from "../lib/nat/nft_reader.ts";
+import { withNetns } from "../../testbed/netns.ts";
+import { type Evaluate, NftRules } from "../../lib/nat/nft_reader.ts";
+import { evaluate } from "../../lib/nat/evaluate.ts";
 import type {
   NatAnswer,
   NatQuestion,
@@ -50,7 +52,7 @@ import type {
   NftSet,
   RulesetView,
   SetElement,
-} from "../lib/nat/ruleset.ts";
+} from "../../lib/nat/ruleset.ts";
 
 const arg = (name: string, fallback: number) => {
   const i = Deno.args.indexOf(`--${name}`);
@@ -258,10 +260,11 @@ function vmHwmMb(): number {
 
 async function inner(n: number, polls: number): Promise<void> {
   let evalMs = 0;
+  const chosen: Evaluate = Deno.args.includes("--stand-in") ? reach : evaluate;
   const timed: Evaluate = (q, view) => {
     const t = performance.now();
     try {
-      return reach(q, view);
+      return chosen(q, view);
     } finally {
       evalMs += performance.now() - t;
     }
@@ -300,8 +303,13 @@ async function inner(n: number, polls: number): Promise<void> {
     sys.push(c.system / 1000);
     evals.push(evalMs);
     last = {
-      answer: answers[0],
-      unreadable: answers.filter((a) => a.kind === "unreadable").length,
+      first: answers[0]?.kind === "translated" ? "translated" : answers[0],
+      kinds: Object.fromEntries(
+        ["translated", "not_proven", "unreadable"].map((k) => [
+          k,
+          answers.filter((a) => a.kind === k).length,
+        ]),
+      ),
       read: rules.lastRead,
     };
   }
@@ -341,6 +349,7 @@ async function outer(n: number, polls: number): Promise<void> {
         String(n),
         "--polls",
         String(polls),
+        ...(Deno.args.includes("--stand-in") ? ["--stand-in"] : []),
       ]);
       if (run.code !== 0) throw new Error(`reader exited ${run.code}: ${run.stderr}`);
       console.log(
