@@ -23,12 +23,13 @@
  *
  * Figures, method and the profile are in docs/benchmarks.md ("Reading the
  * NAT rules"). In short (2 cores shared, Linux 6.18, 10,000 Services, 10
- * polls, medians of two runs, CPU with the stand-in evaluator's 14–21 ms):
+ * polls, medians of two runs, the agent's evaluator, all 100 answers
+ * "translated"):
  *
- * | mode     | before: CPU/poll (user + sys) | after: CPU/poll (user + sys) | peak RSS |
- * | -------- | ----------------------------- | ---------------------------- | -------- |
- * | iptables | 498–591 ms (265–302 + 231–293) | 315–325 ms (106–112 + 209–217) | 116 MB |
- * | nftables | 197–217 ms (103–114 + 102)     | 98–111 ms (55–59 + 55–57)      | 92 MB  |
+ * | mode     | main: CPU/poll (user + sys)    | this reader: CPU/poll (user + sys) | peak RSS |
+ * | -------- | ------------------------------ | ---------------------------------- | -------- |
+ * | iptables | 493–530 ms (264–292 + 229–251) | 325–329 ms (120–123 + 211)         | 102 MB   |
+ * | nftables | 277–303 ms (177–195 + 100–112) | 126–132 ms (77–84 + 58)            | 84 MB    |
  *
  * The goal of 50 ms is not met. The kernel alone spends ~170–250 ms (sys)
  * producing the 20,000-rule `KUBE-SERVICES` dump of iptables mode (it walks
