@@ -90,20 +90,24 @@ function exactIndex(set: NftSet): Map<string, SetElement> | null {
 }
 
 /**
- * Looks `key` up in `set`. A fully known key in a set of exact elements is
- * a hash look-up (kube-proxy's `service-ips` map holds one element per
- * Service); it answers what the scan below would: the first element whose
- * key equals it, or a miss.
+ * Looks `key` up in `set`. A fully known key in a fixed set (neither
+ * dynamic nor with timeouts) of exact elements is a hash look-up
+ * (kube-proxy's `service-ips` map holds one element per Service); it
+ * answers what the scan below would: the first element whose key equals
+ * it, or a miss.
  */
 export function lookupSet(set: NftSet, key: Bits): LookupOutcome {
   const volatile = set.flags.timeout || set.flags.dynamic;
-  if (key.length >= set.keyLen && key.known.subarray(0, set.keyLen).every((k) => k === 0xff)) {
+  if (
+    !volatile && key.length >= set.keyLen &&
+    key.known.subarray(0, set.keyLen).every((k) => k === 0xff)
+  ) {
     const ix = exactIndex(set);
     if (ix !== null) {
       const hit = ix.get(keyString(key.val.subarray(0, set.keyLen)));
       return hit === undefined
-        ? { hits: [], miss: true, unseen: set.flags.dynamic }
-        : { hits: [hit], miss: volatile, unseen: set.flags.dynamic };
+        ? { hits: [], miss: true, unseen: false }
+        : { hits: [hit], miss: false, unseen: false };
     }
   }
   return scanSet(set, key);

@@ -56,8 +56,11 @@ Deno.test("lookupSet: a fully known key finds what scanSet finds (random sets, k
       const val = from !== undefined && r() < 0.7 ? from.key.slice() : bytes(keyLen + int(2));
       const key = r() < 0.8 ? Bits.known(val) : new Bits(val, val.map(() => int(2) * 0xff));
       assert.deepEqual(lookupSet(set, key), scanSet(set, key), `seed ${seed}`);
-      if (key.isKnown() && elements.every((e) => !e.keyEnd && e.key.length >= keyLen)) indexed++;
+      const fixed = !set.flags.timeout && !set.flags.dynamic;
+      if (fixed && key.isKnown() && elements.every((e) => !e.keyEnd && e.key.length >= keyLen)) {
+        indexed++;
+      }
     }
   }
-  assert.ok(indexed > 1000, `${indexed} look-ups took the index`);
+  assert.ok(indexed > 700, `${indexed} look-ups took the index`);
 });
