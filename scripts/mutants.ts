@@ -736,8 +736,8 @@ function NAT_MUTANTS(): Mutant[] {
     {
       name: "nat: the rule index skips a rule for the SYN's own destination",
       file: "lib/nat/rule_index.ts",
-      search: "if (g === undefined || g === key) picked.push(i);",
-      replace: "if (g === undefined) picked.push(i);",
+      search: "list = merge(ix.unguarded, ix.byGuard.get(key) ?? []);",
+      replace: "list = merge(ix.unguarded, []);",
       tests: ["tests/nat/rule_index_test.ts"],
     },
     {

@@ -53,6 +53,11 @@ export class RecordingTransport implements NetlinkTransport {
     this.exchanges.push({ request: b64(data), replies: [] });
     return this.#inner.send(data);
   }
+  trySend(data: Uint8Array): boolean {
+    const sent = this.#inner.trySend?.(data) ?? false;
+    if (sent) this.exchanges.push({ request: b64(data), replies: [] });
+    return sent;
+  }
   async recv(buf: Uint8Array, timeoutMs: number): Promise<number | null> {
     const n = await this.#inner.recv(buf, timeoutMs);
     if (n !== null && n <= buf.length) this.exchanges.at(-1)?.replies.push(b64(buf.subarray(0, n)));

@@ -113,10 +113,11 @@ export class Attrs {
     return this.u32(type) | 0;
   }
 
-  /** A big-endian 64-bit number (handles), as a number. */
+  /** A big-endian 64-bit number (handles), as a number (exact below 2^53). */
   u64(type: number): number {
     if (this.size(type) < 8) throw new NftDecodeError(`${this.#where}: attribute ${type} short`);
-    return Number(this.view.getBigUint64(this.start(type), false));
+    const s = this.start(type);
+    return this.view.getUint32(s, false) * 2 ** 32 + this.view.getUint32(s + 4, false);
   }
 
   /** A string, without its NUL terminator (ASCII by hand: names are short, and this is hot). */

@@ -21,6 +21,7 @@ import { HOST_LE, type NetlinkMessage, NFGENMSG_LEN } from "../netlink/message.t
 import { Attrs, nftData, NftDecodeError, nftValue } from "./nft_attrs.ts";
 import { decodeExprs } from "./nft_expr.ts";
 import { familyOf } from "./nft_netlink.ts";
+import type { Prefilter } from "./nft_prefilter.ts";
 import type {
   BaseChainInfo,
   NftFamily,
@@ -36,11 +37,28 @@ import type {
 const top = new Attrs(20);
 const nest = new Attrs(12);
 
+let lastBuffer: ArrayBufferLike | undefined;
+let lastView: DataView = new DataView(new ArrayBuffer(0));
+
+/**
+ * A view of the whole buffer `p` lies in, reused while messages come from
+ * the same receive buffer (offsets into it are absolute): not one DataView
+ * per message.
+ */
+function viewOf(p: Uint8Array): DataView {
+  if (p.buffer !== lastBuffer || lastView.byteLength !== p.buffer.byteLength) {
+    lastBuffer = p.buffer;
+    lastView = new DataView(p.buffer);
+  }
+  return lastView;
+}
+
 /** The message's attributes (after `nfgenmsg`) and its table family (undefined: not ip/ip6/inet). */
 function open(msg: NetlinkMessage, where: string): NftFamily | undefined {
   const p = msg.payload;
   if (p.length < NFGENMSG_LEN) throw new NftDecodeError(`${where}: no nfgenmsg`);
-  top.parse(new DataView(p.buffer, p.byteOffset, p.byteLength), NFGENMSG_LEN, p.length, where);
+  const start = p.byteOffset + NFGENMSG_LEN;
+  top.parse(viewOf(p), start, p.byteOffset + p.length, where);
   return familyOf(p[0]!);
 }
 
@@ -53,11 +71,12 @@ export function decodeGen(msg: NetlinkMessage): number {
 /** A table of an `NFT_MSG_NEWTABLE`: whether it is dormant (its chains are not registered). */
 export function decodeTable(
   msg: NetlinkMessage,
-): (TableRef & { readonly dormant: boolean }) | undefined {
+): (TableRef & { readonly dormant: boolean; readonly handle?: number }) | undefined {
   const family = open(msg, "table");
   if (family === undefined) return undefined;
-  // NFTA_TABLE_NAME 1, NFTA_TABLE_FLAGS 2 (NFT_TABLE_F_DORMANT 1)
-  return { family, table: top.str(1), dormant: (top.u32Or(2, 0) & 1) !== 0 };
+  // NFTA_TABLE_NAME 1, NFTA_TABLE_FLAGS 2 (NFT_TABLE_F_DORMANT 1), NFTA_TABLE_HANDLE 4
+  const t = { family, table: top.str(1), dormant: (top.u32Or(2, 0) & 1) !== 0 };
+  return top.has(4) ? { ...t, handle: top.u64(4) } : t;
 }
 
 const HOOKS: readonly NftHook[] = [
@@ -73,6 +92,25 @@ const HOOKS: readonly NftHook[] = [
 export interface ChainHeader extends TableRef {
   readonly name: string;
   readonly base?: BaseChainInfo;
+}
+
+/**
+ * Whether an `NFT_MSG_NEWCHAIN` may be a base chain: false only when its
+ * attributes frame cleanly and none is `NFTA_CHAIN_HOOK`. Lets a dump of
+ * every chain skip the regular ones without decoding their names; anything
+ * it cannot frame goes to {@linkcode decodeChain}, which says why.
+ */
+export function mayBeBaseChain(msg: NetlinkMessage): boolean {
+  const p = msg.payload;
+  const v = viewOf(p);
+  const end = p.byteOffset + p.length;
+  for (let off = p.byteOffset + NFGENMSG_LEN; off + 4 <= end;) {
+    const len = v.getUint16(off, HOST_LE);
+    if (len < 4 || off + len > end) return true;
+    if ((v.getUint16(off + 2, HOST_LE) & 0x3fff) === 4) return true; // NFTA_CHAIN_HOOK
+    off += (len + 3) & ~3;
+  }
+  return false;
 }
 
 /** Decodes a chain; `undefined` for tables of families NAT of TCP never meets. */
@@ -97,9 +135,10 @@ export function decodeChain(msg: NetlinkMessage): ChainHeader | undefined {
   return { ...ref, base };
 }
 
-/** A rule of an `NFT_MSG_NEWRULE`, with the chain it belongs to. */
+/** A rule of an `NFT_MSG_NEWRULE`, with the chain it belongs to; `filter`: see `decodeExprs`. */
 export function decodeRule(
   msg: NetlinkMessage,
+  filter?: Prefilter,
 ): (NftRule & TableRef & { readonly chain: string }) | undefined {
   const family = open(msg, "rule");
   if (family === undefined) return undefined;
@@ -107,7 +146,7 @@ export function decodeRule(
   const table = top.str(1);
   const chain = top.str(2);
   const handle = top.u64(3);
-  const exprs = top.has(4) ? decodeExprs(top.view, top.start(4), top.end(4)) : [];
+  const exprs = top.has(4) ? decodeExprs(top.view, top.start(4), top.end(4), filter) : [];
   return { family, table, chain, handle, exprs };
 }
 
@@ -141,6 +180,12 @@ export function decodeSet(msg: NetlinkMessage): Omit<NftSet, "elements"> | undef
     ...(fieldLens === undefined ? {} : { fieldLens }),
     ...(data === undefined ? {} : { data }),
   };
+}
+
+/** The handle (`NFTA_SET_HANDLE`) of the set of an `NFT_MSG_NEWSET`, when the kernel sent one. */
+export function decodeSetHandle(msg: NetlinkMessage): number | undefined {
+  if (open(msg, "set") === undefined) return undefined;
+  return top.has(16) ? top.u64(16) : undefined;
 }
 
 /** `NFTA_SET_DESC_CONCAT` of the set just opened: field lengths in bytes, or undefined. */

@@ -28,6 +28,7 @@ import {
   nftValue,
   registerIndex,
 } from "./nft_attrs.ts";
+import { ELIDED, type Prefilter } from "./nft_prefilter.ts";
 import type { CmpOp, NftExpr } from "./ruleset.ts";
 
 const NFTA_LIST_ELEM = 1;
@@ -42,27 +43,98 @@ const NO_BYTES = new Uint8Array(0);
 const CMP_OPS: readonly CmpOp[] = ["eq", "neq", "lt", "lte", "gt", "gte"];
 const PAYLOAD_BASES = ["ll", "network", "transport", "inner"] as const;
 
-/** The expressions of the list nest in `[off, end)` of `view`, in order. */
-export function decodeExprs(view: DataView, off: number, end: number): NftExpr[] {
+/**
+ * The expressions of the list nest in `[off, end)` of `view`, in order.
+ * With `filter`, decoding stops where the expressions so far rule out every
+ * question of its batch, and {@linkcode ELIDED} ends the list
+ * (`nft_prefilter.ts`).
+ */
+export function decodeExprs(
+  view: DataView,
+  off: number,
+  end: number,
+  filter?: Prefilter,
+): NftExpr[] {
   const out: NftExpr[] = [];
+  filter?.start();
   try {
     const c = new AttrCursor(view, off, end, "rule expressions");
     while (c.next()) {
       if (c.type !== NFTA_LIST_ELEM) continue;
-      elem.parse(view, c.start, c.start + c.size, "expression");
-      const name = elem.str(NFTA_EXPR_NAME);
-      if (!elem.has(NFTA_EXPR_DATA)) {
-        out.push(name === "counter" ? { op: "counter" } : { op: "other", name });
-        continue;
+      const e = interned(view, c.start, c.size) ?? decodeElem(view, c.start, c.size);
+      out.push(e);
+      if (filter?.step(e)) {
+        out.push(ELIDED);
+        return out;
       }
-      data.parse(view, elem.start(NFTA_EXPR_DATA), elem.end(NFTA_EXPR_DATA), name);
-      out.push(decodeExpr(name, data));
     }
   } catch (e) {
     if (e instanceof NetlinkDecodeError) throw new NftDecodeError(e.message);
     throw e;
   }
   return out;
+}
+
+/** One `NFTA_LIST_ELEM`'s expression. */
+function decodeElem(view: DataView, start: number, size: number): NftExpr {
+  elem.parse(view, start, start + size, "expression");
+  const name = elem.str(NFTA_EXPR_NAME);
+  let e: NftExpr;
+  if (!elem.has(NFTA_EXPR_DATA)) {
+    e = name === "counter" ? { op: "counter" } : { op: "other", name };
+  } else {
+    data.parse(view, elem.start(NFTA_EXPR_DATA), elem.end(NFTA_EXPR_DATA), name);
+    e = decodeExpr(name, data);
+  }
+  if (size <= INTERN_BYTES) remember(view, start, size, e);
+  return e;
+}
+
+/**
+ * Expressions already decoded, by their bytes: rules written by tools
+ * repeat the same few (`meta l4proto`, `cmp eq tcp`, `payload ip daddr`,
+ * the same jump), so each is decoded once and shared (expressions are
+ * read-only). A direct-mapped table of small ones, found by a hash and then
+ * compared byte by byte (a collision only costs a decode); an expression is
+ * kept the second time its hash comes by, so unique ones (a rule's own
+ * address) cost no allocation.
+ */
+const INTERN_BYTES = 96;
+const SLOTS = 4096;
+const slotHash = new Int32Array(SLOTS);
+const slotRaw: (Uint8Array | undefined)[] = new Array(SLOTS);
+const slotExpr: (NftExpr | undefined)[] = new Array(SLOTS);
+let lastHash = 0;
+
+function hashOf(view: DataView, start: number, size: number): number {
+  let h = 0x811c9dc5 ^ size;
+  let i = 0;
+  for (; i + 4 <= size; i += 4) h = Math.imul(h ^ view.getUint32(start + i, true), 0x01000193);
+  for (; i < size; i++) h = Math.imul(h ^ view.getUint8(start + i), 0x01000193);
+  return h | 1; // never 0, the empty slot
+}
+
+function interned(view: DataView, start: number, size: number): NftExpr | undefined {
+  if (size > INTERN_BYTES) return undefined;
+  const h = lastHash = hashOf(view, start, size);
+  const slot = h & (SLOTS - 1);
+  const raw = slotRaw[slot];
+  if (slotHash[slot] !== h || raw === undefined || raw.length !== size) return undefined;
+  for (let i = 0; i < size; i++) if (raw[i] !== view.getUint8(start + i)) return undefined;
+  return slotExpr[slot];
+}
+
+/** After a miss of `interned` (whose hash is `lastHash`): keep `e` if that hash came by before. */
+function remember(view: DataView, start: number, size: number, e: NftExpr): void {
+  const h = lastHash;
+  const slot = h & (SLOTS - 1);
+  if (slotHash[slot] !== h) {
+    slotHash[slot] = h;
+    slotRaw[slot] = undefined;
+    return;
+  }
+  slotRaw[slot] = new Uint8Array(view.buffer, view.byteOffset + start, size).slice();
+  slotExpr[slot] = Object.freeze(e);
 }
 
 /** Optional register attribute → index, `undefined` when absent. */
@@ -110,6 +182,7 @@ function decodeExpr(name: string, a: Attrs): NftExpr {
       return { op: "meta", key: a.u32(2), dreg: dataRegister(a.u32(1), name) };
     case "ct": { // DREG 1, KEY 2, DIRECTION 3 (u8), SREG 4
       const key = a.u32(2);
+      if (a.has(3) && a.size(3) < 1) throw new NftDecodeError("ct: empty direction");
       const dir = a.has(3) ? a.view.getUint8(a.start(3)) : undefined;
       if (dir !== undefined && dir !== 0 && dir !== 1) throw new NftDecodeError("ct: direction");
       const d = dir === undefined ? {} : { dir: dir as 0 | 1 };

@@ -32,8 +32,10 @@ import {
   decodeRule,
   decodeSet,
   decodeSetElems,
+  decodeSetHandle,
   decodeTable,
   intervalRanges,
+  mayBeBaseChain,
   type RawElement,
 } from "./nft_decode.ts";
 import {
@@ -52,6 +54,8 @@ import {
   nftGet,
   nftMsgType,
 } from "./nft_netlink.ts";
+import type { ConstantSets } from "./nft_constant_sets.ts";
+import { ELIDED, type Prefilter } from "./nft_prefilter.ts";
 import type { NftChain, NftHook, NftRule, NftSet, TableRef } from "./ruleset.ts";
 
 /**
@@ -114,6 +118,16 @@ export class NftFetcher {
   bytes = 0;
   rules = 0;
   elements = 0;
+  /** Rules read with only their leading comparisons (`nft_prefilter.ts`). */
+  elided = 0;
+  /** Sets whose elements were taken from `constants` instead of read. */
+  reusedSets = 0;
+  /** The batch's questions, for rules to stop decoding early; none: every rule whole. */
+  prefilter: Prefilter | undefined;
+  /** Anonymous constant sets kept across generations (`nft_constant_sets.ts`); none: all read. */
+  constants: ConstantSets | undefined;
+  /** Table handles by `family table`, from {@linkcode NftFetcher.dormantTables}. */
+  readonly tableHandles = new Map<string, number>();
 
   constructor(
     t: NetlinkTransport,
@@ -197,6 +211,7 @@ export class NftFetcher {
       if (m.type !== nftMsgType(NFT_MSG_NEWTABLE)) return;
       const t = decodeTable(m);
       if (t?.dormant) dormant.add(`${t.family} ${t.table}`);
+      if (t?.handle !== undefined) this.tableHandles.set(`${t.family} ${t.table}`, t.handle);
     });
     return dormant;
   }
@@ -205,7 +220,7 @@ export class NftFetcher {
   async baseChains(hooks: ReadonlySet<NftHook>): Promise<ChainHeader[]> {
     const out: ChainHeader[] = [];
     await this.#dump((b, seq) => appendChainDump(b, seq), (m) => {
-      if (m.type !== nftMsgType(NFT_MSG_NEWCHAIN)) return;
+      if (m.type !== nftMsgType(NFT_MSG_NEWCHAIN) || !mayBeBaseChain(m)) return;
       const c = decodeChain(m);
       if (c?.base !== undefined && hooks.has(c.base.hook)) out.push(c);
     });
@@ -213,7 +228,8 @@ export class NftFetcher {
   }
 
   /**
-   * One regular chain with its rules (one filtered rule dump). A chain that
+   * One regular chain with its rules (one filtered rule dump), each decoded
+   * only as far as {@linkcode NftFetcher.prefilter} needs. A chain that
    * does not exist reads as empty: within one generation a rule can only
    * jump to a chain that exists (the kernel checks at commit), so the
    * caller's generation check after the read covers it.
@@ -222,11 +238,12 @@ export class NftFetcher {
     const rules: NftRule[] = [];
     await this.#dump((b, seq) => appendRuleDump(b, seq, ref, name), (m) => {
       if (m.type !== nftMsgType(NFT_MSG_NEWRULE)) return;
-      const r = decodeRule(m);
+      const r = decodeRule(m, this.prefilter);
       if (r === undefined || r.chain !== name || r.table !== ref.table) {
         throw new NftDecodeError(`rule dump of ${name}: a rule of another chain`);
       }
       if (++this.rules > this.#bounds.rules) throw new NftBoundsError("rules", this.#bounds.rules);
+      if (r.exprs.at(-1) === ELIDED) this.elided++;
       rules.push({ handle: r.handle, exprs: r.exprs });
     });
     return { family: ref.family, table: ref.table, name, rules };
@@ -241,15 +258,30 @@ export class NftFetcher {
   /** One set with its elements; {@linkcode NftMissingError} when it does not exist. */
   async set(ref: TableRef, name: string): Promise<NftSet> {
     let head: Omit<NftSet, "elements"> | undefined;
+    let setHandle: number | undefined;
     try {
       const replies = await this.#get((b, seq) => appendGetSet(b, seq, ref, name));
       const m = replies.find((r) => r.type === nftMsgType(NFT_MSG_NEWSET));
       head = m === undefined ? undefined : decodeSet(m);
+      setHandle = m === undefined ? undefined : decodeSetHandle(m);
     } catch (e) {
       if (isEnoent(e)) throw new NftMissingError(`set ${ref.family} ${ref.table} ${name}: none`);
       throw e;
     }
     if (head === undefined) throw new NftDecodeError(`GETSET ${name}: no set in the reply`);
+    const tableHandle = this.tableHandles.get(`${ref.family} ${ref.table}`);
+    const id = tableHandle === undefined || setHandle === undefined
+      ? undefined
+      : { tableHandle, setHandle };
+    const kept = id === undefined ? undefined : this.constants?.get(id, head);
+    if (kept !== undefined && sameHead(kept, head)) {
+      this.elements += kept.elements.length;
+      if (this.elements > this.#bounds.elements) {
+        throw new NftBoundsError("set elements", this.#bounds.elements);
+      }
+      this.reusedSets++;
+      return kept;
+    }
     const raw: RawElement[] = [];
     await this.#dump((b, seq) => appendSetElemDump(b, seq, ref, name), (m) => {
       if (m.type !== nftMsgType(NFT_MSG_NEWSETELEM)) return;
@@ -261,16 +293,19 @@ export class NftFetcher {
         throw new NftBoundsError("set elements", this.#bounds.elements);
       }
     });
-    return { ...head, elements: intervalRanges(head.flags.interval, raw) };
+    const set = { ...head, elements: intervalRanges(head.flags.interval, raw) };
+    if (id !== undefined) this.constants?.put(id, set);
+    return set;
   }
 }
 
 /**
  * nf_tables answers inside the `sendto` that asks and fills each further
  * part of a dump inside the `recv` that takes the previous one, so a reply
- * is almost always queued already: take it with a synchronous `tryRecv`
- * (no trip to a worker thread), and wait only when nothing is there. One
- * dump part is at most a few tens of KiB of kernel work.
+ * is almost always queued already: send with a synchronous `trySend` and
+ * take replies with a synchronous `tryRecv` (no trip to a worker thread),
+ * and wait only when nothing is there. One dump part is at most a few tens
+ * of KiB of kernel work (32 KiB datagrams).
  */
 class QueuedFirst implements NetlinkTransport {
   #t: NetlinkTransport;
@@ -281,7 +316,7 @@ class QueuedFirst implements NetlinkTransport {
     return this.#t.portId;
   }
   send(data: Uint8Array): Promise<void> {
-    return this.#t.send(data);
+    return this.#t.trySend?.(data) ? Promise.resolve() : this.#t.send(data);
   }
   recv(buf: Uint8Array, timeoutMs: number): Promise<number | null> {
     const n = this.#t.tryRecv(buf);
@@ -293,6 +328,13 @@ class QueuedFirst implements NetlinkTransport {
   close(): void {
     this.#t.close();
   }
+}
+
+/** The same description (a kept set is only reused when nothing in its header moved). */
+function sameHead(a: Omit<NftSet, "elements">, b: Omit<NftSet, "elements">): boolean {
+  return a.keyLen === b.keyLen && a.data === b.data &&
+    JSON.stringify(a.flags) === JSON.stringify(b.flags) &&
+    JSON.stringify(a.fieldLens) === JSON.stringify(b.fieldLens);
 }
 
 function isEnoent(e: unknown): boolean {

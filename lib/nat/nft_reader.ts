@@ -8,6 +8,9 @@
  * while the generation holds and reused by the next batch; the generation is
  * read again after the batch, and a change (or an interrupted dump) means
  * the batch is read once more from scratch, twice means "unreadable".
+ * Rules are decoded only as far as the batch's questions need
+ * (`nft_prefilter.ts`), and anonymous constant sets are kept across
+ * generations (`nft_constant_sets.ts`).
  *
  * The evaluator comes in as an option (the agent passes `evaluate` of
  * `./evaluate.ts`), so this module does not depend on it.
@@ -38,6 +41,8 @@ import {
   NftFetcher,
   NftMissingError,
 } from "./nft_fetch.ts";
+import { ConstantSets } from "./nft_constant_sets.ts";
+import { Prefilter } from "./nft_prefilter.ts";
 import { LoadedView, type Named } from "./nft_view.ts";
 import type { NatAnswer, NatQuestion, NftHook, RulesetView } from "./ruleset.ts";
 
@@ -72,8 +77,20 @@ export class NftRules {
   #t: NetlinkTransport | undefined;
   #view: LoadedView | undefined;
   #fetcher: NftFetcher | undefined;
+  #constants = new ConstantSets();
   /** Figures of the last batch, for logs and benchmarks. */
-  lastRead = { generation: 0, reused: false, rules: 0, elements: 0, bytes: 0, attempts: 0 };
+  lastRead = {
+    generation: 0,
+    reused: false,
+    rules: 0,
+    elements: 0,
+    /** Rules read only up to comparisons that rule out every question (`nft_prefilter.ts`). */
+    elided: 0,
+    /** Anonymous constant sets taken from an earlier generation (`nft_constant_sets.ts`). */
+    reusedSets: 0,
+    bytes: 0,
+    attempts: 0,
+  };
 
   constructor(options: NftRulesOptions) {
     this.#o = options;
@@ -82,6 +99,14 @@ export class NftRules {
   /** Answers every question, in order; reads nothing for an empty batch. */
   async answer(questions: readonly NatQuestion[]): Promise<RulesAnswer[]> {
     if (questions.length === 0) return [];
+    try {
+      return await this.#answer(questions);
+    } finally {
+      this.#constants.endBatch();
+    }
+  }
+
+  async #answer(questions: readonly NatQuestion[]): Promise<RulesAnswer[]> {
     const host = await (this.#o.hostNat ?? (() => readHostNat(this.#o.procRoot)))();
     for (let attempt = 1;; attempt++) {
       try {
@@ -119,10 +144,14 @@ export class NftRules {
     const reused = this.#view?.generation === generation;
     if (!reused) {
       this.#fetcher = new NftFetcher(t, this.#o.bounds ?? DEFAULT_BOUNDS);
+      this.#fetcher.constants = this.#constants;
       this.#view = new LoadedView(generation, await this.#fetcher.dormantTables());
     }
     const view = this.#view!;
     const fetcher = this.#fetcher!;
+    const prefilter = new Prefilter(questions);
+    view.useKeys(prefilter.keys);
+    fetcher.prefilter = prefilter;
     const answers: RulesAnswer[] = [];
     for (const q of questions) answers.push(await this.#one(q, host, view, fetcher));
     const after = await probe.generation();
@@ -132,6 +161,8 @@ export class NftRules {
       reused,
       rules: fetcher.rules,
       elements: fetcher.elements,
+      elided: fetcher.elided,
+      reusedSets: fetcher.reusedSets,
       bytes: fetcher.bytes,
       attempts: 0,
     };

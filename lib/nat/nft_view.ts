@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { ELIDED } from "./nft_prefilter.ts";
 import type { NftChain, NftHook, NftSet, RulesetView, TableRef } from "./ruleset.ts";
 
 /** A chain or set by table and name. */
@@ -42,6 +43,10 @@ export class LoadedView implements RulesetView {
   readonly #chains = new Map<string, NftChain>();
   readonly #sets = new Map<string, NftSet>();
   #misses: Misses = { hooks: [], chains: [], sets: [] };
+  /** Keys of chains holding rules cut short by a prefilter. */
+  readonly #elided = new Set<string>();
+  /** The question keys (`nft_prefilter.ts`) the cut-short chains were read for. */
+  #keys: ReadonlySet<string> = new Set();
 
   constructor(generation: number, dormant: ReadonlySet<string>) {
     this.generation = generation;
@@ -58,7 +63,7 @@ export class LoadedView implements RulesetView {
     const live = chains.filter((c) => !this.#dormant.has(`${c.family} ${c.table}`));
     live.sort((a, b) => (a.base?.priority ?? 0) - (b.base?.priority ?? 0));
     this.#hooks.set(hook, live);
-    for (const c of live) this.#chains.set(keyOf(c), c);
+    for (const c of live) this.addChain(c);
   }
 
   hasChain(x: Named): boolean {
@@ -67,6 +72,24 @@ export class LoadedView implements RulesetView {
 
   addChain(c: NftChain): void {
     this.#chains.set(keyOf(c), c);
+    if (c.rules.some((r) => r.exprs.at(-1) === ELIDED)) this.#elided.add(keyOf(c));
+  }
+
+  /**
+   * Makes the view fit a batch whose questions have `keys`: when one was not
+   * among the keys the cut-short chains (and base chains) were read for,
+   * they are forgotten, to be read again for this batch. (A cut-short rule
+   * is sound for any question, but precise only for those it was read for.)
+   */
+  useKeys(keys: ReadonlySet<string>): void {
+    if (this.#elided.size > 0 && [...keys].some((k) => !this.#keys.has(k))) {
+      for (const k of this.#elided) this.#chains.delete(k);
+      for (const [hook, chains] of this.#hooks) {
+        if (chains.some((c) => this.#elided.has(keyOf(c)))) this.#hooks.delete(hook);
+      }
+      this.#elided.clear();
+    }
+    this.#keys = keys;
   }
 
   hasSet(x: Named): boolean {

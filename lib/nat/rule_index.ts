@@ -64,10 +64,40 @@ function guardOf(exprs: readonly NftExpr[]): string | undefined {
 }
 
 interface Index {
-  /** Each rule's guard. */
-  readonly guards: (string | undefined)[];
+  /** The rules without a guard, ascending. */
+  readonly unguarded: readonly number[];
+  /** Per guard: its rules, ascending. */
+  readonly byGuard: Map<string, number[]>;
   /** Per destination key: the rules that may match it, ascending. */
   readonly byDst: Map<string, Int32Array>;
+}
+
+/** One pass over the chain: each rule under its guard, or among the unguarded. */
+function buildIndex(rules: NftChain["rules"]): Index {
+  const unguarded: number[] = [];
+  const byGuard = new Map<string, number[]>();
+  rules.forEach((r, i) => {
+    const g = guardOf(r.exprs);
+    if (g === undefined) unguarded.push(i);
+    else {
+      const l = byGuard.get(g);
+      if (l === undefined) byGuard.set(g, [i]);
+      else l.push(i);
+    }
+  });
+  return { unguarded, byGuard, byDst: new Map() };
+}
+
+/** Two ascending lists merged into one. */
+function merge(a: readonly number[], b: readonly number[]): Int32Array {
+  const out = new Int32Array(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < a.length && j < b.length) out[k++] = a[i]! < b[j]! ? a[i++]! : b[j++]!;
+  while (i < a.length) out[k++] = a[i++]!;
+  while (j < b.length) out[k++] = b[j++]!;
+  return out;
 }
 
 const INDEXES = new WeakMap<NftChain, Index>();
@@ -88,17 +118,13 @@ export function nextRule(chain: NftChain, ri: number, dst: Uint8Array): number {
   }
   let ix = INDEXES.get(chain);
   if (ix === undefined) {
-    ix = { guards: rules.map((r) => guardOf(r.exprs)), byDst: new Map() };
+    ix = buildIndex(rules);
     INDEXES.set(chain, ix);
   }
   const key = dstKey(dst);
   let list = ix.byDst.get(key);
   if (list === undefined) {
-    const picked: number[] = [];
-    ix.guards.forEach((g, i) => {
-      if (g === undefined || g === key) picked.push(i);
-    });
-    list = Int32Array.from(picked);
+    list = merge(ix.unguarded, ix.byGuard.get(key) ?? []);
     ix.byDst.set(key, list);
   }
   // the first entry >= ri

@@ -190,7 +190,12 @@ export type NftExpr =
   }
   /** Counts only: no effect on the path. */
   | { readonly op: "counter" }
-  /** Any other expression, by its kernel name (`limit`, `dynset`, `notrack`, `fib`, …). */
+  /**
+   * Any other expression, by its kernel name (`limit`, `dynset`, `notrack`, `fib`, …). The
+   * reader also ends a rule with `{ op: "other", name: "(elided)" }` where it stopped decoding
+   * because the expressions before already fail for every question it read the rule for
+   * (`nft_prefilter.ts`): like any unknown expression, reaching it proves nothing.
+   */
   | { readonly op: "other"; readonly name: string };
 
 /** One rule: its kernel handle and its expressions in order. */

@@ -60,8 +60,61 @@ export function elementMatch(set: NftSet, key: Bits, e: SetElement): Tri {
   return r;
 }
 
-/** Looks `key` up in `set`. */
+/**
+ * Per set object (a reader's set of one generation, immutable): the first
+ * element with each key, for sets of exact elements only (no `keyEnd`).
+ * Built at the first look-up of a fully known key.
+ */
+const EXACT = new WeakMap<NftSet, Map<string, SetElement> | null>();
+
+function keyString(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]!);
+  return s;
+}
+
+function exactIndex(set: NftSet): Map<string, SetElement> | null {
+  let ix = EXACT.get(set);
+  if (ix !== undefined) return ix;
+  ix = set.elements.some((e) => e.keyEnd !== undefined || e.key.length < set.keyLen)
+    ? null
+    : new Map();
+  if (ix !== null) {
+    for (const e of set.elements) {
+      const k = keyString(e.key.subarray(0, set.keyLen));
+      if (!ix.has(k)) ix.set(k, e);
+    }
+  }
+  EXACT.set(set, ix);
+  return ix;
+}
+
+/**
+ * Looks `key` up in `set`. A fully known key in a fixed set (neither
+ * dynamic nor with timeouts) of exact elements is a hash look-up
+ * (kube-proxy's `service-ips` map holds one element per Service); it
+ * answers what the scan below would: the first element whose key equals
+ * it, or a miss.
+ */
 export function lookupSet(set: NftSet, key: Bits): LookupOutcome {
+  const volatile = set.flags.timeout || set.flags.dynamic;
+  if (
+    !volatile && key.length >= set.keyLen &&
+    key.known.subarray(0, set.keyLen).every((k) => k === 0xff)
+  ) {
+    const ix = exactIndex(set);
+    if (ix !== null) {
+      const hit = ix.get(keyString(key.val.subarray(0, set.keyLen)));
+      return hit === undefined
+        ? { hits: [], miss: true, unseen: false }
+        : { hits: [hit], miss: false, unseen: false };
+    }
+  }
+  return scanSet(set, key);
+}
+
+/** {@linkcode lookupSet} by comparing the key with every element. */
+export function scanSet(set: NftSet, key: Bits): LookupOutcome {
   const volatile = set.flags.timeout || set.flags.dynamic;
   const maybe: SetElement[] = [];
   for (const e of set.elements) {

@@ -52,6 +52,7 @@ const SYMBOLS = {
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
   recv_nb: {
     name: "recv",
     parameters: ["i32", "buffer", "usize", "i32"],
@@ -121,6 +122,13 @@ export interface NetlinkTransport {
   readonly portId: number;
   /** Sends one datagram (one or more messages) to the kernel. Rejects with an {@linkcode ErrnoError}. */
   send(data: Uint8Array): Promise<void>;
+  /**
+   * Sends one datagram on this thread, now (`sendto(MSG_DONTWAIT)`): for
+   * requests the kernel answers quickly (a GET, the first part of a small
+   * dump). False when the socket would block; throws an {@linkcode ErrnoError}.
+   * Optional: callers fall back to `send`.
+   */
+  trySend?(data: Uint8Array): boolean;
   /**
    * Waits up to `timeoutMs` for one datagram and copies it into `buf`.
    * Resolves with its full length (larger than `buf.length` when it was cut
@@ -281,6 +289,18 @@ export class NetlinkSocket implements NetlinkTransport {
     if (num(n) !== data.length) {
       throw new ErrnoError(Errno.EMSGSIZE, `sendto(netlink) sent ${n} of ${data.length} bytes`);
     }
+  }
+
+  trySend(data: Uint8Array): boolean {
+    this.#checkOpen();
+    const n = num(
+      lib().sendto(this.#fd, data, BigInt(data.length), MSG_DONTWAIT, this.#kernelAddr, 12),
+    );
+    if (n === data.length) return true;
+    if (n >= 0) throw new ErrnoError(Errno.EMSGSIZE, `sendto(netlink) sent ${n} of ${data.length}`);
+    const e = errno();
+    if (e === Errno.EAGAIN || e === Errno.EINTR) return false;
+    throw new ErrnoError(e, "sendto(netlink)");
   }
 
   async recv(buf: Uint8Array, timeoutMs: number): Promise<number | null> {

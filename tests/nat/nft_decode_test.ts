@@ -7,7 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { readReachable } from "../../testbed/nft_driver.ts";
-import { intervalRanges, type RawElement } from "../../lib/nat/nft_decode.ts";
+import {
+  decodeChain,
+  intervalRanges,
+  mayBeBaseChain,
+  type RawElement,
+} from "../../lib/nat/nft_decode.ts";
+import { parseMessages } from "../../lib/netlink/message.ts";
 import { decodeExprs } from "../../lib/nat/nft_expr.ts";
 import { NftDecodeError, registerIndex } from "../../lib/nat/nft_attrs.ts";
 import type { NftChain, NftSet } from "../../lib/nat/ruleset.ts";
@@ -190,4 +196,46 @@ Deno.test("compareWithDebug: a register or a data byte off by one is reported", 
     rules: [{ ...c.rules[0]!, exprs: [meta, { ...cmp, data: b("11") }, ...rest] }],
   };
   assert.equal(compareWithDebug([wrongData], fixture.debugNetlink).length, 1);
+});
+
+Deno.test("mayBeBaseChain: agrees with decodeChain on every captured chain; unframeable bytes say maybe", () => {
+  const chains = fixture.exchanges.flatMap((x) =>
+    x.replies.flatMap((r) =>
+      parseMessages(Uint8Array.from(atob(r), (c) => c.charCodeAt(0))).messages
+    )
+  ).filter((m) => m.type === ((10 << 8) | 3));
+  let base = 0;
+  for (const m of chains) {
+    const c = decodeChain(m);
+    assert.equal(mayBeBaseChain(m), c?.base !== undefined, c?.name);
+    if (c?.base !== undefined) base++;
+  }
+  assert.ok(base >= 5 && chains.length - base >= 5, `${base} base of ${chains.length}`);
+  const regular = chains.find((m) => decodeChain(m)?.base === undefined)!;
+  const cut = regular.payload.slice();
+  new DataView(cut.buffer).setUint16(4, cut.length, true); // the first attribute runs past the end
+  assert.equal(mayBeBaseChain({ ...regular, payload: cut }), true);
+});
+
+/** NFTA_LIST_ELEM { NAME "cmp", DATA { SREG 1, OP eq, DATA { VALUE [v] } } }. */
+function cmpElem(v: number): number[] {
+  const be32 = (type: number, n: number) => [8, 0, type, 0, 0, 0, 0, n];
+  const data = [...be32(1, 1), ...be32(2, 0), 12, 0, 3, 0x80, 5, 0, 1, 0, v, 0, 0, 0];
+  const name = [8, 0, 1, 0, 99, 109, 112, 0];
+  const inner = [...name, data.length + 4, 0, 2, 0x80, ...data];
+  return [inner.length + 4, 0, 1, 0x80, ...inner];
+}
+
+Deno.test("decodeExprs: an expression seen before is shared (frozen); one byte apart is not", () => {
+  const bytes = new Uint8Array([
+    ...cmpElem(0x5a),
+    ...cmpElem(0x5a),
+    ...cmpElem(0x5a),
+    ...cmpElem(0x5b),
+  ]);
+  const exprs = decodeExprs(new DataView(bytes.buffer), 0, bytes.length);
+  assert.deepEqual(exprs[0], { op: "cmp", sreg: 0, cmp: "eq", data: new Uint8Array([0x5a]) });
+  assert.equal(exprs[2], exprs[1]);
+  assert.ok(Object.isFrozen(exprs[2]));
+  assert.deepEqual(exprs[3], { op: "cmp", sreg: 0, cmp: "eq", data: new Uint8Array([0x5b]) });
 });

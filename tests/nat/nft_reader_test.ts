@@ -123,10 +123,20 @@ Deno.test("NftRules.answer: the next batch at the same generation reads only the
   assert.equal(r.lastRead.reused, true);
 });
 
-Deno.test("NftRules.answer: no questions, nothing read", async () => {
-  const { r, t } = rules();
+Deno.test("NftRules.answer: no questions, no socket opened, no request sent, no host check", async () => {
+  const t = new ReplayTransport(fixture.exchanges, { byRequest: true });
+  let opened = 0;
+  let hostReads = 0;
+  const r = new NftRules({
+    evaluate: walker,
+    open: () => (opened++, t),
+    hostNat: () => (hostReads++, noHost()),
+  });
   assert.deepEqual(await r.answer([]), []);
-  assert.equal(t.sent.length, 0);
+  assert.deepEqual([opened, hostReads, t.sent.length], [0, 0, 0]);
+  await r.answer([q4]);
+  assert.deepEqual([opened, hostReads], [1, 1], "the same counters see a batch with a question");
+  assert.ok(t.sent.length > 0);
 });
 
 /** Rewrites NFTA_GEN_ID of every NEWGEN reply to `next()`. */
@@ -150,6 +160,27 @@ Deno.test("NftRules.answer: a generation change during the read is read again; t
   const [b] = await always.r.answer([q4]);
   assert.equal(b?.kind, "unreadable");
   assert.match(b?.kind === "unreadable" ? b.reason : "", /changed during the read twice/);
+});
+
+const GETSET = (10 << 8) | 10;
+const GETSETELEM = (10 << 8) | 13;
+
+Deno.test("NftRules.answer: a new generation reads the anonymous constant map's header, not its elements", async () => {
+  let n = 0;
+  const { r, t } = rules({}, generations(() => 7 + Math.floor(n++ / 2)));
+  const [a] = await r.answer([q4]);
+  const first = t.sent.map((s) => [typeOf(s), chainOf(s)] as const);
+  assert.ok(first.some(([ty, c]) => ty === GETSETELEM && c === "kp/__map0"), `${first}`);
+  assert.equal(r.lastRead.reusedSets, 0);
+  const before = t.sent.length;
+  const [b] = await r.answer([q4]);
+  assert.equal(r.lastRead.reused, false, "another generation");
+  assert.deepEqual(b, a);
+  const again = t.sent.slice(before).map((s) => [typeOf(s), chainOf(s)] as const);
+  assert.ok(again.some(([ty, c]) => ty === GETSET && c === "kp/__map0"), `${again}`);
+  assert.ok(!again.some(([ty, c]) => ty === GETSETELEM && c === "kp/__map0"), `${again}`);
+  assert.ok(again.some(([ty, c]) => ty === GETSETELEM && c === "kp/service-ips"), "named: read");
+  assert.equal(r.lastRead.reusedSets, 1);
 });
 
 Deno.test("NftRules.answer: a legacy nat table makes its family unreadable only", async () => {

@@ -63,3 +63,27 @@ Deno.test("evaluate: registers a skipped rule would have loaded are not relied o
     /without/,
   );
 });
+
+Deno.test("nextRule: the first rule at or after ri that is unguarded or guarded by dst (random chains)", () => {
+  let seed = 7;
+  const rand = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  for (let round = 0; round < 200; round++) {
+    const guards = Array.from({ length: 16 + rand(40) }, () => rand(4));
+    const svc = chain(
+      NAT,
+      "S",
+      guards.map((g) => g === 0 ? rule(e.dport(80)) : rule(e.daddr(`10.96.0.${g}`), e.dport(80))),
+    );
+    for (let k = 0; k < 10; k++) {
+      const d = 1 + rand(4);
+      const ri = rand(guards.length + 2);
+      let want = guards.findIndex((g, i) => i >= ri && (g === 0 || g === d));
+      if (want < 0) want = guards.length;
+      const got = nextRule(svc, ri, addr(`10.96.0.${d}`));
+      assert.equal(got, want, `round ${round}, dst .${d}, from ${ri}`);
+    }
+  }
+});

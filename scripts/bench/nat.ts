@@ -11,29 +11,49 @@
  *   (`ip daddr . meta l4proto . th dport`), per Service a chain with
  *   `numgen random mod 2 vmap`, per endpoint a chain with DNAT.
  *
- *     deno run -A scripts/bench_nat.ts [--services N] [--polls P]
+ *     deno task bench nat [-- --services N --polls P --stand-in]
  *
  * Needs root, `nft` and `iptables-restore`. Each mode runs in a namespace of
  * its own (removed afterwards); the reader runs inside it in a child process
  * with the agent's V8 flags (`--max-old-space-size=64`), which prints one
- * JSON line of figures. The evaluator here is a stand-in that reads what a
- * real one must: every base chain at the hook, all of KUBE-SERVICES or the
- * map, and the chains of the asked Service.
+ * JSON line of figures. The evaluator is the agent's (`lib/nat/evaluate.ts`);
+ * with `--stand-in`, a stand-in that reads what a real one must (every base
+ * chain at the hook, all of KUBE-SERVICES or the map, and the chains of the
+ * asked Service) and costs little itself.
  *
- * Measured here (2 cores shared, Linux 6.18, 10,000 Services, 5 polls,
- * medians; "read" is the poll's CPU minus the stand-in evaluator's):
- * iptables mode read 20,702 rules (17.7 MB of netlink) in ~330 ms CPU,
- * peak RSS 98 MB; nftables mode read 603 rules and 10,200 elements (3.1 MB)
- * in ~330 ms CPU, peak RSS 83 MB. About a third of the iptables-mode read is
- * the kernel producing the dump, the rest decoding; in nftables mode most is
- * per-request cost (one rule dump per chain, two requests per set).
+ * Figures, method and the profile are in docs/benchmarks.md ("Reading the
+ * NAT rules"). In short (2 cores shared, Linux 6.18, 10,000 Services, 10
+ * polls, medians of two runs, the agent's evaluator, all 100 answers
+ * "translated"):
+ *
+ * | mode     | main: CPU/poll (user + sys)    | this reader: CPU/poll (user + sys) | peak RSS |
+ * | -------- | ------------------------------ | ---------------------------------- | -------- |
+ * | iptables | 493–530 ms (264–292 + 229–251) | 325–329 ms (120–123 + 211)         | 102 MB   |
+ * | nftables | 277–303 ms (177–195 + 100–112) | 126–132 ms (77–84 + 58)            | 84 MB    |
+ *
+ * The goal of 50 ms is not met. The kernel alone spends ~170–250 ms (sys)
+ * producing the 20,000-rule `KUBE-SERVICES` dump of iptables mode (it walks
+ * the chain from its first rule again for each 32 KiB part: 478 parts), and
+ * in nftables mode ~14–20 ms on the dump of every chain (30,000, the only way
+ * to find the base chains) plus ~0.12 ms per anonymous map `GETSET` (a walk
+ * of the table's 10,000 sets by name).
  *
  * @module
  */
 import process from "node:process";
-import { withNetns } from "../testbed/netns.ts";
-import { type Evaluate, NftRules } from "../lib/nat/nft_reader.ts";
-import type { NatAnswer, NatQuestion, NftChain, NftExpr, RulesetView } from "../lib/nat/ruleset.ts";
+import { withNetns } from "../../testbed/netns.ts";
+import { type Evaluate, NftRules } from "../../lib/nat/nft_reader.ts";
+import { evaluate } from "../../lib/nat/evaluate.ts";
+import type {
+  NatAnswer,
+  NatQuestion,
+  NftChain,
+  NftExpr,
+  NftRule,
+  NftSet,
+  RulesetView,
+  SetElement,
+} from "../../lib/nat/ruleset.ts";
 
 const arg = (name: string, fallback: number) => {
   const i = Deno.args.indexOf(`--${name}`);
@@ -158,7 +178,46 @@ function daddrOf(exprs: readonly NftExpr[]): string | undefined {
   return i >= 0 && cmp?.op === "cmp" && cmp.cmp === "eq" ? cmp.data.join(".") : undefined;
 }
 
-/** A stand-in evaluator: follows jumps of rules that may match the destination, and maps fully. */
+/**
+ * A chain's rules by the destination they compare with (`""`: no `ip
+ * daddr ==`, taken by every question), built once per chain object so the
+ * stand-in costs little next to the reader.
+ */
+const byDst = new WeakMap<NftChain, Map<string, NftRule[]>>();
+function rulesFor(c: NftChain, dst: string): NftRule[] {
+  let m = byDst.get(c);
+  if (m === undefined) {
+    m = new Map();
+    for (const r of c.rules) {
+      const d = daddrOf(r.exprs) ?? "";
+      m.set(d, [...(m.get(d) ?? []), r]);
+    }
+    byDst.set(c, m);
+  }
+  return [...(m.get("") ?? []), ...(m.get(dst) ?? [])];
+}
+
+/** A set's elements by the IPv4 address their key starts with, built once per set object. */
+const byKey = new WeakMap<NftSet, Map<string, SetElement[]>>();
+function elementsFor(s: NftSet, dst: string): readonly SetElement[] {
+  if (s.keyLen !== 12) return s.elements;
+  let m = byKey.get(s);
+  if (m === undefined) {
+    m = new Map();
+    for (const el of s.elements) {
+      const k = el.key.subarray(0, 4).join(".");
+      m.set(k, [...(m.get(k) ?? []), el]);
+    }
+    byKey.set(s, m);
+  }
+  return m.get(dst) ?? [];
+}
+
+/**
+ * A stand-in evaluator: follows jumps of rules that may match the
+ * destination (every rule without an `ip daddr ==`, and those with the
+ * question's), and the verdicts of map elements for the destination.
+ */
 const reach: Evaluate = (q: NatQuestion, view: RulesetView): NatAnswer => {
   const base = view.baseChains(q.family, q.hook);
   if (base === undefined) return { kind: "not_proven", reason: "no base chains" };
@@ -175,9 +234,7 @@ const reach: Evaluate = (q: NatQuestion, view: RulesetView): NatAnswer => {
   while (stack.length > 0) {
     const c = stack.pop()!;
     seen.add(c.name);
-    for (const r of c.rules) {
-      const d = daddrOf(r.exprs);
-      if (d !== undefined && d !== dst) continue;
+    for (const r of rulesFor(c, dst)) {
       for (const e of r.exprs) {
         if (e.op === "nat" || (e.op === "target" && e.name === "DNAT")) dnat++;
         if (e.op === "verdict" && (e.verdict.kind === "jump" || e.verdict.kind === "goto")) {
@@ -186,11 +243,9 @@ const reach: Evaluate = (q: NatQuestion, view: RulesetView): NatAnswer => {
         if (e.op !== "lookup") continue;
         const s = view.set(c, e.set);
         if (s === undefined) need.sets.push({ ...c, name: e.set, rules: [] });
-        for (const el of s?.elements ?? []) {
+        for (const el of s === undefined ? [] : elementsFor(s, dst)) {
           const v = el.verdict;
-          if (v?.kind !== "jump" && v?.kind !== "goto") continue;
-          if (s!.keyLen === 12 && el.key.subarray(0, 4).join(".") !== dst) continue;
-          go(c, v.chain);
+          if (v?.kind === "jump" || v?.kind === "goto") go(c, v.chain);
         }
       }
     }
@@ -206,10 +261,11 @@ function vmHwmMb(): number {
 
 async function inner(n: number, polls: number): Promise<void> {
   let evalMs = 0;
+  const chosen: Evaluate = Deno.args.includes("--stand-in") ? reach : evaluate;
   const timed: Evaluate = (q, view) => {
     const t = performance.now();
     try {
-      return reach(q, view);
+      return chosen(q, view);
     } finally {
       evalMs += performance.now() - t;
     }
@@ -229,6 +285,8 @@ async function inner(n: number, polls: number): Promise<void> {
     });
   }
   const cpu: number[] = [];
+  const user: number[] = [];
+  const sys: number[] = [];
   const wall: number[] = [];
   const evals: number[] = [];
   let last: unknown;
@@ -242,10 +300,17 @@ async function inner(n: number, polls: number): Promise<void> {
     wall.push(performance.now() - t0);
     const c = process.cpuUsage(c0);
     cpu.push((c.user + c.system) / 1000);
+    user.push(c.user / 1000);
+    sys.push(c.system / 1000);
     evals.push(evalMs);
     last = {
-      answer: answers[0],
-      unreadable: answers.filter((a) => a.kind === "unreadable").length,
+      first: answers[0]?.kind === "translated" ? "translated" : answers[0],
+      kinds: Object.fromEntries(
+        ["translated", "not_proven", "unreadable"].map((k) => [
+          k,
+          answers.filter((a) => a.kind === k).length,
+        ]),
+      ),
       read: rules.lastRead,
     };
   }
@@ -254,6 +319,8 @@ async function inner(n: number, polls: number): Promise<void> {
     polls,
     cpuMsMedian: +med(cpu).toFixed(1),
     cpuMsMax: +Math.max(...cpu).toFixed(1),
+    userMsMedian: +med(user).toFixed(1),
+    sysMsMedian: +med(sys).toFixed(1),
     wallMsMedian: +med(wall).toFixed(1),
     evaluatorMsMedian: +med(evals).toFixed(1),
     peakRssMb: +vmHwmMb().toFixed(1),
@@ -283,6 +350,7 @@ async function outer(n: number, polls: number): Promise<void> {
         String(n),
         "--polls",
         String(polls),
+        ...(Deno.args.includes("--stand-in") ? ["--stand-in"] : []),
       ]);
       if (run.code !== 0) throw new Error(`reader exited ${run.code}: ${run.stderr}`);
       console.log(
