@@ -5,38 +5,16 @@
  * procfs source on a file, dry run.
  */
 import assert from "node:assert/strict";
-import { spawnMain } from "./support/run_main.ts";
+import { runMainOnTable } from "./support/run_main.ts";
 
 Deno.test("main.ts --listen=:0 --dry-run=true --log-level=debug: serves on IPv4 and IPv6, says all addresses, logs kept candidates", async () => {
-  const dir = await Deno.makeTempDir();
-  const table = `${dir}/nf_conntrack`;
-  await Deno.writeTextFile(
-    table,
-    "ipv4     2 tcp      6 100 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000 mark=0 zone=0 use=2\n",
-  );
-  const child = spawnMain([
-    "--source=procfs",
-    `--proc-file=${table}`,
+  const { child, lines, reading, stderr, until, cleanup } = await runMainOnTable([
     "--dry-run=true",
     "--interval=100ms",
     "--listen=:0",
     "--log-level=debug",
   ]);
-  const lines: Record<string, unknown>[] = [];
-  const reading = (async () => {
-    let buf = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      const parts = buf.split("\n");
-      buf = parts.pop()!;
-      for (const p of parts) lines.push(JSON.parse(p));
-    }
-  })();
-  const stderr = new Response(child.stderr).text();
   const find = (msg: string) => lines.find((l) => l.msg === msg);
-  const until = async (done: () => boolean) => {
-    for (let i = 0; i < 1000 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
-  };
   try {
     await until(() => find("kept candidate") !== undefined);
     const start = find("conntrack-cleaner starting");
@@ -61,9 +39,6 @@ Deno.test("main.ts --listen=:0 --dry-run=true --log-level=debug: serves on IPv4 
     assert.equal((await child.status).code, 0, await stderr);
     await reading;
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* exited */ }
-    await Deno.remove(dir, { recursive: true });
+    await cleanup();
   }
 });

@@ -4,7 +4,7 @@
  * still stops it. Needs no root: procfs source on a file, dry run.
  */
 import assert from "node:assert/strict";
-import { spawnMain } from "../support/run_main.ts";
+import { runMainOnTable, spawnMain } from "../support/run_main.ts";
 
 /** TCP sockets process `pid` listens on, from `ss` (iproute2). */
 async function listening(pid: number): Promise<string[]> {
@@ -17,36 +17,13 @@ Deno.test("main.ts: SIGUSR1 opens no inspector (nothing listens on 9229); SIGHUP
   const own = await Deno.readTextFile("/proc/self/status");
   const ownIgnored = BigInt("0x" + /^SigIgn:\s*([0-9a-f]+)$/m.exec(own)![1]);
   assert.equal((ownIgnored >> 9n) & 1n, 0n, "this test process does not ignore SIGUSR1 itself");
-  const dir = await Deno.makeTempDir();
-  const table = `${dir}/nf_conntrack`;
-  await Deno.writeTextFile(
-    table,
-    "ipv4     2 tcp      6 100 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000 mark=0 zone=0 use=2\n",
-  );
-  const child = spawnMain([
-    "--source=procfs",
-    `--proc-file=${table}`,
+  const { child, lines, reading, stderr, until, cleanup } = await runMainOnTable([
     "--dry-run",
     "--interval=100ms",
     "--listen=off",
     "--log-level=debug",
   ]);
-  const lines: Record<string, unknown>[] = [];
-  const reading = (async () => {
-    let buf = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      const parts = buf.split("\n");
-      buf = parts.pop()!;
-      for (const p of parts) lines.push(JSON.parse(p));
-    }
-  })();
-  const stderr = new Response(child.stderr).text();
   const polls = () => lines.filter((l) => l.msg === "poll").length;
-  /** Waits (up to 10 s) until `done()`; the assertions after it say what was missing. */
-  const until = async (done: () => boolean) => {
-    for (let i = 0; i < 1000 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
-  };
   try {
     // Deno arms its SIGUSR1 inspector 500 ms after start; wait well past that.
     await until(() => polls() >= 15);
@@ -78,10 +55,7 @@ Deno.test("main.ts: SIGUSR1 opens no inspector (nothing listens on 9229); SIGHUP
     assert.ok(!(await stderr).includes("Debugger listening"), "no inspector banner");
     assert.equal(lines.at(-1)?.msg, "stopped");
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* exited */ }
-    await Deno.remove(dir, { recursive: true });
+    await cleanup();
   }
 });
 
