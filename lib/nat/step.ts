@@ -9,7 +9,8 @@
  *
  * @example
  * ```ts
- * import { expr, type Path } from "./step.ts";
+ * import { expr } from "./step.ts";
+ * import type { Path } from "./path.ts";
  * import { Bits, Registers } from "./bits.ts";
  * const chain = { family: "ip" as const, table: "nat", name: "X", rules: [] };
  * const p: Path = { regs: new Registers(), marks: { mark: Bits.unknown(4), ctmark: Bits.unknown(4) },
@@ -27,82 +28,31 @@
  * @module
  */
 
-import { Bits, cmpBits, inRangeBits, Registers, swapBits, type Tri, u32Host } from "./bits.ts";
+import { Bits, cmpBits, inRangeBits, swapBits, type Tri, u32Host } from "./bits.ts";
 import { bitwiseBool } from "./bits.ts";
 import {
   CT,
   ctBits,
-  type Marks,
   META,
   metaBits,
   nfproto,
   payloadBits,
-  type Syn,
   u16Host,
   zoneNotKept,
 } from "./packet.ts";
-import type {
-  NatHook,
-  NftChain,
-  NftExpr,
-  NftSet,
-  RulesetView,
-  TableRef,
-  TargetRange,
-  Verdict,
-} from "./ruleset.ts";
+import type { NftExpr, NftSet } from "./ruleset.ts";
 import { lookupSet } from "./sets.ts";
+import {
+  clonePath,
+  type Outcome,
+  type Path,
+  type Step,
+  type Then,
+  type WalkContext,
+  where,
+} from "./path.ts";
 import { natTargets } from "./nat_target.ts";
 import { applyMark, decodeTarget, evalMatch, MAP_IPS, PROTO_SPECIFIED } from "./xt.ts";
-
-/** How one path of a base chain ends. */
-export type Outcome =
-  | { readonly kind: "bind"; readonly targets: readonly TargetRange[] }
-  | { readonly kind: "pass"; readonly marks: Marks }
-  | { readonly kind: "bad"; readonly reason: string };
-
-/** Bounds on the work of one evaluation. */
-export interface Limits {
-  /** Expressions evaluated, over all paths of all chains. */
-  readonly maxSteps: number;
-  /** The most values a number generator or hash forks into. */
-  readonly maxFork: number;
-}
-
-/** Thrown past a bound; the evaluator answers "not proven" with its message. */
-export class BoundError extends Error {}
-
-/** What a walk needs: the question, the view, and where to report what is missing. */
-export interface WalkContext {
-  readonly syn: Syn;
-  readonly view: RulesetView;
-  readonly hook: NatHook;
-  /** Conntrack has run before this chain (priority > −200). */
-  readonly ctKnown: boolean;
-  /** A nat chain (its DNAT/REDIRECT bind); otherwise a chain run before nat. */
-  readonly natChain: boolean;
-  readonly limits: Limits;
-  /** Expressions evaluated so far (shared by the whole evaluation). */
-  steps: number;
-  need(kind: "chain" | "set", ref: TableRef, name: string): void;
-}
-
-export interface Frame {
-  readonly chain: NftChain;
-  ri: number;
-}
-
-export interface Path {
-  regs: Registers;
-  marks: Marks;
-  at: Frame;
-  ei: number;
-  stack: Frame[];
-}
-
-/** What one expression does to its path. */
-export type Then = "next" | "break" | Verdict | Outcome | "stop";
-export type Step = Then | { readonly split: readonly (readonly [Path, Then])[] };
 
 /** Expression names that only test (or count) and write no register the evaluator reads: both ways. */
 const TESTS = new Set([
@@ -123,21 +73,6 @@ const TESTS = new Set([
 ]);
 /** Expression names that do nothing a NAT decision reads. */
 const NOOPS = new Set(["counter", "log", "last"]);
-
-export function clonePath(p: Path): Path {
-  return {
-    regs: p.regs.clone(),
-    marks: { ...p.marks, mark: p.marks.mark.clone(), ctmark: p.marks.ctmark.clone() },
-    at: { ...p.at },
-    ei: p.ei,
-    stack: p.stack.map((f) => ({ ...f })),
-  };
-}
-
-export function where(p: Path): string {
-  const r = p.at.chain.rules[p.at.ri];
-  return `chain ${p.at.chain.table}/${p.at.chain.name}${r ? ` rule ${r.handle}` : ""}`;
-}
 
 function test(p: Path, t: Tri): Step {
   if (t === true) return "next";

@@ -48,17 +48,10 @@ import { Registers } from "./bits.ts";
 import { nextRule } from "./rule_index.ts";
 import type { Marks } from "./packet.ts";
 import type { NftChain, Verdict } from "./ruleset.ts";
-import {
-  BoundError,
-  expr,
-  type Outcome,
-  type Path,
-  type Then,
-  type WalkContext,
-  where,
-} from "./step.ts";
+import { expr } from "./step.ts";
+import { BoundError, type Outcome, type Path, type Then, type WalkContext, where } from "./path.ts";
 
-export { BoundError, type Limits, type Outcome, type WalkContext } from "./step.ts";
+export { BoundError, type Limits, type Outcome, type WalkContext } from "./path.ts";
 
 /** The kernel's `NFT_JUMP_STACK_SIZE`. */
 export const JUMP_STACK = 16;

@@ -1,5 +1,5 @@
 /**
- * A `NETLINK_NETFILTER` socket over libc through `Deno.dlopen`.
+ * A `NETLINK_NETFILTER` socket over libc (FFI, lib/os/libc.ts).
  *
  * Calls that may sleep or do real work in the kernel run with
  * `nonblocking: true`, on a worker thread, so the event loop never waits for
@@ -22,6 +22,7 @@
  */
 import { AF_NETLINK, HOST_LE, NETLINK_NETFILTER } from "./message.ts";
 import { Errno, ErrnoError } from "../os/errno.ts";
+import { errno, libc as lib } from "../os/libc.ts";
 
 const SOCK_RAW = 3;
 const SOCK_CLOEXEC = 0o2000000;
@@ -43,61 +44,6 @@ const POLLIN = 0x1;
 const POLLERR = 0x8;
 const POLLHUP = 0x10;
 const POLLNVAL = 0x20;
-
-const SYMBOLS = {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
-  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
-  recv_nb: {
-    name: "recv",
-    parameters: ["i32", "buffer", "usize", "i32"],
-    result: "isize",
-    nonblocking: true,
-  },
-  sendto_nb: {
-    name: "sendto",
-    parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"],
-    result: "isize",
-    nonblocking: true,
-  },
-  poll_nb: {
-    name: "poll",
-    parameters: ["buffer", "u64", "i32"],
-    result: "i32",
-    nonblocking: true,
-  },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const;
-
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-let libc: Libc | undefined;
-
-/** Opens libc once; throws a readable error when FFI is unavailable. */
-function lib(): Libc {
-  if (libc) return libc;
-  const names = ["libc.so.6", "libc.so"];
-  let last: unknown;
-  for (const name of names) {
-    try {
-      libc = Deno.dlopen(name, SYMBOLS).symbols;
-      return libc;
-    } catch (e) {
-      last = e;
-    }
-  }
-  throw new Error(`cannot load libc for netlink: ${last instanceof Error ? last.message : last}`);
-}
-
-/** errno of the last failed synchronous call on this thread. */
-function errno(): number {
-  const p = lib().__errno_location();
-  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
-}
 
 function num(v: number | bigint): number {
   return typeof v === "bigint" ? Number(v) : v;

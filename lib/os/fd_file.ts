@@ -7,13 +7,14 @@
  *
  * Why not `node:fs` (which can do both): it starts Deno's Node layer, about
  * 9 MB of resident memory for an idle agent (docs/benchmarks.md, idle
- * footprint), while the agent loads libc through FFI anyway (lib/run/early_signals.ts).
+ * footprint), while the agent loads libc through FFI anyway (lib/os/libc.ts).
  * The `statx` buffer is the same on every Linux architecture, unlike
  * `struct stat`.
  *
  * @module
  */
 import { describeErrno, Errno } from "./errno.ts";
+import { errno, libc as lib } from "./libc.ts";
 
 const O_RDONLY = 0;
 const O_NONBLOCK = 0o4000;
@@ -44,26 +45,6 @@ export type FileKind =
   | "socket"
   | "symlink"
   | "unknown";
-
-const SYMBOLS = {
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const;
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-let libc: Libc | undefined;
-
-function lib(): Libc {
-  return libc ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-}
-
-/** errno of the last failed call on this thread (every call here is synchronous). */
-function errno(): number {
-  const p = lib().__errno_location();
-  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
-}
 
 /** `what` failed with `e`, as the `Deno.errors` class callers tell apart. */
 function failure(e: number, what: string): Error {

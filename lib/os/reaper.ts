@@ -19,14 +19,11 @@
  * @module
  */
 
+import { libc } from "./libc.ts";
+
 const PR_SET_CHILD_SUBREAPER = 36;
 const WNOHANG = 1;
 
-type Libc = Deno.DynamicLibrary<{
-  prctl: { parameters: ["i32", "usize", "usize", "usize", "usize"]; result: "i32" };
-  waitpid: { parameters: ["i32", "buffer", "i32"]; result: "i32" };
-}>;
-let libc: Libc | undefined;
 let subreaper: string | undefined | null = null;
 
 /**
@@ -73,11 +70,7 @@ const started = new Set<number>();
 export function becomeSubreaper(): string | undefined {
   if (subreaper !== null) return subreaper;
   try {
-    libc ??= Deno.dlopen("libc.so.6", {
-      prctl: { parameters: ["i32", "usize", "usize", "usize", "usize"], result: "i32" },
-      waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
-    });
-    const r = libc.symbols.prctl(PR_SET_CHILD_SUBREAPER, 1n, 0n, 0n, 0n);
+    const r = libc().prctl(PR_SET_CHILD_SUBREAPER, 1n, 0n, 0n, 0n);
     subreaper = r === 0 ? undefined : "prctl(PR_SET_CHILD_SUBREAPER) failed";
   } catch (e) {
     subreaper = e instanceof Error ? e.message : String(e);
@@ -124,7 +117,7 @@ function children(): number[] {
  * ```
  */
 export async function killOrphans(budgetMs = 500): Promise<number> {
-  if (subreaper !== undefined || libc === undefined) return 0;
+  if (subreaper !== undefined) return 0;
   const end = performance.now() + budgetMs;
   const status = new Uint8Array(4);
   const killed = new Set<number>();
@@ -139,7 +132,7 @@ export async function killOrphans(budgetMs = 500): Promise<number> {
         killed.add(pid);
       }
       // Only this pid: Deno reaps the children it started itself.
-      libc.symbols.waitpid(pid, status, WNOHANG);
+      libc().waitpid(pid, status, WNOHANG);
     }
     await new Promise((r) => setTimeout(r, 5));
   }

@@ -3,11 +3,13 @@
  * loaded: SIGUSR1 set to ignored (Deno opens an unauthenticated V8 inspector
  * on 127.0.0.1:9229 at SIGUSR1, and before any handler exists the signal
  * kills the process with code 138), and SIGTERM/SIGINT caught and kept for
- * lib/run/lifecycle.ts, which takes over once loaded. Imports nothing, so
- * main.ts can run it while its other modules load.
+ * lib/run/lifecycle.ts, which takes over once loaded. Imports only
+ * lib/os/libc.ts (which imports nothing), so main.ts can run it while its
+ * other modules load.
  *
  * @module
  */
+import { libc } from "../os/libc.ts";
 
 const SIGUSR1 = 10;
 const SIG_IGN = 1n;
@@ -26,15 +28,8 @@ const SIG_IGN = 1n;
  */
 export function ignoreSigusr1(): string | undefined {
   try {
-    const libc = Deno.dlopen("libc.so.6", {
-      signal: { parameters: ["i32", "usize"], result: "usize" },
-    });
-    try {
-      const prev = BigInt(libc.symbols.signal(SIGUSR1, SIG_IGN));
-      return prev === 2n ** 64n - 1n ? "signal(2) returned SIG_ERR" : undefined;
-    } finally {
-      libc.close();
-    }
+    const prev = BigInt(libc().signal(SIGUSR1, SIG_IGN));
+    return prev === 2n ** 64n - 1n ? "signal(2) returned SIG_ERR" : undefined;
   } catch (e) {
     return e instanceof Error ? e.message : String(e);
   }

@@ -13,6 +13,7 @@ import { type Parts, setUp } from "./setup.ts";
 import { SetupError } from "./checks.ts";
 import { VERSION } from "./version.ts";
 import { RULES } from "./rules.ts";
+import { describeRules } from "./rules_report.ts";
 import { PROVIDERS } from "./providers.ts";
 import { FEEDS } from "./feeds.ts";
 import { NAT_RULES_FEED } from "./nat_rules.ts";
@@ -27,7 +28,7 @@ import { Agent } from "../agent/agent.ts";
 import { RenewalTracker } from "../rules/tracker.ts";
 import type { Rule } from "../rules/rule.ts";
 import type { NatProvider } from "../rules/providers/provider.ts";
-import { describeRules, readSynSentTimeout } from "../os/kernel.ts";
+import { readSynSentTimeout } from "../os/kernel.ts";
 import { errorText } from "../basics.ts";
 
 /** What {@linkcode start} may be given instead of the registries (tests add parts). */

@@ -4,66 +4,43 @@
  */
 import assert from "node:assert/strict";
 import { Agent } from "../../lib/agent/agent.ts";
-import type { Snapshot } from "../../lib/model/snapshot.ts";
-import type { DeleteOutcome, Deleter } from "../../lib/deleters/deleter.ts";
 import { createLogger } from "../../lib/log/logger.ts";
-import type { Source } from "../../lib/sources/source.ts";
 import { RenewalTracker } from "../../lib/rules/tracker.ts";
 import { RenewalRule } from "../../lib/rules/renewals.ts";
-import type { Tuple } from "../../lib/model/tuple.ts";
+import { FakeTable } from "../support/fake_table.ts";
+import { sampleTuple } from "../support/sample_tuple.ts";
 
-/** Two candidates: sport 1 renewed to 120 s at every read, sport 2 never renewed. */
-class TwoEntries implements Source {
-  name = "fake";
-  t = 0;
-  snapshot(): Promise<Snapshot> {
-    const start = (this.t += 3000);
-    const c = (sport: number, timeout: number) => ({
-      family: "ipv4" as const,
-      src: "10.0.0.1",
-      dst: "10.0.0.2",
-      sport,
-      dport: 80,
-      zone: 0,
-      timeout,
-      seenFrom: start,
-      seenTo: start + 1,
-    });
-    return Promise.resolve({
-      candidates: [c(1, 119), c(2, 119 - this.t / 1000)],
-      scanned: 2,
-      malformed: 0,
-      startedAt: start,
-      finishedAt: start + 1,
-    });
-  }
+/**
+ * Two candidates: sport 1's client sends its SYN again every second (renewed at every read),
+ * sport 2's entry, a second old when the clock starts, is never renewed. Reads every 3 s.
+ */
+function twoEntries(): FakeTable {
+  const table = new FakeTable([
+    { ...sampleTuple({ sport: 1 }), unreplied: true, createdAt: 0, retransmits: true },
+    { ...sampleTuple({ sport: 2 }), unreplied: true, createdAt: -1000 },
+  ]);
+  table.readMs = 1;
+  return table;
 }
-
-const deleter: Deleter = {
-  name: "fake",
-  maxPerPoll: Infinity,
-  worstCaseMs: () => 0,
-  delete: (tuples: readonly Tuple[]): Promise<DeleteOutcome[]> =>
-    Promise.resolve(tuples.map((tuple) => ({ tuple, result: "deleted" as const }))),
-};
 
 async function polls(logKept: boolean, n: number) {
   const lines: Record<string, unknown>[] = [];
   const log = createLogger({ level: "debug", write: (l) => lines.push(JSON.parse(l)) });
-  const source = new TwoEntries();
+  const table = twoEntries();
   const tracker = new RenewalTracker({ threshold: 1 });
   const agent = new Agent({
-    source,
-    deleter,
+    source: table,
+    deleter: table,
     tracker,
     rules: [new RenewalRule(tracker)],
     log,
     intervalMs: 1000,
-    clock: () => source.t,
+    clock: () => table.now,
     logKept,
   });
   const byPoll: Record<string, unknown>[][] = [];
   for (let i = 0; i < n; i++) {
+    table.now = 3000 * (i + 1);
     lines.length = 0;
     await agent.pollOnce();
     byPoll.push(lines.filter((l) => l.msg === "kept candidate"));

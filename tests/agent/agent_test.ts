@@ -1,81 +1,33 @@
 import assert from "node:assert/strict";
 import { Agent } from "../../lib/agent/agent.ts";
 import type { DecisionResult } from "../../lib/agent/observer.ts";
-import type { Snapshot } from "../../lib/model/snapshot.ts";
 import type { Tuple } from "../../lib/model/tuple.ts";
-import type { DeleteOutcome, Deleter, DeleteResult } from "../../lib/deleters/deleter.ts";
+import type { DeleteResult } from "../../lib/deleters/deleter.ts";
 import { type DestinationSet, parseDestinations } from "../../lib/model/destination_set.ts";
 import { createLogger } from "../../lib/log/logger.ts";
-import type { Source } from "../../lib/sources/source.ts";
 import { readiness } from "../../lib/serve/server.ts";
 import { RenewalRule } from "../../lib/rules/renewals.ts";
 import { RenewalTracker } from "../../lib/rules/tracker.ts";
 import { UnnatedRule } from "../../lib/rules/unnated.ts";
 import { sampleTuple } from "../support/sample_tuple.ts";
+import { type FakeAnswer, FakeTable } from "../support/fake_table.ts";
 import type { Rule } from "../../lib/rules/rule.ts";
 import { KubernetesProvider } from "../../lib/rules/providers/kubernetes.ts";
 import { ServiceView } from "../../lib/kube/view.ts";
 
 const T: Tuple = sampleTuple();
 
-/** A clock the test moves; the source reads it. */
-class FakeClock {
-  t = 0;
-  now = () => this.t;
+/** What the table answers to deletes: applies them (`deleted`), or this instead. */
+function answerFor(result: DeleteResult): FakeAnswer | undefined {
+  if (result === "failed") return { result: "failed", error: "boom" };
+  return result === "already_gone" ? { result } : undefined;
 }
 
-/** A table where T is renewed to 120 s at every read, unless `gone`. */
-class RenewingSource implements Source {
-  name = "fake";
-  gone = false;
-  fail: Error | undefined;
-  overflow = 0;
-  /** The kernel's conntrack id, for sources that know it. */
-  id: number | undefined;
-  reads = 0;
-  readMs = 5;
-  constructor(readonly clock: FakeClock) {}
-  snapshot(): Promise<Snapshot> {
-    this.reads++;
-    if (this.fail) return Promise.reject(this.fail);
-    const start = this.clock.t;
-    this.clock.t += this.readMs;
-    const candidates = this.gone ? [] : [{
-      ...T,
-      timeout: 119,
-      seenFrom: start,
-      seenTo: this.clock.t,
-      ...(this.id === undefined ? {} : { id: this.id }),
-    }];
-    return Promise.resolve({
-      candidates,
-      scanned: 3,
-      malformed: 0,
-      overflow: this.overflow,
-      startedAt: start,
-      finishedAt: this.clock.t,
-    });
-  }
-}
-
-class FakeDeleter implements Deleter {
-  name = "fake";
-  readonly maxPerPoll = Infinity;
-  worstCaseMs(): number {
-    return 0;
-  }
-  calls: Tuple[][] = [];
-  constructor(public result: DeleteResult) {}
-  delete(tuples: readonly Tuple[]): Promise<DeleteOutcome[]> {
-    this.calls.push([...tuples]);
-    return Promise.resolve(
-      tuples.map((tuple) => ({
-        tuple,
-        result: this.result,
-        error: this.result === "failed" ? "boom" : undefined,
-      })),
-    );
-  }
+/** A table holding T, whose client sends its SYN again every second: renewed at every read. */
+function renewingTable(): FakeTable {
+  const table = new FakeTable([{ ...T, unreplied: true, createdAt: 0, retransmits: true }]);
+  table.readMs = 5;
+  return table;
 }
 
 function setup(
@@ -87,26 +39,25 @@ function setup(
     rules?: (tracker: RenewalTracker) => Rule[];
   } = {},
 ) {
-  const clock = new FakeClock();
-  const source = new RenewingSource(clock);
-  const deleter = new FakeDeleter(opts.result ?? "deleted");
+  const table = renewingTable();
+  table.answer = answerFor(opts.result ?? "deleted");
   const lines: Record<string, unknown>[] = [];
   const log = createLogger({ level: "info", write: (l) => lines.push(JSON.parse(l)) });
   const results: DecisionResult[][] = [];
   const skipped: number[] = [];
   const tracker = new RenewalTracker({ threshold: opts.threshold ?? 1 });
   const agent = new Agent({
-    source,
-    deleter,
+    source: table,
+    deleter: table,
     tracker,
     rules: opts.rules ? opts.rules(tracker) : [new RenewalRule(tracker)],
     ...(opts.destinations === undefined ? {} : { destinations: scope(opts.destinations) }),
     log,
     intervalMs: 1000,
     ...(opts.dryRun === undefined ? {} : { dryRun: opts.dryRun }),
-    clock: clock.now,
+    clock: () => table.now,
     sleep: (ms) => {
-      clock.t += ms;
+      table.now += ms;
       return Promise.resolve();
     },
     observer: {
@@ -114,14 +65,14 @@ function setup(
       skippedTicks: (n) => skipped.push(n),
     },
   });
-  return { clock, source, deleter, lines, agent, results, skipped };
+  return { table, lines, agent, results, skipped };
 }
 
 async function pollEverySecond(s: ReturnType<typeof setup>, n: number) {
   const reports = [];
   for (let i = 0; i < n; i++) {
     reports.push(await s.agent.pollOnce());
-    s.clock.t += 1000;
+    s.table.now += 1000;
   }
   return reports;
 }
@@ -135,11 +86,11 @@ function scope(list: string): DestinationSet {
 Deno.test("Agent.pollOnce applies --destinations to the renewal rule: renewed entries outside it stay", async () => {
   const outside = setup({ threshold: 1, destinations: "10.0.0.3,10.0.0.2:81,[::/0]:80" });
   const r = await pollEverySecond(outside, 6);
-  assert.equal(outside.deleter.calls.length, 0);
+  assert.equal(outside.table.calls.length, 0);
   assert.ok(r.every((x) => x.ok && x.track!.tracked === 0), "out of scope: not even tracked");
   const inside = setup({ threshold: 1, destinations: "10.0.0.0/24:80" });
   await pollEverySecond(inside, 6);
-  assert.deepEqual(inside.deleter.calls, [[T]]);
+  assert.deepEqual(inside.table.calls, [[T]]);
   const line = inside.lines.find((l) => l.msg === "deleted stale entry")!;
   assert.equal(line.rule, "renewals");
   assert.match(String(line.reason), /renewed 2 times, more than the threshold 1/);
@@ -148,8 +99,8 @@ Deno.test("Agent.pollOnce applies --destinations to the renewal rule: renewed en
 Deno.test("Agent.pollOnce deletes a renewed entry after more than threshold renewals and logs it once", async () => {
   const s = setup({ threshold: 1 });
   const reports = await pollEverySecond(s, 6);
-  assert.equal(s.deleter.calls.length, 1);
-  assert.deepEqual(s.deleter.calls[0], [T]);
+  assert.equal(s.table.calls.length, 1);
+  assert.deepEqual(s.table.calls[0], [T]);
   const deleted = s.lines.filter((l) => l.msg === "deleted stale entry");
   assert.equal(deleted.length, 1);
   assert.equal(deleted[0]!.src, "10.0.0.1");
@@ -166,7 +117,7 @@ Deno.test("Agent.pollOnce deletes a renewed entry after more than threshold rene
 Deno.test("Agent.pollOnce in a dry run deletes nothing and says what it would delete", async () => {
   const s = setup({ dryRun: true });
   await pollEverySecond(s, 6);
-  assert.equal(s.deleter.calls.length, 0);
+  assert.equal(s.table.calls.length, 0);
   const would = s.lines.filter((l) => l.msg === "dry run: would delete stale entry");
   assert.equal(would.length, 1);
   assert.equal(would[0]!.dst, "10.0.0.2");
@@ -176,7 +127,7 @@ Deno.test("Agent.pollOnce in a dry run deletes nothing and says what it would de
 Deno.test("Agent.pollOnce retries a failed delete at the next poll and logs the cause", async () => {
   const s = setup({ result: "failed" });
   await pollEverySecond(s, 7);
-  assert.ok(s.deleter.calls.length >= 3, `retried: ${s.deleter.calls.length}`);
+  assert.ok(s.table.calls.length >= 3, `retried: ${s.table.calls.length}`);
   const errors = s.lines.filter((l) => l.level === "error");
   assert.equal(errors.length, 1, "said once (rate-limited per cause)");
   assert.equal(errors[0]!.error, "boom");
@@ -185,12 +136,12 @@ Deno.test("Agent.pollOnce retries a failed delete at the next poll and logs the 
 
 Deno.test("Agent.pollOnce survives a failing source, says so once, and recovers", async () => {
   const s = setup();
-  s.source.fail = new Error("EIO");
+  s.table.fail = new Error("EIO");
   await pollEverySecond(s, 3);
   assert.equal(s.agent.status.lastSnapshotOk, false);
   assert.match(s.agent.status.lastError!, /EIO/);
   assert.equal(s.lines.filter((l) => l.level === "error").length, 1);
-  s.source.fail = undefined;
+  s.table.fail = undefined;
   const [r] = await pollEverySecond(s, 1);
   assert.ok(r);
   assert.ok(r.ok);
@@ -201,22 +152,22 @@ Deno.test("Agent.pollOnce survives a failing source, says so once, and recovers"
 Deno.test("Agent.run polls once per interval, never overlaps, counts the ticks a slow poll missed and warns once", async () => {
   const s = setup({ threshold: 100 });
   const stop = new AbortController();
-  s.source.readMs = 10;
-  const orig = s.source.snapshot.bind(s.source);
-  s.source.snapshot = () => {
-    if (s.source.reads === 3 || s.source.reads === 6) s.clock.t += 3500; // two slow polls
-    if (s.source.reads === 10) stop.abort();
+  s.table.readMs = 10;
+  const orig = s.table.snapshot.bind(s.table);
+  s.table.snapshot = () => {
+    if (s.table.reads === 3 || s.table.reads === 6) s.table.now += 3500; // two slow polls
+    if (s.table.reads === 10) stop.abort();
     return orig();
   };
   await s.agent.run(stop.signal);
-  assert.equal(s.source.reads, 11);
+  assert.equal(s.table.reads, 11);
   assert.deepEqual(s.skipped, [3, 3]);
   assert.equal(s.lines.filter((l) => l.level === "warn").length, 1);
 });
 
 Deno.test("Agent.pollOnce warns about candidates past --max-candidates at most once a minute", async () => {
   const s = setup();
-  s.source.overflow = 5000;
+  s.table.overflow = 5000;
   await pollEverySecond(s, 70);
   const warns = s.lines.filter((l) =>
     String(l.msg).startsWith("more SYN_SENT [UNREPLIED] entries than --max-candidates")
@@ -227,15 +178,15 @@ Deno.test("Agent.pollOnce warns about candidates past --max-candidates at most o
 
 Deno.test("Agent.pollOnce hands the deleter the conntrack id of the entry it saw renewed", async () => {
   const s = setup({ threshold: 1 });
-  s.source.id = 77;
+  s.table.entries[0]!.id = 77;
   await pollEverySecond(s, 6);
-  assert.deepEqual(s.deleter.calls, [[{ ...T, id: 77 }]]);
+  assert.deepEqual(s.table.calls, [[{ ...T, id: 77 }]]);
 });
 
 Deno.test("Agent.pollOnce says a failure cause at error level once a minute per cause, with the lines held back", async () => {
   const s = setup({ result: "failed", threshold: 0 });
   let n = 0;
-  s.deleter.delete = (tuples) => {
+  s.table.delete = (tuples) => {
     n++;
     return Promise.resolve(tuples.map((tuple) => ({
       tuple,
@@ -259,16 +210,16 @@ Deno.test("Agent.pollOnce says a failure cause at error level once a minute per 
 
 Deno.test("Agent.status: deletions failing 3 polls in a row make readiness fail with the cause, until one succeeds", async () => {
   const s = setup({ result: "failed", threshold: 0 });
-  while (s.deleter.calls.length < 2) await pollEverySecond(s, 1);
+  while (s.table.calls.length < 2) await pollEverySecond(s, 1);
   assert.equal(s.agent.status.deleteFailures, 2);
   assert.ok(readiness(s.agent.status).ok, "two failed polls: still ready");
-  while (s.deleter.calls.length < 3) await pollEverySecond(s, 1);
+  while (s.table.calls.length < 3) await pollEverySecond(s, 1);
   assert.deepEqual(readiness(s.agent.status), {
     ok: false,
     reason: "deleting has failed in 3 polls in a row: fake deleter: boom",
   });
-  s.deleter.result = "deleted";
-  while (s.deleter.calls.length < 4) await pollEverySecond(s, 1);
+  s.table.answer = undefined; // deletes work again
+  while (s.table.calls.length < 4) await pollEverySecond(s, 1);
   assert.deepEqual(readiness(s.agent.status), { ok: true, reason: "ok" });
 });
 
@@ -283,9 +234,9 @@ Deno.test("Agent.pollOnce warns when an entry reported already gone is still in 
   assert.equal(warns[0]!.sport, 40000);
   // An honest deleter: the entry really is gone at the next snapshot.
   const h = setup({ result: "already_gone", threshold: 0 });
-  const orig = h.deleter.delete.bind(h.deleter);
-  h.deleter.delete = (t) => {
-    h.source.gone = true;
+  const orig = h.table.delete.bind(h.table);
+  h.table.delete = (t) => {
+    h.table.entries[0]!.goneAt = h.table.now; // it got its reply just before the delete
     return orig(t);
   };
   await pollEverySecond(h, 5);
@@ -294,17 +245,15 @@ Deno.test("Agent.pollOnce warns when an entry reported already gone is still in 
 
 Deno.test("Agent.pollOnce logs the first 10 deletions of a poll at info, then one summary by rule and result", async () => {
   const s = setup({ threshold: 1 });
-  const base = s.source.snapshot.bind(s.source);
-  // 25 renewed entries instead of one: the same entry from 25 source ports.
-  s.source.snapshot = async () => {
-    const snap = await base();
-    const candidates = snap.candidates.flatMap((c) =>
-      Array.from({ length: 25 }, (_, i) => ({ ...c, sport: 40000 + i }))
-    );
-    return { ...snap, candidates };
-  };
+  // 25 renewed entries instead of one: the same client from 25 source ports.
+  const [one] = s.table.entries;
+  s.table.entries.splice(
+    0,
+    1,
+    ...Array.from({ length: 25 }, (_, i) => ({ ...one!, sport: 40000 + i })),
+  );
   await pollEverySecond(s, 6);
-  assert.equal(s.deleter.calls.flat().length, 25, "every stale entry is deleted");
+  assert.equal(s.table.calls.flat().length, 25, "every stale entry is deleted");
   const deleted = s.lines.filter((l) => l.msg === "deleted stale entry");
   assert.equal(deleted.length, 10, "the first 10 at info (the rest at debug)");
   const summary = s.lines.filter((l) => String(l.msg).includes("acted on this poll"));
@@ -316,18 +265,18 @@ Deno.test("Agent.pollOnce logs the first 10 deletions of a poll at info, then on
 
 Deno.test("Agent.run: polls that always overrun the interval still let the event loop turn between them", async () => {
   const s = setup();
-  s.source.readMs = 2500; // every read outlasts the 1 s interval
+  s.table.readMs = 2500; // every read outlasts the 1 s interval
   const stop = new AbortController();
   let timerFired = false;
   let readsWhenTimerFired = -1;
   setTimeout(() => {
     timerFired = true;
-    readsWhenTimerFired = s.source.reads;
+    readsWhenTimerFired = s.table.reads;
   }, 0);
-  const snapshot = s.source.snapshot.bind(s.source);
-  s.source.snapshot = () => {
+  const snapshot = s.table.snapshot.bind(s.table);
+  s.table.snapshot = () => {
     // Without a yield between polls, the timer above could only fire after the loop ends.
-    if (s.source.reads >= 200) stop.abort();
+    if (s.table.reads >= 200) stop.abort();
     return snapshot();
   };
   await s.agent.run(stop.signal);
@@ -336,18 +285,16 @@ Deno.test("Agent.run: polls that always overrun the interval still let the event
 });
 
 Deno.test("Agent.pollOnce asks the NAT judge about what the rules name, once a poll, and the rule decides on its verdict", async () => {
-  const clock = new FakeClock();
-  const source = new RenewingSource(clock);
-  source.readMs = 0;
-  clock.t = 5000;
-  const deleter = new FakeDeleter("deleted");
+  const table = renewingTable();
+  table.readMs = 0;
+  table.now = 5000;
   const tracker = new RenewalTracker({ threshold: 3 });
   const asked: Tuple[][] = [];
   let verdict: "translated" | "not_proven" = "not_proven";
   const ep = new Uint8Array([10, 244, 1, 5]);
   const agent = new Agent({
-    source,
-    deleter,
+    source: table,
+    deleter: table,
     tracker,
     rules: [
       new UnnatedRule({ afterMs: 0, synSentTimeoutS: 120, providers: [] }),
@@ -368,10 +315,10 @@ Deno.test("Agent.pollOnce asks the NAT judge about what the rules name, once a p
     },
     log: createLogger({ level: "error", write: () => {} }),
     intervalMs: 1000,
-    clock: clock.now,
+    clock: () => table.now,
   });
   await agent.pollOnce();
-  assert.equal(deleter.calls.length, 0, "not proven: kept");
+  assert.equal(table.calls.length, 0, "not proven: kept");
   verdict = "translated";
   await agent.pollOnce();
   assert.deepEqual(
@@ -379,7 +326,7 @@ Deno.test("Agent.pollOnce asks the NAT judge about what the rules name, once a p
     [[T.sport], [T.sport]],
     "a batch a poll",
   );
-  assert.deepEqual(deleter.calls.map((c) => c.map((t) => t.sport)), [[T.sport]]);
+  assert.deepEqual(table.calls.map((c) => c.map((t) => t.sport)), [[T.sport]]);
 });
 
 Deno.test("Agent.pollOnce gives the rules only the candidates inside --destinations (the Kubernetes provider too)", async () => {
@@ -409,8 +356,8 @@ Deno.test("Agent.pollOnce gives the rules only the candidates inside --destinati
   ];
   const outside = setup({ threshold: 100, destinations: "10.0.0.3", rules });
   await pollEverySecond(outside, 3);
-  assert.deepEqual(outside.deleter.calls, [], "outside --destinations: never acted on");
+  assert.deepEqual(outside.table.calls, [], "outside --destinations: never acted on");
   const inside = setup({ threshold: 100, destinations: "10.0.0.2", rules });
   await pollEverySecond(inside, 3);
-  assert.deepEqual(inside.deleter.calls[0], [T], "inside: the provider's vouch acts");
+  assert.deepEqual(inside.table.calls[0], [T], "inside: the provider's vouch acts");
 });

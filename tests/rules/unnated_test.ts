@@ -2,10 +2,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Agent } from "../../lib/agent/agent.ts";
 import { parseDestinations } from "../../lib/model/destination_set.ts";
-import { EvidenceBuilder } from "../../lib/model/evidence_builder.ts";
-import type { Candidate, Snapshot, SnapshotOptions } from "../../lib/model/snapshot.ts";
-import { type ClientKey, clientKey, type Endpoint, tupleKey } from "../../lib/model/tuple.ts";
-import type { DeleteOutcome, Deleter, DeleteTarget } from "../../lib/deleters/deleter.ts";
+import type { Candidate, Snapshot } from "../../lib/model/snapshot.ts";
+import { clientKey, tupleKey } from "../../lib/model/tuple.ts";
 import { createLogger } from "../../lib/log/logger.ts";
 import { RenewalTracker } from "../../lib/rules/tracker.ts";
 import { RenewalRule } from "../../lib/rules/renewals.ts";
@@ -14,116 +12,12 @@ import type { NatProvider } from "../../lib/rules/providers/provider.ts";
 import { DestinationsProvider } from "../../lib/rules/providers/destinations.ts";
 import { TableEvidenceProvider } from "../../lib/rules/providers/table_evidence.ts";
 import type { NatVerdict } from "../../lib/nat/verdicts.ts";
+import { type FakeEntry, FakeTable } from "../support/fake_table.ts";
 
 const SYN_SENT_S = 120;
 
-/** One entry of a simulated table. */
-interface Entry {
-  family: "ipv4" | "ipv6";
-  src: string;
-  sport: number;
-  dst: string;
-  dport: number;
-  zone: number;
-  /** The reply direction's zone; default `zone`. */
-  replyZone?: number;
-  /** SYN_SENT [UNREPLIED]: a candidate. Otherwise replied (only evidence, if translated). */
-  unreplied: boolean;
-  translated: Endpoint | undefined;
-  /** Kernel time (ms) the entry was created at; never renewed. */
-  createdAt: number;
-  /** Kernel time (ms) it left the table (closed and expired, or deleted). */
-  goneAt?: number;
-  /** The kernel's id; absent: the source knows none (procfs, the CLI). */
-  id?: number;
-}
-
-/**
- * A table that ages with the test's clock, read as a source that keeps the
- * evidence contract (lib/model/snapshot.ts): every translated entry of a key asked
- * that is in the table at the read, through the same builder the real
- * sources use.
- */
-class Table {
-  readonly name = "sim";
-  now = 0;
-  /** Deliver evidence when asked (a source whose evidence dump failed does not). */
-  evidence = true;
-  asked: ClientKey[][] = [];
-  lastReadAt = 0;
-  constructor(readonly entries: Entry[]) {}
-  live(at: number): Entry[] {
-    return this.entries.filter((e) =>
-      e.createdAt <= at && (e.goneAt === undefined || e.goneAt > at)
-    );
-  }
-  snapshot(_signal?: AbortSignal, o?: SnapshotOptions): Promise<Snapshot> {
-    const from = this.lastReadAt = this.now;
-    this.now += 3;
-    const candidates: Candidate[] = [];
-    const live = this.live(from);
-    for (const e of live) {
-      const age = from - e.createdAt;
-      if (!e.unreplied || age >= SYN_SENT_S * 1000) continue;
-      candidates.push({
-        family: e.family,
-        src: e.src,
-        dst: e.dst,
-        sport: e.sport,
-        dport: e.dport,
-        zone: e.zone,
-        // The kernel prints the seconds left rounded down.
-        timeout: Math.floor((SYN_SENT_S * 1000 - age) / 1000),
-        seenFrom: from,
-        seenTo: this.now,
-        ...(e.translated ? { translated: e.translated } : {}),
-        ...(e.id !== undefined ? { id: e.id } : {}),
-      });
-    }
-    const snap: Snapshot = {
-      candidates,
-      scanned: this.entries.length,
-      malformed: 0,
-      startedAt: from,
-      finishedAt: this.now,
-    };
-    if (o?.evidenceFor === undefined) return Promise.resolve(snap);
-    this.asked.push([...o.evidenceFor]);
-    if (!this.evidence) return Promise.resolve(snap);
-    const b = new EvidenceBuilder(o.evidenceFor);
-    for (const e of live) {
-      if (e.translated === undefined) continue;
-      b.add(clientKey(e), {
-        sport: e.sport,
-        replyZone: e.replyZone ?? e.zone,
-        translated: e.translated,
-        ...(e.id !== undefined ? { id: e.id } : {}),
-      });
-    }
-    return Promise.resolve({ ...snap, evidence: b.read() });
-  }
-}
-
-class RecordingDeleter implements Deleter {
-  readonly name = "rec";
-  readonly maxPerPoll = Infinity;
-  worstCaseMs(): number {
-    return 0;
-  }
-  deleted: { target: DeleteTarget; at: number; readAt: number }[] = [];
-  constructor(readonly table: Table) {}
-  delete(targets: readonly DeleteTarget[]): Promise<DeleteOutcome[]> {
-    return Promise.resolve(targets.map((t) => {
-      this.deleted.push({ target: t, at: this.table.now, readAt: this.table.lastReadAt });
-      const e = this.table.live(this.table.now).find((e) => tupleKey(e) === tupleKey(t));
-      if (e) e.goneAt = this.table.now;
-      return { tuple: t, result: "deleted" as const };
-    }));
-  }
-}
-
 /** A client stuck behind an un-NATed SYN_SENT entry to 198.51.100.80:80. */
-function stuckEntry(o: Partial<Entry> & { createdAt: number }): Entry {
+function stuckEntry(o: Partial<FakeEntry> & { createdAt: number }): FakeEntry {
   return {
     family: "ipv4",
     src: "192.0.2.7",
@@ -138,7 +32,10 @@ function stuckEntry(o: Partial<Entry> & { createdAt: number }): Entry {
 }
 
 /** A connection of `of`'s client (or another, by `o`) to its destination, translated, replied. */
-function natedEntry(of: Entry, o: Partial<Entry> & { createdAt: number; sport: number }): Entry {
+function natedEntry(
+  of: FakeEntry,
+  o: Partial<FakeEntry> & { createdAt: number; sport: number },
+): FakeEntry {
   const { id: _, ...rest } = of;
   return { ...rest, unreplied: false, translated: { addr: "10.244.0.5", port: 8080 }, ...o };
 }
@@ -146,7 +43,7 @@ function natedEntry(of: Entry, o: Partial<Entry> & { createdAt: number; sport: n
 const silent = createLogger({ level: "error", write: () => {} });
 
 function agentFor(
-  table: Table,
+  table: FakeTable,
   o: {
     afterMs?: number;
     destinations?: string;
@@ -157,7 +54,7 @@ function agentFor(
   const destinations = o.destinations === undefined
     ? undefined
     : parseDestinations(o.destinations) as Exclude<ReturnType<typeof parseDestinations>, string>;
-  const deleter = new RecordingDeleter(table);
+  const deleter = table;
   const tracker = new RenewalTracker({ threshold: 1000 });
   const providers: NatProvider[] = destinations
     ? [new DestinationsProvider(destinations)]
@@ -183,7 +80,7 @@ function agentFor(
 }
 
 /** Polls `n` times, one a second: each read starts on a whole second. */
-async function polls(agent: Agent, table: Table, n: number): Promise<void> {
+async function polls(agent: Agent, table: FakeTable, n: number): Promise<void> {
   for (let p = 0; p < n; p++) {
     await agent.pollOnce();
     table.now = (Math.floor(table.now / 1000) + 1) * 1000;
@@ -214,7 +111,7 @@ Deno.test("un-NATed rule never deletes without this client's newer translated en
       fc.constantFrom(SYN_SENT_S, undefined),
       fc.integer({ min: 1, max: 14 }),
       async (raw, afterMs, dests, synSent, n) => {
-        const entries: Entry[] = raw.map((r, i) => ({
+        const entries: FakeEntry[] = raw.map((r, i) => ({
           family: "ipv4",
           src: r.src,
           sport: 40000 + i,
@@ -229,7 +126,7 @@ Deno.test("un-NATed rule never deletes without this client's newer translated en
           ...(r.withId ? { id: 1000 + i } : {}),
         }));
         const all = entries.map((e) => ({ ...e }));
-        const table = new Table(entries);
+        const table = new FakeTable(entries);
         const { agent, deleter } = agentFor(table, {
           afterMs,
           ...(dests === undefined ? {} : { destinations: dests }),
@@ -264,7 +161,7 @@ Deno.test("un-NATed rule frees a client whose newer connection was translated, a
   const stuck = stuckEntry({ createdAt: 0, id: 7 });
   // The DNAT rule arrives; the same client connects again at 2.5 s (a short request: TIME_WAIT).
   const newer = natedEntry(stuck, { sport: 40001, createdAt: 2500 });
-  const table = new Table([stuck, newer]);
+  const table = new FakeTable([stuck, newer]);
   const lines: Record<string, unknown>[] = [];
   const { agent, deleter } = agentFor(table, { log: (l) => lines.push(l) });
   await polls(agent, table, 5);
@@ -290,7 +187,7 @@ Deno.test("un-NATed rule keeps a client when only other clients' connections are
     natedEntry(stuck, { src: "192.0.2.8", sport: 40001, createdAt: 1500 }),
     natedEntry(stuck, { src: "192.0.2.9", sport: 40002, createdAt: 2500, unreplied: true }),
   ];
-  const table = new Table([stuck, ...others]);
+  const table = new FakeTable([stuck, ...others]);
   const { agent, deleter } = agentFor(table);
   await polls(agent, table, 8);
   assert.deepEqual(deleter.deleted, []);
@@ -299,7 +196,7 @@ Deno.test("un-NATed rule keeps a client when only other clients' connections are
 Deno.test("un-NATed rule keeps a client whose translated connections are older than the stuck one (the DNAT rule was removed)", async () => {
   // ESTABLISHED and TIME_WAIT leftovers of the removed rule, from this very client.
   const stuck = stuckEntry({ createdAt: 5000 });
-  const table = new Table([
+  const table = new FakeTable([
     natedEntry(stuck, { sport: 39000, createdAt: -60_000 }),
     natedEntry(stuck, { sport: 39001, createdAt: 4000 }),
     stuck,
@@ -314,7 +211,7 @@ Deno.test("un-NATed rule: a translated entry made during the stuck entry's first
   // The key is watched from the second read on: the translated entry is there from its first
   // watched read, so nothing says it is newer than the stuck entry.
   const stuck = stuckEntry({ createdAt: -5000 });
-  const table = new Table([stuck, natedEntry(stuck, { sport: 40001, createdAt: 500 })]);
+  const table = new FakeTable([stuck, natedEntry(stuck, { sport: 40001, createdAt: 500 })]);
   const { agent, deleter } = agentFor(table);
   await polls(agent, table, 6);
   assert.deepEqual(deleter.deleted, []);
@@ -322,7 +219,7 @@ Deno.test("un-NATed rule: a translated entry made during the stuck entry's first
 
 Deno.test("un-NATed rule: a restarted agent proves nothing while entries present at its first reads stay, then frees on a newer one", async () => {
   const stuck = stuckEntry({ createdAt: -10_000 });
-  const table = new Table([stuck, natedEntry(stuck, { sport: 40001, createdAt: -3000 })]);
+  const table = new FakeTable([stuck, natedEntry(stuck, { sport: 40001, createdAt: -3000 })]);
   const { agent, deleter } = agentFor(table);
   await polls(agent, table, 4);
   assert.equal(deleter.deleted.length, 0, "the translated entry may be older than the agent knows");
@@ -338,7 +235,7 @@ Deno.test("un-NATed rule: an older translated connection of the same client keep
   // A transparent proxy's own user: the node's other connections to VIP:80 are redirected
   // (older and newer ones), this one is exempt and reaches the real server late.
   const stuck = stuckEntry({ createdAt: 1000 });
-  const table = new Table([
+  const table = new FakeTable([
     natedEntry(stuck, { sport: 40001, createdAt: 500 }),
     stuck,
     natedEntry(stuck, { sport: 40002, createdAt: 1500 }),
@@ -354,14 +251,14 @@ Deno.test("un-NATed rule: evidence that is gone, or a read without evidence, pro
   // at 2.5 s, before the stuck entry is 4 s old: nothing is carried across reads.
   const stuck = stuckEntry({ createdAt: 0 });
   const gone = natedEntry(stuck, { sport: 40001, createdAt: 1500, goneAt: 2500 });
-  const table = new Table([stuck, gone]);
+  const table = new FakeTable([stuck, gone]);
   const { agent, deleter } = agentFor(table, { afterMs: 4000 });
   await polls(agent, table, 6);
   assert.deepEqual(deleter.deleted, [], "gone before the entry was old enough");
 
   // Proven at 2 s; old enough at 3 s, but the reads of 3 and 4 s bring no evidence.
   const stays = natedEntry(stuck, { sport: 40001, createdAt: 1500 });
-  const t2 = new Table([stuckEntry({ createdAt: 0 }), stays]);
+  const t2 = new FakeTable([stuckEntry({ createdAt: 0 }), stays]);
   const a2 = agentFor(t2, { afterMs: 3000 });
   await polls(a2.agent, t2, 3);
   t2.evidence = false;
@@ -374,7 +271,7 @@ Deno.test("un-NATed rule: evidence that is gone, or a read without evidence, pro
 
 Deno.test("un-NATed rule: evidence in another zone, or with a directional zone, does not count", async () => {
   const stuck = stuckEntry({ createdAt: 0, zone: 5 });
-  const table = new Table([
+  const table = new FakeTable([
     stuck,
     natedEntry(stuck, { sport: 40001, createdAt: 1500, zone: 0 }), // another zone
     natedEntry(stuck, { sport: 40002, createdAt: 1500, replyZone: 0 }), // zone-orig=5 only
@@ -389,10 +286,10 @@ Deno.test("un-NATed rule: evidence in another zone, or with a directional zone, 
 });
 
 Deno.test("un-NATed rule: a stuck entry replaced between reads (no ids) starts its evidence again", async () => {
-  // Entry A from 0 s, gone at 2.5 s; a new SYN of the same tuple makes entry B at 2.5 s (its
+  // FakeEntry A from 0 s, gone at 2.5 s; a new SYN of the same tuple makes entry B at 2.5 s (its
   // expiry 2.5 s later than A's: the tracker sees the change). The client's translated
   // connection from 2.2 s is newer than A, older than B: it frees nothing.
-  const t = new Table([
+  const t = new FakeTable([
     stuckEntry({ createdAt: 0, goneAt: 2500 }),
     stuckEntry({ createdAt: 2500 }),
     natedEntry(stuckEntry({ createdAt: 0 }), { sport: 40001, createdAt: 2200 }),
@@ -405,7 +302,7 @@ Deno.test("un-NATed rule: a stuck entry replaced between reads (no ids) starts i
 Deno.test("un-NATed rule: a stuck entry replaced between reads (no ids) starts its age again", async () => {
   // Without the kernel's timeout, age is the time since first seen unchanged: B, made at 2.5 s
   // and first seen at 3 s, is taken at the read of 6 s, not at 3 s for A's age.
-  const t = new Table([
+  const t = new FakeTable([
     stuckEntry({ createdAt: 0, goneAt: 2500 }),
     stuckEntry({ createdAt: 2500 }),
   ]);
@@ -510,7 +407,7 @@ Deno.test("UnnatedRule.ageMs never says more than the entry's real age (property
 });
 
 Deno.test("un-NATed rule with --destinations frees any client inside it and names the item; no evidence is asked", async () => {
-  const stuck: Entry = {
+  const stuck: FakeEntry = {
     family: "ipv6",
     src: "2001:db8:c::7",
     sport: 40000,
@@ -521,8 +418,8 @@ Deno.test("un-NATed rule with --destinations frees any client inside it and name
     translated: undefined,
     createdAt: -2500,
   };
-  const other: Entry = { ...stuck, src: "2001:db8:c::8", dport: 8443 };
-  const table = new Table([stuck, other]);
+  const other: FakeEntry = { ...stuck, src: "2001:db8:c::8", dport: 8443 };
+  const table = new FakeTable([stuck, other]);
   const lines: Record<string, unknown>[] = [];
   const { agent, deleter } = agentFor(table, {
     destinations: "[2001:db8:cafe::10/128]:80",
@@ -575,7 +472,7 @@ Deno.test("un-NATed rule with its --destinations provider alone (no agent scope)
 
 Deno.test("un-NATed rule asks for the keys of every un-NATed candidate of the last read, young ones too, at most maxKeys", async () => {
   const young = stuckEntry({ createdAt: 0 });
-  const table = new Table([
+  const table = new FakeTable([
     young,
     stuckEntry({ createdAt: 0, sport: 40001 }), // same key: asked once
     stuckEntry({ createdAt: 0, src: "192.0.2.8" }),
@@ -589,13 +486,15 @@ Deno.test("un-NATed rule asks for the keys of every un-NATed candidate of the la
     "ipv4 192.0.2.8 198.51.100.80 80 0",
   ]);
   const p = new TableEvidenceProvider({ maxKeys: 1 });
-  p.observe(await new Table([young, stuckEntry({ createdAt: 0, src: "192.0.2.8" })]).snapshot());
+  p.observe(
+    await new FakeTable([young, stuckEntry({ createdAt: 0, src: "192.0.2.8" })]).snapshot(),
+  );
   assert.equal(p.wants()?.evidenceFor?.length, 1);
 });
 
 Deno.test("un-NATed rule asks a key in every read for its first 6 listed reads, then in every other read, and decides only in a read that lists it", async () => {
   const stuck = stuckEntry({ createdAt: -30_000 }); // a client of a dead host: old, never NATed
-  const table = new Table([stuck]);
+  const table = new FakeTable([stuck]);
   const { agent, deleter } = agentFor(table);
   await polls(agent, table, 12); // reads at 0..11 s
   assert.equal(table.asked.length, 8, "read 0 asks nothing; 1-6 s ask; then 8 and 10 s");
@@ -606,13 +505,13 @@ Deno.test("un-NATed rule asks a key in every read for its first 6 listed reads, 
   assert.equal(table.asked.length, before + 1, "the read of 12 s asks");
   assert.deepEqual(deleter.deleted.map((d) => d.readAt), [12_000]);
   // A read that rests the key decides nothing for it, though the entry is there.
-  const t2 = new Table([stuckEntry({ createdAt: -30_000 })]);
+  const t2 = new FakeTable([stuckEntry({ createdAt: -30_000 })]);
   const a2 = agentFor(t2);
   await polls(a2.agent, t2, 10); // listed at 1-6 s and 8 s; 9 s rests
   t2.entries.push(natedEntry(stuck, { sport: 40001, createdAt: 9_500 }));
   await polls(a2.agent, t2, 1); // 10 s asks: absent at 8 s, present now
   assert.deepEqual(a2.deleter.deleted.map((d) => d.readAt), [10_000]);
-  const t3 = new Table([stuckEntry({ createdAt: -30_000 })]);
+  const t3 = new FakeTable([stuckEntry({ createdAt: -30_000 })]);
   const a3 = agentFor(t3);
   await polls(a3.agent, t3, 9); // listed at 1-6 s and 8 s
   t3.entries.push(natedEntry(stuck, { sport: 40001, createdAt: 8_500 }));
@@ -624,7 +523,7 @@ Deno.test("un-NATed rule asks a key in every read for its first 6 listed reads, 
 
 Deno.test("un-NATed rule proves nothing for a key over the evidence bounds", async () => {
   const stuck = stuckEntry({ createdAt: 0 });
-  const table = new Table([stuck]);
+  const table = new FakeTable([stuck]);
   // Busy client: more translated connections to the service than a source keeps per key.
   for (let i = 0; i < 4097; i++) {
     table.entries.push(natedEntry(stuck, { sport: 1024 + i, createdAt: 1500 }));
@@ -652,9 +551,9 @@ Deno.test("un-NATed rule ignores a candidate the tracker does not know (no sameS
 
 Deno.test("the agent acts once on a tuple two rules decide, for the first rule", async () => {
   const stuck = stuckEntry({ createdAt: -5000 });
-  const table = new Table([stuck]);
+  const table = new FakeTable([stuck]);
   const tracker = new RenewalTracker({ threshold: 3 });
-  const deleter = new RecordingDeleter(table);
+  const deleter = table;
   const yes = (name: string): NatProvider => ({ name, vouch: () => ({ reason: name }) });
   const agent = new Agent({
     source: table,
