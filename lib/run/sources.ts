@@ -112,10 +112,12 @@ export const SOURCES: readonly SourceEntry[] = [
         resyncIntervalMs: s.resyncIntervalMs,
         evidence: s.unnatedAfterMs !== undefined && s.destinations === undefined,
         onResync: (reason) => {
-          // Start and safety net are routine; lost events or a failing socket are worth a warning.
-          const level = reason === "start" || reason === "periodic" || reason === "events_off"
-            ? "debug"
-            : "warn";
+          // Lost events or a failing socket are worth a warning; the rest is routine or told
+          // apart (a stall check that finds events missed, events switched off).
+          const level = reason === "overflow" || reason === "error" || reason === "malformed" ||
+              reason === "limit"
+            ? "warn"
+            : "debug";
           c.log?.[level]("events source: reading the whole table", { reason });
         },
         onMissed: (missed) =>

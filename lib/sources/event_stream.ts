@@ -35,7 +35,13 @@ export interface DrainResult {
  * @example
  * ```ts
  * import { EventStream } from "./event_stream.ts";
- * const sock = { tryRecv: () => null, recv: () => Promise.resolve(null), send: () => Promise.resolve(), close() {} };
+ * const sock = {
+ *   portId: 1,
+ *   tryRecv: () => null,
+ *   recv: () => Promise.resolve(null),
+ *   send: () => Promise.resolve(),
+ *   close() {},
+ * };
  * const s = new EventStream(() => sock, 1000);
  * s.subscribe(); // => true: it opened
  * (await s.drain(undefined, () => {})).complete; // => true
