@@ -47,7 +47,13 @@ export type { EventsSourceOptions, EventsStats, ResyncReason };
  *   and every `resyncIntervalMs` as a safety net. Events keep queueing
  *   during the dump (the socket was subscribed before it), so nothing
  *   created meanwhile is missed; an entry lost to an overflow is found by
- *   the dump of the very poll that sees the overflow.
+ *   the dump of the very poll that sees the overflow. So is one whose
+ *   event came garbled or cut short (`malformed`), and what was created
+ *   while the kernel's events were off (`events_off`; see
+ *   `EventsHealth`, which also asks for a dump when the stream is quiet
+ *   while the table changes: `stalled`). A periodic or stall-check dump
+ *   is judged: a candidate in it that no event announced was missed
+ *   (`stats.missed`), and the socket is opened again.
  *
  * Evidence (`SnapshotOptions.evidenceFor`, the `EvidenceRead` contract)
  * comes from the translated entries heard as new since the socket was
@@ -56,7 +62,9 @@ export type { EventsSourceOptions, EventsStats, ResyncReason };
  * or lost to an overflow, are never listed (the dump does not collect
  * them): a translated entry is listed from the first read after its
  * creation on, which is what the un-NATed rule needs to tell it is newer
- * than a candidate.
+ * than a candidate. A key asked is kept whole or marked unknown (see
+ * `EventEvidence`), and a poll whose drain left events queued or lost
+ * some, or ran while events were off, gives no evidence at all.
  *
  * @example
  * ```ts ignore
