@@ -510,6 +510,20 @@ export const MUTANTS: Mutant[] = [
     tests: [EVENT_GUARDS],
   },
   {
+    name: "events evidence: keys watched without a bound",
+    file: "lib/sources/heard_translations.ts",
+    search: "    if (this.#watched.size >= this.#maxWatched) return undefined;\n",
+    replace: "",
+    tests: ["tests/sources/heard_translations_test.ts"],
+  },
+  {
+    name: "events evidence: a key once watched is watched forever",
+    file: "lib/sources/heard_translations.ts",
+    search: "if (read - w.askedAt >= this.#watchReads) this.#unwatch(key, w);",
+    replace: "if (read < 0) this.#unwatch(key, w);",
+    tests: ["tests/sources/heard_translations_test.ts"],
+  },
+  {
     name: "events evidence: reply zone taken from the original zone",
     file: "lib/sources/heard_evidence.ts",
     search: "replyZone: e.replyZone,",
