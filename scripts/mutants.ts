@@ -39,6 +39,7 @@ const CLI = [
 ];
 const NETLINK = ["tests/deleters/netlink_test.ts", "tests/deleters/netlink_kernel_test.ts"];
 const UNNATED = ["tests/rules/unnated_test.ts"];
+const EVENT_GUARDS = "tests/sources/netlink_events_guards_test.ts";
 
 /** The mutants; adding one is adding an entry here. */
 export const MUTANTS: Mutant[] = [
@@ -472,9 +473,9 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "events: ENOBUFS does not make the poll dump",
-    file: "lib/sources/netlink_events.ts",
-    search: 'this.stats.overflows++;\n          this.#due = "overflow";',
-    replace: "this.stats.overflows++;",
+    file: "lib/sources/event_stream.ts",
+    search: 'r.overflows++;\n          lose("overflow");',
+    replace: "r.overflows++;",
     tests: ["tests/sources/netlink_events_test.ts"],
   },
   {
@@ -483,6 +484,100 @@ export const MUTANTS: Mutant[] = [
     search: 'a.kind === "entry" && isSynSentUnreplied(a.entry)',
     replace: 'a.kind === "entry"',
     tests: ["tests/sources/netlink_events_test.ts"],
+  },
+  // events source guards (issue 21): evidence per watched key, incomplete drains, lost events,
+  // a quiet stream, events switched off
+  {
+    name: "events evidence: a watched key's entries are kept by recency like any other key's",
+    file: "lib/sources/heard_translations.ts",
+    search: "    if (w !== undefined) {\n      if (w.incomplete) return;",
+    replace: "    if (w !== undefined && this.#other.size < 0) {\n      if (w.incomplete) return;",
+    tests: [EVENT_GUARDS],
+  },
+  {
+    name:
+      "events evidence: a watched key over its bound drops entries silently instead of being unknown",
+    file: "lib/sources/heard_translations.ts",
+    search: "        this.#incomplete(w, true);\n        return;",
+    replace: "        return;",
+    tests: [EVENT_GUARDS],
+  },
+  {
+    name: "events evidence: a key not watched drops entries silently past its bound",
+    file: "lib/sources/heard_translations.ts",
+    search: "if (rec.entries.length >= this.#perKey) this.#incomplete(rec, false);\n      else ",
+    replace: "if (rec.entries.length < this.#perKey) ",
+    tests: [EVENT_GUARDS],
+  },
+  {
+    name: "events evidence: keys watched without a bound",
+    file: "lib/sources/heard_translations.ts",
+    search: "    if (this.#watched.size >= this.#maxWatched) return undefined;\n",
+    replace: "",
+    tests: ["tests/sources/heard_translations_test.ts"],
+  },
+  {
+    name: "events evidence: a key once watched is watched forever",
+    file: "lib/sources/heard_translations.ts",
+    search: "if (read - w.askedAt >= this.#watchReads) this.#unwatch(key, w);",
+    replace: "if (read < 0) this.#unwatch(key, w);",
+    tests: ["tests/sources/heard_translations_test.ts"],
+  },
+  {
+    name: "events evidence: reply zone taken from the original zone",
+    file: "lib/sources/heard_evidence.ts",
+    search: "replyZone: e.replyZone,",
+    replace: "replyZone: e.zone,",
+    tests: [EVENT_GUARDS],
+  },
+  {
+    name: "events evidence: read although the drain stopped at maxEventsPerPoll",
+    file: "lib/sources/netlink_events.ts",
+    search: "if (!(await this.#drain(signal)) || this.#health.eventsOff) return undefined;",
+    replace: "await this.#drain(signal);\n    if (this.#health.eventsOff) return undefined;",
+    tests: [EVENT_GUARDS],
+  },
+  {
+    name: "events evidence: given while conntrack events are off",
+    file: "lib/sources/netlink_events.ts",
+    search: " || this.#health.eventsOff) return undefined;",
+    replace: ") return undefined;",
+    tests: [EVENT_GUARDS],
+  },
+  {
+    name: "events: a truncated event not forcing a resync",
+    file: "lib/sources/event_stream.ts",
+    search: "        bad(`event datagram cut short (${n} bytes)`);\n",
+    replace: "",
+    tests: [EVENT_GUARDS],
+  },
+  {
+    name: "events: an event that does not decode not forcing a resync",
+    file: "lib/sources/event_stream.ts",
+    search: "          bad(e.message);\n          continue;",
+    replace: "          continue;",
+    tests: [EVENT_GUARDS],
+  },
+  {
+    name: "events: a quiet stream while the table changes is never checked",
+    file: "lib/sources/events_health.ts",
+    search: 'return quietFor >= this.#quiet && count !== this.#countAt ? "stalled" : undefined;',
+    replace: "return undefined;",
+    tests: [EVENT_GUARDS],
+  },
+  {
+    name: "events: candidates a dump found unannounced are not counted as missed",
+    file: "lib/sources/netlink_events.ts",
+    search: "let missed = unknown.filter((k) => !heard.has(k));",
+    replace: "let missed = unknown.filter(() => false);",
+    tests: [EVENT_GUARDS],
+  },
+  {
+    name: "events: nf_conntrack_events not re-read after the start",
+    file: "lib/sources/events_health.ts",
+    search: 'const off = (await this.#read("nf_conntrack_events")) === "0";',
+    replace: "const off = false;",
+    tests: [EVENT_GUARDS],
   },
   // the build context (issue 22): docker build failed at COPY tests/deno.json and no test saw it
   {

@@ -71,6 +71,15 @@ export class EvidenceBuilder {
     this.#room--;
   }
 
+  /** Puts an asked key in overflow: the source cannot list all its entries. */
+  unknown(key: string): void {
+    const list = this.#entries.get(key);
+    if (list === undefined || this.#overflow.has(key)) return;
+    this.#overflow.add(key);
+    this.#room += list.length;
+    list.length = 0;
+  }
+
   /** What was collected (keys in overflow keep no entries). */
   read(): EvidenceRead {
     return { entries: this.#entries, overflow: this.#overflow };

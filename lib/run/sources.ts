@@ -112,10 +112,29 @@ export const SOURCES: readonly SourceEntry[] = [
         resyncIntervalMs: s.resyncIntervalMs,
         evidence: s.unnatedAfterMs !== undefined && s.destinations === undefined,
         onResync: (reason) => {
-          // Start and safety net are routine; lost events or a failing socket are worth a warning.
-          const level = reason === "start" || reason === "periodic" ? "debug" : "warn";
+          // Lost events or a failing socket are worth a warning; the rest is routine or told
+          // apart (a stall check that finds events missed, events switched off).
+          const level = reason === "overflow" || reason === "error" || reason === "malformed" ||
+              reason === "limit"
+            ? "warn"
+            : "debug";
           c.log?.[level]("events source: reading the whole table", { reason });
         },
+        onMissed: (missed) =>
+          c.log?.warn(
+            "events source: the table had candidates no event announced; subscribing again",
+            {
+              missed,
+            },
+          ),
+        onEventsSwitch: (on) =>
+          on
+            ? c.log?.info(
+              "events source: conntrack events are on again; reading the whole table once more",
+            )
+            : c.log?.warn(
+              "events source: conntrack events are off (nf_conntrack_events is 0); reading the whole table every poll until they are on",
+            ),
       });
       return { source, stats: () => source.stats };
     },
@@ -164,20 +183,31 @@ export const SOURCES: readonly SourceEntry[] = [
 ];
 
 /** Resync reasons, for the label (the events source's `ResyncReason`). */
-const RESYNC_REASONS = ["start", "overflow", "error", "periodic", "limit"];
+export const RESYNC_REASONS = [
+  "start",
+  "overflow",
+  "error",
+  "periodic",
+  "limit",
+  "malformed",
+  "stalled",
+  "events_off",
+];
 
 /** What the events source counts (`EventsStats` in lib/sources/netlink_events.ts). */
 export interface EventCounters {
   received: number;
   overflows: number;
+  missed: number;
   resyncs: Readonly<Record<string, number>>;
 }
 
 /** Counters that follow the events source's own counts, read at each scrape (0 for others). */
 export function eventMetrics(r: Registry, stats: () => EventCounters | undefined): void {
-  const read = (): EventCounters => stats() ?? { received: 0, overflows: 0, resyncs: {} };
-  const seen = { received: 0, overflows: 0, resyncs: {} as Record<string, number> };
-  const follow = (name: string, help: string, key: "received" | "overflows") =>
+  const read = (): EventCounters =>
+    stats() ?? { received: 0, overflows: 0, missed: 0, resyncs: {} };
+  const seen = { received: 0, overflows: 0, missed: 0, resyncs: {} as Record<string, number> };
+  const follow = (name: string, help: string, key: "received" | "overflows" | "missed") =>
     r.counter(name, help, [], (c) => {
       const n = read()[key];
       if (n > seen[key]) c.inc({}, n - seen[key]);
@@ -193,9 +223,14 @@ export function eventMetrics(r: Registry, stats: () => EventCounters | undefined
     "Times the event socket overflowed (ENOBUFS): events were dropped, the table is read.",
     "overflows",
   );
+  follow(
+    "conntrack_cleaner_events_missed_total",
+    "Candidates a periodic or stall-check read of the table found that no event had announced.",
+    "missed",
+  );
   const resyncs = r.counter(
     "conntrack_cleaner_resyncs_total",
-    "Full reads of the table by the events source, by reason (start, overflow, error, periodic, limit).",
+    "Full reads of the table by the events source, by reason (start, overflow, error, periodic, limit, malformed, stalled, events_off).",
     ["reason"],
     (c) => {
       const now = read().resyncs;

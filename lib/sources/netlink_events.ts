@@ -7,65 +7,28 @@
  */
 import type { Clock } from "../basics.ts";
 import type { Candidate, EvidenceRead, Snapshot, SnapshotOptions } from "../model/snapshot.ts";
-import { type ClientKey, clientKey, parseTuple, tupleKey } from "../model/tuple.ts";
+import { type ClientKey, parseTuple, tupleKey } from "../model/tuple.ts";
 import type { ParsedTuple } from "../model/tuple.ts";
-import { EvidenceBuilder } from "../model/evidence_builder.ts";
 import { entryTuple } from "../netlink/conntrack_entry.ts";
-import { Errno, ErrnoError } from "../os/errno.ts";
-import { classifyEvent, openEventSocket } from "../netlink/events.ts";
+import { type ConntrackEvent, openEventSocket } from "../netlink/events.ts";
+import { EventStream } from "./event_stream.ts";
 import { type GetAnswer, getEntries } from "../netlink/get_batch.ts";
-import { NetlinkDecodeError, parseMessages } from "../netlink/message.ts";
 import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
 import { isSynSentUnreplied } from "../netlink/syn_sent.ts";
 import { EventEvidence } from "./heard_translations.ts";
+import { readHeardEvidence } from "./heard_evidence.ts";
+import { EventsHealth } from "./events_health.ts";
 import { entryCandidate, translation } from "../netlink/entry_candidate.ts";
 import type { Source } from "./source.ts";
+import {
+  type EventsSourceOptions,
+  type EventsStats,
+  RESYNC_REASONS,
+  type ResyncReason,
+} from "./events_options.ts";
 
-/** Why a full dump ran instead of per-tuple reads. */
-export type ResyncReason = "start" | "overflow" | "error" | "periodic" | "limit";
-/** Every {@linkcode ResyncReason}, for metrics. */
-export const RESYNC_REASONS: readonly ResyncReason[] = [
-  "start",
-  "overflow",
-  "error",
-  "periodic",
-  "limit",
-];
-
-/** Counters of the events source, for metrics. */
-export interface EventsStats {
-  /** Event messages received (after the kernel's filter). */
-  received: number;
-  /** Times the event socket overflowed (`ENOBUFS`): events were lost. */
-  overflows: number;
-  /** Full dumps, by reason. */
-  resyncs: Record<ResyncReason, number>;
-}
-
-/** Options for {@linkcode NetlinkEventsSource}. */
-export interface EventsSourceOptions {
-  clock?: Clock;
-  /** Candidates tracked at most; default unlimited. */
-  maxCandidates?: number;
-  /** The safety-net dump's period; default 300 000 ms. */
-  resyncIntervalMs?: number;
-  /** The event socket's receive buffer; default 8 MiB. */
-  recvBufferBytes?: number;
-  /** Receive translated entries as evidence for the un-NATed rule; default true. */
-  evidence?: boolean;
-  /** Time to wait for the answers to one batch of GETs; default 5000 ms. */
-  timeoutMs?: number;
-  /** Event messages handled per poll at most (the rest wait in the socket); default 200 000. */
-  maxEventsPerPoll?: number;
-  /** The full (filtered) dump: start, overflow, safety net. */
-  dump: Source;
-  /** Opens the event socket; default {@linkcode openEventSocket}. Tests pass a fake. */
-  openEvents?: () => NetlinkTransport;
-  /** Opens the socket the GETs go out on; default `NetlinkSocket.open`. */
-  openTransport?: () => NetlinkTransport;
-  /** Told of each full dump, with why (log it). */
-  onResync?: (reason: ResyncReason) => void;
-}
+export { RESYNC_REASONS };
+export type { EventsSourceOptions, EventsStats, ResyncReason };
 
 /**
  * A {@linkcode Source} over conntrack events (`NFNLGRP_CONNTRACK_NEW`, with
@@ -84,7 +47,13 @@ export interface EventsSourceOptions {
  *   and every `resyncIntervalMs` as a safety net. Events keep queueing
  *   during the dump (the socket was subscribed before it), so nothing
  *   created meanwhile is missed; an entry lost to an overflow is found by
- *   the dump of the very poll that sees the overflow.
+ *   the dump of the very poll that sees the overflow. So is one whose
+ *   event came garbled or cut short (`malformed`), and what was created
+ *   while the kernel's events were off (`events_off`; see
+ *   `EventsHealth`, which also asks for a dump when the stream is quiet
+ *   while the table changes: `stalled`). A periodic or stall-check dump
+ *   is judged: a candidate in it that no event announced was missed
+ *   (`stats.missed`), and the socket is opened again.
  *
  * Evidence (`SnapshotOptions.evidenceFor`, the `EvidenceRead` contract)
  * comes from the translated entries heard as new since the socket was
@@ -93,7 +62,9 @@ export interface EventsSourceOptions {
  * or lost to an overflow, are never listed (the dump does not collect
  * them): a translated entry is listed from the first read after its
  * creation on, which is what the un-NATed rule needs to tell it is newer
- * than a candidate.
+ * than a candidate. A key asked is kept whole or marked unknown (see
+ * `EventEvidence`), and a poll whose drain left events queued or lost
+ * some, or ran while events were off, gives no evidence at all.
  *
  * @example
  * ```ts ignore
@@ -111,20 +82,23 @@ export class NetlinkEventsSource implements Source {
   readonly stats: EventsStats = {
     received: 0,
     overflows: 0,
-    resyncs: { start: 0, overflow: 0, error: 0, periodic: 0, limit: 0 },
+    resyncs: Object.fromEntries(RESYNC_REASONS.map((r) => [r, 0])) as Record<ResyncReason, number>,
+    missed: 0,
   };
   #o: EventsSourceOptions;
   #clock: Clock;
   #max: number;
   #period: number;
-  #events: NetlinkTransport | undefined;
+  #stream: EventStream;
   #get: NetlinkTransport | undefined;
-  #buf = new Uint8Array(64 * 1024);
   #getBuf = new Uint8Array(64 * 1024);
   #seq = (Math.random() * 0x7fffffff) >>> 0;
   /** Candidates by tuple key. */
   #tracked = new Map<string, ParsedTuple>();
   #heard = new EventEvidence();
+  #health: EventsHealth;
+  /** Candidate keys heard while a resync listens for them. */
+  #heardKeys: Set<string> | undefined;
   #due: ResyncReason | undefined = "start";
   #nextPeriodic = Infinity;
   /** Candidates were left out for `maxCandidates` since the last dump. */
@@ -141,6 +115,17 @@ export class NetlinkEventsSource implements Source {
     this.#clock = options.clock ?? (() => performance.now());
     this.#max = options.maxCandidates ?? Infinity;
     this.#period = options.resyncIntervalMs ?? 300_000;
+    this.#stream = new EventStream(
+      options.openEvents ?? (() => openEventSocket(this.#eventOptions())),
+      options.maxEventsPerPoll ?? 200_000,
+    );
+    this.#health = new EventsHealth({
+      clock: this.#clock,
+      maxQuietMs: this.#period,
+      ...(options.sysctl !== undefined ? { read: options.sysctl } : {}),
+      ...(options.quietMs !== undefined ? { quietMs: options.quietMs } : {}),
+      ...(options.onEventsSwitch !== undefined ? { onEventsSwitch: options.onEventsSwitch } : {}),
+    });
   }
 
   /** Candidates tracked now. */
@@ -156,9 +141,9 @@ export class NetlinkEventsSource implements Source {
 
   close(): void {
     this.#closed = true;
-    this.#events?.close();
+    this.#stream.close();
     this.#get?.close();
-    this.#events = this.#get = undefined;
+    this.#get = undefined;
     this.#o.dump.close?.();
   }
 
@@ -167,20 +152,16 @@ export class NetlinkEventsSource implements Source {
     const startedAt = this.#clock();
     this.#scanned = this.#malformed = 0;
     this.#firstMalformed = undefined;
-    if (this.#events === undefined) {
-      // Subscribed before any dump, so nothing created from now on is missed.
-      this.#events = (this.#o.openEvents ?? (() => openEventSocket(this.#eventOptions())))();
-      this.#due ??= "error";
-    }
+    // Subscribed before any dump, so nothing created from now on is missed.
+    if (this.#stream.subscribe()) this.#due ??= "error";
     await this.#drain(signal);
-    if (this.#events === undefined) {
-      // The drain found the socket broken: subscribe again before the dump.
-      this.#events = (this.#o.openEvents ?? (() => openEventSocket(this.#eventOptions())))();
-    }
+    this.#stream.subscribe(); // the drain found the socket broken: subscribe again before the dump
     if (this.#due === undefined && this.#leftOut && this.#tracked.size < this.#max) {
       this.#due = "limit";
     }
     if (this.#due === undefined && this.#clock() >= this.#nextPeriodic) this.#due = "periodic";
+    const verdict = await this.#health.check();
+    if (this.#due === undefined) this.#due = verdict;
     let candidates: Candidate[];
     let overflow = 0;
     if (this.#due !== undefined) {
@@ -229,6 +210,7 @@ export class NetlinkEventsSource implements Source {
       throw e;
     }
     this.#nextPeriodic = this.#clock() + this.#period;
+    const leftOut = this.#leftOut;
     this.#leftOut = (snap.overflow ?? 0) > 0;
     this.#scanned += snap.scanned;
     this.#malformed += snap.malformed;
@@ -239,12 +221,45 @@ export class NetlinkEventsSource implements Source {
       if (p.ok) fromDump.set(tupleKey(p.tuple), p.tuple);
     }
     const dumped = new Set(fromDump.keys());
+    const before = this.#tracked;
     this.#tracked = fromDump;
+    this.#health.resynced();
     // Events queued while the dump ran: a candidate created meanwhile may be missing from it.
-    await this.#drain(signal);
+    this.#heardKeys = new Set();
+    try {
+      const complete = await this.#drain(signal);
+      // Only where events were complete since the last dump can the dump tell they were not.
+      const judge = (reason === "periodic" || reason === "stalled") && !leftOut && complete;
+      if (judge) await this.#judge(reason, [...dumped].filter((k) => !before.has(k)), signal);
+    } finally {
+      this.#heardKeys = undefined;
+    }
     const extra = [...this.#tracked].filter(([k]) => !dumped.has(k)).map(([, t]) => t);
     const more = extra.length > 0 ? await this.#reread(extra, signal) : [];
     return { candidates: [...snap.candidates, ...more], overflow: snap.overflow ?? 0 };
+  }
+
+  /**
+   * `unknown`: candidates of the dump that were not tracked before it. Those
+   * whose event has not come after a short wait (the kernel queues an event
+   * just after the entry is in the table) were missed: a stalled stream. It
+   * is counted and told, and the socket is reopened (the next poll dumps, for
+   * what comes meanwhile).
+   */
+  async #judge(reason: ResyncReason, unknown: string[], signal?: AbortSignal): Promise<void> {
+    const heard = this.#heardKeys!;
+    let missed = unknown.filter((k) => !heard.has(k));
+    if (missed.length > 0) {
+      await new Promise((r) => setTimeout(r, 20));
+      if (!(await this.#drain(signal))) return;
+      missed = missed.filter((k) => !heard.has(k));
+    }
+    this.#health.judged(missed.length, reason === "stalled");
+    if (missed.length === 0) return;
+    this.stats.missed += missed.length;
+    this.#o.onMissed?.(missed.length);
+    this.#stream.resubscribe();
+    this.#due = "stalled";
   }
 
   /** GETs `tuples`; returns those still candidates, drops the rest from the tracked set. */
@@ -288,57 +303,24 @@ export class NetlinkEventsSource implements Source {
   }
 
   /**
-   * Reads every queued event without waiting, yielding to the event loop
-   * every 1,000 messages. `ENOBUFS` (events were lost) makes this poll dump;
-   * any other socket error closes the socket (reopened and dumped next poll).
+   * Drains the event socket (see `EventStream.drain`); any event lost makes
+   * this poll dump. Resolves whether the drain was complete.
    */
-  async #drain(signal?: AbortSignal): Promise<void> {
-    const t = this.#events;
-    if (t === undefined) return;
-    const limit = this.#o.maxEventsPerPoll ?? 200_000;
-    for (let handled = 0; handled < limit;) {
-      signal?.throwIfAborted();
-      let n: number | null;
-      try {
-        n = t.tryRecv(this.#buf);
-      } catch (e) {
-        if (e instanceof ErrnoError && e.errno === Errno.ENOBUFS) {
-          this.stats.overflows++;
-          this.#due = "overflow";
-          continue;
-        }
-        t.close();
-        this.#events = undefined;
-        this.#due = "error";
-        return;
-      }
-      if (n === null) return;
-      if (n > this.#buf.length) {
-        // Cut short: that event is lost. Take a bigger buffer and resync.
-        this.#buf = new Uint8Array(n);
-        this.#due = "overflow";
-        continue;
-      }
-      const { messages, error } = parseMessages(this.#buf.subarray(0, n));
-      if (error !== undefined) this.#bad(`netlink framing: ${error}`);
-      for (const m of messages) this.#onEvent(m);
-      handled += messages.length;
-      if (handled % 1000 < messages.length) await new Promise((r) => setTimeout(r, 0));
+  async #drain(signal?: AbortSignal): Promise<boolean> {
+    const r = await this.#stream.drain(signal, (ev) => this.#onEvent(ev));
+    this.stats.received += r.received;
+    this.stats.overflows += r.overflows;
+    this.#scanned += r.received;
+    this.#malformed += r.malformed;
+    if (r.firstMalformed !== undefined) {
+      this.#firstMalformed ??= { reason: r.firstMalformed, line: "" };
     }
+    if (r.received > 0) this.#health.heard();
+    if (r.lost !== undefined) this.#due = r.lost;
+    return r.complete;
   }
 
-  #onEvent(m: Parameters<typeof classifyEvent>[0]): void {
-    this.stats.received++;
-    this.#scanned++;
-    let ev;
-    try {
-      ev = classifyEvent(m);
-    } catch (e) {
-      if (!(e instanceof NetlinkDecodeError)) throw e;
-      this.#bad(e.message);
-      return;
-    }
-    if (ev === undefined) return;
+  #onEvent(ev: ConntrackEvent): void {
     const p = parseTuple(entryTuple(ev.entry));
     if (!p.ok) return;
     // Translated by its reply tuple too (IPS_DST_NAT alone can be set without a translation).
@@ -347,17 +329,10 @@ export class NetlinkEventsSource implements Source {
     }
     if (!ev.candidate) return;
     const key = tupleKey(p.tuple);
+    this.#heardKeys?.add(key);
     if (this.#tracked.has(key)) return;
-    if (this.#tracked.size >= this.#max) {
-      this.#leftOut = true;
-      return;
-    }
-    this.#tracked.set(key, p.tuple);
-  }
-
-  #bad(reason: string): void {
-    this.#malformed++;
-    this.#firstMalformed ??= { reason, line: "" };
+    if (this.#tracked.size >= this.#max) this.#leftOut = true;
+    else this.#tracked.set(key, p.tuple);
   }
 
   /**
@@ -368,28 +343,12 @@ export class NetlinkEventsSource implements Source {
    * unless it was created before the subscription or lost to an overflow:
    * then it is never listed, in this read or any later one.
    */
-  async #evidenceRead(keys: readonly ClientKey[], signal?: AbortSignal): Promise<EvidenceRead> {
-    await this.#drain(signal);
-    const found = new EvidenceBuilder(keys);
-    const heard = this.#heard.entriesFor(keys, this.#clock());
-    if (heard.length === 0) return found.read();
-    const answers = await this.#getAll(heard.map((h) => h.tuple), signal);
-    heard.forEach((h, i) => {
-      const a = answers[i]!;
-      if (a.kind === "error") throw new Error(`reading evidence entries failed: ${a.error}`);
-      const to = a.kind === "entry" ? translation(a.entry) : undefined;
-      if (a.kind !== "entry" || to === undefined) {
-        this.#heard.remove(h);
-        return;
-      }
-      const e = a.entry;
-      found.add(clientKey(h.tuple), {
-        sport: h.tuple.sport,
-        replyZone: e.replyZone,
-        translated: to,
-        ...(e.id !== undefined ? { id: e.id } : {}),
-      });
-    });
-    return found.read();
+  async #evidenceRead(
+    keys: readonly ClientKey[],
+    signal?: AbortSignal,
+  ): Promise<EvidenceRead | undefined> {
+    // Events still queued, lost, or not sent at all: an entry in the table may be unheard.
+    if (!(await this.#drain(signal)) || this.#health.eventsOff) return undefined;
+    return await readHeardEvidence(this.#heard, keys, (tuples) => this.#getAll(tuples, signal));
   }
 }

@@ -58,7 +58,16 @@ kernelTest(
       assert.ok(!keys(r.polls[2]!).includes(keyOf(burst(1, 4)[0]!)), "the deleted one is gone");
       assert.equal(keys(r.polls[2]!).length, 4);
       assert.equal(r.stats.received, 2, "only the two new candidates crossed the filter");
-      assert.deepEqual(r.stats.resyncs, { start: 1, overflow: 0, error: 0, periodic: 0, limit: 0 });
+      assert.deepEqual(r.stats.resyncs, {
+        start: 1,
+        overflow: 0,
+        error: 0,
+        periodic: 0,
+        limit: 0,
+        malformed: 0,
+        stalled: 0,
+        events_off: 0,
+      });
       // Per-tuple reads: the poll looks at what it tracks, not at the table.
       assert.equal(r.polls[2]!.scanned, 5);
     }),
@@ -83,5 +92,42 @@ kernelTest(
       assert.deepEqual(r.second.candidates.map((c) => c.key).sort(), want);
       assert.deepEqual(r.third.candidates.map((c) => c.key).sort(), want, "and kept after");
       assert.equal(r.stats.resyncs.overflow, 1, "no dump at the poll after");
+    }),
+);
+
+kernelTest(
+  "events source: nf_conntrack_events switched off makes every poll read the table (candidates made meanwhile are found), and on again, one more read, then events",
+  () =>
+    withNetns("ev-off", async (ns) => {
+      const r = await runEventsDriver(ns, "off") as {
+        polls: Poll[];
+        stats: Stats;
+        switches: boolean[];
+      };
+      const keys = (p: Poll) => p.candidates.map((c) => c.key).sort();
+      const all = burst(4).map((s) => keyOf(s));
+      assert.deepEqual(keys(r.polls[0]!), []);
+      assert.deepEqual(keys(r.polls[1]!), all.slice(0, 2).sort(), "events off: read whole");
+      assert.deepEqual(keys(r.polls[2]!), all.slice(0, 3).sort(), "on again: read once more");
+      assert.deepEqual(keys(r.polls[3]!), all.sort(), "then heard");
+      assert.deepEqual(r.switches, [false, true]);
+      assert.equal(r.stats.resyncs.events_off, 2);
+      assert.equal(r.stats.received, 2, "the two made while events were on were announced");
+    }),
+);
+
+kernelTest(
+  "events source: a stream that hears nothing while candidates are created is noticed through the namespace's entry count and read whole; the dump counts them as missed",
+  () =>
+    withNetns("ev-stall", async (ns) => {
+      const r = await runEventsDriver(ns, "stall") as {
+        poll: Poll;
+        stats: Stats & { missed: number };
+        missed: number[];
+      };
+      assert.deepEqual(r.poll.candidates.map((c) => c.key).sort(), burst(3).map(keyOf).sort());
+      assert.equal(r.stats.resyncs.stalled, 1);
+      assert.equal(r.stats.missed, 3);
+      assert.deepEqual(r.missed, [3]);
     }),
 );

@@ -10,6 +10,11 @@
  *   renewed and deleted between polls; reports each poll.
  * - `overflow`: the source with a tiny event receive buffer; a burst of
  *   SYN_SENT entries between two polls; reports the second poll and counters.
+ * - `off`: `nf_conntrack_events` switched to 0 and back between polls, with
+ *   new candidates each time; reports each poll and the counters.
+ * - `stall`: the source given an event socket in no group (a stream that
+ *   hears nothing), the real dump and the namespace's real entry count;
+ *   candidates created, then a poll after the quiet time; reports it.
  *
  * @module
  */
@@ -241,6 +246,48 @@ async function overflowScenario(count: number) {
   return { first, second, afterSecond, third, stats };
 }
 
+const EVENTS_SYSCTL = "/proc/sys/net/netfilter/nf_conntrack_events";
+
+async function offScenario() {
+  const was = (await Deno.readTextFile(EVENTS_SYSCTL)).trim();
+  const switches: boolean[] = [];
+  const source = new NetlinkEventsSource({
+    dump: new NetlinkSource(),
+    onEventsSwitch: (on) => switches.push(on),
+  });
+  const polls = [];
+  polls.push(summary(await source.snapshot())); // the start dump
+  await Deno.writeTextFile(EVENTS_SYSCTL, "0");
+  await insert(burst(2, 0)); // no event: the kernel sends none
+  polls.push(summary(await source.snapshot()));
+  await Deno.writeTextFile(EVENTS_SYSCTL, was);
+  await insert(burst(1, 2)); // made before the source saw events on again
+  polls.push(summary(await source.snapshot()));
+  await insert(burst(1, 3)); // heard
+  polls.push(summary(await source.snapshot()));
+  const stats = structuredClone(source.stats);
+  source.close();
+  return { polls, stats, switches };
+}
+
+async function stallScenario() {
+  const missed: number[] = [];
+  const source = new NetlinkEventsSource({
+    dump: new NetlinkSource(),
+    openEvents: () => NetlinkSocket.open(), // in no group: hears nothing
+    quietMs: 200,
+    onMissed: (n) => missed.push(n),
+  });
+  await source.snapshot(); // the start dump
+  await source.snapshot(); // the entry count at the start of the quiet spell
+  await insert(burst(3));
+  await new Promise((r) => setTimeout(r, 300));
+  const poll = summary(await source.snapshot());
+  const stats = structuredClone(source.stats);
+  source.close();
+  return { poll, stats, missed };
+}
+
 /** Runs `scenario` inside `ns` and resolves with its JSON result. */
 export async function runEventsDriver(ns: Netns, scenario: string): Promise<unknown> {
   const r = await ns.exec([Deno.execPath(), "run", "-A", import.meta.filename!, scenario]);
@@ -254,6 +301,10 @@ if (import.meta.main) {
     ? await filterScenario()
     : scenario === "steady"
     ? await steadyScenario()
+    : scenario === "off"
+    ? await offScenario()
+    : scenario === "stall"
+    ? await stallScenario()
     : await overflowScenario(Number(arg ?? 2000));
   console.log(JSON.stringify(result));
 }
