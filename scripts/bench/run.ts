@@ -14,6 +14,7 @@ export const BENCHES: Record<string, { script: string; what: string; byDefault: 
   runtime: { script: "runtime.ts", what: "probes during reads, matching", byDefault: true },
   events: { script: "events.ts", what: "the events source", byDefault: true },
   kube: { script: "kube.ts", what: "the Kubernetes view's memory", byDefault: false },
+  kubescale: { script: "kube_scale.ts", what: "the agent on a big cluster", byDefault: false },
 };
 
 async function main(args: string[]): Promise<number> {
