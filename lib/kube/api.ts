@@ -1,7 +1,8 @@
 /**
  * The two calls the agent makes of the Kubernetes API, over `fetch`: a list
  * (one page, with its resourceVersion and continue token) and a watch (a
- * stream of JSON lines, one event each). TLS, trust and proxies as
+ * stream of JSON lines, one event each). A list page is split, its items
+ * parsed one at a time as the caller reaches them (`list_items.ts`). TLS, trust and proxies as
  * `transport.ts` sets them (only the configured CA, proxies ignored); no
  * redirect is followed; a list page and an error body are read up to a byte
  * limit, never whole past it. The bearer token file is read again before
@@ -13,10 +14,14 @@
 import { errorText } from "../basics.ts";
 import type { ClusterAccess } from "./access.ts";
 import { type EnvLike, KubeTransport, readCapped } from "./transport.ts";
+import { type SplitList, splitList } from "./list_items.ts";
 
 /** One page of a list. */
 export interface ListPage {
-  items: unknown[];
+  /** The objects, each parsed only when reached (see `list_items.ts`). */
+  items: Iterable<unknown>;
+  /** Bytes of the answer, when known (the reflector sizes its pages by it). */
+  bytes?: number;
   resourceVersion: string;
   /** Set when more pages follow. */
   continue?: string;
@@ -116,18 +121,37 @@ export class FetchKubeApi implements KubeApi {
     if (bytes === undefined) {
       throw new ApiError(0, "TooLarge", `${path}: a list page over ${this.#maxPageBytes} bytes`);
     }
-    let body: Record<string, unknown>;
+    // Split, not parsed whole: only one item is ever parsed at once.
+    let list: SplitList;
     try {
-      body = JSON.parse(new TextDecoder().decode(bytes)) ?? {};
+      list = splitList(bytes);
     } catch (e) {
-      throw new ApiError(res.status, "BadList", `${path}: the answer is not JSON: ${errorText(e)}`);
+      throw new ApiError(
+        res.status,
+        "BadList",
+        `${path}: the answer is not a list: ${errorText(e)}`,
+      );
     }
-    const meta = (body.metadata ?? {}) as Record<string, unknown>;
-    if (!Array.isArray(body.items) || typeof meta.resourceVersion !== "string") {
+    const meta = (list.metadata ?? {}) as Record<string, unknown>;
+    if (typeof meta.resourceVersion !== "string") {
       throw new ApiError(res.status, "BadList", `${path}: the answer is not a list`);
     }
+    const items = list.items;
     return {
-      items: body.items,
+      items: {
+        *[Symbol.iterator]() {
+          try {
+            yield* items;
+          } catch (e) {
+            throw new ApiError(
+              res.status,
+              "BadList",
+              `${path}: an item is not JSON: ${errorText(e)}`,
+            );
+          }
+        },
+      },
+      bytes: bytes.length,
       resourceVersion: meta.resourceVersion,
       ...(typeof meta.continue === "string" && meta.continue !== ""
         ? { continue: meta.continue }

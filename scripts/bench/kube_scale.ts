@@ -12,6 +12,7 @@
  * that, and its peak RSS is at most 128 MB.
  *
  *     deno task bench kubescale [-- --shapes=3000x100,10000x10 --alive=30]
+ *       [--v8=--trace-gc --out=agent.log --timeline]
  *
  * Needs nothing but loopback. Figures: docs/benchmarks.md, "Kubernetes at
  * cluster scale".
@@ -224,7 +225,20 @@ async function get(url: string): Promise<number> {
   }
 }
 
-async function runShape(services: number, perService: number, aliveS: number): Promise<Result> {
+/** Extra V8 flags (`--v8=--trace-gc`) and a file for the agent's stdout, for profiling. */
+interface Profiling {
+  v8: string;
+  out: string | undefined;
+  /** Print RSS and readiness every 500 ms. */
+  timeline: boolean;
+}
+
+async function runShape(
+  services: number,
+  perService: number,
+  aliveS: number,
+  p: Profiling,
+): Promise<Result> {
   const fake = new FakeKubeApi({ bookmarkEveryMs: 1000 });
   for (let i = 0; i < services; i++) {
     fake.set("services", service(i));
@@ -251,7 +265,7 @@ async function runShape(services: number, perService: number, aliveS: number): P
     args: [
       "run",
       "-A",
-      V8,
+      p.v8 ? `${V8},${p.v8}` : V8,
       MAIN,
       `--kubeconfig=${kubeconfig}`,
       "--dry-run",
@@ -266,9 +280,11 @@ async function runShape(services: number, perService: number, aliveS: number): P
   }).spawn();
   const warnings = new Map<string, number>();
   let stderr = "";
+  const keep = p.out ? await Deno.open(p.out, { write: true, create: true, append: true }) : null;
   const logs = (async () => {
     let buf = "";
     for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      await keep?.write(new TextEncoder().encode(chunk));
       buf += chunk;
       let nl;
       while ((nl = buf.indexOf("\n")) >= 0) {
@@ -294,6 +310,7 @@ async function runShape(services: number, perService: number, aliveS: number): P
   let readyAt: number | undefined;
   let peak = 0;
   let end = 0;
+  let last = -1;
   const deadline = 180_000;
   while (exited === undefined) {
     const s = await status(child.pid);
@@ -305,6 +322,14 @@ async function runShape(services: number, perService: number, aliveS: number): P
     if (readyAt === undefined && await get(`http://127.0.0.1:${port}/readyz`) === 200) {
       readyAt = now;
     }
+    if (p.timeline && s && Math.floor(now / 500) !== Math.floor(last / 500)) {
+      console.log(
+        `  ${(now / 1000).toFixed(1)} s: RSS ${s.rss.toFixed(1)} MB, peak ${s.hwm.toFixed(1)}${
+          readyAt !== undefined ? ", ready" : ""
+        }`,
+      );
+    }
+    last = now;
     if (readyAt !== undefined && now - readyAt >= aliveS * 1000) break;
     if (readyAt === undefined && now > deadline) break;
     await sleep(100);
@@ -315,6 +340,7 @@ async function runShape(services: number, perService: number, aliveS: number): P
   if (exited === undefined) child.kill("SIGTERM");
   await child.status;
   await Promise.all([logs, errs]);
+  keep?.close();
   await fake.close();
   await Deno.remove(dir, { recursive: true });
   const fatal = /Fatal[^\n]*/.exec(stderr)?.[0];
@@ -338,6 +364,9 @@ async function main(): Promise<void> {
     options: {
       shapes: { type: "string", default: "3000x100,10000x10" },
       alive: { type: "string", default: "30" },
+      v8: { type: "string", default: "" },
+      out: { type: "string" },
+      timeline: { type: "boolean", default: false },
     },
   });
   const aliveS = Number(values.alive);
@@ -349,7 +378,11 @@ async function main(): Promise<void> {
   );
   for (const shape of values.shapes.split(",")) {
     const [s, e] = shape.split("x").map(Number);
-    const r = await runShape(s!, e!, aliveS);
+    const r = await runShape(s!, e!, aliveS, {
+      v8: values.v8,
+      out: values.out,
+      timeline: values.timeline,
+    });
     const ok = r.readyMs !== undefined && r.alive && r.peakMB <= GOAL_MB;
     console.log(
       [

@@ -23,7 +23,7 @@ Deno.test("list pages through continue tokens, each page with the list's resourc
     for (const n of ["a", "b", "c"]) fake.set("services", svc(n));
     const api = new FetchKubeApi({ server: fake.url, token: "t0k", origin: "test" });
     const p1 = await api.list("/api/v1/services", { limit: 2 }, AbortSignal.timeout(5000));
-    assert.equal(p1.items.length, 2);
+    assert.equal([...p1.items].length, 2);
     assert.equal(p1.resourceVersion, fake.resourceVersion);
     assert.ok(p1.continue);
     const p2 = await api.list(
@@ -31,9 +31,12 @@ Deno.test("list pages through continue tokens, each page with the list's resourc
       { limit: 2, continue: p1.continue },
       AbortSignal.timeout(5000),
     );
-    assert.deepEqual(p2.items.map((o) => (o as { metadata: { name: string } }).metadata.name), [
-      "c",
-    ]);
+    assert.deepEqual(
+      [...p2.items].map((o) => (o as { metadata: { name: string } }).metadata.name),
+      [
+        "c",
+      ],
+    );
     assert.equal(p2.continue, undefined);
     assert.equal(fake.requests[0]!.authorization, "Bearer t0k");
     assert.equal(fake.requests[0]!.query.limit, "2");
@@ -107,7 +110,7 @@ Deno.test("an error status becomes an ApiError with code and reason; the token f
     );
     token = "second"; // rotated
     const page = await api.list("/api/v1/services", { limit: 10 }, AbortSignal.timeout(5000));
-    assert.equal(page.items.length, 0);
+    assert.equal([...page.items].length, 0);
   } finally {
     await fake.close();
   }
@@ -158,7 +161,8 @@ Deno.test("HTTPS with the cluster's CA: trusted with it, refused without", async
   try {
     const ok = new FetchKubeApi({ server: fake.url, caPem: tls.caCert, origin: "test" });
     assert.equal(
-      (await ok.list("/api/v1/services", { limit: 1 }, AbortSignal.timeout(5000))).items.length,
+      [...(await ok.list("/api/v1/services", { limit: 1 }, AbortSignal.timeout(5000))).items]
+        .length,
       0,
     );
     ok.close();

@@ -87,7 +87,7 @@ Deno.test("FetchKubeApi reads the CA file again before each request and trusts a
     await assert.rejects(list(), "CA B: refused");
     assert.equal(api.transport.made, 1);
     onDisk = a.caCert; // the CA rotated: the file now holds A
-    assert.equal((await list()).items.length, 0);
+    assert.equal([...(await list()).items].length, 0);
     assert.equal(api.transport.made, 2);
     await list();
     assert.equal(api.transport.made, 2, "unchanged file: the same client");
