@@ -25,7 +25,13 @@
 import type { Clock } from "../basics.ts";
 import type { Logger } from "../log/logger.ts";
 import type { KubeApi } from "./api.ts";
-import { decodeService, decodeSlice, type ServiceRecord, type SliceRecord } from "./objects.ts";
+import {
+  decodeService,
+  decodeSlice,
+  endpointCount,
+  type ServiceRecord,
+  type SliceRecord,
+} from "./objects.ts";
 import { Reflector, type ReflectorState } from "./reflector.ts";
 import { addrPortKey, type NodeAddress, servicePortKey, ServiceView } from "./view.ts";
 
@@ -33,11 +39,13 @@ import { addrPortKey, type NodeAddress, servicePortKey, ServiceView } from "./vi
 export const MAX_SERVICES = 10_000;
 export const MAX_SLICES = 5 * MAX_SERVICES;
 /**
- * Endpoint addresses kept at most over all slices (each endpoint counts once
- * when ready and once when serving): 150,000 endpoints, the scalability
- * envelope's pod count. Past it slices are ignored (counted in `overflow`).
+ * Endpoint addresses kept at most over all slices: 500,000, over three times
+ * the scalability envelope's 150,000 pods; a slice keeps its serving
+ * addresses as one string, so that is some 10 MB of heap for IPv4
+ * (docs/benchmarks.md, "Kubernetes at cluster scale"). Past it slices are
+ * ignored (counted in `overflow`).
  */
-export const MAX_ENDPOINT_ADDRESSES = 300_000;
+export const MAX_ENDPOINT_ADDRESSES = 500_000;
 
 /** Options for {@linkcode KubeServices}. */
 export interface KubeServicesOptions {
@@ -164,7 +172,7 @@ export class KubeServices {
       what: "endpointslices",
       decode: decodeSlice,
       maxItems: o.maxSlices ?? MAX_SLICES,
-      weight: (s: SliceRecord) => s.ready.length + s.serving.length,
+      weight: endpointCount,
       maxWeight: o.maxEndpointAddresses ?? MAX_ENDPOINT_ADDRESSES,
       // Small pages: a slice holds up to 100 endpoints (1,000 with custom writers).
       pageSize: 100,
@@ -287,6 +295,9 @@ export class KubeServices {
     // A picture with objects left out cannot tell "removed" from "not kept".
     const trusted = this.slices.state.overflow === 0 && this.services.state.overflow === 0;
     if (!trusted) this.#removed.clear();
+    // Only Services whose slices changed since the last view can have lost or regained an
+    // endpoint; the rest were compared at an earlier rebuild.
+    const changed = view.changedSince(before);
     before.forEachServing((service, portName, was) => {
       // A slice kube-proxy skips now hides its endpoints: not a removal.
       if (view.hasNotProxied(service)) return;
@@ -296,12 +307,12 @@ export class KubeServices {
         if (is.has(e)) continue;
         if (trusted && this.#removed.size < MAX_REMOVED) this.#removed.set(`${k}\u0000${e}`, now);
       }
-    });
+    }, changed);
     if (this.#removed.size > 0) {
       view.forEachServing((service, portName, is) => {
         const k = servicePortKey(service, portName);
         for (const e of is) this.#removed.delete(`${k}\u0000${e}`);
-      });
+      }, changed);
     }
     this.#view = view;
     this.#clusterOnly = undefined;
