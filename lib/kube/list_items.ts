@@ -1,25 +1,19 @@
 /**
- * A list answer's bytes (`{"kind":…,"metadata":{…},"items":[…]}`) split
- * without parsing it whole: one pass over the bytes finds where each member
- * of the top-level object and each element of `items` begins and ends
- * (strings, escapes and nesting followed, nothing built), then only
- * `metadata` is parsed, and each item is parsed when it is asked for. A page
- * of 100 slices of 100 endpoints is 3 MB of bytes, but some 20 MB as one
- * parsed object graph: here no more than one item is ever parsed at once
+ * A list answer (`{"kind":…,"metadata":{…},"items":[…]}`) taken apart as
+ * its bytes arrive, never parsed whole: one pass over each chunk follows
+ * strings, escapes and nesting and finds where each element of `items`
+ * begins and ends; each element is parsed as soon as it is complete and
+ * handed on, its bytes dropped; of the other members only `metadata` is
+ * kept (and parsed at the end). So at most one item's bytes and one parsed
+ * item are held at once, whatever the page: a page of 100 slices of 100
+ * endpoints is 3 MB of bytes and some 20 MB as one parsed object graph
  * (docs/benchmarks.md, "Kubernetes at cluster scale"). Pure.
  *
  * @module
  */
 
-/** A list split: its `metadata` parsed, its items parsed one at a time. */
-export interface SplitList {
-  /** The parsed `metadata` member; `undefined` when absent. */
-  metadata: unknown;
-  /** How many items. */
-  count: number;
-  /** Each item parsed when reached (a malformed item throws a `SyntaxError` then). */
-  items: Iterable<unknown>;
-}
+/** An item or the `metadata` member longer than this is refused (no Kubernetes object is). */
+export const MAX_ITEM_BYTES = 4 << 20;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -29,137 +23,185 @@ const OPEN_ARR = 0x5b;
 const CLOSE_ARR = 0x5d;
 const COMMA = 0x2c;
 const COLON = 0x3a;
+const MAX_KEY_BYTES = 256;
 
 const utf8 = new TextDecoder();
 const isSpace = (b: number) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
 
+/** Bytes gathered across chunks, up to a bound. */
+class Gather {
+  #buf = new Uint8Array(0);
+  #n = 0;
+  constructor(readonly max: number, readonly what: string) {}
+  add(bytes: Uint8Array): void {
+    const need = this.#n + bytes.length;
+    if (need > this.max) throw new SyntaxError(`${this.what} over ${this.max} bytes`);
+    if (need > this.#buf.length) {
+      const grown = new Uint8Array(Math.min(this.max, Math.max(need, this.#buf.length * 2, 1024)));
+      grown.set(this.#buf.subarray(0, this.#n));
+      this.#buf = grown;
+    }
+    this.#buf.set(bytes, this.#n);
+    this.#n = need;
+  }
+  /** What was gathered plus `tail`, and the buffer emptied (its memory let go). */
+  take(tail: Uint8Array): Uint8Array {
+    if (this.#n === 0) return tail;
+    this.add(tail);
+    const out = this.#buf.subarray(0, this.#n);
+    this.#buf = new Uint8Array(0);
+    this.#n = 0;
+    return out;
+  }
+  get gathering(): boolean {
+    return this.#n > 0;
+  }
+}
+
 /**
- * Splits `bytes`, the UTF-8 JSON of an object whose `items` member is an
- * array. Throws a `SyntaxError` when the bytes are not one balanced object
- * (the items themselves are checked only when parsed), or when `items` is
- * present but not an array.
+ * Feed it the answer's chunks with {@linkcode ListSplitter.push}; each item
+ * goes to `onItem` as soon as its last byte arrived; {@linkcode
+ * ListSplitter.end} checks the answer was one whole object with an `items`
+ * array and gives its parsed `metadata`. A structural error, a malformed
+ * item or one over {@linkcode MAX_ITEM_BYTES} throws a `SyntaxError`.
  *
  * @example
  * ```ts
- * import { splitList } from "./list_items.ts";
- * const l = splitList(new TextEncoder().encode('{"metadata":{"resourceVersion":"7"},"items":[{"a":"]"},{"b":[1,2]}]}'));
- * [l.metadata, l.count, [...l.items]];
- * // => [{ resourceVersion: "7" }, 2, [{ a: "]" }, { b: [1, 2] }]]
+ * import { ListSplitter } from "./list_items.ts";
+ * const items: unknown[] = [];
+ * const s = new ListSplitter((o) => items.push(o));
+ * const bytes = new TextEncoder().encode('{"metadata":{"resourceVersion":"7"},"items":[{"a":"]"},{"b":[1,2]}]}');
+ * s.push(bytes.subarray(0, 50));
+ * s.push(bytes.subarray(50));
+ * [s.end(), items]; // => [{ resourceVersion: "7" }, [{ a: "]" }, { b: [1, 2] }]]
  * ```
  */
-export function splitList(bytes: Uint8Array): SplitList {
-  const n = bytes.length;
-  let i = skipSpace(bytes, 0);
-  if (bytes[i] !== OPEN_OBJ) throw new SyntaxError("a list is not a JSON object");
-  /** Starts and ends of the items, two numbers each. */
-  const spans: number[] = [];
-  let metadata: [number, number] | undefined;
-  let sawItems = false;
-  let depth = 0;
-  /** At depth 1: the member whose value is being read, and where that value began. */
-  let member: string | undefined;
-  let valueStart = -1;
-  /** At depth 2 inside `items`: where the current element began (-1 between elements). */
-  let itemStart = -1;
-  let expectKey = true;
-  const endValue = (end: number) => {
-    if (member === "metadata") metadata = [valueStart, trimEnd(bytes, valueStart, end)];
-    member = undefined;
-  };
-  for (; i < n; i++) {
-    const b = bytes[i]!;
-    if (b === QUOTE) {
-      const end = stringEnd(bytes, i);
-      if (depth === 1 && expectKey) {
-        member = utf8.decode(bytes.subarray(i + 1, end));
-        expectKey = false;
-      } else if (depth === 2 && member === "items" && itemStart < 0) itemStart = i;
-      i = end;
-      continue;
-    }
-    if (isSpace(b)) continue;
-    if (depth === 2 && member === "items" && itemStart < 0 && b !== CLOSE_ARR && b !== COMMA) {
-      itemStart = i;
-    }
-    switch (b) {
-      case OPEN_OBJ:
-      case OPEN_ARR:
-        if (depth === 1 && member === "items") {
+export class ListSplitter {
+  #onItem: (o: unknown) => void;
+  #done = false;
+  #depth = 0;
+  #inString = false;
+  #escape = false;
+  /** At depth 1: a key is expected next (after `{` or `,`). */
+  #expectKey = false;
+  /** At depth 1, inside a key string: its bytes. */
+  #key: Gather | undefined;
+  /** The member whose value is being read (depth ≥ 1). */
+  #member: string | undefined;
+  /** Gathering the `metadata` value, or an item. */
+  #value: Gather | undefined;
+  #metadata: Uint8Array | undefined;
+  #sawItems = false;
+  /** Items handed on. */
+  count = 0;
+
+  constructor(onItem: (o: unknown) => void) {
+    this.#onItem = onItem;
+  }
+
+  /** Takes the next chunk of the answer. */
+  push(chunk: Uint8Array): void {
+    // The hot state in locals (written back at the end): this loop sees every byte of a list.
+    let inString = this.#inString;
+    let escape = this.#escape;
+    let depth = this.#depth;
+    /** Where, in this chunk, the value being gathered began (0 when it began before). */
+    let from = this.#value ? 0 : -1;
+    let keyFrom = this.#key ? 0 : -1;
+    const n = chunk.length;
+    for (let i = 0; i < n; i++) {
+      const b = chunk[i]!;
+      if (inString) {
+        if (escape) escape = false;
+        else if (b === BACKSLASH) escape = true;
+        else if (b === QUOTE) {
+          inString = false;
+          if (keyFrom >= 0) {
+            this.#member = utf8.decode(this.#key!.take(chunk.subarray(keyFrom, i)));
+            this.#key = undefined;
+            keyFrom = -1;
+          }
+        }
+        continue;
+      }
+      if (isSpace(b)) continue;
+      if (this.#done) throw new SyntaxError("bytes after a list's end");
+      if (depth === 0) {
+        if (b !== OPEN_OBJ) throw new SyntaxError("a list is not a JSON object");
+        depth = 1;
+        this.#expectKey = true;
+        continue;
+      }
+      // The first byte of an item, or of the metadata value.
+      if (from < 0 && b !== COMMA && b !== CLOSE_ARR && b !== CLOSE_OBJ) {
+        if (depth === 2 && this.#member === "items") {
+          this.#value = new Gather(MAX_ITEM_BYTES, "an item");
+          from = i;
+        } else if (depth === 1 && this.#member === "metadata" && !this.#expectKey && b !== COLON) {
+          if (b !== OPEN_OBJ) throw new SyntaxError("a list's metadata is not an object");
+          this.#value = new Gather(MAX_ITEM_BYTES, "a list's metadata");
+          from = i;
+        }
+      }
+      if (b === QUOTE) {
+        inString = true;
+        if (depth === 1 && this.#expectKey) {
+          this.#expectKey = false;
+          this.#key = new Gather(MAX_KEY_BYTES, "a key");
+          keyFrom = i + 1;
+        }
+        continue;
+      }
+      if (b === OPEN_OBJ || b === OPEN_ARR) {
+        if (depth === 1 && this.#member === "items") {
           if (b !== OPEN_ARR) throw new SyntaxError("a list's items are not an array");
-          sawItems = true;
+          this.#sawItems = true;
         }
         depth++;
-        break;
-      case CLOSE_OBJ:
-      case CLOSE_ARR:
-        if (depth === 2 && member === "items" && b === CLOSE_ARR && itemStart >= 0) {
-          spans.push(itemStart, trimEnd(bytes, itemStart, i));
-          itemStart = -1;
+      } else if (b === CLOSE_OBJ || b === CLOSE_ARR) {
+        if (from >= 0 && depth === 2 && this.#member === "items") {
+          this.#item(chunk.subarray(from, i));
+          from = -1;
         }
         depth--;
+        if (depth === 1 && from >= 0 && this.#member === "metadata") {
+          this.#metadata = this.#value!.take(chunk.subarray(from, i + 1));
+          this.#value = undefined;
+          from = -1;
+        }
         if (depth === 0) {
-          endValue(i);
-          if (skipSpace(bytes, i + 1) !== n) throw new SyntaxError("bytes after a list's end");
-          return result(bytes, metadata, spans, sawItems);
+          if (b !== CLOSE_OBJ) throw new SyntaxError("unbalanced brackets in a list");
+          this.#done = true;
         }
-        if (depth < 0) throw new SyntaxError("unbalanced brackets in a list");
-        break;
-      case COLON:
-        if (depth === 1) valueStart = skipSpace(bytes, i + 1);
-        break;
-      case COMMA:
+      } else if (b === COMMA) {
         if (depth === 1) {
-          endValue(i);
-          expectKey = true;
-        } else if (depth === 2 && member === "items" && itemStart >= 0) {
-          spans.push(itemStart, trimEnd(bytes, itemStart, i));
-          itemStart = -1;
+          this.#expectKey = true;
+          this.#member = undefined;
+        } else if (depth === 2 && from >= 0 && this.#member === "items") {
+          this.#item(chunk.subarray(from, i));
+          from = -1;
         }
-        break;
+      }
     }
+    this.#inString = inString;
+    this.#escape = escape;
+    this.#depth = depth;
+    // Carry what is unfinished into the next chunk.
+    if (from >= 0) this.#value!.add(chunk.subarray(from));
+    if (keyFrom >= 0) this.#key!.add(chunk.subarray(keyFrom));
   }
-  throw new SyntaxError("a list ends before its closing brace");
-}
 
-function result(
-  bytes: Uint8Array,
-  metadata: [number, number] | undefined,
-  spans: number[],
-  sawItems: boolean,
-): SplitList {
-  if (!sawItems) throw new SyntaxError("a list without items");
-  const parse = (start: number, end: number): unknown =>
-    JSON.parse(utf8.decode(bytes.subarray(start, end)));
-  return {
-    metadata: metadata === undefined ? undefined : parse(metadata[0], metadata[1]),
-    count: spans.length / 2,
-    items: {
-      *[Symbol.iterator]() {
-        for (let k = 0; k < spans.length; k += 2) yield parse(spans[k]!, spans[k + 1]!);
-      },
-    },
-  };
-}
-
-/** The index of the quote that closes the string opened at `open`. */
-function stringEnd(bytes: Uint8Array, open: number): number {
-  let i = open;
-  while (true) {
-    i = bytes.indexOf(QUOTE, i + 1);
-    if (i < 0) throw new SyntaxError("a string in a list is not closed");
-    let slashes = 0;
-    while (bytes[i - 1 - slashes] === BACKSLASH) slashes++;
-    if (slashes % 2 === 0) return i;
+  /** The parsed `metadata` (`undefined` when absent); throws unless the list was whole. */
+  end(): unknown {
+    if (!this.#done) throw new SyntaxError("a list ends before its closing brace");
+    if (!this.#sawItems) throw new SyntaxError("a list without items");
+    return this.#metadata === undefined ? undefined : JSON.parse(utf8.decode(this.#metadata));
   }
-}
 
-function skipSpace(bytes: Uint8Array, i: number): number {
-  while (i < bytes.length && isSpace(bytes[i]!)) i++;
-  return i;
-}
-
-/** `end` moved back over white space, not before `start`. */
-function trimEnd(bytes: Uint8Array, start: number, end: number): number {
-  while (end > start && isSpace(bytes[end - 1]!)) end--;
-  return end;
+  #item(tail: Uint8Array): void {
+    const bytes = this.#value!.take(tail);
+    this.#value = undefined;
+    this.count++;
+    this.#onItem(JSON.parse(utf8.decode(bytes)));
+  }
 }
