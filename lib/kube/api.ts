@@ -119,7 +119,7 @@ export class FetchKubeApi implements KubeApi {
     path: string,
     o: { limit: number; continue?: string },
     signal: AbortSignal,
-    onItem: (o: unknown) => void,
+    onItem: (o: unknown) => void = () => {},
   ): Promise<ListPage> {
     const q = new URLSearchParams({ limit: String(o.limit) });
     if (o.continue) q.set("continue", o.continue);
