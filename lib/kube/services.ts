@@ -18,7 +18,8 @@
  * since (a newer event or bookmark on each stream): the two streams may
  * deliver out of order, a slice writer may remove an endpoint from one slice
  * before adding it to another, a Service may come back with the same
- * ClusterIP.
+ * ClusterIP. While objects are left out over a bound, the view vouches for
+ * nothing and no endpoint counts as removed.
  *
  * @module
  */
@@ -141,6 +142,10 @@ export class KubeServices {
   #view = ServiceView.empty();
   /** `#view` restricted to ClusterIPs, for a stale view (made once per view). */
   #clusterOnly: ServiceView | undefined;
+  /** `#view` vouching for nothing, while objects are over the bounds (made once per view). */
+  #nothing: ServiceView | undefined;
+  /** Whether the log last said the objects are over the bounds. */
+  #saidOver = false;
   #dirty = true;
   #nodes: NodeAddress[] = [];
   #nodesAt = -Infinity;
@@ -227,6 +232,7 @@ export class KubeServices {
       this.#nodesAt = now;
     }
     if (this.#dirty) this.#rebuild(now);
+    if (this.#overBound()) return this.#nothing ??= this.#view.withNothingVouched();
     if (f === "stale") return this.#clusterOnly ??= this.#view.withClusterIPsOnly();
     return this.#view;
   }
@@ -265,10 +271,34 @@ export class KubeServices {
       servicesIgnored: a.overflow,
       slicesIgnored: b.overflow,
       overflow: a.overflow + b.overflow,
-      destinations: this.#view.vouched,
+      destinations: this.#overBound() ? 0 : this.#view.vouched,
       lastContactAgeMs: contact === Infinity ? undefined : this.#clock() - contact,
       lastError: a.lastError ?? b.lastError,
     };
+  }
+
+  /**
+   * Whether objects were left out over a bound. The picture is then not
+   * kube-proxy's: the view vouches for nothing and no endpoint counts as
+   * removed until the objects fit again (said once in the log each way; the
+   * `kubernetes_objects_ignored` gauge counts them).
+   */
+  #overBound(): boolean {
+    const over = this.services.state.overflow > 0 || this.slices.state.overflow > 0;
+    if (over !== this.#saidOver) {
+      this.#saidOver = over;
+      const fields = {
+        services_ignored: this.services.state.overflow,
+        slices_ignored: this.slices.state.overflow,
+      };
+      if (over) {
+        this.#o.log.warn(
+          "Kubernetes objects over the bounds: Services vouch for nothing and stale_endpoint does not act until they fit",
+          fields,
+        );
+      } else this.#o.log.info("Kubernetes objects fit the bounds again", fields);
+    }
+    return over;
   }
 
   /** A removal at `at` is old enough and both watches made progress since. */
@@ -316,6 +346,7 @@ export class KubeServices {
     }
     this.#view = view;
     this.#clusterOnly = undefined;
+    this.#nothing = undefined;
     this.#dirty = false;
   }
 }

@@ -69,6 +69,8 @@ export class ServiceView {
   #notProxied = new Set<string>();
   /** Vouch for ClusterIPs only (a stale view: see lib/kube/services.ts). */
   #clusterIPsOnly = false;
+  /** Vouch for nothing (objects over the bounds: see lib/kube/services.ts). */
+  #vouchNone = false;
   /** Destinations (address and port pairs) vouched for. */
   readonly vouched: number;
 
@@ -126,13 +128,25 @@ export class ServiceView {
    * IPs or NodePorts); `servingAt` and the rest unchanged.
    */
   withClusterIPsOnly(): ServiceView {
-    const v = new ServiceView(this.vouched);
+    const v = this.#copy(this.vouched);
+    v.#clusterIPsOnly = true;
+    return v;
+  }
+
+  /** The same view, vouching for nothing; `servingAt` and the rest unchanged. */
+  withNothingVouched(): ServiceView {
+    const v = this.#copy(0);
+    v.#vouchNone = true;
+    return v;
+  }
+
+  #copy(vouched: number): ServiceView {
+    const v = new ServiceView(vouched);
     v.#byAddr = this.#byAddr;
     v.#byNodePort = this.#byNodePort;
     v.#nodes = this.#nodes;
     v.#slices = this.#slices;
     v.#notProxied = this.#notProxied;
-    v.#clusterIPsOnly = true;
     return v;
   }
 
@@ -142,7 +156,7 @@ export class ServiceView {
    * `undefined`.
    */
   vouch(family: Family, addr: string, port: number): ServiceTarget | undefined {
-    if ((family === "ipv6") !== addr.includes(":")) return undefined;
+    if (this.#vouchNone || (family === "ipv6") !== addr.includes(":")) return undefined;
     for (const t of this.targetsAt(addr, port)) {
       if (this.#clusterIPsOnly && t.via !== "cluster") continue;
       const mine = this.#slices.get(t.service);
