@@ -23,6 +23,7 @@ const ITEMS = [
   ]),
   { metadata: { name: 'a "quoted" ]} name\\', labels: { "x": "[{,:}]" } }, n: [1, [2, [3]]] },
   { name: "zoné-ü", path: "C:\\\\", q: '\\"' },
+  { s: "}],{", t: '"]}' },
   "a string item",
   42,
   null,
