@@ -1072,10 +1072,24 @@ function KUBE_SEMANTICS_MUTANTS(): Mutant[] {
       tests: SERVICES,
     },
     {
+      name: "kubernetes: a view with objects left out over a bound still vouches",
+      file: "lib/kube/services.ts",
+      search: "if (this.#overBound()) return this.#nothing ??= this.#view.withNothingVouched();",
+      replace: "",
+      tests: SERVICES,
+    },
+    {
+      name: "kubernetes: a list item split at a bracket inside a string",
+      file: "lib/kube/list_items.ts",
+      search: "else if (b === QUOTE) {\n          inString = false;",
+      replace: "else if (b === QUOTE || b === CLOSE_OBJ) {\n          inString = false;",
+      tests: ["tests/kube/list_items_test.ts"],
+    },
+    {
       name: "kubernetes: readiness not per family",
       file: "lib/kube/view.ts",
-      search: "if (s.family === family && s.ready.length > 0",
-      replace: "if (s.ready.length > 0",
+      search: "if (s.family === family && s.ready > 0",
+      replace: "if (s.ready > 0",
       tests: VIEW,
     },
     {

@@ -1,7 +1,8 @@
 /**
  * The two calls the agent makes of the Kubernetes API, over `fetch`: a list
  * (one page, with its resourceVersion and continue token) and a watch (a
- * stream of JSON lines, one event each). TLS, trust and proxies as
+ * stream of JSON lines, one event each). A list page is taken apart as it
+ * arrives, its items parsed and handed on one at a time (`list_items.ts`). TLS, trust and proxies as
  * `transport.ts` sets them (only the configured CA, proxies ignored); no
  * redirect is followed; a list page and an error body are read up to a byte
  * limit, never whole past it. The bearer token file is read again before
@@ -13,13 +14,17 @@
 import { errorText } from "../basics.ts";
 import type { ClusterAccess } from "./access.ts";
 import { type EnvLike, KubeTransport, readCapped } from "./transport.ts";
+import { ListSplitter } from "./list_items.ts";
 
-/** One page of a list. */
+/** One page of a list (its items went to the `onItem` given to `list`). */
 export interface ListPage {
-  items: unknown[];
   resourceVersion: string;
   /** Set when more pages follow. */
   continue?: string;
+  /** Items on this page. */
+  count: number;
+  /** Bytes of the answer. */
+  bytes: number;
 }
 
 /** One watch event, as the API sends it. */
@@ -41,10 +46,16 @@ export class ApiError extends Error {
 
 /** What the reflector needs of the API. */
 export interface KubeApi {
-  /** One page of `path` (e.g. `/api/v1/services`). */
-  list(path: string, o: { limit: number; continue?: string }, signal: AbortSignal): Promise<
-    ListPage
-  >;
+  /**
+   * One page of `path` (e.g. `/api/v1/services`): each item goes to `onItem`
+   * as soon as it arrived, parsed (never the whole page at once).
+   */
+  list(
+    path: string,
+    o: { limit: number; continue?: string },
+    signal: AbortSignal,
+    onItem: (o: unknown) => void,
+  ): Promise<ListPage>;
   /**
    * Opens a watch of `path` after `resourceVersion`: resolves once the server
    * answered 200, to the events, which end when the server ends the stream,
@@ -75,7 +86,7 @@ export const MAX_ERROR_BYTES = 64 << 10;
  * // ignore: needs an API server.
  * import { FetchKubeApi } from "./api.ts";
  * const api = new FetchKubeApi({ server: "https://127.0.0.1:6443", token: "t", origin: "test" });
- * const page = await api.list("/api/v1/services", { limit: 500 }, AbortSignal.timeout(30_000));
+ * const page = await api.list("/api/v1/services", { limit: 500 }, AbortSignal.timeout(30_000), (o) => console.log(o));
  * ```
  */
 export class FetchKubeApi implements KubeApi {
@@ -108,27 +119,57 @@ export class FetchKubeApi implements KubeApi {
     path: string,
     o: { limit: number; continue?: string },
     signal: AbortSignal,
+    onItem: (o: unknown) => void = () => {},
   ): Promise<ListPage> {
     const q = new URLSearchParams({ limit: String(o.limit) });
     if (o.continue) q.set("continue", o.continue);
     const res = await this.#get(`${path}?${q}`, AbortSignal.any([signal, timeout()]));
-    const bytes = await readCapped(res.body, this.#maxPageBytes);
-    if (bytes === undefined) {
-      throw new ApiError(0, "TooLarge", `${path}: a list page over ${this.#maxPageBytes} bytes`);
-    }
-    let body: Record<string, unknown>;
+    // Taken apart as it arrives: one item's bytes and one parsed item at a time (list_items.ts).
+    const split = new ListSplitter(onItem);
+    const bad = (e: unknown) =>
+      new ApiError(res.status, "BadList", `${path}: the answer is not a list: ${errorText(e)}`);
+    let bytes = 0;
+    let meta: Record<string, unknown>;
+    const reader = res.body?.getReader();
+    if (reader === undefined) throw bad("no body");
     try {
-      body = JSON.parse(new TextDecoder().decode(bytes)) ?? {};
+      while (true) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        bytes += value.length;
+        if (bytes > this.#maxPageBytes) {
+          await reader.cancel().catch(() => {});
+          throw new ApiError(
+            0,
+            "TooLarge",
+            `${path}: a list page over ${this.#maxPageBytes} bytes`,
+          );
+        }
+        try {
+          split.push(value);
+        } catch (e) {
+          if (e instanceof SyntaxError) throw bad(e);
+          throw e;
+        }
+      }
+      try {
+        meta = (split.end() ?? {}) as Record<string, unknown>;
+      } catch (e) {
+        throw bad(e);
+      }
     } catch (e) {
-      throw new ApiError(res.status, "BadList", `${path}: the answer is not JSON: ${errorText(e)}`);
+      await reader.cancel().catch(() => {});
+      throw e;
+    } finally {
+      reader.releaseLock();
     }
-    const meta = (body.metadata ?? {}) as Record<string, unknown>;
-    if (!Array.isArray(body.items) || typeof meta.resourceVersion !== "string") {
+    if (typeof meta.resourceVersion !== "string") {
       throw new ApiError(res.status, "BadList", `${path}: the answer is not a list`);
     }
     return {
-      items: body.items,
       resourceVersion: meta.resourceVersion,
+      count: split.count,
+      bytes,
       ...(typeof meta.continue === "string" && meta.continue !== ""
         ? { continue: meta.continue }
         : {}),

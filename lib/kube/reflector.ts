@@ -204,26 +204,28 @@ export class Reflector<T> {
     let refused = 0;
     let cont: string | undefined;
     let rv: string;
+    // Each object decoded as it arrives, and only its record kept.
+    const take = (o: unknown) => {
+      const d = decode(o);
+      if (!d.ok) {
+        refused++;
+        return;
+      }
+      const key = objectKey(o)!;
+      const w = this.#weigh(d.value);
+      if (next.size < this.#o.maxItems && weight + w <= this.#maxWeight) {
+        next.set(key, d.value);
+        weight += w;
+      } else drop.add(key);
+    };
     do {
       const page = await api.list(
         path,
         { limit: this.#pageSize, ...(cont ? { continue: cont } : {}) },
         signal,
+        take,
       );
       this.#contact();
-      for (const o of page.items) {
-        const d = decode(o);
-        if (!d.ok) {
-          refused++;
-          continue;
-        }
-        const key = objectKey(o)!;
-        const w = this.#weigh(d.value);
-        if (next.size < this.#o.maxItems && weight + w <= this.#maxWeight) {
-          next.set(key, d.value);
-          weight += w;
-        } else drop.add(key);
-      }
       rv = page.resourceVersion;
       cont = page.continue;
     } while (cont !== undefined);

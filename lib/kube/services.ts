@@ -18,14 +18,21 @@
  * since (a newer event or bookmark on each stream): the two streams may
  * deliver out of order, a slice writer may remove an endpoint from one slice
  * before adding it to another, a Service may come back with the same
- * ClusterIP.
+ * ClusterIP. While objects are left out over a bound, the view vouches for
+ * nothing and no endpoint counts as removed.
  *
  * @module
  */
 import type { Clock } from "../basics.ts";
 import type { Logger } from "../log/logger.ts";
 import type { KubeApi } from "./api.ts";
-import { decodeService, decodeSlice, type ServiceRecord, type SliceRecord } from "./objects.ts";
+import {
+  decodeService,
+  decodeSlice,
+  endpointCount,
+  type ServiceRecord,
+  type SliceRecord,
+} from "./objects.ts";
 import { Reflector, type ReflectorState } from "./reflector.ts";
 import { addrPortKey, type NodeAddress, servicePortKey, ServiceView } from "./view.ts";
 
@@ -33,11 +40,13 @@ import { addrPortKey, type NodeAddress, servicePortKey, ServiceView } from "./vi
 export const MAX_SERVICES = 10_000;
 export const MAX_SLICES = 5 * MAX_SERVICES;
 /**
- * Endpoint addresses kept at most over all slices (each endpoint counts once
- * when ready and once when serving): 150,000 endpoints, the scalability
- * envelope's pod count. Past it slices are ignored (counted in `overflow`).
+ * Endpoint addresses kept at most over all slices: 500,000, over three times
+ * the scalability envelope's 150,000 pods; a slice keeps its serving
+ * addresses as one string, so that is some 10 MB of heap for IPv4
+ * (docs/benchmarks.md, "Kubernetes at cluster scale"). Past it slices are
+ * ignored (counted in `overflow`).
  */
-export const MAX_ENDPOINT_ADDRESSES = 300_000;
+export const MAX_ENDPOINT_ADDRESSES = 500_000;
 
 /** Options for {@linkcode KubeServices}. */
 export interface KubeServicesOptions {
@@ -133,6 +142,10 @@ export class KubeServices {
   #view = ServiceView.empty();
   /** `#view` restricted to ClusterIPs, for a stale view (made once per view). */
   #clusterOnly: ServiceView | undefined;
+  /** `#view` vouching for nothing, while objects are over the bounds (made once per view). */
+  #nothing: ServiceView | undefined;
+  /** Whether the log last said the objects are over the bounds. */
+  #saidOver = false;
   #dirty = true;
   #nodes: NodeAddress[] = [];
   #nodesAt = -Infinity;
@@ -164,7 +177,7 @@ export class KubeServices {
       what: "endpointslices",
       decode: decodeSlice,
       maxItems: o.maxSlices ?? MAX_SLICES,
-      weight: (s: SliceRecord) => s.ready.length + s.serving.length,
+      weight: endpointCount,
       maxWeight: o.maxEndpointAddresses ?? MAX_ENDPOINT_ADDRESSES,
       // Small pages: a slice holds up to 100 endpoints (1,000 with custom writers).
       pageSize: 100,
@@ -219,6 +232,7 @@ export class KubeServices {
       this.#nodesAt = now;
     }
     if (this.#dirty) this.#rebuild(now);
+    if (this.#overBound()) return this.#nothing ??= this.#view.withNothingVouched();
     if (f === "stale") return this.#clusterOnly ??= this.#view.withClusterIPsOnly();
     return this.#view;
   }
@@ -257,10 +271,34 @@ export class KubeServices {
       servicesIgnored: a.overflow,
       slicesIgnored: b.overflow,
       overflow: a.overflow + b.overflow,
-      destinations: this.#view.vouched,
+      destinations: this.#overBound() ? 0 : this.#view.vouched,
       lastContactAgeMs: contact === Infinity ? undefined : this.#clock() - contact,
       lastError: a.lastError ?? b.lastError,
     };
+  }
+
+  /**
+   * Whether objects were left out over a bound. The picture is then not
+   * kube-proxy's: the view vouches for nothing and no endpoint counts as
+   * removed until the objects fit again (said once in the log each way; the
+   * `kubernetes_objects_ignored` gauge counts them).
+   */
+  #overBound(): boolean {
+    const over = this.services.state.overflow > 0 || this.slices.state.overflow > 0;
+    if (over !== this.#saidOver) {
+      this.#saidOver = over;
+      const fields = {
+        services_ignored: this.services.state.overflow,
+        slices_ignored: this.slices.state.overflow,
+      };
+      if (over) {
+        this.#o.log.warn(
+          "Kubernetes objects over the bounds: Services vouch for nothing and stale_endpoint does not act until they fit",
+          fields,
+        );
+      } else this.#o.log.info("Kubernetes objects fit the bounds again", fields);
+    }
+    return over;
   }
 
   /** A removal at `at` is old enough and both watches made progress since. */
@@ -287,6 +325,9 @@ export class KubeServices {
     // A picture with objects left out cannot tell "removed" from "not kept".
     const trusted = this.slices.state.overflow === 0 && this.services.state.overflow === 0;
     if (!trusted) this.#removed.clear();
+    // Only Services whose slices changed since the last view can have lost or regained an
+    // endpoint; the rest were compared at an earlier rebuild.
+    const changed = view.changedSince(before);
     before.forEachServing((service, portName, was) => {
       // A slice kube-proxy skips now hides its endpoints: not a removal.
       if (view.hasNotProxied(service)) return;
@@ -296,15 +337,16 @@ export class KubeServices {
         if (is.has(e)) continue;
         if (trusted && this.#removed.size < MAX_REMOVED) this.#removed.set(`${k}\u0000${e}`, now);
       }
-    });
+    }, changed);
     if (this.#removed.size > 0) {
       view.forEachServing((service, portName, is) => {
         const k = servicePortKey(service, portName);
         for (const e of is) this.#removed.delete(`${k}\u0000${e}`);
-      });
+      }, changed);
     }
     this.#view = view;
     this.#clusterOnly = undefined;
+    this.#nothing = undefined;
     this.#dirty = false;
   }
 }

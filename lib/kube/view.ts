@@ -17,7 +17,13 @@
  * @module
  */
 import type { Family } from "../model/tuple.ts";
-import type { AddressKind, ServicePort, ServiceRecord, SliceRecord } from "./objects.ts";
+import {
+  type AddressKind,
+  type ServicePort,
+  type ServiceRecord,
+  servingAddresses,
+  type SliceRecord,
+} from "./objects.ts";
 
 /** One Service port reachable at some address. */
 export interface ServiceTarget {
@@ -43,7 +49,7 @@ const servicePortKey = (service: string, portName: string) => `${service}\u0000$
  * import { ServiceView } from "./view.ts";
  * const view = ServiceView.build(
  *   [{ key: "web/shop", addresses: [{ family: "ipv4", addr: "10.96.0.10", kind: "cluster" }], ports: [{ name: "http", port: 80, nodePort: 30080 }] }],
- *   [{ key: "web/shop-a", service: "web/shop", family: "ipv4", ports: [{ name: "http", port: 8080 }], ready: ["10.244.1.5"], serving: ["10.244.1.5"] }],
+ *   [{ key: "web/shop-a", service: "web/shop", family: "ipv4", ports: [{ name: "http", port: 8080 }], ready: 1, serving: "10.244.1.5" }],
  *   [{ family: "ipv4", addr: "192.0.2.10" }],
  * );
  * view.vouch("ipv4", "10.96.0.10", 80)?.service; // => "web/shop"
@@ -63,6 +69,8 @@ export class ServiceView {
   #notProxied = new Set<string>();
   /** Vouch for ClusterIPs only (a stale view: see lib/kube/services.ts). */
   #clusterIPsOnly = false;
+  /** Vouch for nothing (objects over the bounds: see lib/kube/services.ts). */
+  #vouchNone = false;
   /** Destinations (address and port pairs) vouched for. */
   readonly vouched: number;
 
@@ -120,13 +128,25 @@ export class ServiceView {
    * IPs or NodePorts); `servingAt` and the rest unchanged.
    */
   withClusterIPsOnly(): ServiceView {
-    const v = new ServiceView(this.vouched);
+    const v = this.#copy(this.vouched);
+    v.#clusterIPsOnly = true;
+    return v;
+  }
+
+  /** The same view, vouching for nothing; `servingAt` and the rest unchanged. */
+  withNothingVouched(): ServiceView {
+    const v = this.#copy(0);
+    v.#vouchNone = true;
+    return v;
+  }
+
+  #copy(vouched: number): ServiceView {
+    const v = new ServiceView(vouched);
     v.#byAddr = this.#byAddr;
     v.#byNodePort = this.#byNodePort;
     v.#nodes = this.#nodes;
     v.#slices = this.#slices;
     v.#notProxied = this.#notProxied;
-    v.#clusterIPsOnly = true;
     return v;
   }
 
@@ -136,7 +156,7 @@ export class ServiceView {
    * `undefined`.
    */
   vouch(family: Family, addr: string, port: number): ServiceTarget | undefined {
-    if ((family === "ipv6") !== addr.includes(":")) return undefined;
+    if (this.#vouchNone || (family === "ipv6") !== addr.includes(":")) return undefined;
     for (const t of this.targetsAt(addr, port)) {
       if (this.#clusterIPsOnly && t.via !== "cluster") continue;
       const mine = this.#slices.get(t.service);
@@ -181,7 +201,9 @@ export class ServiceView {
     const out: string[] = [];
     for (const sl of each(this.#slices.get(service))) {
       const p = sl.ports.find((x) => x.name === portName);
-      if (p !== undefined) { for (const a of sl.serving) out.push(addrPortKey(a, p.port)); }
+      if (p !== undefined) {
+        for (const a of servingAddresses(sl)) out.push(addrPortKey(a, p.port));
+      }
     }
     return out;
   }
@@ -194,17 +216,41 @@ export class ServiceView {
     return this.#notProxied.has(service);
   }
 
-  /** Calls `fn` for every Service port with serving endpoints (for diffs). */
+  /**
+   * Calls `fn` for every Service port with serving endpoints (for diffs), of
+   * `services` only when given.
+   */
   forEachServing(
     fn: (service: string, portName: string, endpoints: readonly string[]) => void,
+    services?: Iterable<string>,
   ): void {
-    for (const [service, slices] of this.#slices) {
+    const visit = (service: string, slices: SliceRecord | SliceRecord[] | undefined) => {
       const names = new Set<string>();
       for (const sl of each(slices)) {
-        if (sl.serving.length > 0) { for (const p of sl.ports) names.add(p.name); }
+        if (sl.serving !== "") { for (const p of sl.ports) names.add(p.name); }
       }
       for (const name of names) fn(service, name, this.servingOf(service, name));
+    };
+    if (services === undefined) {
+      for (const [service, slices] of this.#slices) visit(service, slices);
+    } else for (const service of services) visit(service, this.#slices.get(service));
+  }
+
+  /**
+   * The Services whose slices are not the very records `before` has (a slice
+   * added, changed or gone): only their endpoints can have changed, since
+   * records are never modified once decoded. A rebuild after one event
+   * compares one Service's endpoints, not 300,000.
+   */
+  changedSince(before: ServiceView): Set<string> {
+    const out = new Set<string>();
+    for (const [service, slices] of this.#slices) {
+      if (!sameSlices(before.#slices.get(service), slices)) out.add(service);
     }
+    for (const service of before.#slices.keys()) {
+      if (!this.#slices.has(service)) out.add(service);
+    }
+    return out;
   }
 }
 
@@ -213,11 +259,18 @@ const FAMILIES = ["ipv4", "ipv6"] as const;
 /** Whether one of `slices` of `family` has a ready endpoint on a port named `name`. */
 function hasReady(slices: SliceRecord | SliceRecord[], name: string, family: Family): boolean {
   for (const s of each(slices)) {
-    if (s.family === family && s.ready.length > 0 && s.ports.some((p) => p.name === name)) {
+    if (s.family === family && s.ready > 0 && s.ports.some((p) => p.name === name)) {
       return true;
     }
   }
   return false;
+}
+
+/** Whether two map values hold the same records in the same order. */
+function sameSlices(a: SliceRecord | SliceRecord[] | undefined, b: SliceRecord | SliceRecord[]) {
+  if (a === b) return true;
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+  return a.every((x, i) => x === b[i]);
 }
 
 /** A map value that is one item or several, as a list. */

@@ -83,7 +83,7 @@ export function kubernetesMetrics(r: Registry, status: () => KubeStatus | undefi
   );
   r.gauge(
     `${PREFIX}kubernetes_objects_ignored`,
-    "Services and EndpointSlices over the bound (10,000 Services), not kept, by resource.",
+    "Services and EndpointSlices over the bounds, not kept, by resource; while any, Services vouch for nothing and stale_endpoint does not act.",
     ["resource"],
     (g) => {
       const s = status();

@@ -15,6 +15,7 @@ export const BENCHES: Record<string, { script: string; what: string; byDefault: 
   events: { script: "events.ts", what: "the events source", byDefault: true },
   kube: { script: "kube.ts", what: "the Kubernetes view's memory", byDefault: false },
   nat: { script: "nat.ts", what: "reading the NAT rules at 10,000 Services", byDefault: false },
+  kubescale: { script: "kube_scale.ts", what: "the agent on a big cluster", byDefault: false },
 };
 
 async function main(args: string[]): Promise<number> {

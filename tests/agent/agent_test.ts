@@ -342,8 +342,8 @@ Deno.test("Agent.pollOnce gives the rules only the candidates inside --destinati
       service: "web/shop",
       family: "ipv4",
       ports: [{ name: "", port: 8080 }],
-      ready: ["10.244.0.5"],
-      serving: ["10.244.0.5"],
+      ready: 1,
+      serving: "10.244.0.5",
     }],
     [],
   );

@@ -22,18 +22,20 @@ Deno.test("list pages through continue tokens, each page with the list's resourc
   try {
     for (const n of ["a", "b", "c"]) fake.set("services", svc(n));
     const api = new FetchKubeApi({ server: fake.url, token: "t0k", origin: "test" });
-    const p1 = await api.list("/api/v1/services", { limit: 2 }, AbortSignal.timeout(5000));
-    assert.equal(p1.items.length, 2);
+    const names: string[] = [];
+    const onItem = (o: unknown) => names.push((o as { metadata: { name: string } }).metadata.name);
+    const p1 = await api.list("/api/v1/services", { limit: 2 }, AbortSignal.timeout(5000), onItem);
+    assert.equal(p1.count, 2);
+    assert.deepEqual(names, ["a", "b"]);
     assert.equal(p1.resourceVersion, fake.resourceVersion);
     assert.ok(p1.continue);
     const p2 = await api.list(
       "/api/v1/services",
       { limit: 2, continue: p1.continue },
       AbortSignal.timeout(5000),
+      onItem,
     );
-    assert.deepEqual(p2.items.map((o) => (o as { metadata: { name: string } }).metadata.name), [
-      "c",
-    ]);
+    assert.deepEqual(names, ["a", "b", "c"]);
     assert.equal(p2.continue, undefined);
     assert.equal(fake.requests[0]!.authorization, "Bearer t0k");
     assert.equal(fake.requests[0]!.query.limit, "2");
@@ -102,12 +104,17 @@ Deno.test("an error status becomes an ApiError with code and reason; the token f
       },
     );
     await assert.rejects(
-      api.list("/api/v1/services", { limit: 10 }, AbortSignal.timeout(5000)),
+      api.list("/api/v1/services", { limit: 10 }, AbortSignal.timeout(5000), () => {}),
       (e: unknown) => e instanceof ApiError && e.code === 401 && e.reason === "Unauthorized",
     );
     token = "second"; // rotated
-    const page = await api.list("/api/v1/services", { limit: 10 }, AbortSignal.timeout(5000));
-    assert.equal(page.items.length, 0);
+    const page = await api.list(
+      "/api/v1/services",
+      { limit: 10 },
+      AbortSignal.timeout(5000),
+      () => {},
+    );
+    assert.equal(page.count, 0);
   } finally {
     await fake.close();
   }
@@ -158,13 +165,16 @@ Deno.test("HTTPS with the cluster's CA: trusted with it, refused without", async
   try {
     const ok = new FetchKubeApi({ server: fake.url, caPem: tls.caCert, origin: "test" });
     assert.equal(
-      (await ok.list("/api/v1/services", { limit: 1 }, AbortSignal.timeout(5000))).items.length,
+      (await ok.list("/api/v1/services", { limit: 1 }, AbortSignal.timeout(5000), () => {}))
+        .count,
       0,
     );
     ok.close();
     const other = await makeTls();
     const bad = new FetchKubeApi({ server: fake.url, caPem: other.caCert, origin: "test" });
-    await assert.rejects(bad.list("/api/v1/services", { limit: 1 }, AbortSignal.timeout(5000)));
+    await assert.rejects(
+      bad.list("/api/v1/services", { limit: 1 }, AbortSignal.timeout(5000), () => {}),
+    );
     bad.close();
   } finally {
     await fake.close();

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { decodeService, decodeSlice, notProxiedLabel } from "../../lib/kube/objects.ts";
+import {
+  decodeService,
+  decodeSlice,
+  endpointCount,
+  notProxiedLabel,
+  servingAddresses,
+} from "../../lib/kube/objects.ts";
 import { endpointSlice, service, withLabels } from "../../testbed/kube_objects.ts";
 
 const addrs = (o: unknown) => {
@@ -84,8 +90,8 @@ Deno.test("slice conditions: ready and serving as the API documents them, unset 
   assert.ok(r.ok);
   assert.equal(r.value.service, "web/shop");
   assert.deepEqual(r.value.ports, [{ name: "http", port: 8080 }]);
-  assert.deepEqual(r.value.ready, ["2001:db8::1", "2001:db8::4"]);
-  assert.deepEqual(r.value.serving, ["2001:db8::1", "2001:db8::2", "2001:db8::4"]);
+  assert.equal(r.value.ready, 2);
+  assert.equal(r.value.serving, "2001:db8::1 2001:db8::2 2001:db8::4");
 });
 
 Deno.test("FQDN slices and slices without the service-name label are refused", () => {
@@ -137,9 +143,22 @@ Deno.test("decodeSlice: a slice labelled for another proxy, or headless by label
       service: "web/lb",
       family: "ipv6",
       ports: [],
-      ready: [],
-      serving: [],
+      ready: 0,
+      serving: "",
       notProxied: true,
     });
   }
+});
+
+Deno.test("endpointCount counts a slice's addresses, servingAddresses lists the serving ones", () => {
+  const r = decodeSlice(endpointSlice("web", "shop", "ipv4", [{ port: 8080 }], [
+    { addr: "10.244.1.5" },
+    { addr: "10.244.1.6", ready: false, serving: true },
+    { addr: "10.244.1.7", ready: false, serving: false },
+  ]));
+  assert.ok(r.ok);
+  assert.deepEqual(servingAddresses(r.value), ["10.244.1.5", "10.244.1.6"]);
+  assert.equal(endpointCount(r.value), 2);
+  assert.equal(endpointCount({ ready: 0, serving: "" }), 0);
+  assert.deepEqual(servingAddresses({ serving: "" }), []);
 });

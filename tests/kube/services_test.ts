@@ -28,7 +28,7 @@ function settle(fake: FakeKubeApi, clock: { now: number }, ms = 5000): void {
 
 async function withServices(
   body: (x: { fake: FakeKubeApi; kube: KubeServices; clock: { now: number } }) => Promise<void>,
-  o: { maxSlices?: number } = {},
+  o: { maxSlices?: number; log?: ReturnType<typeof memoryLog> } = {},
 ): Promise<void> {
   const fake = new FakeKubeApi();
   fake.set("services", SVC);
@@ -37,7 +37,7 @@ async function withServices(
   const api = new FetchKubeApi({ server: fake.url, origin: "test" });
   const kube = new KubeServices({
     api,
-    log: quiet,
+    log: o.log ?? quiet,
     clock: () => clock.now,
     sleep: () => new Promise((r) => setTimeout(r, 2)),
     nodeAddresses: () => [{ family: "ipv4", addr: "192.0.2.10" }],
@@ -298,4 +298,27 @@ Deno.test("removedAt: a removal both watches confirmed still waits for the settl
     clock.now += 1;
     assert.equal(kube.removedAt("10.96.0.10", 80, "10.244.1.6 8080")?.service, "web/shop");
   });
+});
+
+Deno.test("KubeServices.view vouches for nothing while slices are left out over a bound, and again once they fit; said once each way", async () => {
+  const log = memoryLog();
+  await withServices(async ({ fake, kube }) => {
+    assert.equal(kube.view().vouch("ipv4", "10.96.0.10", 80)?.service, "web/shop");
+    fake.set(
+      "endpointslices",
+      endpointSlice("web", "other", "ipv4", [{ port: 1 }], [{ addr: "10.244.7.7" }]),
+    );
+    await until(() => kube.status().overflow === 1, "a slice left out");
+    assert.equal(kube.view().vouch("ipv4", "10.96.0.10", 80), undefined, "the kept slice is ready");
+    assert.equal(kube.view().vouch("ipv4", "192.0.2.10", 30080), undefined);
+    assert.equal(kube.status().destinations, 0);
+    assert.equal(kube.view().servingAt("10.96.0.10", 80)?.size, 2, "what is kept is still known");
+    fake.delete("endpointslices", "web", "other-x4");
+    await until(() => kube.status().overflow === 0, "back within the bound");
+    assert.equal(kube.view().vouch("ipv4", "10.96.0.10", 80)?.service, "web/shop");
+    assert.ok(kube.status().destinations > 0);
+    const said = (p: string) => log.lines.filter((l) => l.startsWith(p)).length;
+    assert.equal(said("warn Kubernetes objects over the bounds"), 1);
+    assert.equal(said("info Kubernetes objects fit the bounds again"), 1);
+  }, { maxSlices: 1, log });
 });

@@ -82,12 +82,13 @@ Deno.test("FetchKubeApi reads the CA file again before each request and trusts a
     { server: fake.url, caPem: b.caCert, caFile: "/ca.crt", origin: "test" },
     { readTextFile: (p) => (p === "/ca.crt" ? Promise.resolve(onDisk) : Promise.reject(p)) },
   );
-  const list = () => api.list("/api/v1/services", { limit: 1 }, AbortSignal.timeout(5000));
+  const list = () =>
+    api.list("/api/v1/services", { limit: 1 }, AbortSignal.timeout(5000), () => {});
   try {
     await assert.rejects(list(), "CA B: refused");
     assert.equal(api.transport.made, 1);
     onDisk = a.caCert; // the CA rotated: the file now holds A
-    assert.equal((await list()).items.length, 0);
+    assert.equal((await list()).count, 0);
     assert.equal(api.transport.made, 2);
     await list();
     assert.equal(api.transport.made, 2, "unchanged file: the same client");
@@ -110,12 +111,12 @@ Deno.test("FetchKubeApi follows no redirect, and reads at most MAX_ERROR_BYTES o
   const api = new FetchKubeApi({ server: `http://127.0.0.1:${server.addr.port}`, origin: "t" });
   try {
     await assert.rejects(
-      api.list("/api/v1/services", { limit: 1 }, AbortSignal.timeout(5000)),
+      api.list("/api/v1/services", { limit: 1 }, AbortSignal.timeout(5000), () => {}),
       /redirect/,
     );
     assert.equal(target.requests.length, 0, "the redirect target was never asked");
     await assert.rejects(
-      api.list("/big", { limit: 1 }, AbortSignal.timeout(5000)),
+      api.list("/big", { limit: 1 }, AbortSignal.timeout(5000), () => {}),
       (e: unknown) =>
         e instanceof ApiError && e.code === 500 && e.message.includes("not read") &&
         e.message.length < 1000,

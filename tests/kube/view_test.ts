@@ -203,3 +203,35 @@ Deno.test("withClusterIPsOnly (a stale view) vouches for ClusterIPs, never exter
   }
   assert.equal(only.servingAt("198.51.100.7", 80)?.size, 1, "servingAt unchanged");
 });
+
+Deno.test("ServiceView.changedSince names only the Services whose slice records changed, appeared or went", () => {
+  const shop = slice("shop", 8080, [{ addr: "10.244.1.5" }]);
+  const cart = slice("cart", 8080, [{ addr: "10.244.1.6" }]);
+  const gone = slice("gone", 8080, [{ addr: "10.244.1.7" }]);
+  const before = ServiceView.build([], [shop, cart, gone], []);
+  const cart2 = slice("cart", 8080, [{ addr: "10.244.1.6" }]);
+  const added = slice("added", 8080, [{ addr: "10.244.1.8" }]);
+  const after = ServiceView.build([], [shop, cart2, added], []);
+  assert.deepEqual([...after.changedSince(before)].sort(), ["web/added", "web/cart", "web/gone"]);
+  assert.deepEqual([...after.changedSince(after)], []);
+  // A Service with several slices: another order or one more record is a change.
+  const shopB = { ...shop, key: "web/shop-b" };
+  const two = ServiceView.build([], [shop, shopB], []);
+  assert.deepEqual([...ServiceView.build([], [shop, shopB], []).changedSince(two)], []);
+  assert.deepEqual([...ServiceView.build([], [shopB, shop], []).changedSince(two)], ["web/shop"]);
+  assert.deepEqual([...ServiceView.build([], [shop], []).changedSince(two)], ["web/shop"]);
+});
+
+Deno.test("ServiceView.forEachServing visits only the Services asked for, with their serving endpoints", () => {
+  const view = ServiceView.build([], [
+    slice("shop", 8080, [{ addr: "10.244.1.5" }, {
+      addr: "10.244.1.9",
+      ready: false,
+      serving: true,
+    }]),
+    slice("cart", 8080, [{ addr: "10.244.1.6" }]),
+  ], []);
+  const seen: string[] = [];
+  view.forEachServing((s, p, eps) => seen.push(`${s} ${p}: ${eps.join(",")}`), ["web/shop"]);
+  assert.deepEqual(seen, ["web/shop http: 10.244.1.5 8080,10.244.1.9 8080"]);
+});

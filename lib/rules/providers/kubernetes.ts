@@ -30,7 +30,7 @@ export interface ServiceViews {
  * import { ServiceView } from "../../kube/view.ts";
  * const view = ServiceView.build(
  *   [{ key: "web/shop", addresses: [{ family: "ipv4", addr: "10.96.0.10", kind: "cluster" }], ports: [{ name: "", port: 80 }] }],
- *   [{ key: "web/shop-a", service: "web/shop", family: "ipv4", ports: [{ name: "", port: 8080 }], ready: ["10.244.1.5"], serving: ["10.244.1.5"] }],
+ *   [{ key: "web/shop-a", service: "web/shop", family: "ipv4", ports: [{ name: "", port: 8080 }], ready: 1, serving: "10.244.1.5" }],
  *   [],
  * );
  * const p = new KubernetesProvider({ view: () => view });
