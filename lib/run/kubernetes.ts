@@ -20,7 +20,7 @@ export const KUBERNETES_FEED: Feed<KubeServices> = {
     const [{ AccessError }, { startKubernetes }, { kubeReadiness }] = await Promise.all([
       import("../kube/access.ts"),
       import("../kube/start.ts"),
-      import("../kube/services.ts"),
+      import("../kube/readiness.ts"),
     ]);
     let kube;
     try {

@@ -1,14 +1,12 @@
 /**
  * A source that learns of candidates from conntrack events instead of
- * reading the whole table every poll, so its cost follows the candidates,
- * not the table.
+ * reading the whole table every poll: its cost follows the candidates.
  *
  * @module
  */
 import type { Clock } from "../basics.ts";
 import type { Candidate, EvidenceRead, Snapshot, SnapshotOptions } from "../model/snapshot.ts";
-import { type ClientKey, parseTuple, tupleKey } from "../model/tuple.ts";
-import type { ParsedTuple } from "../model/tuple.ts";
+import { type ClientKey, type ParsedTuple, parseTuple, tupleKey } from "../model/tuple.ts";
 import { entryTuple } from "../netlink/conntrack_entry.ts";
 import { type ConntrackEvent, openEventSocket } from "../netlink/events.ts";
 import { EventStream } from "./event_stream.ts";
@@ -43,17 +41,15 @@ export type { EventsSourceOptions, EventsStats, ResyncReason };
  *   dropped; the snapshot holds the candidates as just read;
  * - instead, a full filtered dump (`dump`) runs at the first poll, at once at
  *   the poll that finds the event socket overflowed (`ENOBUFS`) or failing,
- *   when candidates were left out for `maxCandidates` and there is room again,
- *   and every `resyncIntervalMs` as a safety net. Events keep queueing
- *   during the dump (the socket was subscribed before it), so nothing
- *   created meanwhile is missed; an entry lost to an overflow is found by
- *   the dump of the very poll that sees the overflow. So is one whose
- *   event came garbled or cut short (`malformed`), and what was created
- *   while the kernel's events were off (`events_off`; see
- *   `EventsHealth`, which also asks for a dump when the stream is quiet
- *   while the table changes: `stalled`). A periodic or stall-check dump
- *   is judged: a candidate in it that no event announced was missed
- *   (`stats.missed`), and the socket is opened again.
+ *   when candidates were left out for `maxCandidates` and there is room
+ *   again, and every `resyncIntervalMs`. Events queue during the dump (the
+ *   socket was subscribed before it), so nothing made meanwhile is missed;
+ *   an entry lost to an overflow, a garbled event (`malformed`) or events
+ *   switched off (`events_off`) is found by the dump of the poll that sees
+ *   it, and `EventsHealth` asks for one when the stream is quiet while the
+ *   table changes (`stalled`). A periodic or stall-check dump is judged: a
+ *   candidate no event announced was missed (`stats.missed`): the socket is
+ *   opened again.
  *
  * Evidence (`SnapshotOptions.evidenceFor`, the `EvidenceRead` contract)
  * comes from the translated entries heard as new since the socket was

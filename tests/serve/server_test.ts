@@ -1,4 +1,4 @@
-import { kubeReadiness } from "../../lib/kube/services.ts";
+import { kubeReadiness } from "../../lib/kube/readiness.ts";
 import assert from "node:assert/strict";
 import type { AgentStatus } from "../../lib/agent/agent.ts";
 import { cacheFor, liveness, readiness, startServer } from "../../lib/serve/server.ts";
