@@ -17,12 +17,15 @@ import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
 import { isSynSentUnreplied } from "../netlink/syn_sent.ts";
 import { EventEvidence } from "./heard_translations.ts";
 import { readHeardEvidence } from "./heard_evidence.ts";
+import { HeardCandidates } from "./heard_candidates.ts";
 import { EventsHealth } from "./events_health.ts";
 import { entryCandidate, translation } from "../netlink/entry_candidate.ts";
 import type { Source } from "./source.ts";
 import {
+  eventSocketOptions,
   type EventsSourceOptions,
   type EventsStats,
+  newEventsStats,
   RESYNC_REASONS,
   type ResyncReason,
 } from "./events_options.ts";
@@ -40,7 +43,9 @@ export type { EventsSourceOptions, EventsStats, ResyncReason };
  * - then GETs every tracked candidate by tuple and zone (a hash look-up each,
  *   whatever the table's size): the renewal rule needs their timeouts, which
  *   change without events. A gone entry, or one that got its reply, is
- *   dropped; the snapshot holds the candidates as just read;
+ *   dropped; the snapshot holds the candidates as just read. With
+ *   `heardFirst`, a candidate heard since the last poll is not read: its
+ *   event is its first observation (`heard`, see `HeardCandidates`);
  * - instead, a full filtered dump (`dump`) runs at the first poll, at once at
  *   the poll that finds the event socket overflowed (`ENOBUFS`) or failing,
  *   when candidates were left out for `maxCandidates` and there is room again,
@@ -79,12 +84,7 @@ export type { EventsSourceOptions, EventsStats, ResyncReason };
  */
 export class NetlinkEventsSource implements Source {
   readonly name = "events";
-  readonly stats: EventsStats = {
-    received: 0,
-    overflows: 0,
-    resyncs: Object.fromEntries(RESYNC_REASONS.map((r) => [r, 0])) as Record<ResyncReason, number>,
-    missed: 0,
-  };
+  readonly stats: EventsStats = newEventsStats();
   #o: EventsSourceOptions;
   #clock: Clock;
   #max: number;
@@ -96,6 +96,7 @@ export class NetlinkEventsSource implements Source {
   /** Candidates by tuple key. */
   #tracked = new Map<string, ParsedTuple>();
   #heard = new EventEvidence();
+  #fresh: HeardCandidates | undefined;
   #health: EventsHealth;
   /** Candidate keys heard while a resync listens for them. */
   #heardKeys: Set<string> | undefined;
@@ -115,8 +116,9 @@ export class NetlinkEventsSource implements Source {
     this.#clock = options.clock ?? (() => performance.now());
     this.#max = options.maxCandidates ?? Infinity;
     this.#period = options.resyncIntervalMs ?? 300_000;
+    if (options.heardFirst) this.#fresh = new HeardCandidates(this.#clock());
     this.#stream = new EventStream(
-      options.openEvents ?? (() => openEventSocket(this.#eventOptions())),
+      options.openEvents ?? (() => openEventSocket(eventSocketOptions(options))),
       options.maxEventsPerPoll ?? 200_000,
     );
     this.#health = new EventsHealth({
@@ -166,8 +168,11 @@ export class NetlinkEventsSource implements Source {
     let overflow = 0;
     if (this.#due !== undefined) {
       ({ candidates, overflow } = await this.#resync(this.#due, signal));
-    } else {
+    } else if (this.#fresh === undefined) {
       candidates = await this.#reread([...this.#tracked.values()], signal);
+    } else {
+      const { heard, read } = this.#fresh.split(this.#tracked);
+      candidates = [...heard, ...await this.#reread(read, signal)];
     }
     const snap: Snapshot = {
       candidates,
@@ -185,13 +190,6 @@ export class NetlinkEventsSource implements Source {
       if (evidence !== undefined) snap.evidence = evidence;
     }
     return snap;
-  }
-
-  #eventOptions() {
-    const o: { recvBufferBytes?: number; evidence?: boolean } = {};
-    if (this.#o.recvBufferBytes !== undefined) o.recvBufferBytes = this.#o.recvBufferBytes;
-    if (this.#o.evidence !== undefined) o.evidence = this.#o.evidence;
-    return o;
   }
 
   /** A full dump replaces the tracked set; candidates heard during it are read too. */
@@ -236,6 +234,7 @@ export class NetlinkEventsSource implements Source {
     }
     const extra = [...this.#tracked].filter(([k]) => !dumped.has(k)).map(([, t]) => t);
     const more = extra.length > 0 ? await this.#reread(extra, signal) : [];
+    this.#fresh?.clear(); // all read: the dump or a GET
     return { candidates: [...snap.candidates, ...more], overflow: snap.overflow ?? 0 };
   }
 
@@ -307,7 +306,9 @@ export class NetlinkEventsSource implements Source {
    * this poll dump. Resolves whether the drain was complete.
    */
   async #drain(signal?: AbortSignal): Promise<boolean> {
+    const startedAt = this.#clock();
     const r = await this.#stream.drain(signal, (ev) => this.#onEvent(ev));
+    if (r.complete) this.#fresh?.drained(startedAt);
     this.stats.received += r.received;
     this.stats.overflows += r.overflows;
     this.#scanned += r.received;
@@ -332,7 +333,10 @@ export class NetlinkEventsSource implements Source {
     this.#heardKeys?.add(key);
     if (this.#tracked.has(key)) return;
     if (this.#tracked.size >= this.#max) this.#leftOut = true;
-    else this.#tracked.set(key, p.tuple);
+    else {
+      this.#tracked.set(key, p.tuple);
+      this.#fresh?.add(key, ev.entry, this.#clock());
+    }
   }
 
   /**
