@@ -20,10 +20,14 @@ import {
   CTA_STATUS,
   CTA_TUPLE_ORIG,
   CTA_TUPLE_PROTO,
+  IPCTNL_MSG_CT_DELETE,
   IPCTNL_MSG_CT_NEW,
   IPPROTO_TCP,
   IPS_DST_NAT,
+  IPS_SEEN_REPLY,
   NFNL_SUBSYS_CTNETLINK,
+  TCP_CONNTRACK_CLOSE,
+  TCP_CONNTRACK_SYN_RECV,
   TCP_CONNTRACK_SYN_SENT,
 } from "./ctnetlink.ts";
 import { HOST_LE, NFGENMSG_LEN, NLM_F_CREATE } from "./message.ts";
@@ -179,6 +183,13 @@ export interface EventFilterOptions {
    * (`IPS_DST_NAT`): evidence for the un-NATed rule. Default true.
    */
   evidence?: boolean;
+  /**
+   * Also pass what ends a candidate: the destruction (`IPCTNL_MSG_CT_DELETE`)
+   * of a TCP entry without `IPS_SEEN_REPLY`, and an update (no
+   * `NLM_F_CREATE`) of a TCP entry to `SYN_RECV` or `CLOSE` (answered, or
+   * reset). For a socket in the update and destroy groups too. Default false.
+   */
+  ended?: boolean;
 }
 
 /** Where the attribute stream of a ctnetlink message starts: nlmsghdr + nfgenmsg. */
@@ -197,6 +208,8 @@ const ACCEPT = 0xffffffff;
  * - with `evidence`: it is TCP, `NLM_F_CREATE` (a new entry, not an update)
  *   and `IPS_DST_NAT` is set (a translated entry);
  *
+ * - with `ended`: see {@linkcode EventFilterOptions.ended};
+ *
  * and drops everything else (other subsystems, other message types, UDP,
  * established TCP entries), so the kernel does not queue them.
  *
@@ -207,20 +220,24 @@ const ACCEPT = 0xffffffff;
  * ```
  */
 export function conntrackEventFilter(options: EventFilterOptions = {}): BpfInsn[] {
-  const evidence = options.evidence ?? true;
+  const evidence = options.evidence ?? true, ended = options.ended ?? false;
   const notSynSent = evidence ? "evidence" : "drop";
   const a = new BpfAssembler();
-  // ctnetlink, IPCTNL_MSG_CT_NEW.
+  // ctnetlink, IPCTNL_MSG_CT_NEW (or, with `ended`, IPCTNL_MSG_CT_DELETE).
   a.ldAbsByte(TYPE_HI).jeq(NFNL_SUBSYS_CTNETLINK, "type", "drop");
-  a.label("type").ldAbsByte(TYPE_LO).jeq(IPCTNL_MSG_CT_NEW, "orig", "drop");
+  a.label("type").ldAbsByte(TYPE_LO).jeq(IPCTNL_MSG_CT_NEW, "orig", ended ? "delete" : "drop");
+  if (ended) a.label("delete").jeq(IPCTNL_MSG_CT_DELETE, "d.orig", "drop");
   // CTA_TUPLE_ORIG > CTA_TUPLE_PROTO > CTA_PROTO_NUM == TCP.
-  a.label("orig").ldImm(ATTRS).ldxImm(CTA_TUPLE_ORIG).ldAncillary(SKF_AD_NLATTR);
-  a.jeq(0, "drop", "proto");
-  a.label("proto").ldxImm(CTA_TUPLE_PROTO).ldAncillary(SKF_AD_NLATTR_NEST);
-  a.jeq(0, "drop", "protonum");
-  a.label("protonum").ldxImm(CTA_PROTO_NUM).ldAncillary(SKF_AD_NLATTR_NEST);
-  a.jeq(0, "drop", "tcp");
-  a.label("tcp").tax().ldIndByte(4).jeq(IPPROTO_TCP, "info", "drop");
+  const tcp = (p: string, then: string) => {
+    a.label(`${p}orig`).ldImm(ATTRS).ldxImm(CTA_TUPLE_ORIG).ldAncillary(SKF_AD_NLATTR);
+    a.jeq(0, "drop", `${p}proto`);
+    a.label(`${p}proto`).ldxImm(CTA_TUPLE_PROTO).ldAncillary(SKF_AD_NLATTR_NEST);
+    a.jeq(0, "drop", `${p}protonum`);
+    a.label(`${p}protonum`).ldxImm(CTA_PROTO_NUM).ldAncillary(SKF_AD_NLATTR_NEST);
+    a.jeq(0, "drop", `${p}tcp`);
+    a.label(`${p}tcp`).tax().ldIndByte(4).jeq(IPPROTO_TCP, then, "drop");
+  };
+  tcp("", "info");
   // CTA_PROTOINFO > CTA_PROTOINFO_TCP > CTA_PROTOINFO_TCP_STATE == SYN_SENT.
   a.label("info").ldImm(ATTRS).ldxImm(CTA_PROTOINFO).ldAncillary(SKF_AD_NLATTR);
   a.jeq(0, notSynSent, "infotcp");
@@ -228,13 +245,27 @@ export function conntrackEventFilter(options: EventFilterOptions = {}): BpfInsn[
   a.jeq(0, notSynSent, "state");
   a.label("state").ldxImm(CTA_PROTOINFO_TCP_STATE).ldAncillary(SKF_AD_NLATTR_NEST);
   a.jeq(0, notSynSent, "statev");
-  a.label("statev").tax().ldIndByte(4).jeq(TCP_CONNTRACK_SYN_SENT, "accept", notSynSent);
+  a.label("statev").tax().ldIndByte(4);
+  a.jeq(TCP_CONNTRACK_SYN_SENT, "accept", ended ? "synrecv" : notSynSent);
+  if (ended) {
+    // An update (not NLM_F_CREATE) to SYN_RECV or CLOSE.
+    a.label("synrecv").jeq(TCP_CONNTRACK_SYN_RECV, "update", "close");
+    a.label("close").jeq(TCP_CONNTRACK_CLOSE, "update", notSynSent);
+    a.label("update").ldAbsByte(FLAGS_HI).jset(NLM_F_CREATE >> 8, notSynSent, "accept");
+  }
   if (evidence) {
     // A new entry (NLM_F_CREATE) with CTA_STATUS & IPS_DST_NAT.
     a.label("evidence").ldAbsByte(FLAGS_HI).jset(NLM_F_CREATE >> 8, "status", "drop");
     a.label("status").ldImm(ATTRS).ldxImm(CTA_STATUS).ldAncillary(SKF_AD_NLATTR);
     a.jeq(0, "drop", "statusv");
     a.label("statusv").tax().ldIndWord(4).jset(IPS_DST_NAT, "accept", "drop");
+  }
+  if (ended) {
+    // A destroyed TCP entry that never saw a reply.
+    tcp("d.", "d.status");
+    a.label("d.status").ldImm(ATTRS).ldxImm(CTA_STATUS).ldAncillary(SKF_AD_NLATTR);
+    a.jeq(0, "drop", "d.statusv");
+    a.label("d.statusv").tax().ldIndWord(4).jset(IPS_SEEN_REPLY, "drop", "accept");
   }
   a.label("accept").ret(ACCEPT);
   a.label("drop").ret(0);

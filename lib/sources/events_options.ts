@@ -60,6 +60,7 @@ export function eventSocketOptions(o: EventsSourceOptions): EventSocketOptions {
   const out: EventSocketOptions = {};
   if (o.recvBufferBytes !== undefined) out.recvBufferBytes = o.recvBufferBytes;
   if (o.evidence !== undefined) out.evidence = o.evidence;
+  if (o.ended !== undefined) out.ended = o.ended;
   return out;
 }
 
@@ -82,6 +83,12 @@ export interface EventsSourceOptions {
    * false. For callers whose rules never act on a `heard` candidate.
    */
   heardFirst?: boolean;
+  /**
+   * Also hear what ends a candidate (its destruction, an update that answers
+   * or resets it; see `openEventSocket`'s `ended`) and stop tracking it at
+   * once, without a GET; default false.
+   */
+  ended?: boolean;
   /** Event messages handled per poll at most (the rest wait in the socket); default 200 000. */
   maxEventsPerPoll?: number;
   /** The full (filtered) dump: start, overflow, safety net. */

@@ -17,7 +17,7 @@ import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
 import { isSynSentUnreplied } from "../netlink/syn_sent.ts";
 import { EventEvidence } from "./heard_translations.ts";
 import { readHeardEvidence } from "./heard_evidence.ts";
-import { HeardCandidates } from "./heard_candidates.ts";
+import { TrackedCandidates } from "./tracked_candidates.ts";
 import { EventsHealth } from "./events_health.ts";
 import { entryCandidate, translation } from "../netlink/entry_candidate.ts";
 import type { Source } from "./source.ts";
@@ -87,23 +87,19 @@ export class NetlinkEventsSource implements Source {
   readonly stats: EventsStats = newEventsStats();
   #o: EventsSourceOptions;
   #clock: Clock;
-  #max: number;
   #period: number;
   #stream: EventStream;
   #get: NetlinkTransport | undefined;
   #getBuf = new Uint8Array(64 * 1024);
   #seq = (Math.random() * 0x7fffffff) >>> 0;
   /** Candidates by tuple key. */
-  #tracked = new Map<string, ParsedTuple>();
+  #tracked: TrackedCandidates;
   #heard = new EventEvidence();
-  #fresh: HeardCandidates | undefined;
   #health: EventsHealth;
   /** Candidate keys heard while a resync listens for them. */
   #heardKeys: Set<string> | undefined;
   #due: ResyncReason | undefined = "start";
   #nextPeriodic = Infinity;
-  /** Candidates were left out for `maxCandidates` since the last dump. */
-  #leftOut = false;
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
   /** Counts of the poll in progress. */
@@ -114,9 +110,9 @@ export class NetlinkEventsSource implements Source {
   constructor(options: EventsSourceOptions) {
     this.#o = options;
     this.#clock = options.clock ?? (() => performance.now());
-    this.#max = options.maxCandidates ?? Infinity;
     this.#period = options.resyncIntervalMs ?? 300_000;
-    if (options.heardFirst) this.#fresh = new HeardCandidates(this.#clock());
+    const since = options.heardFirst ? this.#clock() : undefined;
+    this.#tracked = new TrackedCandidates(options.maxCandidates ?? Infinity, since);
     this.#stream = new EventStream(
       options.openEvents ?? (() => openEventSocket(eventSocketOptions(options))),
       options.maxEventsPerPoll ?? 200_000,
@@ -158,7 +154,7 @@ export class NetlinkEventsSource implements Source {
     if (this.#stream.subscribe()) this.#due ??= "error";
     await this.#drain(signal);
     this.#stream.subscribe(); // the drain found the socket broken: subscribe again before the dump
-    if (this.#due === undefined && this.#leftOut && this.#tracked.size < this.#max) {
+    if (this.#due === undefined && this.#tracked.leftOut && this.#tracked.room) {
       this.#due = "limit";
     }
     if (this.#due === undefined && this.#clock() >= this.#nextPeriodic) this.#due = "periodic";
@@ -168,10 +164,8 @@ export class NetlinkEventsSource implements Source {
     let overflow = 0;
     if (this.#due !== undefined) {
       ({ candidates, overflow } = await this.#resync(this.#due, signal));
-    } else if (this.#fresh === undefined) {
-      candidates = await this.#reread([...this.#tracked.values()], signal);
     } else {
-      const { heard, read } = this.#fresh.split(this.#tracked);
+      const { heard, read } = this.#tracked.toRead();
       candidates = [...heard, ...await this.#reread(read, signal)];
     }
     const snap: Snapshot = {
@@ -208,19 +202,19 @@ export class NetlinkEventsSource implements Source {
       throw e;
     }
     this.#nextPeriodic = this.#clock() + this.#period;
-    const leftOut = this.#leftOut;
-    this.#leftOut = (snap.overflow ?? 0) > 0;
+    const leftOut = this.#tracked.leftOut;
     this.#scanned += snap.scanned;
     this.#malformed += snap.malformed;
     this.#firstMalformed ??= snap.firstMalformed;
-    const fromDump = new Map<string, ParsedTuple>();
+    const fromDump: [string, ParsedTuple, number | undefined][] = [];
     for (const c of snap.candidates) {
       const p = parseTuple(c);
-      if (p.ok) fromDump.set(tupleKey(p.tuple), p.tuple);
+      if (p.ok) fromDump.push([tupleKey(p.tuple), p.tuple, c.id]);
     }
-    const dumped = new Set(fromDump.keys());
-    const before = this.#tracked;
-    this.#tracked = fromDump;
+    const dumped = new Set(fromDump.map(([k]) => k));
+    const before = new Set([...this.#tracked.entries()].map(([k]) => k));
+    this.#tracked.replace(fromDump);
+    this.#tracked.leftOut = (snap.overflow ?? 0) > 0;
     this.#health.resynced();
     // Events queued while the dump ran: a candidate created meanwhile may be missing from it.
     this.#heardKeys = new Set();
@@ -232,9 +226,9 @@ export class NetlinkEventsSource implements Source {
     } finally {
       this.#heardKeys = undefined;
     }
-    const extra = [...this.#tracked].filter(([k]) => !dumped.has(k)).map(([, t]) => t);
+    const extra = [...this.#tracked.entries()].filter(([k]) => !dumped.has(k)).map(([, t]) => t);
     const more = extra.length > 0 ? await this.#reread(extra, signal) : [];
-    this.#fresh?.clear(); // all read: the dump or a GET
+    this.#tracked.clearHeard(); // all read: by the dump or a GET
     return { candidates: [...snap.candidates, ...more], overflow: snap.overflow ?? 0 };
   }
 
@@ -308,7 +302,7 @@ export class NetlinkEventsSource implements Source {
   async #drain(signal?: AbortSignal): Promise<boolean> {
     const startedAt = this.#clock();
     const r = await this.#stream.drain(signal, (ev) => this.#onEvent(ev));
-    if (r.complete) this.#fresh?.drained(startedAt);
+    if (r.complete) this.#tracked.drained(startedAt);
     this.stats.received += r.received;
     this.stats.overflows += r.overflows;
     this.#scanned += r.received;
@@ -328,15 +322,11 @@ export class NetlinkEventsSource implements Source {
     if (ev.translated && translation(ev.entry) !== undefined) {
       this.#heard.add({ tuple: p.tuple, heardAt: this.#clock() });
     }
+    if (ev.ended) this.#tracked.ended(tupleKey(p.tuple), ev.entry.id);
     if (!ev.candidate) return;
     const key = tupleKey(p.tuple);
     this.#heardKeys?.add(key);
-    if (this.#tracked.has(key)) return;
-    if (this.#tracked.size >= this.#max) this.#leftOut = true;
-    else {
-      this.#tracked.set(key, p.tuple);
-      this.#fresh?.add(key, ev.entry, this.#clock());
-    }
+    this.#tracked.heard(key, p.tuple, ev.entry, this.#clock());
   }
 
   /**
