@@ -20,11 +20,9 @@ import {
   CTA_STATUS,
   CTA_TUPLE_ORIG,
   CTA_TUPLE_PROTO,
-  IPCTNL_MSG_CT_DELETE,
   IPCTNL_MSG_CT_NEW,
   IPPROTO_TCP,
   IPS_DST_NAT,
-  IPS_SEEN_REPLY,
   NFNL_SUBSYS_CTNETLINK,
   TCP_CONNTRACK_CLOSE,
   TCP_CONNTRACK_SYN_RECV,
@@ -184,10 +182,11 @@ export interface EventFilterOptions {
    */
   evidence?: boolean;
   /**
-   * Also pass what ends a candidate: the destruction (`IPCTNL_MSG_CT_DELETE`)
-   * of a TCP entry without `IPS_SEEN_REPLY`, and an update (no
-   * `NLM_F_CREATE`) of a TCP entry to `SYN_RECV` or `CLOSE` (answered, or
-   * reset). For a socket in the update and destroy groups too. Default false.
+   * Also pass what ends a candidate: an update (no `NLM_F_CREATE`) of a TCP
+   * entry to `SYN_RECV` or `CLOSE` (answered, or reset). For a socket in the
+   * update group too. Default false. (Not destructions: an expired entry is
+   * reaped by the agent's own GET as often as by the kernel's collector, so
+   * its destroy event would mostly come after the GET that found it gone.)
    */
   ended?: boolean;
 }
@@ -223,21 +222,17 @@ export function conntrackEventFilter(options: EventFilterOptions = {}): BpfInsn[
   const evidence = options.evidence ?? true, ended = options.ended ?? false;
   const notSynSent = evidence ? "evidence" : "drop";
   const a = new BpfAssembler();
-  // ctnetlink, IPCTNL_MSG_CT_NEW (or, with `ended`, IPCTNL_MSG_CT_DELETE).
+  // ctnetlink, IPCTNL_MSG_CT_NEW.
   a.ldAbsByte(TYPE_HI).jeq(NFNL_SUBSYS_CTNETLINK, "type", "drop");
-  a.label("type").ldAbsByte(TYPE_LO).jeq(IPCTNL_MSG_CT_NEW, "orig", ended ? "delete" : "drop");
-  if (ended) a.label("delete").jeq(IPCTNL_MSG_CT_DELETE, "d.orig", "drop");
+  a.label("type").ldAbsByte(TYPE_LO).jeq(IPCTNL_MSG_CT_NEW, "orig", "drop");
   // CTA_TUPLE_ORIG > CTA_TUPLE_PROTO > CTA_PROTO_NUM == TCP.
-  const tcp = (p: string, then: string) => {
-    a.label(`${p}orig`).ldImm(ATTRS).ldxImm(CTA_TUPLE_ORIG).ldAncillary(SKF_AD_NLATTR);
-    a.jeq(0, "drop", `${p}proto`);
-    a.label(`${p}proto`).ldxImm(CTA_TUPLE_PROTO).ldAncillary(SKF_AD_NLATTR_NEST);
-    a.jeq(0, "drop", `${p}protonum`);
-    a.label(`${p}protonum`).ldxImm(CTA_PROTO_NUM).ldAncillary(SKF_AD_NLATTR_NEST);
-    a.jeq(0, "drop", `${p}tcp`);
-    a.label(`${p}tcp`).tax().ldIndByte(4).jeq(IPPROTO_TCP, then, "drop");
-  };
-  tcp("", "info");
+  a.label("orig").ldImm(ATTRS).ldxImm(CTA_TUPLE_ORIG).ldAncillary(SKF_AD_NLATTR);
+  a.jeq(0, "drop", "proto");
+  a.label("proto").ldxImm(CTA_TUPLE_PROTO).ldAncillary(SKF_AD_NLATTR_NEST);
+  a.jeq(0, "drop", "protonum");
+  a.label("protonum").ldxImm(CTA_PROTO_NUM).ldAncillary(SKF_AD_NLATTR_NEST);
+  a.jeq(0, "drop", "tcp");
+  a.label("tcp").tax().ldIndByte(4).jeq(IPPROTO_TCP, "info", "drop");
   // CTA_PROTOINFO > CTA_PROTOINFO_TCP > CTA_PROTOINFO_TCP_STATE == SYN_SENT.
   a.label("info").ldImm(ATTRS).ldxImm(CTA_PROTOINFO).ldAncillary(SKF_AD_NLATTR);
   a.jeq(0, notSynSent, "infotcp");
@@ -259,13 +254,6 @@ export function conntrackEventFilter(options: EventFilterOptions = {}): BpfInsn[
     a.label("status").ldImm(ATTRS).ldxImm(CTA_STATUS).ldAncillary(SKF_AD_NLATTR);
     a.jeq(0, "drop", "statusv");
     a.label("statusv").tax().ldIndWord(4).jset(IPS_DST_NAT, "accept", "drop");
-  }
-  if (ended) {
-    // A destroyed TCP entry that never saw a reply.
-    tcp("d.", "d.status");
-    a.label("d.status").ldImm(ATTRS).ldxImm(CTA_STATUS).ldAncillary(SKF_AD_NLATTR);
-    a.jeq(0, "drop", "d.statusv");
-    a.label("d.statusv").tax().ldIndWord(4).jset(IPS_SEEN_REPLY, "drop", "accept");
   }
   a.label("accept").ret(ACCEPT);
   a.label("drop").ret(0);

@@ -13,7 +13,6 @@ import {
   IPCTNL_MSG_CT_NEW,
   IPPROTO_TCP,
   IPS_DST_NAT,
-  NFNLGRP_CONNTRACK_DESTROY,
   NFNLGRP_CONNTRACK_NEW,
   NFNLGRP_CONNTRACK_UPDATE,
 } from "./ctnetlink.ts";
@@ -38,7 +37,7 @@ export interface EventSocketOptions {
   /** Also receive newly created translated TCP entries (evidence); default true. */
   evidence?: boolean;
   /**
-   * Also join the update and destroy groups, for what ends a candidate (see
+   * Also join the update group, for what ends a candidate (see
    * `EventFilterOptions.ended` in bpf.ts); default false.
    */
   ended?: boolean;
@@ -64,7 +63,7 @@ export function openEventSocket(options: EventSocketOptions = {}): NetlinkSocket
     recvBufferBytes: options.recvBufferBytes ?? 8 << 20,
     sendBufferBytes: 4096,
     groups: options.ended
-      ? [NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE, NFNLGRP_CONNTRACK_DESTROY]
+      ? [NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE]
       : [NFNLGRP_CONNTRACK_NEW],
     filter: encodeProgram(
       conntrackEventFilter({ evidence: options.evidence ?? true, ended: options.ended ?? false }),

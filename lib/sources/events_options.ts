@@ -84,9 +84,9 @@ export interface EventsSourceOptions {
    */
   heardFirst?: boolean;
   /**
-   * Also hear what ends a candidate (its destruction, an update that answers
-   * or resets it; see `openEventSocket`'s `ended`) and stop tracking it at
-   * once, without a GET; default false.
+   * Also hear what ends a candidate (an update that answers or resets it;
+   * see `openEventSocket`'s `ended`) and stop tracking it at once, without a
+   * GET; default false.
    */
   ended?: boolean;
   /** Event messages handled per poll at most (the rest wait in the socket); default 200 000. */
