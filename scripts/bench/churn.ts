@@ -21,10 +21,13 @@
  * the table's size, the load average (the machine is shared). Needs root,
  * iproute2, nft and conntrack.
  *
- *     deno run -A scripts/bench/churn.ts [--rates=0,1000,5000,10000]
+ *     deno run -A scripts/bench/churn.ts [--rates=0,1000,5000,10000] [--answered=0]
  *       [--sources=auto,netlink] [--table=10000] [--seconds=20] [--cpu-prof=DIR]
  *
- * `--cpu-prof=DIR` runs the agent with `--cpu-prof` (profiles in DIR).
+ * `--cpu-prof=DIR` runs the agent with `--cpu-prof` (profiles in DIR);
+ * `--answered=F` answers that fraction of the connections with a SYN/ACK
+ * at once (SYN_RECV for 2 s); `--main=PATH` runs another checkout's
+ * main.ts (a before/after comparison).
  *
  * @module
  */
@@ -33,7 +36,7 @@ import { canRunKernelTests, type EntrySpec, type Netns, withNetns } from "../../
 import { RawSynSender } from "../../testbed/nat_lab/raw_syn.ts";
 import { rssMB } from "./measure.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+let main = new URL("../../main.ts", import.meta.url).pathname;
 const V8_FLAGS = ["--v8-flags=--max-semi-space-size=1,--max-old-space-size=64"];
 const WARM_UP_MS = 5_000;
 
@@ -47,29 +50,38 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Sends `rate` SYNs per second until `stop` aborts, in 10 ms ticks; every
- * other one to a DNATed address. Resolves the number sent.
+ * other one to a DNATed address. `answered` (0..1) of them get a SYN/ACK
+ * from where they went (the DNAT target for the translated ones) at the
+ * next tick. Resolves the number of SYNs sent.
  */
-async function churn(ns: Netns, rate: number, stop: AbortSignal): Promise<number> {
+async function churn(
+  ns: Netns,
+  rate: number,
+  answered: number,
+  stop: AbortSignal,
+): Promise<number> {
   if (rate === 0) return 0;
   const sender = new RawSynSender(ns.name);
-  const src = new Uint8Array([10, 98, 0, 0]);
   const plain = new Uint8Array([10, 99, 1, 1]), nated = new Uint8Array([10, 96, 0, 10]);
-  let sent = 0;
+  const backend = new Uint8Array([10, 99, 200, 1]);
+  let sent = 0, pending: { src: Uint8Array; sport: number; from: Uint8Array }[] = [];
   const t0 = performance.now();
   try {
     while (!stop.aborted) {
+      for (const p of pending) {
+        sender.send({ src: p.from, dst: p.src, sport: 80, dport: p.sport, flags: 0x12, ack: 1 });
+      }
+      pending = [];
       const due = Math.floor((performance.now() - t0) / 1000 * rate);
       for (; sent < due; sent++) {
         // 60,000 ports per source address: unique within far more than 2 s at 10k/s.
         const i = sent % 600_000;
-        src[2] = Math.floor(i / 60_000);
-        src[3] = 1 + (sent & 1);
-        sender.send({
-          src,
-          dst: sent & 1 ? nated : plain,
-          sport: 1024 + (i % 60_000),
-          dport: 80,
-        });
+        const src = new Uint8Array([10, 98, Math.floor(i / 60_000), 1 + (sent & 1)]);
+        const sport = 1024 + (i % 60_000);
+        sender.send({ src, dst: sent & 1 ? nated : plain, sport, dport: 80 });
+        if ((sent % 100) < answered * 100) {
+          pending.push({ src, sport, from: sent & 1 ? backend : plain });
+        }
       }
       await sleep(10);
     }
@@ -89,6 +101,7 @@ async function setUp(ns: Netns, table: number): Promise<void> {
   await ip(["link", "set", "v0", "up"]);
   await ip(["link", "set", "v1", "up"]);
   await ip(["route", "add", "10.96.0.0/16", "dev", "v0"]);
+  await ip(["route", "add", "10.98.0.0/16", "via", "10.99.1.1", "dev", "v0"]);
   // Frames for a MAC no one has: v1 drops them before IP, nothing answers.
   for (const to of ["10.99.1.1", "10.99.200.1"]) {
     await ip(["neigh", "add", to, "lladdr", "02:00:00:00:00:01", "dev", "v0", "nud", "permanent"]);
@@ -106,6 +119,9 @@ async function setUp(ns: Netns, table: number): Promise<void> {
   });
   if (nft.code !== 0) throw new Error(`nft: ${nft.stderr}`);
   await ns.sysctl("net.netfilter.nf_conntrack_tcp_timeout_syn_sent", 2);
+  // Answered ones: SYN_RECV for 2 s; the SYN/ACKs carry no real sequence numbers.
+  await ns.sysctl("net.netfilter.nf_conntrack_tcp_timeout_syn_recv", 2);
+  await ns.sysctl("net.netfilter.nf_conntrack_tcp_be_liberal", 1);
   const specs: EntrySpec[] = [];
   for (let i = 0; i < table; i++) {
     const s = `10.${100 + ((i >> 16) & 127)}.${(i >> 8) & 255}.${i & 255}`;
@@ -122,10 +138,16 @@ async function setUp(ns: Netns, table: number): Promise<void> {
 }
 
 /** One run: the agent with `source` while `rate` connections/s churn. */
-async function run(ns: Netns, source: string, rate: number, ms: number, prof?: string) {
+async function run(
+  ns: Netns,
+  source: string,
+  rate: number,
+  o: { ms: number; answered: number; prof: string | undefined },
+) {
+  const { ms, prof } = o;
   const stop = new AbortController();
   const began = performance.now();
-  const generated = churn(ns, rate, stop.signal);
+  const generated = churn(ns, rate, o.answered, stop.signal);
   const child = ns.spawn(
     [
       Deno.execPath(),
@@ -133,7 +155,7 @@ async function run(ns: Netns, source: string, rate: number, ms: number, prof?: s
       "-A",
       ...V8_FLAGS,
       ...(prof !== undefined ? [`--cpu-prof`, `--cpu-prof-dir=${prof}`] : []),
-      MAIN,
+      main,
       "--dry-run",
       "--listen=127.0.0.1:10396",
       `--source=${source}`,
@@ -150,9 +172,12 @@ async function run(ns: Netns, source: string, rate: number, ms: number, prof?: s
     const peak = Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024;
     const rss = await rssMB(child.pid);
     const entries = Math.round((n0 + (await ns.count())) / 2);
+    // Entries the SYN/ACKs answered (the check that they did).
+    const states = await ns.exec(["conntrack", "-L", "-p", "tcp", "--state", "SYN_RECV"]);
+    const synRecv = states.stdout.split("\n").filter((l) => l.includes("SYN_RECV")).length;
     stop.abort();
     const reached = await generated / ((performance.now() - began) / 1000);
-    return { cpu, peak, rss, entries, reached };
+    return { cpu, peak, rss, entries, reached, synRecv };
   } finally {
     stop.abort();
     await generated;
@@ -183,6 +208,8 @@ async function main(): Promise<void> {
       table: { type: "string", default: "10000" },
       seconds: { type: "string", default: "20" },
       "cpu-prof": { type: "string" },
+      answered: { type: "string", default: "0" },
+      main: { type: "string" },
     },
   });
   const skip = await canRunKernelTests();
@@ -193,19 +220,21 @@ async function main(): Promise<void> {
   const rates = values.rates.split(",").map(Number);
   const sources = values.sources.split(",");
   const table = Number(values.table), ms = Number(values.seconds) * 1000;
-  const prof = values["cpu-prof"];
+  const prof = values["cpu-prof"], answered = Number(values.answered);
+  if (values.main !== undefined) main = values.main;
   if (prof !== undefined) await Deno.mkdir(prof, { recursive: true });
   console.log(
     `\n## Cost under connection churn: main.ts --dry-run, default settings, ${
       table.toLocaleString("en")
     } ` +
-      `background entries, SYN_SENT entries gone after 2 s, half DNATed ` +
+      `background entries, half DNATed, ${answered * 100}% answered at once, the rest gone ` +
+      `after 2 s ` +
       `(${new Date().toISOString().slice(0, 10)}, load average before: ${await loadavg()})\n`,
   );
   console.log(
-    "| new connections/s (reached) | source | entries (mean) | CPU-s/s | µs/connection | RSS MB (peak) |",
+    "| new connections/s (reached) | source | entries (mean) | SYN_RECV at end | CPU-s/s | µs/connection | RSS MB (peak) |",
   );
-  console.log("|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|");
   const saved = await sysctl("net.netfilter.nf_conntrack_max");
   try {
     const need = table + 50_000;
@@ -214,14 +243,14 @@ async function main(): Promise<void> {
       await setUp(ns, table);
       for (const rate of rates) {
         for (const source of sources) {
-          const r = await run(ns, source, rate, ms, prof);
+          const r = await run(ns, source, rate, { ms, answered, prof });
           const per = rate > 0 ? (r.cpu / rate * 1e6).toFixed(1) : "–";
           console.log(
             `| ${rate.toLocaleString("en")} (${
               Math.round(r.reached).toLocaleString("en")
-            }) | ${source} | ${r.entries.toLocaleString("en")} | ${r.cpu.toFixed(4)} | ${per} | ${
-              r.rss.toFixed(1)
-            } (${r.peak.toFixed(1)}) |`,
+            }) | ${source} | ${r.entries.toLocaleString("en")} | ${
+              r.synRecv.toLocaleString("en")
+            } | ${r.cpu.toFixed(4)} | ${per} | ${r.rss.toFixed(1)} (${r.peak.toFixed(1)}) |`,
           );
           await sleep(2500); // the churn's entries expire before the next run
         }
