@@ -36,7 +36,7 @@ import { canRunKernelTests, type EntrySpec, type Netns, withNetns } from "../../
 import { RawSynSender } from "../../testbed/nat_lab/raw_syn.ts";
 import { rssMB } from "./measure.ts";
 
-let main = new URL("../../main.ts", import.meta.url).pathname;
+let agentMain = new URL("../../main.ts", import.meta.url).pathname;
 const V8_FLAGS = ["--v8-flags=--max-semi-space-size=1,--max-old-space-size=64"];
 const WARM_UP_MS = 5_000;
 
@@ -155,7 +155,7 @@ async function run(
       "-A",
       ...V8_FLAGS,
       ...(prof !== undefined ? [`--cpu-prof`, `--cpu-prof-dir=${prof}`] : []),
-      main,
+      agentMain,
       "--dry-run",
       "--listen=127.0.0.1:10396",
       `--source=${source}`,
@@ -221,7 +221,7 @@ async function main(): Promise<void> {
   const sources = values.sources.split(",");
   const table = Number(values.table), ms = Number(values.seconds) * 1000;
   const prof = values["cpu-prof"], answered = Number(values.answered);
-  if (values.main !== undefined) main = values.main;
+  if (values.main !== undefined) agentMain = values.main;
   if (prof !== undefined) await Deno.mkdir(prof, { recursive: true });
   console.log(
     `\n## Cost under connection churn: main.ts --dry-run, default settings, ${
