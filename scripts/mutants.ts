@@ -1045,10 +1045,39 @@ function KUBE_SEMANTICS_MUTANTS(): Mutant[] {
     {
       name: "rules given the unscoped snapshot (--destinations with Kubernetes)",
       file: "lib/agent/agent.ts",
-      search: "const stale = await this.#decide(rules, scoped, track);",
-      replace: "const stale = await this.#decide(rules, snapshot, track);",
+      search: "const stale = await this.#decide(rules, ruled(scoped), track);",
+      replace: "const stale = await this.#decide(rules, ruled(snapshot), track);",
       tests: ["tests/agent/agent_test.ts"],
     },
+    {
+      name: "heard candidates given to the rules",
+      file: "lib/agent/agent.ts",
+      search: "const stale = await this.#decide(rules, ruled(scoped), track);",
+      replace: "const stale = await this.#decide(rules, scoped, track);",
+      tests: ["tests/agent/agent_heard_test.ts"],
+    },
+    {
+      name: "events source: an ending event ignored",
+      file: "lib/sources/netlink_events.ts",
+      search: "if (ev.ended) this.#tracked.ended(tupleKey(p.tuple), ev.entry.id);",
+      replace: "",
+      tests: ["tests/sources/netlink_events_heard_test.ts"],
+    },
+    {
+      name: "tracked set: an ending event drops whatever id it names",
+      file: "lib/sources/tracked_candidates.ts",
+      search: "if (id !== undefined && this.#ids.get(key) === id) this.delete(key);",
+      replace: "this.delete(key);",
+      tests: ["tests/sources/netlink_events_heard_test.ts"],
+    },
+    {
+      name: "event filter: ended passes creations to SYN_RECV too",
+      file: "lib/netlink/bpf.ts",
+      search: 'jset(NLM_F_CREATE >> 8, notSynSent, "accept")',
+      replace: 'jset(NLM_F_CREATE >> 8, "accept", "accept")',
+      tests: ["tests/netlink/bpf_test.ts"],
+    },
+
     {
       name: "kubernetes: a Service labelled for another proxy still vouched",
       file: "lib/kube/objects.ts",

@@ -216,7 +216,7 @@ export class Agent {
       this.#notes.malformed(snapshot);
       this.#notes.overflow(snapshot);
       this.#notes.stillThere(snapshot);
-      const stale = await this.#decide(rules, scoped, track);
+      const stale = await this.#decide(rules, ruled(scoped), track);
       log.debug("poll", {
         scanned: snapshot.scanned,
         candidates: snapshot.candidates.length,
@@ -340,4 +340,10 @@ export class Agent {
 
 function round(x: number): number {
   return Math.round(x * 1000) / 1000;
+}
+
+/** The snapshot without the candidates only heard of (`Candidate.heard`): no rule acts on those. */
+function ruled(s: Snapshot): Snapshot {
+  if (!s.candidates.some((c) => c.heard)) return s;
+  return { ...s, candidates: s.candidates.filter((c) => !c.heard) };
 }

@@ -25,6 +25,12 @@ export interface Candidate extends Tuple {
    * un-NATed entry (reply source = original destination).
    */
   translated?: Endpoint;
+  /**
+   * Known from the entry's creation event alone, not read since (the events
+   * source): an observation for the renewal tracker, but no rule acts on it,
+   * since the entry may have been answered after its event.
+   */
+  heard?: true;
 }
 
 /** What one read of the table produced. */

@@ -24,6 +24,8 @@ import {
   IPPROTO_TCP,
   IPS_DST_NAT,
   NFNL_SUBSYS_CTNETLINK,
+  TCP_CONNTRACK_CLOSE,
+  TCP_CONNTRACK_SYN_RECV,
   TCP_CONNTRACK_SYN_SENT,
 } from "./ctnetlink.ts";
 import { HOST_LE, NFGENMSG_LEN, NLM_F_CREATE } from "./message.ts";
@@ -179,6 +181,14 @@ export interface EventFilterOptions {
    * (`IPS_DST_NAT`): evidence for the un-NATed rule. Default true.
    */
   evidence?: boolean;
+  /**
+   * Also pass what ends a candidate: an update (no `NLM_F_CREATE`) of a TCP
+   * entry to `SYN_RECV` or `CLOSE` (answered, or reset). For a socket in the
+   * update group too. Default false. (Not destructions: an expired entry is
+   * reaped by the agent's own GET as often as by the kernel's collector, so
+   * its destroy event would mostly come after the GET that found it gone.)
+   */
+  ended?: boolean;
 }
 
 /** Where the attribute stream of a ctnetlink message starts: nlmsghdr + nfgenmsg. */
@@ -197,6 +207,8 @@ const ACCEPT = 0xffffffff;
  * - with `evidence`: it is TCP, `NLM_F_CREATE` (a new entry, not an update)
  *   and `IPS_DST_NAT` is set (a translated entry);
  *
+ * - with `ended`: see {@linkcode EventFilterOptions.ended};
+ *
  * and drops everything else (other subsystems, other message types, UDP,
  * established TCP entries), so the kernel does not queue them.
  *
@@ -207,7 +219,7 @@ const ACCEPT = 0xffffffff;
  * ```
  */
 export function conntrackEventFilter(options: EventFilterOptions = {}): BpfInsn[] {
-  const evidence = options.evidence ?? true;
+  const evidence = options.evidence ?? true, ended = options.ended ?? false;
   const notSynSent = evidence ? "evidence" : "drop";
   const a = new BpfAssembler();
   // ctnetlink, IPCTNL_MSG_CT_NEW.
@@ -228,7 +240,14 @@ export function conntrackEventFilter(options: EventFilterOptions = {}): BpfInsn[
   a.jeq(0, notSynSent, "state");
   a.label("state").ldxImm(CTA_PROTOINFO_TCP_STATE).ldAncillary(SKF_AD_NLATTR_NEST);
   a.jeq(0, notSynSent, "statev");
-  a.label("statev").tax().ldIndByte(4).jeq(TCP_CONNTRACK_SYN_SENT, "accept", notSynSent);
+  a.label("statev").tax().ldIndByte(4);
+  a.jeq(TCP_CONNTRACK_SYN_SENT, "accept", ended ? "synrecv" : notSynSent);
+  if (ended) {
+    // An update (not NLM_F_CREATE) to SYN_RECV or CLOSE.
+    a.label("synrecv").jeq(TCP_CONNTRACK_SYN_RECV, "update", "close");
+    a.label("close").jeq(TCP_CONNTRACK_CLOSE, "update", notSynSent);
+    a.label("update").ldAbsByte(FLAGS_HI).jset(NLM_F_CREATE >> 8, notSynSent, "accept");
+  }
   if (evidence) {
     // A new entry (NLM_F_CREATE) with CTA_STATUS & IPS_DST_NAT.
     a.label("evidence").ldAbsByte(FLAGS_HI).jset(NLM_F_CREATE >> 8, "status", "drop");

@@ -9,16 +9,18 @@ import { conntrackEventFilter, encodeProgram } from "./bpf.ts";
 import { type ConntrackEntry, decodeConntrack } from "./conntrack_entry.ts";
 import {
   ctMsgType,
+  IPCTNL_MSG_CT_DELETE,
   IPCTNL_MSG_CT_NEW,
   IPPROTO_TCP,
   IPS_DST_NAT,
   NFNLGRP_CONNTRACK_NEW,
+  NFNLGRP_CONNTRACK_UPDATE,
 } from "./ctnetlink.ts";
 import { type NetlinkMessage, NLM_F_CREATE } from "./message.ts";
 import { NetlinkSocket } from "./socket.ts";
 import { isSynSentUnreplied } from "./syn_sent.ts";
 
-const CT_NEW = ctMsgType(IPCTNL_MSG_CT_NEW);
+const CT_NEW = ctMsgType(IPCTNL_MSG_CT_NEW), CT_DELETE = ctMsgType(IPCTNL_MSG_CT_DELETE);
 
 /**
  * Options for {@linkcode openEventSocket}.
@@ -34,6 +36,11 @@ export interface EventSocketOptions {
   recvBufferBytes?: number;
   /** Also receive newly created translated TCP entries (evidence); default true. */
   evidence?: boolean;
+  /**
+   * Also join the update group, for what ends a candidate (see
+   * `EventFilterOptions.ended` in bpf.ts); default false.
+   */
+  ended?: boolean;
 }
 
 /**
@@ -55,20 +62,26 @@ export function openEventSocket(options: EventSocketOptions = {}): NetlinkSocket
   return NetlinkSocket.open({
     recvBufferBytes: options.recvBufferBytes ?? 8 << 20,
     sendBufferBytes: 4096,
-    groups: [NFNLGRP_CONNTRACK_NEW],
-    filter: encodeProgram(conntrackEventFilter({ evidence: options.evidence ?? true })),
+    groups: options.ended
+      ? [NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE]
+      : [NFNLGRP_CONNTRACK_NEW],
+    filter: encodeProgram(
+      conntrackEventFilter({ evidence: options.evidence ?? true, ended: options.ended ?? false }),
+    ),
   });
 }
 
 /**
  * What one event tells: `candidate` (TCP `SYN_SENT` without
  * `IPS_SEEN_REPLY`), `translated` (a new TCP entry with `IPS_DST_NAT`; a
- * translated candidate is both), else neither.
+ * translated candidate is both), `ended` (the entry is gone, or an update
+ * left it no candidate), else none.
  */
 export interface ConntrackEvent {
   entry: ConntrackEntry;
   candidate: boolean;
   translated: boolean;
+  ended: boolean;
 }
 
 /**
@@ -85,12 +98,17 @@ export interface ConntrackEvent {
  * ```
  */
 export function classifyEvent(m: NetlinkMessage): ConntrackEvent | undefined {
+  if (m.type === CT_DELETE) {
+    return { entry: decodeConntrack(m.payload), candidate: false, translated: false, ended: true };
+  }
   if (m.type !== CT_NEW) return undefined;
   const entry = decodeConntrack(m.payload);
   const created = (m.flags & NLM_F_CREATE) !== 0;
+  const candidate = isSynSentUnreplied(entry);
   return {
     entry,
-    candidate: isSynSentUnreplied(entry),
+    candidate,
     translated: created && entry.proto === IPPROTO_TCP && (entry.status & IPS_DST_NAT) !== 0,
+    ended: !created && !candidate,
   };
 }

@@ -110,6 +110,8 @@ export const SOURCES: readonly SourceEntry[] = [
         dump: await netlinkSource(c),
         maxCandidates: s.maxCandidates,
         resyncIntervalMs: s.resyncIntervalMs,
+        heardFirst: true, // the agent's rules never act on a heard candidate
+        ended: true,
         evidence: s.unnatedAfterMs !== undefined && s.destinations === undefined,
         onResync: (reason) => {
           // Lost events or a failing socket are worth a warning; the rest is routine or told

@@ -7,6 +7,7 @@
  */
 import type { Clock } from "../basics.ts";
 import type { NetlinkTransport } from "../netlink/socket.ts";
+import type { EventSocketOptions } from "../netlink/events.ts";
 import type { SysctlReader } from "./events_health.ts";
 import type { Source } from "./source.ts";
 
@@ -48,6 +49,21 @@ export interface EventsStats {
   missed: number;
 }
 
+/** Counters at zero. */
+export function newEventsStats(): EventsStats {
+  const resyncs = Object.fromEntries(RESYNC_REASONS.map((r) => [r, 0]));
+  return { received: 0, overflows: 0, resyncs: resyncs as Record<ResyncReason, number>, missed: 0 };
+}
+
+/** The event socket's options (lib/netlink/events.ts) from the source's. */
+export function eventSocketOptions(o: EventsSourceOptions): EventSocketOptions {
+  const out: EventSocketOptions = {};
+  if (o.recvBufferBytes !== undefined) out.recvBufferBytes = o.recvBufferBytes;
+  if (o.evidence !== undefined) out.evidence = o.evidence;
+  if (o.ended !== undefined) out.ended = o.ended;
+  return out;
+}
+
 /** Options for `NetlinkEventsSource` (lib/sources/netlink_events.ts). */
 export interface EventsSourceOptions {
   clock?: Clock;
@@ -61,6 +77,18 @@ export interface EventsSourceOptions {
   evidence?: boolean;
   /** Time to wait for the answers to one batch of GETs; default 5000 ms. */
   timeoutMs?: number;
+  /**
+   * A candidate heard since the last poll is reported from its event, marked
+   * `heard`, instead of being read by GET (the next poll reads it); default
+   * false. For callers whose rules never act on a `heard` candidate.
+   */
+  heardFirst?: boolean;
+  /**
+   * Also hear what ends a candidate (an update that answers or resets it;
+   * see `openEventSocket`'s `ended`) and stop tracking it at once, without a
+   * GET; default false.
+   */
+  ended?: boolean;
   /** Event messages handled per poll at most (the rest wait in the socket); default 200 000. */
   maxEventsPerPoll?: number;
   /** The full (filtered) dump: start, overflow, safety net. */

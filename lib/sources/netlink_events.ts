@@ -15,12 +15,15 @@ import { NetlinkSocket, type NetlinkTransport } from "../netlink/socket.ts";
 import { isSynSentUnreplied } from "../netlink/syn_sent.ts";
 import { EventEvidence } from "./heard_translations.ts";
 import { readHeardEvidence } from "./heard_evidence.ts";
+import { TrackedCandidates } from "./tracked_candidates.ts";
 import { EventsHealth } from "./events_health.ts";
 import { entryCandidate, translation } from "../netlink/entry_candidate.ts";
 import type { Source } from "./source.ts";
 import {
+  eventSocketOptions,
   type EventsSourceOptions,
   type EventsStats,
+  newEventsStats,
   RESYNC_REASONS,
   type ResyncReason,
 } from "./events_options.ts";
@@ -38,7 +41,9 @@ export type { EventsSourceOptions, EventsStats, ResyncReason };
  * - then GETs every tracked candidate by tuple and zone (a hash look-up each,
  *   whatever the table's size): the renewal rule needs their timeouts, which
  *   change without events. A gone entry, or one that got its reply, is
- *   dropped; the snapshot holds the candidates as just read;
+ *   dropped; the snapshot holds the candidates as just read. With
+ *   `heardFirst`, a candidate heard since the last poll is not read: its
+ *   event is its first observation (`heard`, see `HeardCandidates`);
  * - instead, a full filtered dump (`dump`) runs at the first poll, at once at
  *   the poll that finds the event socket overflowed (`ENOBUFS`) or failing,
  *   when candidates were left out for `maxCandidates` and there is room
@@ -75,30 +80,22 @@ export type { EventsSourceOptions, EventsStats, ResyncReason };
  */
 export class NetlinkEventsSource implements Source {
   readonly name = "events";
-  readonly stats: EventsStats = {
-    received: 0,
-    overflows: 0,
-    resyncs: Object.fromEntries(RESYNC_REASONS.map((r) => [r, 0])) as Record<ResyncReason, number>,
-    missed: 0,
-  };
+  readonly stats: EventsStats = newEventsStats();
   #o: EventsSourceOptions;
   #clock: Clock;
-  #max: number;
   #period: number;
   #stream: EventStream;
   #get: NetlinkTransport | undefined;
   #getBuf = new Uint8Array(64 * 1024);
   #seq = (Math.random() * 0x7fffffff) >>> 0;
   /** Candidates by tuple key. */
-  #tracked = new Map<string, ParsedTuple>();
+  #tracked: TrackedCandidates;
   #heard = new EventEvidence();
   #health: EventsHealth;
   /** Candidate keys heard while a resync listens for them. */
   #heardKeys: Set<string> | undefined;
   #due: ResyncReason | undefined = "start";
   #nextPeriodic = Infinity;
-  /** Candidates were left out for `maxCandidates` since the last dump. */
-  #leftOut = false;
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
   /** Counts of the poll in progress. */
@@ -109,10 +106,11 @@ export class NetlinkEventsSource implements Source {
   constructor(options: EventsSourceOptions) {
     this.#o = options;
     this.#clock = options.clock ?? (() => performance.now());
-    this.#max = options.maxCandidates ?? Infinity;
     this.#period = options.resyncIntervalMs ?? 300_000;
+    const since = options.heardFirst ? this.#clock() : undefined;
+    this.#tracked = new TrackedCandidates(options.maxCandidates ?? Infinity, since);
     this.#stream = new EventStream(
-      options.openEvents ?? (() => openEventSocket(this.#eventOptions())),
+      options.openEvents ?? (() => openEventSocket(eventSocketOptions(options))),
       options.maxEventsPerPoll ?? 200_000,
     );
     this.#health = new EventsHealth({
@@ -152,7 +150,7 @@ export class NetlinkEventsSource implements Source {
     if (this.#stream.subscribe()) this.#due ??= "error";
     await this.#drain(signal);
     this.#stream.subscribe(); // the drain found the socket broken: subscribe again before the dump
-    if (this.#due === undefined && this.#leftOut && this.#tracked.size < this.#max) {
+    if (this.#due === undefined && this.#tracked.leftOut && this.#tracked.room) {
       this.#due = "limit";
     }
     if (this.#due === undefined && this.#clock() >= this.#nextPeriodic) this.#due = "periodic";
@@ -163,7 +161,8 @@ export class NetlinkEventsSource implements Source {
     if (this.#due !== undefined) {
       ({ candidates, overflow } = await this.#resync(this.#due, signal));
     } else {
-      candidates = await this.#reread([...this.#tracked.values()], signal);
+      const { heard, read } = this.#tracked.toRead();
+      candidates = [...heard, ...await this.#reread(read, signal)];
     }
     const snap: Snapshot = {
       candidates,
@@ -183,13 +182,6 @@ export class NetlinkEventsSource implements Source {
     return snap;
   }
 
-  #eventOptions() {
-    const o: { recvBufferBytes?: number; evidence?: boolean } = {};
-    if (this.#o.recvBufferBytes !== undefined) o.recvBufferBytes = this.#o.recvBufferBytes;
-    if (this.#o.evidence !== undefined) o.evidence = this.#o.evidence;
-    return o;
-  }
-
   /** A full dump replaces the tracked set; candidates heard during it are read too. */
   async #resync(
     reason: ResyncReason,
@@ -206,19 +198,19 @@ export class NetlinkEventsSource implements Source {
       throw e;
     }
     this.#nextPeriodic = this.#clock() + this.#period;
-    const leftOut = this.#leftOut;
-    this.#leftOut = (snap.overflow ?? 0) > 0;
+    const leftOut = this.#tracked.leftOut;
     this.#scanned += snap.scanned;
     this.#malformed += snap.malformed;
     this.#firstMalformed ??= snap.firstMalformed;
-    const fromDump = new Map<string, ParsedTuple>();
+    const fromDump: [string, ParsedTuple, number | undefined][] = [];
     for (const c of snap.candidates) {
       const p = parseTuple(c);
-      if (p.ok) fromDump.set(tupleKey(p.tuple), p.tuple);
+      if (p.ok) fromDump.push([tupleKey(p.tuple), p.tuple, c.id]);
     }
-    const dumped = new Set(fromDump.keys());
-    const before = this.#tracked;
-    this.#tracked = fromDump;
+    const dumped = new Set(fromDump.map(([k]) => k));
+    const before = new Set([...this.#tracked.entries()].map(([k]) => k));
+    this.#tracked.replace(fromDump);
+    this.#tracked.leftOut = (snap.overflow ?? 0) > 0;
     this.#health.resynced();
     // Events queued while the dump ran: a candidate created meanwhile may be missing from it.
     this.#heardKeys = new Set();
@@ -230,8 +222,9 @@ export class NetlinkEventsSource implements Source {
     } finally {
       this.#heardKeys = undefined;
     }
-    const extra = [...this.#tracked].filter(([k]) => !dumped.has(k)).map(([, t]) => t);
+    const extra = [...this.#tracked.entries()].filter(([k]) => !dumped.has(k)).map(([, t]) => t);
     const more = extra.length > 0 ? await this.#reread(extra, signal) : [];
+    this.#tracked.clearHeard(); // all read: by the dump or a GET
     return { candidates: [...snap.candidates, ...more], overflow: snap.overflow ?? 0 };
   }
 
@@ -303,7 +296,9 @@ export class NetlinkEventsSource implements Source {
    * this poll dump. Resolves whether the drain was complete.
    */
   async #drain(signal?: AbortSignal): Promise<boolean> {
+    const startedAt = this.#clock();
     const r = await this.#stream.drain(signal, (ev) => this.#onEvent(ev));
+    if (r.complete) this.#tracked.drained(startedAt);
     this.stats.received += r.received;
     this.stats.overflows += r.overflows;
     this.#scanned += r.received;
@@ -323,12 +318,11 @@ export class NetlinkEventsSource implements Source {
     if (ev.translated && translation(ev.entry) !== undefined) {
       this.#heard.add({ tuple: p.tuple, heardAt: this.#clock() });
     }
+    if (ev.ended) this.#tracked.ended(tupleKey(p.tuple), ev.entry.id);
     if (!ev.candidate) return;
     const key = tupleKey(p.tuple);
     this.#heardKeys?.add(key);
-    if (this.#tracked.has(key)) return;
-    if (this.#tracked.size >= this.#max) this.#leftOut = true;
-    else this.#tracked.set(key, p.tuple);
+    this.#tracked.heard(key, p.tuple, ev.entry, this.#clock());
   }
 
   /**

@@ -13,6 +13,11 @@ export const BENCHES: Record<string, { script: string; what: string; byDefault: 
   unnated: { script: "unnated.ts", what: "the un-NATed rule's evidence", byDefault: true },
   runtime: { script: "runtime.ts", what: "probes during reads, matching", byDefault: true },
   events: { script: "events.ts", what: "the events source", byDefault: true },
+  churn: {
+    script: "churn.ts",
+    what: "CPU and RSS under new connections per second",
+    byDefault: true,
+  },
   kube: { script: "kube.ts", what: "the Kubernetes view's memory", byDefault: false },
   nat: { script: "nat.ts", what: "reading the NAT rules at 10,000 Services", byDefault: false },
   kubescale: { script: "kube_scale.ts", what: "the agent on a big cluster", byDefault: false },

@@ -56,6 +56,10 @@ export interface Syn {
   dport: number;
   /** The file system uid of the sending socket (owner matches). Default 0. */
   uid?: number;
+  /** TCP flags; default SYN (0x02). E.g. 0x12 for a SYN/ACK answering one. */
+  flags?: number;
+  /** The acknowledgment number; default 0. */
+  ack?: number;
 }
 
 /** The ones' complement sum of `bytes` (big-endian 16-bit words) added to `sum`. */
@@ -78,7 +82,8 @@ function tcpSyn(s: Syn, seq: number): Uint8Array {
   v.setUint16(2, s.dport);
   v.setUint32(4, seq >>> 0);
   tcp[12] = 5 << 4; // data offset: 5 words, no options
-  tcp[13] = 0x02; // SYN
+  v.setUint32(8, (s.ack ?? 0) >>> 0);
+  tcp[13] = s.flags ?? 0x02; // SYN
   v.setUint16(14, 64240);
   const pseudo = new Uint8Array(s.src.length * 2 + (s.src.length === 4 ? 4 : 8));
   pseudo.set(s.src, 0);

@@ -7,6 +7,9 @@ import {
   IPCTNL_MSG_CT_NEW,
   IPPROTO_TCP,
   IPS_DST_NAT,
+  IPS_SEEN_REPLY,
+  TCP_CONNTRACK_CLOSE,
+  TCP_CONNTRACK_SYN_RECV,
   TCP_CONNTRACK_SYN_SENT,
 } from "../../lib/netlink/ctnetlink.ts";
 import { MessageBuilder } from "../../lib/netlink/builder.ts";
@@ -121,4 +124,41 @@ Deno.test("BpfAssembler resolves labels into forward offsets and refuses unknown
   assert.equal(bytes.length, p.length * 8);
   assert.equal(new DataView(bytes.buffer).getUint16(8, true), 0x15);
   assert.equal(bytes[10], 1);
+});
+
+Deno.test("the event filter with ended: updates to SYN_RECV or CLOSE of the captured dumps' TCP entries pass, no destruction and nothing else of theirs", () => {
+  const f = conntrackEventFilter({ evidence: false, ended: true });
+  const CT_DELETE = ctMsgType(IPCTNL_MSG_CT_DELETE);
+  for (const p of payloads) {
+    const e = decodeConntrack(p);
+    const tcp = e.proto === IPPROTO_TCP;
+    assert.equal(runFilter(f, frame(CT_DELETE, 0, 0, 0, p)), 0, "a destruction");
+    const ends = e.tcpState === TCP_CONNTRACK_SYN_RECV || e.tcpState === TCP_CONNTRACK_CLOSE;
+    const update = runFilter(f, frame(CT_NEW, 0, 0, 0, p)) !== 0;
+    assert.equal(update, tcp && (ends || e.tcpState === TCP_CONNTRACK_SYN_SENT));
+  }
+});
+
+Deno.test("the event filter with ended: an update to SYN_RECV or CLOSE passes; creations, other states, UDP, destructions do not; without ended none of it", () => {
+  const on = conntrackEventFilter({ ended: true }), off = conntrackEventFilter();
+  const CT_DELETE = ctMsgType(IPCTNL_MSG_CT_DELETE);
+  const pass = (f: typeof on, m: Uint8Array) => runFilter(f, m) !== 0;
+  const v6 = { family: "ipv6" as const, src: "2001:db8::1", dst: "2001:db8::2" };
+  const ending = [
+    message(spec({ tcpState: TCP_CONNTRACK_SYN_RECV, status: IPS_SEEN_REPLY }), 0),
+    message(spec({ tcpState: TCP_CONNTRACK_CLOSE, status: IPS_SEEN_REPLY, zone: 5 }), 0),
+    message(spec({ tcpState: TCP_CONNTRACK_CLOSE, ...v6 }), 0), // reset by the client
+  ];
+  for (const [i, m] of ending.entries()) {
+    assert.ok(pass(on, m), `ending ${i} passes`);
+    assert.ok(!pass(off, m), `ending ${i} without ended`);
+  }
+  assert.ok(!pass(on, message(spec({ tcpState: TCP_CONNTRACK_SYN_RECV }))), "a creation");
+  assert.ok(!pass(on, message(spec({ tcpState: 3, status: IPS_SEEN_REPLY }), 0)), "ESTABLISHED");
+  assert.ok(!pass(on, message(spec({ tcpState: 2, proto: 17 }), 0)), "UDP");
+  assert.ok(!pass(on, message(spec({ tcpState: 1 }), 0, CT_DELETE)), "a destruction");
+  assert.ok(!pass(on, message(spec({ tcpState: 2 }), 0, (2 << 8) | IPCTNL_MSG_CT_NEW)));
+  // What passed before still does.
+  assert.ok(pass(on, message(spec({ tcpState: 1 }))));
+  assert.ok(pass(on, message(spec({ tcpState: 3, status: IPS_DST_NAT | 2 }))));
 });

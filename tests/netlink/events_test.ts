@@ -3,6 +3,7 @@ import { MessageBuilder } from "../../lib/netlink/builder.ts";
 import {
   ctMsgType,
   IPCTNL_MSG_CT_DELETE,
+  IPCTNL_MSG_CT_GET,
   IPCTNL_MSG_CT_NEW,
   IPS_DST_NAT,
 } from "../../lib/netlink/ctnetlink.ts";
@@ -58,10 +59,19 @@ Deno.test("classifyEvent: translated only for a new TCP entry with IPS_DST_NAT",
 });
 
 Deno.test("classifyEvent: other message types are not entries; malformed ones throw NetlinkDecodeError", () => {
-  assert.equal(classifyEvent(event({}, 0, IPCTNL_MSG_CT_DELETE)), undefined);
+  assert.equal(classifyEvent(event({}, 0, IPCTNL_MSG_CT_GET)), undefined);
   const m = event({});
   assert.throws(
     () => classifyEvent({ ...m, payload: m.payload.subarray(0, 10) }),
     NetlinkDecodeError,
   );
+});
+
+Deno.test("classifyEvent: ended for a destruction and for an update that leaves no candidate; never for a creation or a candidate", () => {
+  const gone = classifyEvent(event({}, 0, IPCTNL_MSG_CT_DELETE))!;
+  assert.deepEqual([gone.ended, gone.candidate, gone.translated], [true, false, false]);
+  assert.equal(classifyEvent(event({ tcpState: 2, status: 2 }, 0))!.ended, true, "answered");
+  assert.equal(classifyEvent(event({ tcpState: 8 }, 0))!.ended, true, "reset");
+  assert.equal(classifyEvent(event({ tcpState: 2, status: 2 }))!.ended, false, "a creation");
+  assert.equal(classifyEvent(event({}, 0))!.ended, false, "an update still SYN_SENT unreplied");
 });

@@ -45,6 +45,23 @@ kernelTest(
 );
 
 kernelTest(
+  "the event filter with ended passes a connection's update to SYN_RECV; no destruction, no other update",
+  () =>
+    withNetns("ev-ended", async (ns) => {
+      const r = await runEventsDriver(ns, "ended") as { filtered: string[]; all: string[] };
+      const syn = burst(1, 100)[0]!.src;
+      assert.deepEqual(r.filtered, [
+        `new 1 ${syn}`,
+        "new 1 127.0.0.1",
+        "update 2 127.0.0.1",
+      ], JSON.stringify(r));
+      // The unfiltered socket heard more: destructions, the connection's later states.
+      assert.ok(r.all.includes(`destroy - ${syn}`), JSON.stringify(r.all));
+      assert.ok(r.all.includes("update 3 127.0.0.1"), JSON.stringify(r.all));
+    }),
+);
+
+kernelTest(
   "events source: the start dump, then new candidates from events, renewed timeouts and deletions from per-tuple reads, without another dump",
   () =>
     withNetns("ev-steady", async (ns) => {

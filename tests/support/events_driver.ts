@@ -6,6 +6,10 @@
  * - `filter`: two event sockets, one with the kernel filter and one
  *   without (same groups), then a set of entries created with `conntrack -R`;
  *   reports what each socket received.
+ * - `ended`: an event socket with the `ended` filter next to an unfiltered
+ *   one in the new, update and destroy groups; a SYN_SENT and an
+ *   ESTABLISHED entry created and deleted, and one real TCP connection over
+ *   loopback; reports each socket's events as `kind state src`.
  * - `steady`: the source's first poll (a dump), then candidates created,
  *   renewed and deleted between polls; reports each poll.
  * - `overflow`: the source with a tiny event receive buffer; a burst of
@@ -23,10 +27,16 @@ import { entryTuple } from "../../lib/netlink/conntrack_entry.ts";
 import { classifyEvent, openEventSocket } from "../../lib/netlink/events.ts";
 import { parseMessages } from "../../lib/netlink/message.ts";
 import { NetlinkSocket, type NetlinkTransport } from "../../lib/netlink/socket.ts";
-import { NFNLGRP_CONNTRACK_NEW } from "../../lib/netlink/ctnetlink.ts";
+import {
+  IPCTNL_MSG_CT_DELETE,
+  NFNLGRP_CONNTRACK_DESTROY,
+  NFNLGRP_CONNTRACK_NEW,
+  NFNLGRP_CONNTRACK_UPDATE,
+} from "../../lib/netlink/ctnetlink.ts";
+import { NLM_F_CREATE } from "../../lib/netlink/message.ts";
 import { NetlinkSource } from "../../lib/sources/netlink.ts";
 import { NetlinkEventsSource } from "../../lib/sources/netlink_events.ts";
-import { type EntrySpec, insertArgs, type Netns } from "../../testbed/netns.ts";
+import { type EntrySpec, insertArgs, type Netns, tupleArgs } from "../../testbed/netns.ts";
 
 /** Entries of the `filter` scenario, and which the filter must pass. */
 export const FILTER_ENTRIES: { spec: EntrySpec; passes: boolean }[] = [
@@ -184,6 +194,54 @@ async function filterScenario() {
   return out;
 }
 
+function drainEvents(t: NetlinkTransport): string[] {
+  const buf = new Uint8Array(1 << 16);
+  const out: string[] = [];
+  for (let n = t.tryRecv(buf); n !== null; n = t.tryRecv(buf)) {
+    for (const m of parseMessages(buf.subarray(0, n)).messages) {
+      const ev = classifyEvent(m);
+      if (ev === undefined) continue;
+      const kind = (m.type & 0xff) === IPCTNL_MSG_CT_DELETE
+        ? "destroy"
+        : (m.flags & NLM_F_CREATE) !== 0
+        ? "new"
+        : "update";
+      const src = entryTuple(ev.entry).src;
+      out.push(`${kind} ${kind === "destroy" ? "-" : ev.entry.tcpState} ${src}`);
+    }
+  }
+  return out;
+}
+
+async function endedScenario() {
+  const filtered = openEventSocket({ ended: true, evidence: false });
+  const all = NetlinkSocket.open({
+    groups: [NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE, NFNLGRP_CONNTRACK_DESTROY],
+  });
+  const syn = burst(1, 100)[0]!, est = FILTER_ENTRIES[3]!.spec;
+  await insert([syn, est]);
+  for (const s of [syn, est]) await conntrack(["-D", ...tupleArgs(s)]);
+  // Conntrack tracks traffic only where a rule needs it (kernels register its hooks on demand).
+  const nft = new Deno.Command("nft", {
+    args: [
+      "add table ip ev; add chain ip ev out { type filter hook output priority 0; ct state new counter; }",
+    ],
+  });
+  const made = await nft.output();
+  if (!made.success) throw new Error(`nft: ${new TextDecoder().decode(made.stderr)}`);
+  const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = server.accept();
+  const client = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+  (await accepted).close();
+  client.close();
+  server.close();
+  await new Promise((r) => setTimeout(r, 200));
+  const out = { filtered: drainEvents(filtered), all: drainEvents(all) };
+  filtered.close();
+  all.close();
+  return out;
+}
+
 function summary(s: Awaited<ReturnType<NetlinkEventsSource["snapshot"]>>) {
   return {
     candidates: s.candidates.map((c) => ({ key: tupleKey(c), timeout: c.timeout, id: c.id })),
@@ -299,6 +357,8 @@ if (import.meta.main) {
   const [scenario, arg] = Deno.args;
   const result = scenario === "filter"
     ? await filterScenario()
+    : scenario === "ended"
+    ? await endedScenario()
     : scenario === "steady"
     ? await steadyScenario()
     : scenario === "off"
