@@ -4,7 +4,7 @@
  * still stops it. Needs no root: procfs source on a file, dry run.
  */
 import assert from "node:assert/strict";
-import { runMainOnTable, spawnMain } from "../support/run_main.ts";
+import { runMainOnTable } from "../support/run_main.ts";
 
 /** TCP sockets process `pid` listens on, from `ss` (iproute2). */
 async function listening(pid: number): Promise<string[]> {
