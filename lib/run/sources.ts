@@ -14,6 +14,8 @@ import type { Source } from "../sources/source.ts";
 import type { EventsStats } from "../sources/netlink_events.ts";
 import type { NetlinkSource } from "../sources/netlink.ts";
 import { checkConntrack, checkReadable, SOURCE_TIMEOUT_MS } from "./checks.ts";
+// Types and one list only: the events source itself still loads when chosen.
+import { RESYNC_REASONS } from "../sources/events_options.ts";
 
 /** What a source is given to check and build itself. */
 export interface SourceContext {
@@ -182,18 +184,6 @@ export const SOURCES: readonly SourceEntry[] = [
       }),
     }),
   },
-];
-
-/** Resync reasons, for the label (the events source's `ResyncReason`). */
-export const RESYNC_REASONS = [
-  "start",
-  "overflow",
-  "error",
-  "periodic",
-  "limit",
-  "malformed",
-  "stalled",
-  "events_off",
 ];
 
 /** What the events source counts (`EventsStats` in lib/sources/netlink_events.ts). */
