@@ -34,7 +34,7 @@
 import { parseArgs } from "node:util";
 import { canRunKernelTests, type EntrySpec, type Netns, withNetns } from "../../testbed/netns.ts";
 import { RawSynSender } from "../../testbed/nat_lab/raw_syn.ts";
-import { rssMB } from "./measure.ts";
+import { loadavg, rssMB, sysctl } from "./measure.ts";
 
 let agentMain = new URL("../../main.ts", import.meta.url).pathname;
 const V8_FLAGS = ["--v8-flags=--max-semi-space-size=1,--max-old-space-size=64"];
@@ -186,18 +186,6 @@ async function run(
     await child.status;
   }
 }
-
-async function sysctl(key: string, value?: string): Promise<string> {
-  const args = value === undefined ? ["-n", key] : ["-q", "-w", `${key}=${value}`];
-  const out = await new Deno.Command("sysctl", { args }).output();
-  if (!out.success) {
-    throw new Error(`sysctl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return new TextDecoder().decode(out.stdout).trim();
-}
-
-const loadavg = async () =>
-  (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -22,7 +22,7 @@
 import { parseArgs } from "node:util";
 import { NetlinkSource } from "../../lib/sources/netlink.ts";
 import { canRunKernelTests, type EntrySpec, type Netns, withNetns } from "../../testbed/netns.ts";
-import { median, rssMB } from "./measure.ts";
+import { loadavg, median, rssMB, sysctl } from "./measure.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -105,18 +105,7 @@ function specs(n: number): EntrySpec[] {
   return out;
 }
 
-async function sysctl(key: string, value?: string): Promise<string> {
-  const args = value === undefined ? ["-n", key] : ["-q", "-w", `${key}=${value}`];
-  const out = await new Deno.Command("sysctl", { args }).output();
-  if (!out.success) {
-    throw new Error(`sysctl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return new TextDecoder().decode(out.stdout).trim();
-}
-
 const fmt = (x: number, d = 3) => x.toFixed(d);
-const loadavg = async () =>
-  (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

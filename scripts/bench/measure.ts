@@ -1,5 +1,7 @@
 /**
- * What every benchmark measures with: one median, one resident-set reading.
+ * What every benchmark measures with: one median, one resident-set reading,
+ * the load average to print beside a figure, and `sysctl` to read or set
+ * (and restore) a kernel setting.
  *
  * @module
  */
@@ -19,4 +21,19 @@ export function median(xs: readonly number[]): number {
 export async function rssMB(pid: number): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+}
+
+/** The 1, 5 and 15 minute load averages, as /proc/loadavg prints them. */
+export async function loadavg(): Promise<string> {
+  return (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+}
+
+/** `sysctl -n KEY` (read), or `sysctl -q -w KEY=VALUE` (set); throws with its stderr. */
+export async function sysctl(key: string, value?: string): Promise<string> {
+  const args = value === undefined ? ["-n", key] : ["-q", "-w", `${key}=${value}`];
+  const out = await new Deno.Command("sysctl", { args }).output();
+  if (!out.success) {
+    throw new Error(`sysctl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return new TextDecoder().decode(out.stdout).trim();
 }
