@@ -303,8 +303,8 @@ export const MUTANTS: Mutant[] = [
   {
     name: "un-NATed decision without the kernel id",
     file: "lib/rules/unnated.ts",
-    search: "const id = c.id !== undefined ? { id: c.id } : {};",
-    replace: "const id = {};",
+    search: "          ...(c.id !== undefined ? { id: c.id } : {}),\n        });\n      const nat",
+    replace: "        });\n      const nat",
     tests: UNNATED,
   },
   {

@@ -122,20 +122,23 @@ export class UnnatedRule implements Rule<UnnatedDetails> {
         input.keep?.(c, `younger than --unnated-after (${age(ageMs)} of ${age(this.afterMs)})`);
         continue;
       }
-      const id = c.id !== undefined ? { id: c.id } : {};
-      const nat = input.nat?.(c);
-      // Where the node's NAT rules were read, they decide: nothing else may widen them.
-      if (nat?.kind === "translated") {
+      const decide = (reason: string, provider: string) =>
         out.push({
           rule: "unnated",
           tuple: toTuple(c),
-          reason: `the node's NAT rules translate its next SYN (${nat.hooks.join(", ")}) to ${
-            nat.targets.map(formatTarget).join(", ")
-          }`,
+          reason,
           ageMs,
-          provider: NAT_RULES,
-          ...id,
+          provider,
+          ...(c.id !== undefined ? { id: c.id } : {}),
         });
+      const nat = input.nat?.(c);
+      // Where the node's NAT rules were read, they decide: nothing else may widen them.
+      if (nat?.kind === "translated") {
+        const to = nat.targets.map(formatTarget).join(", ");
+        decide(
+          `the node's NAT rules translate its next SYN (${nat.hooks.join(", ")}) to ${to}`,
+          NAT_RULES,
+        );
         continue;
       }
       if (nat?.kind === "not_proven") {
@@ -144,14 +147,7 @@ export class UnnatedRule implements Rule<UnnatedDetails> {
       }
       const v = this.#vouch(c, sameSince, s.startedAt);
       if (v !== undefined) {
-        out.push({
-          rule: "unnated",
-          tuple: toTuple(c),
-          reason: v.reason,
-          ageMs,
-          provider: v.by,
-          ...id,
-        });
+        decide(v.reason, v.by);
         continue;
       }
       input.keep?.(
