@@ -1045,15 +1045,15 @@ function KUBE_SEMANTICS_MUTANTS(): Mutant[] {
     {
       name: "rules given the unscoped snapshot (--destinations with Kubernetes)",
       file: "lib/agent/agent.ts",
-      search: "const stale = await this.#decide(rules, ruled(scoped), track);",
-      replace: "const stale = await this.#decide(rules, ruled(snapshot), track);",
+      search: "const stale = await this.#decide(rules, scoped, track);",
+      replace: "const stale = await this.#decide(rules, snapshot, track);",
       tests: ["tests/agent/agent_test.ts"],
     },
     {
-      name: "heard candidates given to the rules",
+      name: "a rule's decision on a heard candidate acted on",
       file: "lib/agent/agent.ts",
-      search: "const stale = await this.#decide(rules, ruled(scoped), track);",
-      replace: "const stale = await this.#decide(rules, scoped, track);",
+      search: "const heard = new Set(s.candidates.filter((c) => c.heard).map(tupleKey));",
+      replace: "const heard = new Set<string>();",
       tests: ["tests/agent/agent_heard_test.ts"],
     },
     {

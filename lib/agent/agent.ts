@@ -216,7 +216,7 @@ export class Agent {
       this.#notes.malformed(snapshot);
       this.#notes.overflow(snapshot);
       this.#notes.stillThere(snapshot);
-      const stale = await this.#decide(rules, ruled(scoped), track);
+      const stale = await this.#decide(rules, scoped, track);
       log.debug("poll", {
         scanned: snapshot.scanned,
         candidates: snapshot.candidates.length,
@@ -253,16 +253,18 @@ export class Agent {
       sameSince: this.#o.tracker.sameSince.bind(this.#o.tracker),
     };
     if (this.#o.nat !== undefined) {
-      const nat = await askNatRules(rules, input, this.#o.nat);
+      const nat = await askNatRules(rules, { ...input, snapshot: readOnly(s) }, this.#o.nat);
       if (nat.asked > 0) input.nat = nat.verdict;
     }
     const kept = this.#kept;
-    const { decisions: out, taken } = decideAll(
-      rules,
-      input,
-      kept && ((rule, c, why) => kept.note(rule, c, why)),
-    );
-    kept?.end(taken);
+    const decided = decideAll(rules, input, kept && ((rule, c, why) => kept.note(rule, c, why)));
+    // Rules (and their providers) see every candidate, but none acts on one only heard of
+    // (`Candidate.heard`): its entry may have been answered since its event.
+    const heard = new Set(s.candidates.filter((c) => c.heard).map(tupleKey));
+    const out = heard.size === 0
+      ? decided.decisions
+      : decided.decisions.filter((d) => !heard.has(tupleKey(d.tuple)));
+    kept?.end(decided.taken);
     if (!this.#o.dryRun) return out;
     // A dry run deletes nothing: say each entry once while it stays, not at every poll.
     const present = new Set(s.candidates.map(tupleKey));
@@ -338,12 +340,10 @@ export class Agent {
   }
 }
 
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
-}
+const round = (x: number): number => Math.round(x * 1000) / 1000;
 
-/** The snapshot without the candidates only heard of (`Candidate.heard`): no rule acts on those. */
-function ruled(s: Snapshot): Snapshot {
+/** The snapshot without the candidates only heard of (`Candidate.heard`): not asked about. */
+function readOnly(s: Snapshot): Snapshot {
   if (!s.candidates.some((c) => c.heard)) return s;
   return { ...s, candidates: s.candidates.filter((c) => !c.heard) };
 }

@@ -12,7 +12,7 @@ import type { Rule, RuleInput } from "../../lib/rules/rule.ts";
 import type { Source } from "../../lib/sources/source.ts";
 import { sampleTuple } from "../support/sample_tuple.ts";
 
-Deno.test("Agent.pollOnce gives heard candidates to the renewal tracker but to no rule; the same entry read later is decided", async () => {
+Deno.test("Agent.pollOnce acts on no heard candidate (the tracker and the rules see it, its decisions are dropped); the same entry read later is decided", async () => {
   const heard: Candidate = {
     ...sampleTuple(),
     timeout: 120,
@@ -63,7 +63,11 @@ Deno.test("Agent.pollOnce gives heard candidates to the renewal tracker but to n
   const first = await agent.pollOnce();
   assert.equal(first.track?.tracked, 1, "the tracker took the heard candidate");
   assert.deepEqual(first.results, []);
-  assert.deepEqual(seen, [[]], "the rule saw none");
+  assert.deepEqual(
+    seen,
+    [[heard]],
+    "the rule (and its providers) saw it, and its decision was dropped",
+  );
   assert.equal(tracker.sameSince(sampleTuple()), 900);
   now = 1000;
   const second = await agent.pollOnce();
